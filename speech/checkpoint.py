@@ -1,0 +1,64 @@
+"""Safe loading of the project's checkpoints: nothing in a file is ever executed.
+
+Checkpoints are read with ``torch.load(weights_only=True)``, PyTorch's restricted unpickler that only
+builds tensors and plain containers; anything else (a class, a function call such as ``os.system``)
+is refused with :class:`CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from speech.recogniser import Recogniser
+
+STATE_PREFIX = "recogniser."
+META_KEY = "speech"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and what was expected."""
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint dictionary with the weights-only unpickler (tensors and plain data only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds objects outside the weights-only allow-list "
+            f"(tensors, numbers, strings, lists, dicts), so loading it could run code. ({first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected a checkpoint dictionary, found {type(ckpt).__name__}")
+    return ckpt
+
+
+def load_recogniser(path: str | Path) -> Recogniser:
+    """Rebuild the trained :class:`Recogniser` (in eval mode, on CPU) from a training checkpoint."""
+    ckpt = read_checkpoint(path)
+    meta = ckpt.get(META_KEY)
+    if not isinstance(meta, dict) or "labels" not in meta:
+        raise CheckpointError(
+            f"{path}: not a speech checkpoint (no '{META_KEY}' entry with labels and front-end settings)"
+        )
+    try:
+        model = Recogniser.from_metadata(meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid model description in the checkpoint ({exc})") from None
+    state = {
+        k[len(STATE_PREFIX) :]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith(STATE_PREFIX)
+    }
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the described model ({exc})") from None
+    return model.eval()

@@ -1,0 +1,54 @@
+"""``speech`` command line: a thin dispatcher.
+
+Each sub-command lives in its own module under ``speech.cli`` with ``add_arguments(parser)`` and
+``run(args) -> int``, imported only when it runs; ``train`` hands its arguments to LightningCLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "train": ("speech.cli.train", "train a model (LightningCLI 'fit'; see 'speech train --help')"),
+    "evaluate": ("speech.cli.evaluate", "evaluate checkpoints / ONNX models on a data set"),
+    "export": ("speech.cli.export", "export a checkpoint to ONNX"),
+    "live": ("speech.cli.live", "live recognition from a microphone, a WAV file or stdin"),
+    "stream-test": ("speech.cli.stream_test", "streaming accuracy test on a generated long recording"),
+    "data": ("speech.cli.data", "dataset tools: download, summary"),
+    "synth": ("speech.cli.synth", "synthesise a keyword data set with espeak-ng"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: speech COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<12} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += ["", "'speech COMMAND --help' describes a command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"speech: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    if name == "train":
+        return int(module.main(rest) or 0)
+    parser = argparse.ArgumentParser(prog=f"speech {name}", description=COMMANDS[name][1])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The MFCC front end: one module serves training, evaluation, streaming and export.
+
+Frames are computed without centre padding (``center=False``), so frame ``i`` depends only on samples
+``[i * hop, i * hop + win)``. That makes the features of a 1 s window equal to the last frames of a
+stream computed hop by hop, which is what lets the streaming engine compute only the new frames.
+Normalisation is per coefficient with statistics fitted on training data and stored as buffers, so
+they travel inside every checkpoint and exported model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torchaudio
+from torch import nn
+
+
+@dataclass
+class FrontEndConfig:
+    """MFCC settings. Times are in milliseconds, frequencies in Hz."""
+
+    sample_rate: int = 16_000
+    n_mfcc: int = 40
+    n_mels: int = 40
+    win_ms: float = 30.0
+    hop_ms: float = 10.0
+    n_fft: int = 512
+    f_min: float = 20.0
+    f_max: float = 7600.0
+    log_floor: float = 1e-6
+
+    @property
+    def win_length(self) -> int:
+        """Analysis window in samples."""
+        return int(round(self.sample_rate * self.win_ms / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        """Frame step in samples."""
+        return int(round(self.sample_rate * self.hop_ms / 1000))
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames produced for ``num_samples`` samples (0 when shorter than one FFT frame).
+
+        Frame ``i`` covers samples ``[i * hop_length, i * hop_length + n_fft)`` (the window sits centred
+        inside the FFT frame), so 1 s at the defaults gives 97 frames.
+        """
+        if num_samples < self.n_fft:
+            return 0
+        return 1 + (num_samples - self.n_fft) // self.hop_length
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FrontEndConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown front-end settings {sorted(unknown)}; expected some of {sorted(known)}")
+        return cls(**values)
+
+
+class FrontEnd(nn.Module):
+    """Waveform ``(batch, samples)`` at 16 kHz -> normalised MFCC ``(batch, frames, n_mfcc)``."""
+
+    def __init__(self, config: FrontEndConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or FrontEndConfig()
+        if config.win_length > config.n_fft:
+            raise ValueError(f"window of {config.win_length} samples is longer than n_fft={config.n_fft}")
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            center=False,
+            power=2.0,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        dct = torchaudio.functional.create_dct(config.n_mfcc, config.n_mels, norm="ortho")
+        self.register_buffer("dct", dct, persistent=False)
+        self.register_buffer("mean", torch.zeros(config.n_mfcc))
+        self.register_buffer("std", torch.ones(config.n_mfcc))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def mfcc(self, wave: torch.Tensor) -> torch.Tensor:
+        """Un-normalised MFCC: ``(batch, samples)`` -> ``(batch, frames, n_mfcc)``, computed in float32."""
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            mel = self.melspec(wave.float())  # (batch, n_mels, frames)
+            logmel = torch.log(mel.clamp_min(self.config.log_floor))
+            return torch.matmul(logmel.transpose(1, 2), self.dct)
+
+    def normalise(self, feats: torch.Tensor) -> torch.Tensor:
+        """Apply the fitted per-coefficient normalisation to ``(batch, frames, n_mfcc)`` features."""
+        return (feats - self.mean) / self.std
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.normalise(self.mfcc(wave))
+
+    @torch.no_grad()
+    def fit_normaliser(self, waves: torch.Tensor, batch_size: int = 256) -> None:
+        """Fit mean/std per coefficient on ``(clips, samples)`` training waveforms."""
+        total = torch.zeros(self.config.n_mfcc, dtype=torch.float64, device=self.mean.device)
+        total_sq = torch.zeros_like(total)
+        count = 0
+        for start in range(0, waves.shape[0], batch_size):
+            feats = self.mfcc(waves[start : start + batch_size].to(self.mean.device)).double()
+            total += feats.sum(dim=(0, 1))
+            total_sq += (feats**2).sum(dim=(0, 1))
+            count += feats.shape[0] * feats.shape[1]
+        if count == 0:
+            raise ValueError("cannot fit the feature normaliser on zero clips")
+        mean = total / count
+        std = (total_sq / count - mean**2).clamp_min(1e-8).sqrt()
+        self.mean.copy_(mean.float())
+        self.std.copy_(std.float())
+        self.fitted.fill_(True)
+
+
+@dataclass
+class SpecAugmentConfig:
+    """SpecAugment on ``(batch, frames, n_mfcc)`` features; widths are maximum mask sizes."""
+
+    freq_masks: int = 2
+    freq_width: int = 7
+    time_masks: int = 2
+    time_width: int = 12
+
+
+class SpecAugment(nn.Module):
+    """Frequency and time masking (Park et al. 2019), independent per example; training only."""
+
+    def __init__(self, config: SpecAugmentConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or SpecAugmentConfig()
+        c = self.config
+        self.freq = torchaudio.transforms.FrequencyMasking(c.freq_width, iid_masks=True) if c.freq_width else None
+        self.time = torchaudio.transforms.TimeMasking(c.time_width, iid_masks=True) if c.time_width else None
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return feats
+        spec = feats.transpose(1, 2).unsqueeze(1)  # (batch, 1, n_mfcc, frames)
+        for _ in range(self.config.freq_masks if self.freq is not None else 0):
+            spec = self.freq(spec)
+        for _ in range(self.config.time_masks if self.time is not None else 0):
+            spec = self.time(spec)
+        return spec.squeeze(1).transpose(1, 2)

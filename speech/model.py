@@ -1,0 +1,100 @@
+"""The bidirectional-GRU keyword classifier: features ``(batch, frames, n_mfcc)`` -> logits ``(batch, classes)``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+POOLINGS = ("last", "mean", "attention")
+INPUT_LAYERS = ("none", "linear", "conv")
+
+
+@dataclass
+class ClassifierConfig:
+    """BiGRU classifier settings.
+
+    ``input_layer``: ``"conv"`` (1-D conv over time, kernel 5, BatchNorm, ReLU), ``"linear"`` or ``"none"``;
+    ``pooling``: ``"last"`` (final forward + backward states), ``"mean"`` over time, or ``"attention"``
+    (learned softmax weights over time, as in kws_streaming's att_rnn).
+    """
+
+    hidden_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.1
+    pooling: str = "attention"
+    input_layer: str = "conv"
+    input_channels: int = 64
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.input_layer not in INPUT_LAYERS:
+            raise ValueError(f"input_layer must be one of {INPUT_LAYERS}, got {self.input_layer!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ClassifierConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown classifier settings {sorted(unknown)}; expected some of {sorted(known)}")
+        return cls(**values)
+
+
+class BiGRUClassifier(nn.Module):
+    def __init__(self, n_inputs: int, n_classes: int, config: ClassifierConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or ClassifierConfig()
+        self.n_inputs, self.n_classes = n_inputs, n_classes
+        if c.input_layer == "conv":
+            self.input = nn.Sequential(
+                nn.Conv1d(n_inputs, c.input_channels, kernel_size=5, padding=2, bias=False),
+                nn.BatchNorm1d(c.input_channels),
+                nn.ReLU(),
+            )
+            gru_in = c.input_channels
+        elif c.input_layer == "linear":
+            self.input = nn.Sequential(nn.Linear(n_inputs, c.input_channels), nn.ReLU())
+            gru_in = c.input_channels
+        else:
+            self.input = nn.Identity()
+            gru_in = n_inputs
+        self.gru = nn.GRU(
+            gru_in,
+            c.hidden_size,
+            num_layers=c.num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=c.dropout if c.num_layers > 1 else 0.0,
+        )
+        width = 2 * c.hidden_size
+        self.attention = nn.Linear(width, 1) if c.pooling == "attention" else None
+        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(width, n_classes))
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = feats
+        if self.config.input_layer == "conv":
+            x = self.input(x.transpose(1, 2)).transpose(1, 2)
+        else:
+            x = self.input(x)
+        out, h_n = self.gru(x)  # out: (batch, frames, 2 * hidden); h_n: (layers * 2, batch, hidden)
+        pooling = self.config.pooling
+        if pooling == "last":
+            pooled = torch.cat([h_n[-2], h_n[-1]], dim=-1)
+        elif pooling == "mean":
+            pooled = out.mean(dim=1)
+        else:
+            weights = torch.softmax(self.attention(out).squeeze(-1), dim=1)  # (batch, frames)
+            pooled = torch.bmm(weights.unsqueeze(1), out).squeeze(1)
+        return self.head(pooled)
