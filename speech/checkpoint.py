@@ -62,3 +62,17 @@ def load_recogniser(path: str | Path) -> Recogniser:
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the described model ({exc})") from None
     return model.eval()
+
+
+def save_checkpoint(model: Recogniser, path: str | Path, overwrite: bool = False, **extra) -> Path:
+    """Write a lean checkpoint (weights + description, no optimiser state) that :func:`load_recogniser` reads.
+
+    Refuses to replace an existing file unless ``overwrite`` is true.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; refusing to overwrite it (choose another name or pass overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {STATE_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, META_KEY: model.metadata(), **extra}, path)
+    return path

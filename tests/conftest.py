@@ -1,0 +1,66 @@
+"""Shared fixtures. Real audio comes from ``../shared/data`` beside the repository (never copied in)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SC_V2_TEST = SHARED_DATA / "sc-v2-test-fit"
+SC_V1_SAMPLE = SHARED_DATA / "sc-v1-sample"
+FSDD = SHARED_DATA / "fsdd"
+LABELS_12 = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+
+
+def pytest_configure(config):
+    if not SC_V2_TEST.is_dir():
+        raise pytest.UsageError(f"the tests need the shared data at {SHARED_DATA} (see ../shared/README.md)")
+
+
+@pytest.fixture(scope="session")
+def sc_v2_clips() -> dict[str, list[Path]]:
+    """label -> sorted clip paths of the shared v0.02 test-set portion."""
+    return {label: sorted((SC_V2_TEST / label).glob("*.wav")) for label in LABELS_12}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, sc_v2_clips) -> Path:
+    """A small BiGRU trained for a few epochs on real clips (plain torch loop, about a minute on 2 cores).
+
+    Its accuracy is well above chance but far from good: enough to test evaluation, export and streaming.
+    """
+    from speech.audio import load_audio
+    from speech.checkpoint import save_checkpoint
+    from speech.model import ClassifierConfig
+    from speech.recogniser import Recogniser
+
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    paths, labels = [], []
+    for index, label in enumerate(LABELS_12):
+        chosen = sc_v2_clips[label][:]
+        rng.shuffle(chosen)
+        paths += chosen[:60]
+        labels += [index] * len(chosen[:60])
+    waves = torch.from_numpy(np.stack([load_audio(p) for p in paths]))
+    targets = torch.tensor(labels)
+    model = Recogniser(LABELS_12, classifier=ClassifierConfig(hidden_size=48, num_layers=1, input_channels=32))
+    model.frontend.fit_normaliser(waves)
+    feats = model.frontend(waves).detach()
+    optimiser = torch.optim.AdamW(model.classifier.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(12):
+        order = torch.randperm(len(targets))
+        for start in range(0, len(order), 64):
+            batch = order[start : start + 64]
+            loss = torch.nn.functional.cross_entropy(model.classifier(feats[batch]), targets[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    model.eval()
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
