@@ -1,0 +1,210 @@
+"""LightningDataModule over the data layer: cached int16 waveforms in, augmented float batches out.
+
+The DataLoader only slices the memory-mapped waveform cache (whole batches at a time, no per-clip
+decoding); the batch is moved to the accelerator as int16 and augmented there
+(:meth:`on_after_batch_transfer`), and the model's front end computes MFCC on the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from speech.audio import CLIP_SAMPLES
+from speech.data import CachedSplit, DatasetIndex, Example, build_index, cached_waveforms, load_noise
+from speech.data.augment import AugmentConfig, WaveAugment
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("training", "validation", "testing")
+
+
+def default_cache_dir() -> Path:
+    """``$SPEECH_CACHE`` or ``~/.cache/speech``: data folders may be read-only, so caches live apart."""
+    return Path(os.environ.get("SPEECH_CACHE", Path.home() / ".cache" / "speech"))
+
+
+class BatchedWaves(Dataset):
+    """Dataset whose items are whole batches: ``dataset[list_of_indices] -> (int16 waves, int64 labels)``."""
+
+    def __init__(self, waves: np.ndarray, labels: np.ndarray) -> None:
+        self.waves, self.labels = waves, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        order = np.sort(np.asarray(indices))  # sorted reads are sequential on the memmap
+        return torch.from_numpy(np.asarray(self.waves[order])), torch.from_numpy(self.labels[order])
+
+
+def remap_examples(examples: list[Example], source_labels: list[str], target_labels: list[str]) -> list[Example]:
+    """Re-express examples labelled in ``source_labels`` in ``target_labels``.
+
+    Words missing from the target become ``_unknown_`` when the target has it, else they are dropped.
+    """
+    target = {label: i for i, label in enumerate(target_labels)}
+    unknown = target.get("_unknown_")
+    out = []
+    for ex in examples:
+        index = target.get(source_labels[ex.label], unknown)
+        if index is not None:
+            out.append(Example(ex.path, index, ex.speaker, ex.word))
+    return out
+
+
+class SpeechCommandsDataModule(L.LightningDataModule):
+    """Speech Commands (v0.01/v0.02, 12 or 35 labels) or any ``<label>/*.wav`` folder.
+
+    Args:
+        root: data folder in any layout :func:`speech.data.build_index` reads.
+        labels: ``"12"``, ``"35"``/``"all"``, ``"w1,w2,..."`` or a list of labels.
+        split: split rule, ``"auto"`` (official lists, else TensorFlow's hash), ``"lists"``, ``"hash"`` or
+            ``"speaker"`` (seeded speaker-disjoint split; use it for the official test-set layout).
+        validation_percent, testing_percent: split sizes in percent (hash and speaker rules).
+        silence_percent, unknown_percent: ``_silence_``/``_unknown_`` examples added per split, in percent of
+            the split's keyword examples (full and folder layouts).
+        seed: seed of the split, of the ``_unknown_``/``_silence_`` sampling and of the noise generator.
+        extra_roots: more folders (e.g. synthetic speech) whose clips are added to training only.
+        cache_dir: where decoded-waveform caches live (default ``$SPEECH_CACHE`` or ``~/.cache/speech``).
+        batch_size: clips per batch (per device under DDP).
+        num_workers: DataLoader workers; batches are memmap slices, so 0-2 are enough.
+        augment: training-time waveform augmentation.
+        crop: which part of a clip longer than 1 s is kept: ``"center"``, ``"start"`` or ``"end"``.
+        normaliser_clips: training clips used to fit the feature normaliser.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/speech_commands_v0.02",
+        labels: str | list[str] = "12",
+        split: str = "auto",
+        validation_percent: float = 10.0,
+        testing_percent: float = 10.0,
+        silence_percent: float = 10.0,
+        unknown_percent: float = 10.0,
+        seed: int = 59185,
+        extra_roots: list[str] | None = None,
+        cache_dir: str | None = None,
+        batch_size: int = 256,
+        num_workers: int = 1,
+        augment: AugmentConfig | None = None,
+        crop: str = "center",
+        normaliser_clips: int = 4096,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.label_spec = labels
+        self.split_rule = split
+        self.percents = dict(
+            validation_percent=validation_percent,
+            testing_percent=testing_percent,
+            silence_percent=silence_percent,
+            unknown_percent=unknown_percent,
+        )
+        self.seed = seed
+        self.extra_roots = [Path(r) for r in (extra_roots or [])]
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.augment_config = augment or AugmentConfig()
+        self.crop = crop
+        self.normaliser_clips = normaliser_clips
+        self._index: DatasetIndex | None = None
+        self.data: dict[str, CachedSplit] = {}
+        self.augment: WaveAugment | None = None
+
+    # -- index and labels ---------------------------------------------------------------------------
+    def _build(self, root: Path, labels) -> DatasetIndex:
+        return build_index(root, labels, split=self.split_rule, seed=self.seed, **self.percents)
+
+    @property
+    def index(self) -> DatasetIndex:
+        if self._index is None:
+            self._index = self._build(self.root, self.label_spec)
+            for path, reason in self._index.bad_files[:5]:
+                log.warning("skipped %s: %s", path, reason)
+        return self._index
+
+    @property
+    def labels(self) -> list[str]:
+        """The class list, in model output order (scans the data folder on first use)."""
+        return self.index.labels
+
+    def examples(self, split: str) -> list[Example]:
+        examples = list(self.index.splits[split])
+        if split == "training":
+            for root in self.extra_roots:
+                extra = self._build(root, "all")
+                for part in SPLITS:
+                    examples += remap_examples(extra.splits[part], extra.labels, self.labels)
+        return examples
+
+    # -- Lightning hooks ---------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Build the waveform caches once (rank 0); other ranks then open them read-only."""
+        for split in SPLITS:
+            self._cache(split, progress=True)
+
+    def _cache(self, split: str, progress: bool = False) -> CachedSplit:
+        return cached_waveforms(
+            self.examples(split), self.cache_dir, samples=CLIP_SAMPLES, crop=self.crop, progress=progress
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("training", "validation"), "validate": ("validation",), "test": ("testing",)}
+        for split in wanted.get(stage, SPLITS):
+            if split not in self.data:
+                self.data[split] = self._cache(split)
+        if stage in (None, "fit") and self.augment is None:
+            if not len(self.data["training"].labels):
+                raise ValueError(f"{self.root}: the training split is empty (split rule {self.split_rule!r})")
+            noise = torch.from_numpy(load_noise(self.index, seed=self.seed))
+            silence = self.labels.index("_silence_") if "_silence_" in self.labels else None
+            self.augment = WaveAugment(noise, self.augment_config, silence_label=silence)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.data[split]
+        if not len(data.labels):
+            raise ValueError(f"{self.root}: the {split} split is empty (split rule {self.split_rule!r})")
+        dataset = BatchedWaves(data.waves, data.labels)
+        sampler_cls = RandomSampler if shuffle else SequentialSampler
+        sampler = BatchSampler(sampler_cls(dataset), self.batch_size, drop_last=False)
+        return DataLoader(
+            dataset,
+            sampler=sampler,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("training", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("testing", shuffle=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        waves, labels = batch
+        waves = waves.float() / 32768.0
+        if self.trainer is not None and self.trainer.training and self.augment is not None:
+            if self.augment.noise.device != waves.device:
+                self.augment.to(waves.device)
+            waves = self.augment(waves, labels)
+        return waves, labels
+
+    def normaliser_waves(self) -> torch.Tensor:
+        """A fixed, evenly spaced subset of clean training clips (float, ``(clips, samples)``)."""
+        waves = self.data["training"].waves
+        take = np.linspace(0, len(waves) - 1, num=min(self.normaliser_clips, len(waves))).astype(int)
+        return torch.from_numpy(np.asarray(waves[np.unique(take)])).float() / 32768.0

@@ -1,0 +1,164 @@
+"""The LightningModule: loss, metrics, optimiser and schedule around a :class:`~speech.recogniser.Recogniser`.
+
+The networks themselves live in :mod:`speech.features` and :mod:`speech.model`; this file only trains them.
+Checkpoints carry the label list, the front-end and classifier settings (under ``"speech"``) and the
+feature normaliser (as buffers), so :func:`speech.checkpoint.load_recogniser` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from speech.checkpoint import META_KEY
+from speech.features import FrontEndConfig, SpecAugment, SpecAugmentConfig
+from speech.model import ClassifierConfig
+from speech.recogniser import Recogniser
+
+log = logging.getLogger(__name__)
+
+SCHEDULES = ("cosine", "onecycle", "constant")
+
+
+class KeywordModule(L.LightningModule):
+    """Trains a keyword recogniser.
+
+    Args:
+        labels: class names in output order; with ``speech train`` they come from the data module.
+        frontend: MFCC settings.
+        classifier: BiGRU settings.
+        spec_augment: SpecAugment masks applied to training features.
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW weight decay.
+        label_smoothing: cross-entropy label smoothing.
+        schedule: ``"cosine"`` (linear warm-up then cosine decay to ``lr * final_lr_ratio``), ``"onecycle"``
+            or ``"constant"``.
+        warmup_epochs: warm-up length for the cosine schedule, in epochs (fractions allowed).
+        final_lr_ratio: last learning rate of the cosine schedule as a fraction of ``lr``.
+    """
+
+    def __init__(
+        self,
+        labels: list[str] | None = None,
+        frontend: FrontEndConfig | None = None,
+        classifier: ClassifierConfig | None = None,
+        spec_augment: SpecAugmentConfig | None = None,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-2,
+        label_smoothing: float = 0.1,
+        schedule: str = "cosine",
+        warmup_epochs: float = 1.0,
+        final_lr_ratio: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if not labels:
+            raise ValueError("KeywordModule needs the label list (speech train links it from the data module)")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self.recogniser = Recogniser(labels, frontend, classifier)
+        self.spec_augment = SpecAugment(spec_augment)
+        self.labels = list(labels)
+        self.lr, self.weight_decay, self.label_smoothing = lr, weight_decay, label_smoothing
+        self.schedule, self.warmup_epochs, self.final_lr_ratio = schedule, warmup_epochs, final_lr_ratio
+        # plain data only, so checkpoints stay loadable with torch.load(weights_only=True)
+        self.save_hyperparameters(
+            {
+                **self.recogniser.metadata(),
+                "spec_augment": vars(self.spec_augment.config).copy(),
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "label_smoothing": label_smoothing,
+                "schedule": schedule,
+                "warmup_epochs": warmup_epochs,
+                "final_lr_ratio": final_lr_ratio,
+            }
+        )
+        n = len(labels)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.train_acc = MulticlassAccuracy(n, average="micro")
+        self.val_acc = MulticlassAccuracy(n, average="micro")
+        self.val_f1 = MulticlassF1Score(n, average="macro")
+        self.test_acc = MulticlassAccuracy(n, average="micro")
+        self.test_f1 = MulticlassF1Score(n, average="macro")
+        log.info("classifier parameters: %s", f"{self.recogniser.classifier.num_parameters:,}")
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return self.recogniser(waves)
+
+    # -- fit start: normaliser statistics ------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        frontend = self.recogniser.frontend
+        if bool(frontend.fitted):
+            return  # resumed or fine-tuned: keep the statistics the weights were trained with
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "normaliser_waves"):
+            raise RuntimeError("the feature normaliser is not fitted and no data module provides training clips")
+        frontend.fit_normaliser(datamodule.normaliser_waves())
+        log.info("fitted the feature normaliser on %d training clips", len(datamodule.normaliser_waves()))
+
+    # -- steps ------------------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        waves, labels = batch
+        feats = self.spec_augment(self.recogniser.frontend(waves))
+        logits = self.recogniser.classifier(feats)
+        loss = self.criterion(logits.float(), labels)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
+        self.log("train/acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(labels))
+        return loss
+
+    def _eval_step(self, batch, stage: str, acc, f1) -> None:
+        waves, labels = batch
+        logits = self.recogniser(waves)
+        loss = nn.functional.cross_entropy(logits.float(), labels)
+        acc(logits, labels)
+        f1(logits, labels)
+        n = len(labels)
+        self.log(f"{stage}/loss", loss, prog_bar=False, sync_dist=True, batch_size=n)
+        self.log(f"{stage}/acc", acc, prog_bar=True, batch_size=n)
+        self.log(f"{stage}/f1", f1, prog_bar=False, batch_size=n)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val", self.val_acc, self.val_f1)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test", self.test_acc, self.test_f1)
+
+    # -- optimiser ------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            (no_decay if param.ndim < 2 or "bias" in name else decay).append(param)
+        optimiser = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.lr,
+        )
+        if self.schedule == "constant":
+            return optimiser
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        if self.schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=self.lr, total_steps=total)
+        else:
+            epochs = max(1, self.trainer.max_epochs or 1)
+            warmup = min(total - 1, int(round(total * self.warmup_epochs / epochs)))
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimiser, lambda step: warmup_cosine(step, warmup, total, self.final_lr_ratio)
+            )
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[META_KEY] = self.recogniser.metadata()
+
+
+def warmup_cosine(step: int, warmup: int, total: int, final_ratio: float) -> float:
+    """Learning-rate multiplier: linear warm-up over ``warmup`` steps, then cosine decay to ``final_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
