@@ -1,0 +1,47 @@
+"""Decoding one clip to a fixed-length int16 row for the waveform cache.
+
+16-bit mono files already at the target rate are read straight as int16 (bit-exact, the fast path); anything
+else (8/24/32-bit, float, stereo, other rates, FLAC/OGG) goes through :func:`speech.audio.load_audio` and is
+quantised to int16 (``round(x * 32768)``, clipped), which is exact for 16-bit sources.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+
+from speech.audio import AudioError, fix_length, load_audio
+
+INT16_SCALE = 32768.0
+
+
+def float_to_int16(wave: np.ndarray) -> np.ndarray:
+    """float32 in [-1, 1] -> int16 (``round(x * 32768)`` clipped to [-32768, 32767])."""
+    return np.clip(np.rint(wave * INT16_SCALE), -32768, 32767).astype(np.int16)
+
+
+def int16_to_float(rows: np.ndarray) -> np.ndarray:
+    """int16 rows -> float32 in [-1, 1) (``x / 32768``, soundfile's convention)."""
+    return rows.astype(np.float32) * np.float32(1.0 / INT16_SCALE)
+
+
+def decode_int16(
+    path: str, sample_rate: int = 16000, samples: int = 16000, crop: str = "center"
+) -> np.ndarray:
+    """Decode ``path`` to int16 mono at ``sample_rate``, padded/cropped to ``samples``; shape ``(samples,)``.
+
+    Raises :class:`speech.audio.AudioError` naming the file when it cannot be decoded.
+    """
+    try:
+        with sf.SoundFile(path) as handle:
+            fast = handle.samplerate == sample_rate and handle.channels == 1 and handle.subtype == "PCM_16"
+            data = handle.read(dtype="int16") if fast else None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot open ({exc})") from None
+    if data is not None:
+        if data.shape[0] == 0:
+            raise AudioError(f"{path}: holds no samples (empty or truncated file)")
+        return np.ascontiguousarray(fix_length(data, samples, crop))
+    return float_to_int16(load_audio(path, sample_rate, samples, crop))

@@ -1,0 +1,99 @@
+"""Train/validation/test assignment: TensorFlow's hash rule, the official lists, or a seeded speaker split.
+
+All functions are pure (no file access) except :func:`read_split_lists`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+import re
+from pathlib import Path
+
+SPLITS = ("training", "validation", "testing")
+MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, TensorFlow's constant
+_NOHASH = re.compile(r"_nohash_.*$")
+
+
+def speaker_key(filename: str) -> str:
+    """TensorFlow's hash key: the base file name with ``_nohash_`` and everything after it removed."""
+    return _NOHASH.sub("", os.path.basename(filename))
+
+
+def hash_percentage(key: str) -> float:
+    """Where ``key`` falls in [0, 100] under TensorFlow's SHA-1 bucket rule."""
+    hashed = hashlib.sha1(key.encode("utf-8")).hexdigest()
+    return (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+
+
+def split_of_percentage(percentage: float, validation_percent: float, testing_percent: float) -> str:
+    if percentage < validation_percent:
+        return "validation"
+    if percentage < testing_percent + validation_percent:
+        return "testing"
+    return "training"
+
+
+def which_set(filename: str, validation_percent: float = 10.0, testing_percent: float = 10.0) -> str:
+    """TensorFlow's ``which_set`` (speech_commands/input_data.py), exactly.
+
+    The speaker id (base name with ``_nohash_.*`` removed) is SHA-1 hashed into [0, 100];
+    below ``validation_percent`` -> ``"validation"``, below ``validation_percent + testing_percent`` ->
+    ``"testing"``, else ``"training"``. All clips of one speaker therefore land in the same set.
+    """
+    return split_of_percentage(hash_percentage(speaker_key(filename)), validation_percent, testing_percent)
+
+
+def read_split_lists(root: Path) -> dict[str, set[str]] | None:
+    """Read ``validation_list.txt`` / ``testing_list.txt`` (relative ``word/file.wav`` lines) from ``root``.
+
+    Returns ``{"validation": set, "testing": set}`` (a missing file gives an empty set), or None when neither
+    file exists.
+    """
+    found: dict[str, set[str]] = {}
+    for name in ("validation", "testing"):
+        path = root / f"{name}_list.txt"
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            found[name] = {line.strip().replace("\\", "/") for line in lines if line.strip()}
+    if not found:
+        return None
+    return {"validation": found.get("validation", set()), "testing": found.get("testing", set())}
+
+
+def speaker_split(
+    group_sizes: dict[str, int],
+    validation_percent: float = 10.0,
+    testing_percent: float = 10.0,
+    seed: int = 59185,
+) -> dict[str, str]:
+    """A seeded, group-disjoint split: ``{group: split}``.
+
+    ``group_sizes`` maps a group (a speaker) to its number of clips. Groups are sorted, shuffled with
+    ``random.Random(seed)`` and walked in that order; a group goes to validation while the clips already
+    placed are below ``validation_percent`` of the total, then to testing while below
+    ``validation_percent + testing_percent``, then to training. Percentages are therefore of clips, to within
+    one group.
+    """
+    groups = sorted(group_sizes)
+    random.Random(seed).shuffle(groups)
+    total = sum(group_sizes.values()) or 1
+    placed = 0
+    result: dict[str, str] = {}
+    for group in groups:
+        result[group] = split_of_percentage(100.0 * placed / total, validation_percent, testing_percent)
+        placed += group_sizes[group]
+    return result
+
+
+def sample_size(set_size: int, percent: float) -> int:
+    """TensorFlow's count of added silence/unknown examples: ``ceil(set_size * percent / 100)``."""
+    return int(math.ceil(set_size * percent / 100))
+
+
+def check_percentages(*percents: float) -> None:
+    for value in percents:
+        if not 0.0 <= value <= 100.0:
+            raise ValueError(f"percentages must be in [0, 100], got {value}")
