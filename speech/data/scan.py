@@ -39,7 +39,8 @@ def _list_audio(folder: str, bad: list[tuple[str, str]]) -> list[str]:
         bad.append((folder, f"cannot list folder ({exc.strerror or exc})"))
         return names
     for entry in entries:
-        if not is_audio_name(entry.name):
+        name = entry.name
+        if name.startswith(".") or not name.lower().endswith(AUDIO_EXTENSIONS):
             continue
         try:
             if not entry.is_file():
@@ -51,7 +52,7 @@ def _list_audio(folder: str, bad: list[tuple[str, str]]) -> list[str]:
         if size == 0:
             bad.append((entry.path, "empty file (0 bytes)"))
             continue
-        names.append(entry.name)
+        names.append(name)
     names.sort()
     return names
 

@@ -1,0 +1,251 @@
+"""Index, layouts, labels and splits of the data layer, on the shared real clips and generated trees."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import FSDD, LABELS_12, SC_V1_SAMPLE, SC_V2_TEST
+
+from speech.data import (
+    SPLITS,
+    DatasetError,
+    DatasetIndex,
+    build_index,
+    parse_clip_name,
+    resolve_labels,
+    speaker_split,
+    which_set,
+)
+from speech.data.synthetic import full_layout_tree, link_or_copy, tiny_wav_tree
+
+
+def assert_speaker_disjoint(index: DatasetIndex) -> None:
+    owners: dict[str, str] = {}
+    for split, examples in index.splits.items():
+        for example in examples:
+            if example.speaker:
+                assert owners.setdefault(example.speaker, split) == split, f"{example.speaker} in two splits"
+
+
+def read_list(name: str) -> set[str]:
+    return set((SC_V1_SAMPLE / name).read_text().split())
+
+
+def test_hash_rule_reproduces_the_official_v001_lists():
+    validation, testing = read_list("validation_list.txt"), read_list("testing_list.txt")
+    sample = sorted(SC_V1_SAMPLE.glob("*/*.wav"))
+    assert len(sample) == 297
+    for path in sample:
+        rel = f"{path.parent.name}/{path.name}"
+        expected = "validation" if rel in validation else "testing" if rel in testing else "training"
+        assert which_set(str(path)) == expected, rel
+    # every entry of the full lists too (13,633 files of the whole v0.01 archive)
+    assert all(which_set(rel) == "validation" for rel in validation)
+    assert all(which_set(rel) == "testing" for rel in testing)
+    # and the index built with the hash rule equals the one built from the lists
+    by_lists = build_index(SC_V1_SAMPLE, "all", split="lists")
+    by_hash = build_index(SC_V1_SAMPLE, "all", split="hash")
+    assert by_lists.split_method == "lists" and by_hash.split_method == "hash"
+    for split in SPLITS:
+        assert sorted(e.path for e in by_lists.splits[split]) == sorted(e.path for e in by_hash.splits[split])
+    assert len(by_hash.splits["validation"]) == 44 and len(by_hash.splits["testing"]) == 48
+
+
+def test_which_set_percentages_and_speaker_key():
+    assert which_set("a/3cfc6b3a_nohash_2.wav") == which_set("other/3cfc6b3a_nohash_0.wav")
+    assert which_set("x/3cfc6b3a_nohash_2.wav", 0.0, 0.0) == "training"
+    assert which_set("x/3cfc6b3a_nohash_2.wav", 100.0, 0.0) == "validation"
+    assert which_set("x/3cfc6b3a_nohash_2.wav", 0.0, 100.0) == "testing"
+
+
+def test_layouts_are_detected():
+    full = build_index(SC_V1_SAMPLE)
+    test_set = build_index(SC_V2_TEST, split="speaker")
+    folders = build_index(FSDD, "all")
+    assert (full.layout, test_set.layout, folders.layout) == ("full", "test_set", "folders")
+    assert full.split_method == "lists" and folders.split_method == "hash"
+    assert full.noise_files == [] and full.silence_files == []
+    assert len(test_set.silence_files) == 291 and all(
+        p.parent.name == "_silence_" for p in test_set.silence_files
+    )
+    assert folders.labels == ["eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero"]
+    for index in (full, test_set, folders):
+        assert list(index.splits) == ["training", "validation", "testing"]
+        assert index.bad_files == []
+
+
+def test_test_set_layout_is_taken_as_it_is(sc_v2_clips):
+    index = build_index(SC_V2_TEST, "12", split="speaker")
+    assert index.labels == LABELS_12
+    totals = Counter()
+    for split in SPLITS:
+        totals.update(index.label_counts(split))
+    assert dict(totals) == {label: len(paths) for label, paths in sc_v2_clips.items()}
+    unknown = [e for s in SPLITS for e in index.splits[s] if e.label == 1]
+    assert all(e.path.endswith(".wav.wav") and e.word not in LABELS_12 for e in unknown)
+    silence = [e for s in SPLITS for e in index.splits[s] if e.label == 0]
+    assert all(e.speaker == "" and e.word == "_silence_" and e.path for e in silence)
+    # "all" in the test-set layout: every word, the _unknown_ clips labelled by their word prefix
+    every = build_index(SC_V2_TEST, "all", split="speaker")
+    assert "backward" in every.labels and "_unknown_" not in every.labels and "yes" in every.labels
+    assert sum(len(v) for v in every.splits.values()) == sum(
+        len(p) for k, p in sc_v2_clips.items() if k != "_silence_"
+    )
+
+
+def test_parse_clip_name():
+    assert parse_clip_name("_unknown_", "backward_0c540988_nohash_0.wav.wav") == ("backward", "0c540988")
+    assert parse_clip_name("_silence_", "1037.wav") == ("_silence_", "")
+    assert parse_clip_name("yes", "0c540988_nohash_3.wav") == ("yes", "0c540988")
+    assert parse_clip_name("hello", "take2.flac") == ("hello", "take2")
+
+
+def test_hash_split_on_the_test_set_portion_puts_every_speaker_in_testing():
+    index = build_index(SC_V2_TEST, split="auto")
+    assert index.split_method == "hash"
+    for split in ("training", "validation"):
+        assert all(e.label == 0 for e in index.splits[split])  # only the speaker-less _silence_ clips
+    assert len(index.speakers("testing")) == 161
+
+
+def test_speaker_split_is_disjoint_seeded_and_near_the_percentages():
+    index = build_index(SC_V2_TEST, split="speaker", validation_percent=15, testing_percent=5, seed=3)
+    sizes = {s: len(v) for s, v in index.splits.items()}
+    total = sum(sizes.values())
+    assert abs(sizes["validation"] / total - 0.15) < 0.03 and abs(sizes["testing"] / total - 0.05) < 0.03
+    assert_speaker_disjoint(index)
+    again = build_index(SC_V2_TEST, split="speaker", validation_percent=15, testing_percent=5, seed=3)
+    assert again.splits == index.splits
+    other = build_index(SC_V2_TEST, split="speaker", validation_percent=15, testing_percent=5, seed=4)
+    assert other.speakers("validation") != index.speakers("validation")
+    assert speaker_split({"a": 5, "b": 5}, 0, 0) == {"a": "training", "b": "training"}
+
+
+@pytest.mark.parametrize("root", [SC_V1_SAMPLE, SC_V2_TEST, FSDD], ids=["full", "test_set", "folders"])
+@pytest.mark.parametrize("split", ["hash", "speaker"])
+def test_splits_are_speaker_disjoint_on_real_data(root, split):
+    index = build_index(root, "all", split=split)
+    assert_speaker_disjoint(index)
+    assert sum(len(v) for v in index.splits.values()) > 200
+
+
+def test_labels_12_sampling_follows_tensorflow():
+    index = build_index(SC_V1_SAMPLE, "12")
+    assert index.labels == LABELS_12
+    all_index = build_index(SC_V1_SAMPLE, "all")
+    assert len(all_index.labels) == 30 and all_index.labels == sorted(all_index.labels)
+    for split in SPLITS:
+        counts = index.label_counts(split)
+        known = sum(counts[w] for w in LABELS_12[2:])
+        assert counts["_silence_"] == math.ceil(known * 10 / 100)
+        pool = sum(1 for e in all_index.splits[split] if all_index.labels[e.label] not in LABELS_12)
+        assert counts["_unknown_"] == min(pool, math.ceil(known * 10 / 100))
+        silence = [e for e in index.splits[split] if e.label == 0]
+        assert all(e.path is None and e.speaker == "" and e.word == "_silence_" for e in silence)
+        unknown = [e for e in index.splits[split] if e.label == 1]
+        assert all(e.word not in LABELS_12 and Path(e.path).parent.name == e.word for e in unknown)
+    assert build_index(SC_V1_SAMPLE, "12").splits == index.splits  # deterministic
+    bigger = build_index(SC_V1_SAMPLE, "12", silence_percent=50, unknown_percent=30, seed=1)
+    counts = bigger.label_counts("training")
+    known = sum(counts[w] for w in LABELS_12[2:])
+    assert counts["_silence_"] == math.ceil(known * 0.5) and counts["_unknown_"] == math.ceil(known * 0.3)
+
+
+def test_explicit_label_lists():
+    index = build_index(FSDD, "one,two", split="speaker")
+    assert index.labels == ["one", "two"]
+    words = {e.word for s in SPLITS for e in index.splits[s]}
+    assert words == {"one", "two"}
+    with_extra = build_index(FSDD, ["_silence_", "one", "_unknown_"], split="speaker")
+    assert with_extra.labels == ["_silence_", "one", "_unknown_"]
+    counts = with_extra.label_counts("training")
+    assert counts["_silence_"] == math.ceil(counts["one"] / 10) and counts["_unknown_"] == math.ceil(
+        counts["one"] / 10
+    )
+    assert resolve_labels("12", LABELS_12[2:]) == LABELS_12
+    assert resolve_labels(" yes , no ", ["yes", "no", "up"]) == ["yes", "no"]
+    assert resolve_labels(35, ["b", "a", "_unknown_"]) == ["a", "b"]
+
+
+def test_missing_word_and_bad_specs_are_clear_errors():
+    with pytest.raises(DatasetError, match=r"fsdd.*'yes'"):
+        build_index(FSDD, "12")
+    with pytest.raises(DatasetError, match="banana"):
+        build_index(SC_V1_SAMPLE, "yes,banana")
+    with pytest.raises(DatasetError, match="blanks"):
+        build_index(SC_V1_SAMPLE, "yes,,no")
+    with pytest.raises(DatasetError, match="repeated"):
+        build_index(SC_V1_SAMPLE, ["yes", "yes"])
+    with pytest.raises(DatasetError, match="validation_list"):
+        build_index(FSDD, "all", split="lists")
+    with pytest.raises(ValueError, match="split must be"):
+        build_index(FSDD, "all", split="random")
+
+
+def test_folders_that_fit_no_layout(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        build_index(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match=r"empty: expected label subfolders.*no subfolders"):
+        build_index(tmp_path / "empty")
+    flat = tmp_path / "flat"
+    link_or_copy(next(SC_V2_TEST.glob("yes/*.wav")), flat / "a.wav")
+    with pytest.raises(DatasetError, match=r"flat: expected label subfolders.*1 audio file"):
+        build_index(flat)
+    (tmp_path / "noaudio" / "docs").mkdir(parents=True)
+    (tmp_path / "noaudio" / "docs" / "x.txt").write_text("x")
+    with pytest.raises(DatasetError, match=r"noaudio: expected.*\['docs'\]"):
+        build_index(tmp_path / "noaudio")
+    with pytest.raises(DatasetError, match="found a file"):
+        build_index(flat / "a.wav")
+
+
+def test_generated_full_layout_with_noise_and_without_lists(tmp_path, sc_v2_clips):
+    root = full_layout_tree(tmp_path / "sc", sc_v2_clips, per_word=6)
+    (root / "yes" / "00000000_nohash_0.wav").write_bytes(b"")  # an empty file: skipped, counted
+    index = build_index(root, "12")
+    assert index.layout == "full" and index.split_method == "hash"
+    assert [p.name for p in index.noise_files] == sorted(
+        p.name for p in (root / "_background_noise_").glob("*.wav")
+    )
+    assert [Path(p).name for p, _ in index.bad_files] == ["00000000_nohash_0.wav"]
+    assert "empty" in index.bad_files[0][1]
+    for split in SPLITS:
+        for example in index.splits[split]:
+            if example.path:
+                assert which_set(example.path) == split
+    assert "_background_noise_" not in {e.word for s in SPLITS for e in index.splits[s]}
+
+    listed = full_layout_tree(tmp_path / "listed", sc_v2_clips, per_word=6, lists=True)
+    by_lists = build_index(listed, "all")
+    assert by_lists.split_method == "lists"
+    validation = set((listed / "validation_list.txt").read_text().split())
+    assert {
+        f"{Path(e.path).parent.name}/{Path(e.path).name}" for e in by_lists.splits["validation"]
+    } == validation
+    assert_speaker_disjoint(by_lists)
+
+
+def test_scan_of_a_generated_tree_is_fast(tmp_path):
+    root = tiny_wav_tree(tmp_path / "tree", files=6000, words=30, speakers=400)
+    started = time.perf_counter()
+    index = build_index(root, "all")
+    elapsed = time.perf_counter() - started
+    assert sum(len(v) for v in index.splits.values()) == 6000
+    assert_speaker_disjoint(index)
+    assert elapsed < 3.0, f"indexing 6,000 files took {elapsed:.2f} s"
+
+
+@pytest.mark.slow
+def test_scan_and_split_of_105k_files_under_10_s(tmp_path):
+    root = tiny_wav_tree(tmp_path / "big", files=105_829)
+    started = time.perf_counter()
+    index = build_index(root, ["_silence_", "_unknown_", "word00", "word01"])
+    elapsed = time.perf_counter() - started
+    assert elapsed < 10.0, f"indexing 105,829 files took {elapsed:.2f} s"
+    assert_speaker_disjoint(index)
+    assert sum(index.label_counts("training").values()) > 5000
