@@ -1,0 +1,160 @@
+"""``speech data``: dataset tools.
+
+* ``speech data download --version v0.02 --root DIR`` fetches and extracts the official archives;
+* ``speech data summary ROOT [--labels 12] [--split auto] [--json]`` shows clips per split and label, speakers,
+  skipped files and durations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from speech.data.download import DEFAULT_URL_BASE, KNOWN_SHA256, VERSIONS, DownloadError, archive_names
+from speech.data.errors import DatasetError
+from speech.data.index import SPLIT_METHODS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    down = sub.add_parser("download", help="download and extract the official Speech Commands archives")
+    down.add_argument("--version", choices=VERSIONS, default="v0.02", help="data set version (default v0.02)")
+    down.add_argument(
+        "--root", required=True, help="folder to download into; archives extract into subfolders"
+    )
+    down.add_argument(
+        "--url-base", default=DEFAULT_URL_BASE, help=f"where the archives live (default {DEFAULT_URL_BASE})"
+    )
+    down.add_argument(
+        "--test-set",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also fetch the official test set",
+    )
+    down.add_argument(
+        "--sha256",
+        action="append",
+        default=[],
+        metavar="[ARCHIVE=]HEX",
+        help="expected SHA-256 (repeatable); a bare HEX applies to the main archive",
+    )
+    down.add_argument(
+        "--delete-archives", action="store_true", help="remove the .tar.gz files after extracting"
+    )
+    down.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    summ = sub.add_parser("summary", help="clips per split x label, speakers, bad files, durations")
+    summ.add_argument("root", help="data folder (full archive, test-set archive or <label>/*.wav folders)")
+    summ.add_argument("--labels", default="12", help="12, 35, all, or comma-separated words (default 12)")
+    summ.add_argument("--split", choices=SPLIT_METHODS, default="auto", help="split method (default auto)")
+    summ.add_argument("--validation-percent", type=float, default=10.0)
+    summ.add_argument("--testing-percent", type=float, default=10.0)
+    summ.add_argument("--silence-percent", type=float, default=10.0)
+    summ.add_argument("--unknown-percent", type=float, default=10.0)
+    summ.add_argument("--seed", type=int, default=59185)
+    summ.add_argument("--no-durations", action="store_true", help="skip reading the file headers")
+    summ.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+
+
+def _checksums(values: list[str], version: str, test_set: bool) -> dict[str, str]:
+    names = archive_names(version, test_set)
+    result = {}
+    for value in values:
+        name, _, digest = value.rpartition("=")
+        name = name or names[0]
+        if name not in names:
+            raise DownloadError(f"--sha256 {value!r}: archive must be one of {names}")
+        if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+            raise DownloadError(f"--sha256 {value!r}: expected 64 hexadecimal digits")
+        result[name] = digest.lower()
+    return result
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from speech.data.download import download_dataset
+
+    checksums = _checksums(args.sha256, args.version, args.test_set)
+    for name in archive_names(args.version, args.test_set):
+        if name not in checksums and name not in KNOWN_SHA256:
+            print(
+                f"note: no published checksum is known for {name}; it will not be verified", file=sys.stderr
+            )
+    folders = download_dataset(
+        args.version,
+        args.root,
+        url_base=args.url_base,
+        test_set=args.test_set,
+        sha256=checksums,
+        progress=not args.no_progress,
+        keep_archives=not args.delete_archives,
+    )
+    for name, folder in folders.items():
+        print(f"{name} -> {folder}")
+    return 0
+
+
+def print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)  # long paths stay on one line
+    splits = list(summary["totals"])
+    table = Table(title=f"{summary['root']}  (layout {summary['layout']}, split {summary['split_method']})")
+    table.add_column("label")
+    for split in splits:
+        table.add_column(split, justify="right")
+    table.add_column("total", justify="right")
+    for label in summary["labels"]:
+        counts = [summary["clips"][split][label] for split in splits]
+        table.add_row(label, *map(str, counts), str(sum(counts)))
+    table.add_section()
+    totals = [summary["totals"][split] for split in splits]
+    table.add_row("[bold]clips", *map(str, totals), str(sum(totals)))
+    table.add_row("speakers", *(str(summary["speakers"][split]) for split in splits), "")
+    if any(summary["silence_examples"].values()):
+        table.add_row("(zero silence)", *(str(summary["silence_examples"][split]) for split in splits), "")
+    console.print(table)
+    console.print(f"noise files: {summary['noise_files']}   _silence_ clips: {summary['silence_files']}")
+    if "durations" in summary:
+        d = summary["durations"]
+        if d.get("files"):
+            console.print(
+                f"durations over {d['files']} files: min {d['min_s']:.3f} s, median {d['median_s']:.3f} s, "
+                f"mean {d['mean_s']:.3f} s, max {d['max_s']:.3f} s, {d['total_hours']:.2f} h; "
+                f"{d['not_1s']} not 1 s; sample rates {d['sample_rates']}; channels {d['channels']}"
+            )
+    bad = summary["bad_files"]
+    console.print(f"bad files skipped: {bad['count']}")
+    for path, reason in bad["first"]:
+        console.print(f"  {path}: {reason}", markup=False)
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    from speech.data.index import build_index
+    from speech.data.summary import summarize
+
+    index = build_index(
+        args.root,
+        args.labels,
+        split=args.split,
+        validation_percent=args.validation_percent,
+        testing_percent=args.testing_percent,
+        silence_percent=args.silence_percent,
+        unknown_percent=args.unknown_percent,
+        seed=args.seed,
+    )
+    summary = summarize(index, durations=not args.no_durations)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return run_download(args) if args.action == "download" else run_summary(args)
+    except (DatasetError, DownloadError, ValueError) as exc:
+        print(f"speech data {args.action}: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,292 @@
+"""Download and safely extract the official Speech Commands archives.
+
+``download_dataset("v0.02", "data/")`` fetches ``speech_commands_v0.02.tar.gz`` (and, by default, the official
+``speech_commands_test_set_v0.02.tar.gz``) from ``http://download.tensorflow.org/data/``, resuming an
+interrupted download (HTTP ``Range`` on a ``.part`` file), checking the SHA-256 when one is known, and extracts
+each into ``<root>/<archive name without .tar.gz>/`` refusing absolute paths, ``..`` components, links that
+point outside the target and special files.
+
+Known SHA-256 checksums: v0.02 and its test set from TensorFlow Datasets
+(``tensorflow_datasets/url_checksums/speech_commands.txt``), v0.01 from torchaudio's ``SPEECHCOMMANDS``. No
+published checksum was found for ``speech_commands_test_set_v0.01.tar.gz``: it is downloaded unverified (with a
+warning) unless one is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import posixpath
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL_BASE = "http://download.tensorflow.org/data/"
+VERSIONS = ("v0.01", "v0.02")
+KNOWN_SHA256 = {
+    "speech_commands_v0.01.tar.gz": "743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d",
+    "speech_commands_v0.02.tar.gz": "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
+    "speech_commands_test_set_v0.02.tar.gz": "cc2a00c1147c2254e9be3fa0f779d8c17421dc349b86366567a8edfa9acd51df",
+}
+KNOWN_SIZES = {  # bytes, from TensorFlow Datasets
+    "speech_commands_v0.02.tar.gz": 2_428_923_189,
+    "speech_commands_test_set_v0.02.tar.gz": 112_563_277,
+}
+_CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A download or extraction that failed; the message names the URL or file and what went wrong."""
+
+
+class TransferInterrupted(DownloadError):
+    """A transfer that broke part-way; what arrived is kept in the ``.part`` file and can be resumed."""
+
+
+def archive_names(version: str, test_set: bool = True) -> list[str]:
+    """File names of the archives of ``version`` ("v0.01" | "v0.02"): the data set, then its test set."""
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
+    names = [f"speech_commands_{version}.tar.gz"]
+    if test_set:
+        names.append(f"speech_commands_test_set_{version}.tar.gz")
+    return names
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+def _fetch_once(url: str, part: Path, progress: bool, timeout: float) -> None:
+    """One HTTP transfer into ``part``, resuming from its current size. Raises on a short or failed transfer."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "speech-data/1"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # nothing left past what we have: the .part is complete
+            log.info("%s: server reports %s already complete (%d bytes)", url, part.name, have)
+            return
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise DownloadError(f"{url}: cannot connect ({getattr(exc, 'reason', exc)})") from None
+    with response:
+        status = response.status
+        length = response.headers.get("Content-Length")
+        if have and status == 206:
+            content_range = response.headers.get("Content-Range", "")
+            if not content_range.startswith(f"bytes {have}-"):
+                raise DownloadError(f"{url}: asked for bytes {have}- but got Content-Range {content_range!r}")
+            size_text = content_range.rsplit("/", 1)[-1]
+            total = int(size_text) if size_text.isdigit() else None
+            mode = "ab"
+            log.info("%s: resuming at byte %d", url, have)
+        else:
+            if have:
+                log.info("%s: server ignored the Range request; starting again from byte 0", url)
+            have, mode = 0, "wb"
+            total = int(length) if length and length.isdigit() else None
+        expected_body = int(length) if length and length.isdigit() else None
+        received = 0
+        with _progress(progress) as bar, open(part, mode) as out:
+            task = bar.add_task(part.name.removesuffix(".part"), total=total, completed=have)
+            while True:
+                try:
+                    block = response.read(_CHUNK)
+                except Exception as exc:  # OSError, http.client.IncompleteRead, ...
+                    raise TransferInterrupted(
+                        f"{url}: transfer broke after {have + received} bytes ({exc!r})"
+                    ) from None
+                if not block:
+                    break
+                out.write(block)
+                received += len(block)
+                bar.update(task, advance=len(block))
+        if expected_body is not None and received < expected_body:
+            raise TransferInterrupted(
+                f"{url}: connection closed after {have + received} of {have + expected_body} bytes "
+                "(run again to resume)"
+            )
+
+
+def download_file(
+    url: str,
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    progress: bool = True,
+    retries: int = 3,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``dest`` through ``dest.part`` (resumed with HTTP Range), then verify and rename.
+
+    ``sha256``: the expected hex digest; when None the known one for the file name (:data:`KNOWN_SHA256`) is
+    used, and when none is known the file is kept unverified with a warning giving its digest. An existing
+    ``dest`` is checked, not fetched again. A checksum mismatch deletes the ``.part`` and raises
+    :class:`DownloadError`. Broken transfers are resumed up to ``retries`` times.
+    """
+    dest = Path(dest)
+    expected = (sha256 or KNOWN_SHA256.get(dest.name) or "").lower() or None
+    if dest.exists():
+        if expected and sha256_of(dest) != expected:
+            raise DownloadError(
+                f"{dest}: exists but its SHA-256 is not the expected {expected}; move it away"
+            )
+        log.info("%s: already downloaded", dest)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(retries + 1):
+        try:
+            _fetch_once(url, part, progress, timeout)
+            break
+        except TransferInterrupted as exc:
+            if attempt == retries:
+                raise
+            log.warning("%s; resuming (%d/%d)", exc, attempt + 1, retries)
+            time.sleep(0.1 * 2**attempt)
+    digest = sha256_of(part)
+    if expected is None:
+        log.warning(
+            "%s: no known checksum; not verified (SHA-256 %s; pass --sha256 to check)", dest.name, digest
+        )
+    elif digest != expected:
+        part.unlink()
+        raise DownloadError(
+            f"{url}: SHA-256 {digest} does not match the expected {expected}; the download was deleted"
+        )
+    else:
+        log.info("%s: SHA-256 verified", dest.name)
+    os.replace(part, dest)
+    return dest
+
+
+def _member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why ``member`` may not be extracted (None when it is safe)."""
+    name = member.name
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    parts = posixpath.normpath(name.replace("\\", "/")).split("/")
+    if ".." in name.replace("\\", "/").split("/") or parts[0] == "..":
+        return "path with '..'"
+    if member.issym() or member.islnk():
+        target = member.linkname.replace("\\", "/")
+        if target.startswith("/") or (len(target) > 1 and target[1] == ":"):
+            return f"link to an absolute path ({member.linkname})"
+        base = posixpath.dirname(name) if member.issym() else ""
+        resolved = posixpath.normpath(posixpath.join(base, target))
+        if resolved == ".." or resolved.startswith("../"):
+            return f"link pointing outside the archive ({member.linkname})"
+    elif not (member.isfile() or member.isdir()):
+        return "special file (device, fifo)"
+    return None
+
+
+def safe_extract(archive: str | Path, dest: str | Path, *, progress: bool = True) -> Path:
+    """Extract ``archive`` into the new folder ``dest``, refusing it whole if any member is unsafe.
+
+    Unsafe: absolute paths, ``..`` components, symlinks/hard links resolving outside ``dest``, device files.
+    Extraction goes to ``dest.partial`` and is renamed to ``dest`` when complete; an archive whose only entry
+    is one folder has that folder's contents placed in ``dest``. ``dest`` must not exist yet.
+    """
+    archive, dest = Path(archive), Path(dest)
+    if dest.exists():
+        raise DownloadError(f"{dest}: already exists; refusing to extract {archive.name} over it")
+    try:
+        tar = tarfile.open(archive, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise DownloadError(f"{archive}: not a readable tar archive ({exc})") from None
+    partial = dest.with_name(dest.name + ".partial")
+    with tar:
+        members = tar.getmembers()
+        unsafe = [(m.name, why) for m in members if (why := _member_problem(m))]
+        if unsafe:
+            shown = "; ".join(f"{name!r}: {why}" for name, why in unsafe[:5])
+            raise DownloadError(
+                f"{archive}: refusing to extract an unsafe archive ({len(unsafe)} bad entries: {shown})"
+            )
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+        try:
+            with _progress(progress) as bar:
+                task = bar.add_task(f"extracting {archive.name}", total=sum(m.size for m in members))
+                for member in members:
+                    tar.extract(member, partial, filter="data")
+                    bar.update(task, advance=member.size)
+        except (tarfile.TarError, OSError) as exc:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise DownloadError(f"{archive}: extraction failed ({exc})") from None
+    entries = [p for p in partial.iterdir()]
+    source = entries[0] if len(entries) == 1 and entries[0].is_dir() else partial
+    os.replace(source, dest)
+    if source != partial:
+        with contextlib.suppress(OSError):
+            partial.rmdir()
+    return dest
+
+
+def download_dataset(
+    version: str,
+    root: str | Path,
+    *,
+    url_base: str = DEFAULT_URL_BASE,
+    test_set: bool = True,
+    sha256: dict[str, str] | None = None,
+    progress: bool = True,
+    keep_archives: bool = True,
+) -> dict[str, Path]:
+    """Fetch and extract the archives of ``version`` into ``root``; return ``{archive name: extracted folder}``.
+
+    Folders: ``<root>/speech_commands_<version>/`` and ``<root>/speech_commands_test_set_<version>/``. An
+    already extracted folder is left as it is. ``sha256`` maps archive names to expected digests (overriding
+    the known ones). Archives are kept in ``root`` unless ``keep_archives`` is False.
+    """
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    base = url_base if url_base.endswith("/") else url_base + "/"
+    result = {}
+    for name in archive_names(version, test_set):
+        folder = root / name.removesuffix(".tar.gz")
+        if folder.is_dir():
+            log.info("%s: already extracted", folder)
+            result[name] = folder
+            continue
+        archive = download_file(base + name, root / name, sha256=(sha256 or {}).get(name), progress=progress)
+        result[name] = safe_extract(archive, folder, progress=progress)
+        if not keep_archives:
+            archive.unlink()
+    return result

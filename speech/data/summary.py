@@ -1,0 +1,76 @@
+"""What is in a data set: clips per split and label, speakers, skipped files, durations from file headers."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import soundfile as sf
+
+from speech.data.index import DatasetIndex
+from speech.data.splits import SPLITS
+
+
+def header_info(path: str) -> tuple[float, int, int] | str:
+    """``(seconds, sample_rate, channels)`` from the file header (no decoding), or the reason it is unreadable."""
+    try:
+        info = sf.info(path)
+    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError for bad headers
+        return f"unreadable header ({exc})"
+    if info.samplerate <= 0 or info.frames <= 0:
+        return "holds no samples"
+    return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
+
+
+def duration_stats(paths: list[str], workers: int = 4) -> tuple[dict, list[tuple[str, str]]]:
+    """Duration statistics (seconds) over ``paths`` from their headers, and ``(path, reason)`` for bad headers."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        infos = list(pool.map(header_info, paths, chunksize=256))
+    good = [info for info in infos if not isinstance(info, str)]
+    bad = [(path, info) for path, info in zip(paths, infos, strict=True) if isinstance(info, str)]
+    seconds = [info[0] for info in good]
+    stats: dict = {"files": len(good)}
+    if seconds:
+        stats.update(
+            min_s=round(min(seconds), 4),
+            max_s=round(max(seconds), 4),
+            mean_s=round(statistics.fmean(seconds), 4),
+            median_s=round(statistics.median(seconds), 4),
+            total_hours=round(sum(seconds) / 3600, 3),
+            not_1s=sum(1 for s in seconds if abs(s - 1.0) > 1e-3),
+            sample_rates={str(rate): n for rate, n in sorted(Counter(info[1] for info in good).items())},
+            channels={str(ch): n for ch, n in sorted(Counter(info[2] for info in good).items())},
+        )
+    return stats, bad
+
+
+def summarize(index: DatasetIndex, *, durations: bool = True, max_bad: int = 5) -> dict:
+    """A JSON-ready summary of ``index``.
+
+    Keys: root, layout, split_method, labels, clips ({split: {label: n}}), totals ({split: n}),
+    speakers ({split: n}), silence_examples ({split: n} generated all-zero examples), noise_files,
+    silence_files, bad_files ({count, first: [[path, reason], ...]}, scan problems plus unreadable headers),
+    durations (header statistics over the distinct clip files, when ``durations``).
+    """
+    summary: dict = {
+        "root": str(index.root),
+        "layout": index.layout,
+        "split_method": index.split_method,
+        "labels": list(index.labels),
+        "clips": {split: index.label_counts(split) for split in SPLITS},
+        "totals": {split: len(index.splits[split]) for split in SPLITS},
+        "speakers": {split: len(index.speakers(split)) for split in SPLITS},
+        "silence_examples": {
+            split: sum(1 for e in index.splits[split] if e.path is None) for split in SPLITS
+        },
+        "noise_files": len(index.noise_files),
+        "silence_files": len(index.silence_files),
+    }
+    bad = list(index.bad_files)
+    if durations:
+        paths = sorted({e.path for split in SPLITS for e in index.splits[split] if e.path is not None})
+        summary["durations"], header_bad = duration_stats(paths)
+        bad += header_bad
+    summary["bad_files"] = {"count": len(bad), "first": [[path, reason] for path, reason in bad[:max_bad]]}
+    return summary
