@@ -69,7 +69,7 @@ class SpeechCLI(LightningCLI):
         trainer_config = self._get(self.config_init, "trainer")
         callbacks = list(trainer_config.get("callbacks") or [])
         if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
-            callbacks.append(default_checkpoint_callback())
+            callbacks += default_checkpoint_callbacks()
         if trainer_config.get("enable_progress_bar") is not False and not any(
             isinstance(c, RichProgressBar) for c in callbacks
         ):
@@ -85,15 +85,19 @@ class SpeechCLI(LightningCLI):
         return super().instantiate_trainer(**{**kwargs, "callbacks": callbacks})
 
 
-def default_checkpoint_callback() -> ModelCheckpoint:
-    """Best (by validation accuracy) and last checkpoints in ``<run>/version_<N>/checkpoints/``."""
-    return ModelCheckpoint(
+def default_checkpoint_callbacks() -> list[ModelCheckpoint]:
+    """``best-*.ckpt`` (highest validation accuracy) and ``last.ckpt`` (rewritten after every epoch) in
+    ``<run>/version_<N>/checkpoints/``. Lightning's own ``save_last`` only refreshes ``last.ckpt`` when a
+    top-k checkpoint is written, which would make resuming lose the epochs that did not improve."""
+    best = ModelCheckpoint(
         filename="best-epoch{epoch:02d}-acc{val/acc:.4f}",
         auto_insert_metric_name=False,
         monitor="val/acc",
         mode="max",
-        save_last=True,
+        save_top_k=1,
     )
+    last = ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+    return [best, last]
 
 
 def main(argv: list[str] | None = None) -> int:
