@@ -13,7 +13,8 @@ the data layer keeps each voice in one split; every silence clip is its own "spe
 
 Speed: espeak-ng is started once per *speaking round* (one voice, speed, pitch and amplitude) that says every
 keyword once plus some negatives, separated by 1 s SSML breaks; the words are cut apart at the silent gaps.
-One process per round costs ~2-3 ms per word against ~15 ms per word with one process per word.
+On the 2-core development machine that is 5x faster than one espeak-ng process per word
+(``scripts/bench_synth.py``: ~2.3 ms vs ~13 ms of espeak-ng per word on an idle core).
 Rounds run in a thread pool (the work happens in the espeak-ng processes and in numpy / torch, which release
 the GIL). Every round and every silence clip has its own seed, so the files are byte-identical for a seed
 whatever the number of jobs.
@@ -350,8 +351,8 @@ class SilencePlan:
 
 
 def label_of(word: str) -> str:
-    """Folder name of a keyword: the word in lower case with runs of spaces as ``-`` (``"turn on"`` -> ``turn-on``)."""
-    return re.sub(r"\s+", "-", word.strip().lower())
+    """Folder name of a keyword: lower case, apostrophes dropped, spaces as ``-`` (``"Don't stop"`` -> ``dont-stop``)."""
+    return re.sub(r"\s+", "-", word.strip().lower().replace("'", ""))
 
 
 def check_words(words: Iterable[str], what: str) -> list[str]:
@@ -541,7 +542,8 @@ def synthesize_dataset(
     keyword; ``silence`` / ``unknown``: clips in ``_silence_`` / ``_unknown_`` (default ``per_word`` each; 0 leaves
     the folder out); ``seed``: same seed -> byte-identical files, whatever ``jobs`` (threads, default the CPU
     count); ``overwrite``: allow a non-empty ``out_dir`` (see :func:`_prepare_output`); ``language``: espeak-ng
-    voices to draw from (``--voices=<language>``). Raises :class:`EspeakNotFoundError` when espeak-ng is missing,
+    voices to draw from (``--voices=<language>``). torch runs single-threaded while it works (restored after).
+    Raises :class:`EspeakNotFoundError` when espeak-ng is missing,
     :class:`FileExistsError` for a non-empty folder, :class:`ValueError` for bad arguments.
     """
     started = time.perf_counter()

@@ -16,7 +16,7 @@ WORDS = ["yes", "no", "up"]
 PER_WORD = 4
 LABELS = [*WORDS, "_unknown_", "_silence_"]
 KEYWORD_NAME = re.compile(r"^([a-z0-9-]+)_nohash_(\d+)\.wav$")
-UNKNOWN_NAME = re.compile(r"^([a-z0-9'-]+)_([a-z0-9-]+)_nohash_(\d+)\.wav$")
+UNKNOWN_NAME = re.compile(r"^([a-z0-9-]+)_([a-z0-9-]+)_nohash_(\d+)\.wav$")
 
 
 def _make(out: Path, seed: int = 0, jobs: int = 2, **kwargs) -> synth.SynthSummary:
@@ -160,6 +160,7 @@ def test_find_word_segments_and_speaker_ids():
     assert synth.find_word_segments(wave, 2) == [(1000, 9000 + rate // 10), (2 * rate, 2 * rate + 3000)]
     assert synth.find_word_segments(wave, 3) is None
     assert synth.find_word_segments(np.zeros(100, dtype=np.int16), 1) is None
+    assert synth.label_of("Don't  stop") == "dont-stop" and synth.check_words([" Turn On "], "w") == ["turn on"]
     assert synth.speaker_id("en-gb-x-rp+m3") == "en-gb-x-rp-m3"
     assert synth.speaker_id("en-us+Mr_Serious") == "en-us-mr-serious"
     pool = synth.voice_pool()
