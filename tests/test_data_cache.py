@@ -80,7 +80,7 @@ def test_bad_and_awkward_files_are_decoded_or_skipped(tmp_path, caplog):
     index = build_index(tmp_path / "data", "all", split="speaker", validation_percent=0, testing_percent=0)
     examples = index.splits["training"]
     assert len(examples) == len(expected) + 1 and index.bad_files == []  # no decoding during the scan
-    cached = cached_waveforms(examples, tmp_path / "cache", progress=False, num_workers=3)
+    cached = cached_waveforms(examples, tmp_path / "cache", progress=True, num_workers=3)  # the rich bar too
     bad_names = sorted(os.path.basename(p) for p, _ in cached.bad_files)
     assert bad_names == sorted(n for n, v in expected.items() if v == "bad")
     assert all(os.path.basename(p) in reason for p, reason in cached.bad_files)

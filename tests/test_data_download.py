@@ -140,7 +140,7 @@ def test_resume_of_a_partial_download(tmp_path, server, archives):
     server.files = {"a.tar.gz": data}
     dest = tmp_path / "a.tar.gz"
     (tmp_path / "a.tar.gz.part").write_bytes(data[:1000])
-    download_file(server.url + "a.tar.gz", dest, sha256=sha(data), progress=False)
+    download_file(server.url + "a.tar.gz", dest, sha256=sha(data), progress=True)
     assert dest.read_bytes() == data
     assert server.requests == [("/a.tar.gz", "bytes=1000-")]
 

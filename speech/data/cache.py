@@ -137,6 +137,7 @@ def _decode_chunk(
 
 
 def _progress(enabled: bool, total: int, what: str):
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -153,6 +154,7 @@ def _progress(enabled: bool, total: int, what: str):
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout stays clean for tables / JSON
         disable=not enabled,
         transient=False,
     )

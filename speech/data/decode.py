@@ -22,7 +22,7 @@ def float_to_int16(wave: np.ndarray) -> np.ndarray:
 
 def int16_to_float(rows: np.ndarray) -> np.ndarray:
     """int16 rows -> float32 in [-1, 1) (``x / 32768``, soundfile's convention)."""
-    return rows.astype(np.float32) * np.float32(1.0 / INT16_SCALE)
+    return np.multiply(rows, np.float32(1.0 / INT16_SCALE), dtype=np.float32)  # one pass, no int->float temp
 
 
 def decode_int16(

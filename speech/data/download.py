@@ -69,6 +69,7 @@ def sha256_of(path: Path) -> str:
 
 
 def _progress(enabled: bool):
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -84,6 +85,7 @@ def _progress(enabled: bool):
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout stays clean for tables / JSON
         disable=not enabled,
     )
 
