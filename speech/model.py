@@ -19,6 +19,7 @@ class ClassifierConfig:
     """BiGRU classifier settings.
 
     ``input_layer``: ``"conv"`` (1-D conv over time, kernel 5, BatchNorm, ReLU), ``"linear"`` or ``"none"``;
+    ``input_stride``: time stride of the conv input layer (2 halves the frames the GRU runs over);
     ``pooling``: ``"last"`` (final forward + backward states), ``"mean"`` over time, or ``"attention"``
     (learned softmax weights over time, as in kws_streaming's att_rnn).
     """
@@ -29,12 +30,15 @@ class ClassifierConfig:
     pooling: str = "attention"
     input_layer: str = "conv"
     input_channels: int = 64
+    input_stride: int = 1
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.input_layer not in INPUT_LAYERS:
             raise ValueError(f"input_layer must be one of {INPUT_LAYERS}, got {self.input_layer!r}")
+        if self.input_stride != 1 and self.input_layer != "conv":
+            raise ValueError("input_stride needs input_layer='conv'")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,7 +59,7 @@ class BiGRUClassifier(nn.Module):
         self.n_inputs, self.n_classes = n_inputs, n_classes
         if c.input_layer == "conv":
             self.input = nn.Sequential(
-                nn.Conv1d(n_inputs, c.input_channels, kernel_size=5, padding=2, bias=False),
+                nn.Conv1d(n_inputs, c.input_channels, kernel_size=5, stride=c.input_stride, padding=2, bias=False),
                 nn.BatchNorm1d(c.input_channels),
                 nn.ReLU(),
             )
