@@ -13,6 +13,7 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
+    "quickstart": ("speech.cli.quickstart", "offline demo: synthesise data, train, evaluate, export, stream-test"),
     "train": ("speech.cli.train", "train a model (LightningCLI 'fit'; see 'speech train --help')"),
     "evaluate": ("speech.cli.evaluate", "evaluate checkpoints / ONNX models on a data set"),
     "export": ("speech.cli.export", "export a checkpoint to ONNX"),
