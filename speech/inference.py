@@ -42,10 +42,11 @@ class TorchScorer:
         return self.scores_from_features(self.features(waves))
 
 
-def load_scorer(path: str | Path, backend: str = "auto"):
+def load_scorer(path: str | Path, backend: str = "auto", intra_op_threads: int = 1):
     """Open a ``.ckpt`` (PyTorch) or ``.onnx`` (ONNX Runtime) model file as a scorer.
 
-    ``backend``: ``"auto"`` (by file suffix), ``"torch"`` or ``"onnx"``.
+    ``backend``: ``"auto"`` (by file suffix), ``"torch"`` or ``"onnx"``. ``intra_op_threads``: ONNX Runtime
+    threads per call (PyTorch's are process-wide: ``torch.set_num_threads``).
     """
     path = Path(path)
     if backend == "auto":
@@ -55,5 +56,5 @@ def load_scorer(path: str | Path, backend: str = "auto"):
     if backend == "onnx":
         from speech.export import OnnxScorer
 
-        return OnnxScorer(path)
+        return OnnxScorer(path, intra_op_threads=intra_op_threads)
     raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")

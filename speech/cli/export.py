@@ -1,0 +1,36 @@
+"""``speech export CKPT --onnx FILE.onnx [--opset N] [--overwrite]``: the classifier as ONNX (dynamic batch), with
+labels, front-end settings and feature normaliser in the file's metadata, checked against PyTorch after export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from speech.export import DEFAULT_OPSET
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CKPT", help="training checkpoint (.ckpt)")
+    parser.add_argument("--onnx", required=True, metavar="FILE.onnx", help="output file")
+    parser.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from speech.checkpoint import CheckpointError
+    from speech.export import OnnxModelError, OnnxScorer, export_onnx
+
+    try:
+        path = export_onnx(args.checkpoint, args.onnx, opset=args.opset, overwrite=args.overwrite)
+    except (CheckpointError, OnnxModelError, FileExistsError, ValueError) as exc:
+        print(f"speech export: error: {exc}", file=sys.stderr)
+        return 2
+    scorer = OnnxScorer(path)
+    print(
+        f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, opset {args.opset}): {len(scorer.labels)} classes "
+        f"{scorer.labels}, {scorer.num_parameters:,} parameters; checked against PyTorch"
+    )
+    return 0
