@@ -1,0 +1,206 @@
+"""The streaming engine: PCM chunks in, keyword detections out.
+
+A bidirectional GRU needs a whole window, so the classifier runs on the last ``window_s`` (1 s) of audio
+every ``hop_ms``. Everything before it is incremental: chunks of any size and rate are resampled to
+16 kHz with a stateful resampler, MFCC frames are computed once each as samples complete them, and the
+window is the last 97 frames of a ring. Windows whose loudest frame is below ``gate_db`` are not scored:
+they count as silence, which keeps the detector quiet when nobody speaks (and saves the model call).
+
+Times: stream time ``t`` (seconds) counts 16 kHz samples fed so far; a window covering samples
+``[s, s + window)`` is scored once its last frame is complete and is stamped with its end ``(s + window) / sr``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from speech.audio import CLIP_SAMPLES
+from speech.streaming.detection import SILENCE_LABEL, CommandDetector, Detection, DetectorConfig
+from speech.streaming.frames import LEVEL_FLOOR_DB, IncrementalFeatures
+from speech.streaming.resample import StreamResampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamingConfig:
+    """Engine settings. ``hop_ms``: classifier period (a multiple of the 10 ms frame hop);
+    ``window_samples``: classifier window at 16 kHz (the model's clip length);
+    ``gate_db``: windows whose loudest frame is quieter (dBFS RMS) count as silence; None disables the gate.
+    """
+
+    hop_ms: float = 100.0
+    window_samples: int = CLIP_SAMPLES
+    gate_db: float | None = -45.0
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+
+
+@dataclass
+class HopResult:
+    """One scored window: its end ``time`` (s), class ``scores`` (classes,), loudest frame ``level_db``,
+    whether the energy gate skipped the model (``gated``) and the window's normalised ``features``
+    (frames, n_mfcc)."""
+
+    time: float
+    scores: np.ndarray
+    level_db: float
+    gated: bool
+    features: np.ndarray
+
+
+def to_float_mono(chunk: np.ndarray, channels: int = 1) -> np.ndarray:
+    """PCM ``(samples,)`` or ``(samples, channels)`` int16 / int32 / float -> float32 mono in [-1, 1].
+
+    A flat array with ``channels > 1`` is taken as interleaved frames.
+    """
+    chunk = np.asarray(chunk)
+    if chunk.dtype == np.int16:
+        chunk = chunk.astype(np.float32) / 32768.0
+    elif chunk.dtype == np.int32:
+        chunk = chunk.astype(np.float32) / 2147483648.0
+    elif chunk.dtype.kind == "f":
+        chunk = chunk.astype(np.float32, copy=False)
+    else:
+        raise TypeError(f"PCM chunks must be int16, int32 or float, got {chunk.dtype}")
+    if chunk.ndim == 1 and channels > 1:
+        if chunk.size % channels:
+            raise ValueError(f"{chunk.size} interleaved samples do not split into {channels} channels")
+        chunk = chunk.reshape(-1, channels)
+    if chunk.ndim == 2:
+        chunk = chunk.mean(axis=1, dtype=np.float32) if chunk.shape[1] > 1 else chunk[:, 0]
+    elif chunk.ndim != 1:
+        raise ValueError(f"PCM chunks must be (samples,) or (samples, channels), got shape {chunk.shape}")
+    return chunk
+
+
+class StreamingRecogniser:
+    """Keyword spotting on a live stream with a scorer from :func:`speech.inference.load_scorer`.
+
+    ``feed(chunk)`` accepts PCM at ``input_rate`` Hz (int16 or float, mono or ``(samples, channels)``) and
+    returns the detections it completed; ``finish()`` flushes the resampler at the end of a stream.
+    ``on_hop`` (optional) is called with every :class:`HopResult`, in time order.
+    """
+
+    def __init__(
+        self,
+        scorer,
+        config: StreamingConfig | None = None,
+        input_rate: int = 16_000,
+        on_hop=None,
+    ) -> None:
+        self.scorer = scorer
+        self.config = c = config or StreamingConfig()
+        self.labels: list[str] = list(scorer.labels)
+        front = scorer.frontend.config
+        self.sample_rate = front.sample_rate
+        self.frame_hop = front.hop_length
+        frame_hop_ms = 1000.0 * self.frame_hop / self.sample_rate
+        hop_frames = c.hop_ms / frame_hop_ms
+        if c.hop_ms <= 0 or abs(hop_frames - round(hop_frames)) > 1e-6:
+            raise ValueError(f"hop_ms must be a positive multiple of the {frame_hop_ms:g} ms frame hop, got {c.hop_ms}")
+        self.hop_frames = int(round(hop_frames))
+        self.window_frames = front.num_frames(c.window_samples)
+        if self.window_frames < 1:
+            raise ValueError(f"a window of {c.window_samples} samples is shorter than one FFT frame")
+        self.input_rate = int(input_rate)
+        self.resampler = StreamResampler(self.input_rate, self.sample_rate)
+        self.features = IncrementalFeatures(scorer.frontend)
+        self.detector = CommandDetector(self.labels, c.detector)
+        self.on_hop = on_hop
+        self._silence_scores = np.zeros(len(self.labels), dtype=np.float32)
+        if SILENCE_LABEL in self.labels:
+            self._silence_scores[self.labels.index(SILENCE_LABEL)] = 1.0
+        n_mfcc = front.n_mfcc
+        self._feats = np.zeros((0, n_mfcc), dtype=np.float32)  # frames [self._first, frames_done)
+        self._levels = np.zeros(0, dtype=np.float32)
+        self._first = 0
+        self.samples_in = 0  # 16 kHz samples produced by the resampler so far
+        self.last: HopResult | None = None
+        self.last_chunk_db = LEVEL_FLOOR_DB  # RMS level of the latest fed chunk (for a level meter)
+        self.windows_scored = 0
+        self.windows_gated = 0
+        self.model_seconds = 0.0  # wall time spent in the classifier
+
+    @property
+    def window_seconds(self) -> float:
+        return self.config.window_samples / self.sample_rate
+
+    @property
+    def time(self) -> float:
+        """Seconds of (16 kHz) audio received so far."""
+        return self.samples_in / self.sample_rate
+
+    def feed(self, chunk: np.ndarray, channels: int = 1) -> list[Detection]:
+        """Add PCM at ``input_rate``; returns the detections made on the windows it completed."""
+        mono = to_float_mono(chunk, channels)
+        if mono.size:
+            self.last_chunk_db = float(10.0 * np.log10(max(float(np.mean(mono.astype(np.float64) ** 2)), 1e-12)))
+        return self._consume(self.resampler.process(mono))
+
+    def finish(self) -> list[Detection]:
+        """End of stream: flush the resampler's last few samples and score what they complete."""
+        return self._consume(self.resampler.finish())
+
+    def _consume(self, samples: np.ndarray) -> list[Detection]:
+        self.samples_in += samples.size
+        new_feats, new_levels = self.features.push(samples)
+        if new_feats.shape[0] == 0:
+            return []
+        before = self.features.frames_done - new_feats.shape[0]
+        self._feats = np.concatenate([self._feats, new_feats])
+        self._levels = np.concatenate([self._levels, new_levels])
+        # window ends e (exclusive frame index) due in this push: e >= W and (e - W) % hop_frames == 0
+        w, h = self.window_frames, self.hop_frames
+        first_end = max(w, before + 1)
+        first_end += (-(first_end - w)) % h
+        ends = list(range(first_end, self.features.frames_done + 1, h))
+        detections: list[Detection] = []
+        if ends:
+            detections = self._score_windows(ends)
+        keep = max(0, self._feats.shape[0] - (w - 1))  # the next window needs only the last w - 1 frames
+        self._feats, self._levels = self._feats[keep:], self._levels[keep:]
+        self._first += keep
+        return detections
+
+    def _score_windows(self, ends: list[int]) -> list[Detection]:
+        w = self.window_frames
+        windows = [self._feats[e - w - self._first : e - self._first] for e in ends]
+        levels = np.array([self._levels[e - w - self._first : e - self._first].max() for e in ends])
+        gate = self.config.gate_db
+        live = [i for i, level in enumerate(levels) if gate is None or level >= gate]
+        gated = set(range(len(ends))) - set(live)
+        scores = np.tile(self._silence_scores, (len(ends), 1))
+        if live:
+            batch = np.stack([windows[i] for i in live])
+            start = time.perf_counter()
+            scores[live] = self.scorer.scores_from_features(batch)
+            self.model_seconds += time.perf_counter() - start
+        self.windows_scored += len(live)
+        self.windows_gated += len(ends) - len(live)
+        detections = []
+        for i, end in enumerate(ends):
+            window_start = (end - w) * self.frame_hop
+            t = (window_start + self.config.window_samples) / self.sample_rate
+            result = HopResult(t, scores[i], float(levels[i]), i in gated, windows[i])
+            self.last = result
+            if self.on_hop is not None:
+                self.on_hop(result)
+            found = self.detector.process(scores[i], t)
+            if found is not None:
+                log.debug("detected %s (%.2f) at %.2f s", found.label, found.score, found.time)
+                detections.append(found)
+        return detections
+
+
+def stream_array(
+    engine: StreamingRecogniser, wave: np.ndarray, chunk_samples: int = 16_000
+) -> list[Detection]:
+    """Run a whole ``(samples,)`` recording at ``engine.input_rate`` through ``engine`` in fixed chunks."""
+    found: list[Detection] = []
+    for start in range(0, wave.shape[0], chunk_samples):
+        found += engine.feed(wave[start : start + chunk_samples])
+    return found + engine.finish()

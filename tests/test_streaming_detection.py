@@ -1,0 +1,169 @@
+"""Detection rules on crafted score sequences (no audio, no model)."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+import pytest
+
+from speech.streaming.detection import CommandDetector, Detection, DetectorConfig
+
+LABELS = ["_silence_", "_unknown_", "yes", "no", "up"]
+HOP = 0.1  # seconds between results
+
+
+def onehot(label: str, p: float = 1.0) -> np.ndarray:
+    """Scores with ``p`` on ``label`` and the rest spread over the other labels."""
+    scores = np.full(len(LABELS), (1.0 - p) / (len(LABELS) - 1))
+    scores[LABELS.index(label)] = p
+    return scores
+
+
+def run(detector: CommandDetector, sequence: list[np.ndarray], start: float = 1.0) -> list[Detection]:
+    found = []
+    for i, scores in enumerate(sequence):
+        d = detector.process(scores, start + i * HOP)
+        if d is not None:
+            found.append(d)
+    return found
+
+
+def tf_config(**kw) -> DetectorConfig:
+    return DetectorConfig(release=None, **kw)
+
+
+def test_a_word_held_above_threshold_is_reported_once_with_its_time():
+    seq = [onehot("_silence_")] * 10 + [onehot("yes", 0.95)] * 8 + [onehot("_silence_")] * 10
+    found = run(CommandDetector(LABELS), seq)
+    assert [d.label for d in found] == ["yes"]
+    # averaging over 500 ms (6 results): the mean of "yes" passes 0.7 once 5 of the last 6 are "yes"
+    assert found[0].time == pytest.approx(1.0 + 14 * HOP)
+    assert found[0].score > 0.7
+
+
+def test_scores_below_threshold_or_too_short_are_not_reported():
+    quiet = [onehot("_silence_")] * 5 + [onehot("yes", 0.65)] * 10 + [onehot("_silence_")] * 5
+    assert run(CommandDetector(LABELS), quiet) == []
+    spike = [onehot("_silence_")] * 10 + [onehot("yes", 1.0)] * 2 + [onehot("_silence_")] * 10
+    assert run(CommandDetector(LABELS), spike) == []  # the average of a 200 ms spike stays below 0.7
+
+
+def test_nothing_is_decided_before_minimum_count_and_a_quarter_window():
+    detector = CommandDetector(LABELS, DetectorConfig(minimum_count=3))
+    assert detector.process(onehot("yes"), 0.0) is None
+    assert detector.average is None
+    assert detector.process(onehot("yes"), 0.1) is None
+    assert detector.average is None  # two results, minimum is three
+    assert detector.process(onehot("yes"), 0.2).label == "yes"
+    # enough results but spanning less than a quarter of the 500 ms window: undecided
+    fast = CommandDetector(LABELS, DetectorConfig(minimum_count=3))
+    for t in (0.0, 0.02, 0.04, 0.06, 0.08, 0.10):
+        assert fast.process(onehot("yes"), t) is None
+    assert fast.process(onehot("yes"), 0.13).label == "yes"
+
+
+def test_silence_and_unknown_are_never_reported():
+    seq = [onehot("_unknown_")] * 10 + [onehot("_silence_")] * 10 + [onehot("_unknown_")] * 10
+    detector = CommandDetector(LABELS)
+    assert run(detector, seq) == []
+
+
+def test_suppression_blocks_a_second_word_inside_500_ms():
+    cfg = DetectorConfig(average_window_ms=0.0, minimum_count=1, suppression_ms=500.0)  # no averaging
+    detector = CommandDetector(LABELS, cfg)
+    assert detector.process(onehot("yes"), 1.0).label == "yes"
+    assert detector.process(onehot("no"), 1.3) is None  # 300 ms after "yes"
+    assert detector.process(onehot("no"), 1.5) is None  # exactly 500 ms: not more than the suppression
+    assert detector.process(onehot("no"), 1.6).label == "no"
+
+
+def test_no_suppression_after_silence_wins():
+    cfg = DetectorConfig(average_window_ms=0.0, minimum_count=1, suppression_ms=500.0)
+    detector = CommandDetector(LABELS, cfg)
+    assert detector.process(onehot("yes"), 1.0).label == "yes"
+    assert detector.process(onehot("_silence_"), 1.6) is None  # silence wins (not reported)
+    assert detector.process(onehot("no"), 1.7).label == "no"  # 100 ms later: no wait after silence
+    assert detector.process(onehot("up"), 1.8) is None  # but "no" is a word: 500 ms before the next
+
+
+def test_repeated_word_tf_rule_and_release():
+    yes_twice = [onehot("yes")] * 8 + [onehot("up", 0.5)] * 15 + [onehot("yes")] * 8
+    # TensorFlow's rule: the same label never fires twice in a row, even after a long gap
+    assert [d.label for d in run(CommandDetector(LABELS, tf_config()), yes_twice)] == ["yes"]
+    # with release (default), "yes" is re-armed once its average fell below 0.35
+    assert [d.label for d in run(CommandDetector(LABELS), yes_twice)] == ["yes", "yes"]
+
+
+def test_hysteresis_keeps_a_wobbling_word_to_one_detection():
+    wobble = [onehot("yes", p) for p in (0.9, 0.9, 0.9, 0.9, 0.6, 0.6, 0.6, 0.9, 0.9, 0.9, 0.9, 0.6, 0.6, 0.9)]
+    found = run(CommandDetector(LABELS, DetectorConfig(suppression_ms=0.0)), wobble * 2)
+    assert [d.label for d in found] == ["yes"]
+
+
+def test_bad_input_is_refused():
+    detector = CommandDetector(LABELS)
+    with pytest.raises(ValueError, match="5 scores"):
+        detector.process(np.ones(3), 0.0)
+    detector.process(onehot("yes"), 1.0)
+    with pytest.raises(ValueError, match="time order"):
+        detector.process(onehot("yes"), 0.5)
+    with pytest.raises(ValueError):
+        DetectorConfig(threshold=1.5)
+    with pytest.raises(ValueError):
+        DetectorConfig(release=0.9, threshold=0.7)
+
+
+class TensorFlowRecognizeCommands:
+    """TensorFlow's RecognizeCommands.process_latest_result, restated as the oracle (times in ms)."""
+
+    def __init__(self, labels, average_window_duration_ms, detection_threshold, suppression_ms, minimum_count):
+        self.labels, self.window, self.threshold = labels, average_window_duration_ms, detection_threshold
+        self.suppression, self.minimum = suppression_ms, minimum_count
+        self.results = deque()
+        self.previous_label, self.previous_time = "_silence_", -np.inf
+
+    def process(self, scores, now):
+        self.results.append((now, scores))
+        while now - self.window > self.results[0][0]:
+            self.results.popleft()
+        if len(self.results) < self.minimum or now - self.results[0][0] < self.window / 4:
+            return None
+        average = sum(s for _, s in self.results) / len(self.results)
+        top = int(np.argmax(average))
+        label, score = self.labels[top], average[top]
+        since = np.inf if self.previous_label == "_silence_" or self.previous_time == -np.inf else now - self.previous_time
+        if score > self.threshold and label != self.previous_label and since > self.suppression:
+            self.previous_label, self.previous_time = label, now
+            return label
+        return None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_tensorflow_on_random_score_streams(seed):
+    """With ``release=None`` the detector reports exactly TF's new commands minus _silence_/_unknown_."""
+    rng = np.random.default_rng(seed)
+    # piecewise-constant label runs with noisy, peaked scores
+    seq = []
+    while len(seq) < 1500:
+        label = int(rng.integers(len(LABELS)))
+        boost = rng.uniform(0, 8)
+        for _ in range(int(rng.integers(3, 40))):
+            logits = rng.normal(0, 1, len(LABELS))
+            logits[label] += boost
+            seq.append(np.exp(logits) / np.exp(logits).sum())
+    hop_ms = 30
+    tf = TensorFlowRecognizeCommands(LABELS, 500, 0.7, 500, 4)
+    ours = CommandDetector(LABELS, tf_config(average_window_ms=500, threshold=0.7, suppression_ms=500, minimum_count=4))
+    expected, got = [], []
+    for i, scores in enumerate(seq):
+        label = tf.process(scores, i * hop_ms)
+        if label is not None and label not in ("_silence_", "_unknown_"):
+            expected.append((label, i * hop_ms))
+        d = ours.process(scores, i * hop_ms / 1000)
+        if d is not None:
+            got.append((d.label, round(d.time * 1000)))
+    assert got == expected
+    assert len(expected) >= 3  # the streams do contain detections
+    assert not math.isnan(ours.average.sum())

@@ -1,0 +1,214 @@
+"""The streaming engine on real clips: resampler and MFCC chunking invariance, window = offline features,
+energy gate, and real keywords heard by the trained tiny checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import FSDD, LABELS_12
+
+from speech.audio import load_audio, read_audio, resample, to_mono
+from speech.inference import TorchScorer, load_scorer
+from speech.model import ClassifierConfig
+from speech.recogniser import Recogniser
+from speech.streaming import (
+    IncrementalFeatures,
+    StreamingConfig,
+    StreamingRecogniser,
+    StreamResampler,
+    stream_array,
+)
+
+
+def random_chunks(wave: np.ndarray, rng: np.random.Generator, high: int = 4000):
+    start = 0
+    while start < wave.shape[0]:
+        size = int(rng.integers(1, high))
+        yield wave[start : start + size]
+        start += size
+
+
+@pytest.fixture(scope="module")
+def speech_stream(sc_v2_clips) -> np.ndarray:
+    """About 6 s of real speech: six keyword clips back to back (16 kHz float32)."""
+    words = ["yes", "no", "up", "down", "left", "right"]
+    return np.concatenate([load_audio(sc_v2_clips[w][5]) for w in words])
+
+
+@pytest.fixture(scope="module")
+def scorer(sc_v2_clips) -> TorchScorer:
+    """An untrained classifier behind a front end whose normaliser is fitted on real clips (fast to build)."""
+    torch.manual_seed(0)
+    model = Recogniser(LABELS_12, classifier=ClassifierConfig(hidden_size=32, num_layers=1, input_channels=16))
+    waves = torch.from_numpy(np.stack([load_audio(sc_v2_clips[w][i]) for w in LABELS_12[2:] for i in range(4)]))
+    model.frontend.fit_normaliser(waves)
+    return TorchScorer(model)
+
+
+@pytest.mark.parametrize("rate", [48_000, 44_100, 22_050, 8_000, 16_000])
+def test_resampler_is_chunk_invariant(rate, speech_stream):
+    wave = speech_stream[: 3 * 16000] if rate == 16_000 else resample(speech_stream[: 3 * 16000], 16000, rate)
+    whole = StreamResampler(rate, 16000)
+    expected = np.concatenate([whole.process(wave), whole.finish()])
+    chunked = StreamResampler(rate, 16000)
+    parts = [chunked.process(c) for c in random_chunks(wave, np.random.default_rng(rate), 3000)]
+    got = np.concatenate(parts + [chunked.finish()])
+    assert got.shape == expected.shape == (int(np.ceil(wave.shape[0] * 16000 / rate)),)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_resampler_quality():
+    for rate in (48_000, 44_100, 8_000):
+        t = np.arange(2 * rate) / rate
+        r = StreamResampler(rate, 16000)
+        out = np.concatenate([r.process(np.sin(2 * np.pi * 1000 * t)), r.finish()])
+        ideal = np.sin(2 * np.pi * 1000 * np.arange(out.shape[0]) / 16000)
+        assert np.abs(out - ideal)[500:-500].max() < 1e-4  # no delay, no gain error
+    # a real 8 kHz recording (FSDD) comes out close to the offline torchaudio resampler
+    path = sorted((FSDD / "seven").glob("*.wav"))[0]
+    data, rate = read_audio(path)
+    assert rate == 8000
+    mono = to_mono(data)
+    r = StreamResampler(rate, 16000)
+    ours = np.concatenate([r.process(mono), r.finish()])
+    ref = resample(mono, rate, 16000)
+    n = min(ours.size, ref.size)
+    # (they differ mostly just below 4 kHz, where our cut-off (0.945 x Nyquist) sits below torchaudio's 0.99)
+    assert np.sqrt(np.mean((ours[:n] - ref[:n]) ** 2)) < 0.05 * np.sqrt(np.mean(ref[:n] ** 2))
+
+
+def test_incremental_mfcc_equals_offline_with_random_chunks(scorer, speech_stream):
+    front = scorer.frontend
+    with torch.inference_mode():
+        offline = front(torch.from_numpy(speech_stream)[None])[0].numpy()
+    for seed in range(3):
+        inc = IncrementalFeatures(front)
+        feats = [inc.push(c)[0] for c in random_chunks(speech_stream, np.random.default_rng(seed))]
+        streamed = np.concatenate(feats)
+        assert streamed.shape == offline.shape
+        assert np.abs(streamed - offline).max() < 1e-4
+
+
+@pytest.mark.parametrize("hop_ms", [20.0, 100.0])
+def test_windows_equal_offline_features_and_scores(scorer, speech_stream, hop_ms):
+    hops = []
+    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop_ms, gate_db=None), on_hop=hops.append)
+    for chunk in random_chunks(speech_stream, np.random.default_rng(1)):
+        engine.feed(chunk)
+    engine.finish()
+    hop = int(hop_ms * 16)
+    starts = np.array([round((h.time - 1.0) * 16000) for h in hops])
+    # a window every hop, from the first full second to the end of the stream
+    np.testing.assert_array_equal(starts, np.arange(0, speech_stream.shape[0] - 16000 + 1, hop))
+    waves = np.stack([speech_stream[s : s + 16000] for s in starts])
+    with torch.inference_mode():
+        offline = scorer.frontend(torch.from_numpy(waves)).numpy()
+    streamed = np.stack([h.features for h in hops])
+    assert streamed.shape == offline.shape == (len(hops), 97, 40)
+    assert np.abs(streamed - offline).max() < 1e-4
+    assert np.abs(np.stack([h.scores for h in hops]) - scorer.scores(waves)).max() < 1e-4
+    assert engine.windows_scored == len(hops)
+
+
+def test_int16_stereo_48k_input_is_downmixed_and_resampled(scorer, speech_stream):
+    wave48 = resample(speech_stream, 16000, 48000)
+    stereo = np.stack([wave48 * 0.9, wave48 * 0.7], axis=1)  # mono = 0.8 * speech
+    pcm = np.round(np.clip(stereo, -1, 1) * 32767).astype(np.int16)
+    hops = []
+    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=None), input_rate=48_000, on_hop=hops.append)
+    for chunk in random_chunks(pcm, np.random.default_rng(2), 5000):
+        engine.feed(chunk)
+    engine.finish()
+    # the same audio resampled in one go, then framed offline
+    mono = pcm.astype(np.float32).mean(axis=1) / 32768.0
+    whole = StreamResampler(48_000, 16_000)
+    audio16 = np.concatenate([whole.process(mono), whole.finish()])
+    starts = [round((h.time - 1.0) * 16000) for h in hops]
+    with torch.inference_mode():
+        offline = scorer.frontend(torch.from_numpy(np.stack([audio16[s : s + 16000] for s in starts]))).numpy()
+    assert len(hops) == 51 and abs(engine.time - speech_stream.shape[0] / 16000) < 1e-3
+    assert np.abs(np.stack([h.features for h in hops]) - offline).max() < 1e-4
+    # and the resampled speech is the original speech scaled by the downmix (less what lies above 7.5 kHz)
+    error = audio16[200:-200] - 0.8 * speech_stream[200:-200]
+    assert np.sqrt(np.mean(error**2)) < 0.03 * np.sqrt(np.mean((0.8 * speech_stream) ** 2))
+
+
+def test_flat_interleaved_pcm_and_bad_input(scorer):
+    engine = StreamingRecogniser(scorer, input_rate=16_000)
+    assert engine.feed(np.zeros(3200, np.int16), channels=2) == []
+    assert engine.time == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="channels"):
+        engine.feed(np.zeros(3, np.int16), channels=2)
+    with pytest.raises(TypeError, match="int16"):
+        engine.feed(np.zeros(10, np.uint8))
+    for hop in (15.0, 0.0, -10.0):
+        with pytest.raises(ValueError, match="multiple of the 10 ms frame hop"):
+            StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop))
+
+
+def test_energy_gate_keeps_silence_quiet_and_skips_the_model(scorer, sc_v2_clips):
+    quiet = np.random.default_rng(0).normal(0, 10 ** (-60 / 20), 5 * 16000).astype(np.float32)  # -60 dBFS hiss
+    gated = StreamingRecogniser(scorer, StreamingConfig(gate_db=-45.0))
+    assert stream_array(gated, quiet) == []
+    assert gated.windows_scored == 0 and gated.windows_gated == 41 and gated.model_seconds == 0.0
+    assert gated.last.gated and gated.last.scores[LABELS_12.index("_silence_")] == 1.0
+    assert -62 < gated.last.level_db < -58
+    ungated = StreamingRecogniser(scorer, StreamingConfig(gate_db=None))
+    stream_array(ungated, quiet)
+    assert ungated.windows_scored == 41
+    # a spoken word lifts the gate for the windows that contain it
+    word = load_audio(sc_v2_clips["yes"][0])
+    mixed = quiet.copy()
+    mixed[32000:48000] += word
+    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=-45.0))
+    stream_array(engine, mixed)
+    assert 0 < engine.windows_scored < 41
+
+
+def test_trained_model_hears_real_keywords_at_the_right_times(tiny_checkpoint, sc_v2_clips):
+    """Clips the tiny model knows offline are detected in a stream, with their labels, near their times."""
+    scorer = load_scorer(tiny_checkpoint)
+    chosen = []
+    for word in ["yes", "no", "stop", "left", "off", "on", "right", "up", "down", "go"]:
+        clips = sc_v2_clips[word][:30]
+        probs = scorer.scores(np.stack([load_audio(p) for p in clips]))[:, LABELS_12.index(word)]
+        if probs.max() > 0.9:
+            chosen.append((word, clips[int(probs.argmax())]))
+        if len(chosen) == 4:
+            break
+    assert len(chosen) == 4, "the tiny checkpoint should know a few clips well"
+    rng = np.random.default_rng(0)
+    parts, starts = [np.zeros(16000, np.float32)], []
+    for _, path in chosen:
+        starts.append(sum(p.size for p in parts) / 16000)
+        parts += [load_audio(path), np.zeros(24000, np.float32)]
+    wave = np.concatenate(parts) + rng.normal(0, 1e-3, sum(p.size for p in parts)).astype(np.float32)
+    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=100.0), input_rate=16_000)
+    found = stream_array(engine, np.round(wave * 32767).astype(np.int16), 1600)
+    assert [d.label for d in found] == [w for w, _ in chosen]
+    for d, start in zip(found, starts, strict=True):
+        assert start + 0.3 <= d.time <= start + 2.0  # after the word began, within a window and a half
+        assert d.score > 0.7
+
+
+def test_wav_file_at_44k_scores_like_the_16k_original(tiny_checkpoint, sc_v2_clips, tmp_path):
+    """A 44.1 kHz stereo file of the same words gives (nearly) the same scores and the same detections."""
+    scorer = load_scorer(tiny_checkpoint)
+    wave = np.concatenate([np.zeros(8000, np.float32)] + [
+        np.concatenate([load_audio(sc_v2_clips[w][i]), np.zeros(16000, np.float32)])
+        for w in ("yes", "stop", "off") for i in (0, 1)
+    ])
+    path = tmp_path / "words44k.wav"
+    sf.write(path, np.stack([resample(wave, 16000, 44100)] * 2, axis=1), 44100, subtype="PCM_16")
+    base_hops, other_hops = [], []
+    base = stream_array(StreamingRecogniser(scorer, on_hop=base_hops.append), wave)
+    data, rate = read_audio(path)
+    other = stream_array(StreamingRecogniser(scorer, input_rate=rate, on_hop=other_hops.append), data, 4410)
+    assert rate == 44100 and len(base_hops) == len(other_hops) == 116
+    a, b = np.stack([h.scores for h in base_hops]), np.stack([h.scores for h in other_hops])
+    assert np.abs(a - b).mean() < 0.03  # two resamplers and 16-bit rounding apart
+    assert (a.argmax(axis=1) == b.argmax(axis=1)).mean() > 0.9
+    assert base and [d.label for d in other] == [d.label for d in base]
+    assert all(abs(x.time - y.time) <= 0.3 for x, y in zip(other, base, strict=True))
