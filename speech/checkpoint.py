@@ -22,6 +22,13 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and what was expected."""
 
 
+def _unpickling_reason(message: str) -> str:
+    """The specific line of torch's weights-only error (e.g. "Trying to load unsupported GLOBAL posix.system")."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    specific = [line for line in lines if line.startswith(("Trying to load", "Unsupported")) or "GLOBAL" in line]
+    return (specific or lines or ["UnpicklingError"])[0]
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint dictionary with the weights-only unpickler (tensors and plain data only)."""
     path = Path(path)
@@ -30,10 +37,12 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _unpickling_reason(str(exc))
+        if "Unsupported operand" in reason:  # not a pickle at all (text, random bytes)
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
         raise CheckpointError(
             f"{path}: refused to load: the file holds objects outside the weights-only allow-list "
-            f"(tensors, numbers, strings, lists, dicts), so loading it could run code. ({first})"
+            f"(tensors, numbers, strings, lists, dicts), so loading it could run code. ({reason})"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
