@@ -112,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     keywords = [label for label in scorer.labels if label not in NEVER_REPORTED]
     if not any(groups.get(k) for k in keywords):
         raise ValueError(f"{args.data}: the {split} split has no clips of the model's keywords {keywords}")
+    out = output_dir(args.out)
     noise = load_noise(index)
     rng = np.random.default_rng(args.seed)
     seconds = args.minutes * 60.0
@@ -123,7 +124,6 @@ def _run(args: argparse.Namespace) -> int:
         unknown_percentage=args.unknown_percent,
         background_volume=args.background_volume,
     )
-    out = output_dir(args.out)
     write_wav(out / OUTPUT_FILES[0], recording.wave)
     write_labels_file(out / OUTPUT_FILES[1], recording.words)
     print(f"wrote {out / OUTPUT_FILES[0]} ({recording.seconds:.0f} s, {len(recording.words)} words) "

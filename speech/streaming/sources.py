@@ -149,6 +149,8 @@ class WavSource:
 
     def __init__(self, path: str | Path, realtime: bool = False, block_ms: float = 20.0) -> None:
         self.path = Path(path)
+        if not self.path.is_file():
+            raise SourceError(f"{self.path}: no such sound file")
         try:
             info = sf.info(str(self.path))
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:

@@ -1,0 +1,238 @@
+"""``speech live`` from a WAV file and from stdin, its output formats, Ctrl-C and its error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import LABELS_12, REPO
+from rich.console import Console
+
+from speech.audio import load_audio, resample, write_wav
+from speech.cli import main
+from speech.inference import load_scorer
+from speech.streaming.detection import Detection
+from speech.streaming.display import LiveDisplay
+from speech.streaming.engine import HopResult
+
+SPEECH = [sys.executable, "-m", "speech"]
+
+
+@pytest.fixture(scope="module")
+def known_words(tiny_checkpoint, sc_v2_clips) -> list[tuple[str, Path]]:
+    """Three (word, clip) pairs that the tiny checkpoint scores above 0.9 offline."""
+    scorer = load_scorer(tiny_checkpoint)
+    chosen = []
+    for word in ["yes", "stop", "no", "off", "left", "on", "right", "up", "down", "go"]:
+        clips = sc_v2_clips[word][:30]
+        probs = scorer.scores(np.stack([load_audio(p) for p in clips]))[:, LABELS_12.index(word)]
+        if probs.max() > 0.9:
+            chosen.append((word, clips[int(probs.argmax())]))
+        if len(chosen) == 3:
+            return chosen
+    raise AssertionError("the tiny checkpoint should know a few clips well")
+
+
+@pytest.fixture(scope="module")
+def words_wave(known_words) -> np.ndarray:
+    """The known words, 1.5 s apart, after 0.5 s of quiet (16 kHz float32)."""
+    parts = [np.zeros(8000, np.float32)]
+    for _, path in known_words:
+        parts += [load_audio(path), np.zeros(24000, np.float32)]
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def words_wav(words_wave, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("live") / "words.wav"
+    write_wav(path, words_wave)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    from speech.export import export_onnx
+
+    return export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+
+
+def events(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_wav_json_events_with_both_backends(tiny_checkpoint, tiny_onnx, words_wav, known_words, capsys):
+    assert main(["live", str(tiny_checkpoint), "--wav", str(words_wav), "--json"]) == 0
+    torch_events = events(capsys.readouterr().out)
+    assert [e["label"] for e in torch_events] == [w for w, _ in known_words]
+    for e, start in zip(torch_events, (0.5, 3.0, 5.5), strict=True):
+        assert set(e) == {"label", "score", "time"}
+        assert start + 0.3 <= e["time"] <= start + 2.0 and 0.7 < e["score"] <= 1.0
+    assert main(["live", str(tiny_onnx), "--wav", str(words_wav), "--json", "--backend", "auto"]) == 0
+    onnx_events = events(capsys.readouterr().out)
+    assert [e["label"] for e in onnx_events] == [e["label"] for e in torch_events]
+    assert [e["time"] for e in onnx_events] == [e["time"] for e in torch_events]
+    # an ONNX file forced through the PyTorch loader is refused with a message, not a traceback
+    assert main(["live", str(tiny_onnx), "--wav", str(words_wav), "--backend", "torch"]) == 1
+    assert "cannot load the model" in capsys.readouterr().err
+
+
+def test_realtime_pacing_and_seconds_limit(tiny_checkpoint, words_wav, known_words, capsys):
+    start = time.monotonic()
+    assert main(["live", str(tiny_checkpoint), "--wav", str(words_wav), "--realtime", "--seconds", "1.5", "--json"]) == 0
+    assert time.monotonic() - start >= 1.45  # 1.5 s of audio released at the pace it was recorded
+    assert [e["label"] for e in events(capsys.readouterr().out)] in ([], [known_words[0][0]])
+
+
+def test_rich_panel_shows_meter_top3_and_log(tiny_checkpoint, words_wav, known_words, capsys):
+    assert main(["live", str(tiny_checkpoint), "--wav", str(words_wav), "--hop-ms", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "input" in out and "dBFS" in out and "time (s)" in out
+    for word, _ in known_words:
+        assert word in out
+    console = Console(record=True, width=100, force_terminal=False)
+    display = LiveDisplay(LABELS_12, "test", console=console)
+    scores = np.full(12, 0.01)
+    scores[[2, 10, 11]] = [0.8, 0.1, 0.06]
+    display.update(-20.0, HopResult(3.0, scores, -20.0, False, np.zeros((97, 40))), 3.0, [Detection("yes", 0.81, 2.9)])
+    console.print(display.render())
+    text = console.export_text()
+    lines = [line for line in text.splitlines() if "0.80" in line or "0.10" in line or "0.06" in line]
+    assert [line.split()[1] for line in lines] == ["yes", "stop", "go"]  # top 3, best first
+    assert "-20.0 dBFS" in text and "2.90" in text and "0.81" in text
+
+
+def test_error_messages(tiny_checkpoint, words_wav, tmp_path, capsys):
+    def fails(args, code, message):
+        assert main(["live", *args]) == code
+        err = capsys.readouterr().err
+        assert message in err, err
+        assert "Traceback" not in err
+
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    fake_onnx = tmp_path / "fake.onnx"
+    fake_onnx.write_bytes(b"\x00\x01 not onnx")
+    fails([str(tmp_path / "missing.ckpt"), "--wav", str(words_wav)], 1, "no such model file")
+    fails([str(garbage), "--wav", str(words_wav)], 1, f"{garbage}: cannot load the model")
+    fails([str(fake_onnx), "--wav", str(words_wav)], 1, "not a valid ONNX model")
+    fails([str(tiny_checkpoint), "--wav", str(tmp_path / "none.wav")], 1, "none.wav: no such sound file")
+    fails([str(tiny_checkpoint), "--wav", str(garbage)], 1, "not a readable audio file")
+    fails([str(tiny_checkpoint), "--stdin"], 2, "--stdin needs --rate")
+    fails([str(tiny_checkpoint), "--realtime"], 2, "--realtime only applies to --wav")
+    fails([str(tiny_checkpoint), "--wav", str(words_wav), "--hop-ms", "25"], 2, "multiple of the 10 ms frame hop")
+    fails(["--wav", str(words_wav)], 2, "give a model file")
+    fails([str(tiny_checkpoint), "--device", "no-such-microphone-xyz"], 1, "no input device matching 'no-such-microphone-xyz'")
+
+
+def reader(stream, sink: queue.Queue) -> threading.Thread:
+    def pump():
+        for line in iter(stream.readline, ""):
+            sink.put(line)
+        sink.put(None)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(lines: queue.Queue, predicate, timeout: float, seen: list[str]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if line is None:
+            return False
+        seen.append(line)
+        if predicate(seen):
+            return True
+    return False
+
+
+def test_stdin_pcm_48k_stereo_then_ctrl_c(tiny_checkpoint, words_wave, known_words):
+    """Raw s16le at 48 kHz, 2 channels on stdin (kept open) gives the events; Ctrl-C then exits with 130."""
+    pcm48 = resample(words_wave, 16000, 48000)
+    stereo = np.round(np.stack([pcm48, pcm48], axis=1) * 32767).astype("<i2")
+    proc = subprocess.Popen(
+        [*SPEECH, "live", str(tiny_checkpoint), "--stdin", "--rate", "48000", "--channels", "2", "--json"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False, cwd=REPO,
+    )
+    try:
+        out_lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [out_lines.put(x.decode()) for x in iter(proc.stdout.readline, b"")],
+                         daemon=True).start()
+        proc.stdin.write(stereo.tobytes())
+        proc.stdin.flush()  # stdin stays open: the stream is live until Ctrl-C
+        seen: list[str] = []
+        expected = [w for w, _ in known_words]
+        got_all = wait_for(out_lines, lambda s: len(s) >= len(expected), 120, seen)
+        assert got_all, f"events so far: {seen}"
+        assert [json.loads(line)["label"] for line in seen] == expected
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        err = proc.stderr.read().decode()
+        assert code == 130, err
+        assert "stopped (Ctrl-C)" in err and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_portaudio_missing_is_a_clear_error(tiny_checkpoint):
+    """With the PortAudio library unfindable, microphone input fails with advice (and --wav still works)."""
+    hide = (
+        "import ctypes.util, sys; real = ctypes.util.find_library; "
+        "ctypes.util.find_library = lambda name: None if 'portaudio' in name else real(name); "
+        "from speech.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide, "live", str(tiny_checkpoint)], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert result.returncode == 1, result.stderr
+    assert "PortAudio library is missing" in result.stderr and "libportaudio2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_input_device_is_a_clear_error(tiny_checkpoint, tmp_path):
+    """No sound server and no ALSA configuration of one's own: no usable microphone, exit 1 with a message."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE")}
+    env.update(HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path))
+    result = subprocess.run([*SPEECH, "live", str(tiny_checkpoint), "--json"], capture_output=True, text=True,
+                            timeout=120, cwd=REPO, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "speech live: error:" in result.stderr and "Traceback" not in result.stderr
+    assert "no default input device" in result.stderr or "cannot open input device" in result.stderr
+
+
+def test_stdin_reader_carries_partial_frames_over_pipe_reads():
+    """Pipe reads of odd sizes split sample frames; the reader reassembles them and drops a trailing byte."""
+    from speech.streaming.sources import StdinSource
+
+    data = np.arange(-3000, 3000, dtype="<i2").reshape(-1, 2)  # stereo frames of 4 bytes
+    payload = data.tobytes() + b"\x01"
+    read_fd, write_fd = os.pipe()
+
+    def writer():
+        with os.fdopen(write_fd, "wb", buffering=0) as w:
+            for start in range(0, len(payload), 333):  # 333-byte writes: frames cut in the middle
+                w.write(payload[start : start + 333])
+                time.sleep(0.001)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    with os.fdopen(read_fd, "rb") as r:
+        chunks = list(StdinSource(16000, 2, stream=r))
+    thread.join()
+    assert all(c.shape[1] == 2 for c in chunks) and len(chunks) > 5
+    np.testing.assert_array_equal(np.concatenate(chunks), data)
