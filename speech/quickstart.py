@@ -99,9 +99,10 @@ def next_steps(result: QuickstartResult) -> str:
     if result.real_accuracy is not None:
         lines.append(f"                  {result.real_accuracy:.1%} on real speakers (../shared/data/sc-v2-test-fit)")
     s = result.stream
+    delay = "n/a (no detections)" if s.get("median_delay_ms") is None else f"{s['median_delay_ms']:.0f} ms"
     lines += [
         f"  streaming test  {s['correct']:.1f}% correct, {s['wrong']:.1f}% wrong, {s['false_positive']:.1f}% false "
-        f"positives, {s['false_alarms_per_hour']:.1f} false alarms/hour, median delay {s['median_delay_ms']:.0f} ms",
+        f"positives, {s['false_alarms_per_hour']:.1f} false alarms/hour, median delay {delay}",
         "",
         "Next:",
         f"  speech live {result.onnx}                      # talk to it (microphone)",
