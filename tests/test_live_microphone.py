@@ -193,3 +193,31 @@ def test_microphone_hears_played_keywords_then_survives_the_server_vanishing(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_device_gone_before_the_stream_opens_is_a_clear_error(virtual_microphone):
+    """PortAudio listed the device, but it cannot be opened any more (server gone, like a busy or unplugged
+    device): the source raises SourceError with a message instead of a PortAudio traceback."""
+    script = (
+        "import sys\n"
+        "from speech.streaming.sources import MicrophoneSource, SourceError\n"
+        "source = MicrophoneSource(None)\n"
+        "print('resolved', source.name, flush=True)\n"
+        "sys.stdin.readline()\n"
+        "try:\n"
+        "    next(iter(source))\n"
+        "except SourceError as exc:\n"
+        "    print('SourceError:', exc)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], env=virtual_microphone.env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert proc.stdout.readline().startswith("resolved"), proc.stderr.read()
+        virtual_microphone.stop()
+        out, err = proc.communicate("\n", timeout=60)
+        assert proc.returncode == 0, err
+        assert "SourceError: cannot open input device" in out and "busy, unplugged" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
