@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -102,6 +103,10 @@ def default_checkpoint_callbacks() -> list[ModelCheckpoint]:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    # `speech train ARGS` hands ARGS to LightningCLI explicitly; silence its warning about sys.argv, and
+    # jsonargparse deprecations raised inside Lightning's own code (not actionable for a user).
+    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+    warnings.filterwarnings("ignore", message=".*(skip_none|instantiate_classes).*deprecated.*")
     SpeechCLI(
         KeywordModule,
         SpeechCommandsDataModule,
