@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +294,7 @@ class Latency:
     clips: int
     batch_ms_per_clip: float
     batch_size: int
+    threads: int  # CPU threads the scorer ran on (torch: torch.get_num_threads(); ONNX: intra-op threads)
 
     def to_dict(self) -> dict:
         return vars(self).copy()
@@ -387,7 +389,8 @@ def evaluate_waves(
     latency = None
     if latency_clips > 0:
         median, p90, measured = measure_latency(scorer, waves, latency_clips)
-        latency = Latency(median, p90, measured, 1e3 * seconds / len(targets), batch_size)
+        threads = getattr(scorer, "intra_op_threads", None) or torch.get_num_threads()
+        latency = Latency(median, p90, measured, 1e3 * seconds / len(targets), batch_size, int(threads))
     return Result(metrics, targets, predictions, seconds, None if noise is None else noise.snr_db, latency)
 
 
@@ -462,10 +465,13 @@ def load_eval_set(
     cache_dir: str | Path | None = None,
     with_noise: bool = False,
     progress: bool = False,
+    **index_options,
 ) -> EvalSet:
     """Index ``root`` with the model's ``labels`` (see :func:`speech.data.build_index`), decode the ``split``
     (``test``/``validation``/``train``/``all``) through the waveform cache and return it.
 
+    ``index_options`` go to :func:`~speech.data.build_index` (``validation_percent``, ``testing_percent``,
+    ``seed``, ...), so the split a model was trained with can be reproduced.
     Raises :class:`speech.data.DatasetError` when the folder lacks a label (the message names the missing labels
     and the folder) and :class:`EvaluationError` when the chosen split is empty.
     """
@@ -473,7 +479,7 @@ def load_eval_set(
 
     if split not in SPLIT_CHOICES:
         raise ValueError(f"split must be one of {SPLIT_CHOICES}, got {split!r}")
-    index = build_index(root, labels=list(labels), split=split_rule)
+    index = build_index(root, labels=list(labels), split=split_rule, **index_options)
     if list(index.labels) != list(labels):  # build_index keeps an explicit list as given; guard anyway
         raise EvaluationError(f"{index.root}: indexed labels {index.labels} differ from the model's {labels}")
     names = list(SPLIT_NAMES.values()) if split == "all" else [SPLIT_NAMES[split]]
@@ -483,6 +489,16 @@ def load_eval_set(
         raise EvaluationError(
             f"{index.root}: the {split!r} split is empty with split rule {split_rule!r} (used: {index.split_method}); "
             f"clips per split: {counts}. Pick another --split or --split-rule (e.g. 'speaker')"
+        )
+    elsewhere = sum(len(index.splits[name]) for name in SPLIT_NAMES.values()) - len(examples)
+    if index.layout == "test_set" and split == "test" and elsewhere:
+        log.info(
+            "%s: test-set layout, but %d clip(s) fall outside the %r split under rule %r (clips without a speaker, "
+            "such as _silence_, are split by file name); --split all evaluates every clip",
+            index.root,
+            elsewhere,
+            split,
+            index.split_method,
         )
     cached = cached_waveforms(examples, cache_dir or default_cache_dir(), progress=progress)
     if len(cached) == 0:

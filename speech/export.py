@@ -223,7 +223,8 @@ class OnnxScorer:
         if not path.is_file():
             raise OnnxModelError(f"{path}: no such ONNX file")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(intra_op_threads)
+        self.intra_op_threads = int(intra_op_threads)
+        options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -101,6 +101,7 @@ def comparison_rows(evals: list[ModelEvaluation]) -> list[dict]:
                 "num_parameters": ev.num_parameters,
                 "latency_ms": lat.median_ms if lat else None,
                 "batch_ms_per_clip": lat.batch_ms_per_clip if lat else None,
+                "threads": lat.threads if lat else None,
                 "clips": ev.result.metrics.num_clips,
                 **{f"accuracy_snr_{r.snr_db:g}": r.accuracy for r in ev.result.noisy},
             }
@@ -225,6 +226,8 @@ def plot_snr(path: Path, evals: list[ModelEvaluation]) -> None:
         ax.axhline(
             100 * ev.result.accuracy, color=color, linestyle="--", linewidth=1, label=f"{ev.name} (clean)"
         )
+    snrs = sorted({r.snr_db for ev in evals for r in ev.result.noisy})
+    ax.set_xticks(snrs, [f"{snr:g}" for snr in snrs])
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -282,6 +285,7 @@ def markdown_report(evals: list[ModelEvaluation], files: dict[str, dict[str, str
                 f"{ev.num_parameters:,}",
                 _ms(lat.median_ms if lat else None),
                 _ms(lat.batch_ms_per_clip if lat else None),
+                str(lat.threads) if lat else "-",
                 str(ev.result.metrics.num_clips),
             ]
         )
@@ -295,10 +299,11 @@ def markdown_report(evals: list[ModelEvaluation], files: dict[str, dict[str, str
             "parameters",
             "latency ms/clip (batch 1, median)",
             f"ms/clip (batch {batch})" if batch else "ms/clip (batched)",
+            "threads",
             "clips",
         ],
         rows,
-        ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"],
+        ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"],
     )
     lines += ["", "Latency is measured during this run on this machine (1 s clips, front end included)."]
     if any(ev.result.noisy for ev in evals):
@@ -363,6 +368,7 @@ def model_section(ev: ModelEvaluation, files: dict[str, str], show_data: bool = 
         lines += _table(
             ["true", "predicted as", "clips", "share of true class"],
             [[f"`{p.true}`", f"`{p.predicted}`", str(p.count), _pct(p.fraction)] for p in m.confused_pairs],
+            ["---", "---", "---:", "---:"],
         )
     else:
         lines += ["None: every clip was classified correctly."]

@@ -319,42 +319,25 @@ def test_cli_input_errors(tiny_checkpoint, small_set, tmp_path, capsys):
 
 
 def test_cli_speaker_rule_and_full_layout(tiny_checkpoint, small_set, tmp_path, capsys):
-    # the seeded speaker split of the same folder gives a (smaller) test split
-    code, _, _ = run_cli(
-        capsys,
-        "evaluate",
-        tiny_checkpoint,
-        "--data",
-        small_set,
-        "--split-rule",
-        "speaker",
-        "--split",
-        "all",
-        "--json",
-        tmp_path / "all.json",
-        "--cache-dir",
-        tmp_path / "cache",
-        "--latency-clips",
-        "0",
-    )
-    assert code == 0
-    assert json.loads((tmp_path / "all.json").read_text())["clips"] == CLIPS_PER_LABEL * len(LABELS_12)
+    # a seeded speaker-disjoint 50/50 split of the same folder: test + validation = every clip, no shared speaker
+    counts = {}
+    for split in ("test", "validation"):
+        code, _, err = run_cli(
+            capsys, "evaluate", tiny_checkpoint, "--data", small_set, "--split-rule", "speaker",
+            "--validation-percent", "50", "--testing-percent", "50", "--split", split,
+            "--json", tmp_path / f"{split}.json", "--cache-dir", tmp_path / "cache", "--latency-clips", "0",
+        )  # fmt: skip
+        assert code == 0, err
+        report = json.loads((tmp_path / f"{split}.json").read_text())
+        assert report["data"]["split_rule"] == "speaker"
+        counts[split] = report["clips"]
+    assert counts["test"] > 0 and counts["validation"] > 0
+    assert counts["test"] + counts["validation"] == CLIPS_PER_LABEL * len(LABELS_12)
     # the full-archive layout (official lists; silence sampled as all-zero clips, unknown from other words)
     code, _, _ = run_cli(
-        capsys,
-        "evaluate",
-        tiny_checkpoint,
-        "--data",
-        SC_V1_SAMPLE,
-        "--split",
-        "test",
-        "--json",
-        tmp_path / "v1.json",
-        "--cache-dir",
-        tmp_path / "cache",
-        "--latency-clips",
-        "0",
-    )
+        capsys, "evaluate", tiny_checkpoint, "--data", SC_V1_SAMPLE, "--split", "test", "--json",
+        tmp_path / "v1.json", "--cache-dir", tmp_path / "cache", "--latency-clips", "0",
+    )  # fmt: skip
     assert code == 0
     report = json.loads((tmp_path / "v1.json").read_text())
     assert report["data"]["layout"] == "full" and report["data"]["split_rule"] == "lists"

@@ -36,6 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "speaker-disjoint split (speaker)",
     )
     parser.add_argument(
+        "--validation-percent",
+        type=float,
+        default=10.0,
+        help="validation share, hash/speaker rules (default 10)",
+    )
+    parser.add_argument(
+        "--testing-percent", type=float, default=10.0, help="testing share, hash/speaker rules (default 10)"
+    )
+    parser.add_argument(
+        "--split-seed", type=int, default=59185, help="seed of the speaker rule and of label sampling"
+    )
+    parser.add_argument(
         "--out", metavar="DIR", help="write report.md, report.json, confusion CSV/PNG (and SNR plot) here"
     )
     parser.add_argument("--json", metavar="FILE", help="write the numbers as JSON here")
@@ -133,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
                     cache_dir=args.cache_dir,
                     with_noise=bool(snrs),
                     progress=sys.stderr.isatty(),
+                    validation_percent=args.validation_percent,
+                    testing_percent=args.testing_percent,
+                    seed=args.split_seed,
                 )
             data = loaded[key]
             log.info("%s: %d %s clips of %s", name, data.num_clips, args.split, data.root)
@@ -147,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             )
         except DatasetError as exc:
             return _fail(f"{path}: the model's labels {list(scorer.labels)} do not fit the data: {exc}")
-        except (EvaluationError, CacheError) as exc:
+        except (EvaluationError, CacheError, ValueError) as exc:
             return _fail(f"{path}: {exc}")
         evals.append(
             ModelEvaluation(
