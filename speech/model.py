@@ -19,7 +19,8 @@ class ClassifierConfig:
     """BiGRU classifier settings.
 
     ``input_layer``: ``"conv"`` (1-D conv over time, kernel 5, BatchNorm, ReLU), ``"linear"`` or ``"none"``;
-    ``input_stride``: time stride of the conv input layer (2 halves the frames the GRU runs over);
+    ``input_stride``: time stride of the input layer (2 halves the frames the GRU runs over, which halves
+    its cost; the conv layer strides, the others keep every ``input_stride``-th frame);
     ``pooling``: ``"last"`` (final forward + backward states), ``"mean"`` over time, or ``"attention"``
     (learned softmax weights over time, as in kws_streaming's att_rnn).
     """
@@ -30,15 +31,15 @@ class ClassifierConfig:
     pooling: str = "attention"
     input_layer: str = "conv"
     input_channels: int = 64
-    input_stride: int = 1
+    input_stride: int = 2
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.input_layer not in INPUT_LAYERS:
             raise ValueError(f"input_layer must be one of {INPUT_LAYERS}, got {self.input_layer!r}")
-        if self.input_stride != 1 and self.input_layer != "conv":
-            raise ValueError("input_stride needs input_layer='conv'")
+        if self.input_stride < 1:
+            raise ValueError(f"input_stride must be >= 1, got {self.input_stride}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,7 +92,7 @@ class BiGRUClassifier(nn.Module):
         if self.config.input_layer == "conv":
             x = self.input(x.transpose(1, 2)).transpose(1, 2)
         else:
-            x = self.input(x)
+            x = self.input(x[:, :: self.config.input_stride])
         out, h_n = self.gru(x)  # out: (batch, frames, 2 * hidden); h_n: (layers * 2, batch, hidden)
         pooling = self.config.pooling
         if pooling == "last":

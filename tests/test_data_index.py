@@ -105,11 +105,18 @@ def test_parse_clip_name():
 
 
 def test_hash_split_on_the_test_set_portion_puts_every_speaker_in_testing():
-    index = build_index(SC_V2_TEST, split="auto")
+    index = build_index(SC_V2_TEST, split="hash")
     assert index.split_method == "hash"
     for split in ("training", "validation"):
         assert all(e.label == 0 for e in index.splits[split])  # only the speaker-less _silence_ clips
     assert len(index.speakers("testing")) == 161
+
+
+def test_auto_split_of_the_test_set_layout_is_all_testing():
+    index = build_index(SC_V2_TEST, split="auto")
+    assert index.split_method == "test_set"
+    assert not index.splits["training"] and not index.splits["validation"]
+    assert len(index.splits["testing"]) == 3321  # the _silence_ clips included
 
 
 def test_speaker_split_is_disjoint_seeded_and_near_the_percentages():

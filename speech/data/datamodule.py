@@ -164,7 +164,10 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                 self.data[split] = self._cache(split)
         if stage in (None, "fit") and self.augment is None:
             if not len(self.data["training"].labels):
-                raise ValueError(f"{self.root}: the training split is empty (split rule {self.split_rule!r})")
+                raise ValueError(
+                    f"{self.root}: the training split is empty (split rule {self.split_rule!r}); a folder in the "
+                    "official test-set layout (or made by 'speech synth') needs --data.split speaker"
+                )
             noise = torch.from_numpy(load_noise(self.index, seed=self.seed))
             silence = self.labels.index("_silence_") if "_silence_" in self.labels else None
             self.augment = WaveAugment(noise, self.augment_config, silence_label=silence)

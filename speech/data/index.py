@@ -127,7 +127,13 @@ def _assign_splits(
     testing_percent: float,
     seed: int,
 ) -> tuple[list[str], str]:
-    """The split of every clip (same order) and the method actually used."""
+    """The split of every clip (same order) and the method actually used.
+
+    With ``"auto"``, a folder in the official test-set layout is the test set: every clip goes to
+    "testing" (its speakers all hash there anyway, and its speakerless ``_silence_`` clips belong there too).
+    """
+    if method == "auto" and scan.layout == "test_set":
+        return ["testing"] * len(clips), "test_set"
     lists = read_split_lists(scan.root) if method in ("auto", "lists") else None
     if method == "lists" and lists is None:
         raise DatasetError(
