@@ -99,7 +99,7 @@ def make_synthetic_tree(root: Path, count: int, seed: int = 0) -> None:
     words = LABELS_12[2:] + ["bed", "bird", "cat", "dog"]
     t = np.arange(16000) / 16000
     bases = [0.3 * np.sin(2 * np.pi * (200 + 60 * k) * t).astype(np.float32) for k in range(len(words))]
-    for k, word in enumerate(words):
+    for word in words:
         (root / word).mkdir(parents=True, exist_ok=True)
     for i in range(count):
         k = i % len(words)

@@ -6,11 +6,10 @@ import librosa
 import numpy as np
 import scipy.fft
 import torch
+from conftest import SC_V2_TEST
 
 from speech.audio import load_audio
 from speech.features import FrontEnd, FrontEndConfig, SpecAugment, SpecAugmentConfig
-
-from conftest import SC_V2_TEST
 
 
 def real_clips(n: int = 4) -> np.ndarray:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import LABELS_12
 
 from speech.model import BiGRUClassifier, ClassifierConfig
 from speech.recogniser import Recogniser
-
-from conftest import LABELS_12
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "attention"])

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import SC_V2_TEST
 
 from speech.cli import main as speech_main
-
-from conftest import SC_V2_TEST
 
 
 @pytest.mark.slow

@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import LABELS_12, REPO, SC_V1_SAMPLE, SC_V2_TEST
 
 from speech.audio import load_audio
 from speech.checkpoint import load_recogniser, read_checkpoint
 from speech.cli.train import main as train_main
 from speech.data.datamodule import SpeechCommandsDataModule
 from speech.module import KeywordModule
-
-from conftest import LABELS_12, REPO, SC_V1_SAMPLE, SC_V2_TEST
 
 SMALL_MODEL = [
     "--model.classifier.hidden_size", "32",
