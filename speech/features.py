@@ -9,11 +9,13 @@ they travel inside every checkpoint and exported model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torchaudio
 from torch import nn
+
+from speech.settings import settings_from_dict
 
 
 @dataclass
@@ -55,11 +57,7 @@ class FrontEndConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> FrontEndConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown front-end settings {sorted(unknown)}; expected some of {sorted(known)}")
-        return cls(**values)
+        return settings_from_dict(cls, values, "front-end")
 
 
 class FrontEnd(nn.Module):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+from speech.settings import settings_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,7 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ClassifierConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown classifier settings {sorted(unknown)}; expected some of {sorted(known)}")
-        return cls(**values)
+        return settings_from_dict(cls, values, "classifier")
 
 
 class BiGRUClassifier(nn.Module):

@@ -64,3 +64,20 @@ def tiny_checkpoint(tmp_path_factory, sc_v2_clips) -> Path:
             optimiser.step()
     model.eval()
     return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+
+
+def clips_the_model_knows(checkpoint: Path, clips: dict[str, list[Path]], count: int) -> list[tuple[str, Path]]:
+    """``count`` (word, clip) pairs, each of a different word, that ``checkpoint`` scores above 0.9 offline."""
+    from speech.audio import load_audio
+    from speech.inference import load_scorer
+
+    scorer = load_scorer(checkpoint)
+    chosen = []
+    for word in ["yes", "stop", "no", "off", "left", "on", "right", "up", "down", "go"]:
+        candidates = clips[word][:30]
+        probs = scorer.scores(np.stack([load_audio(p) for p in candidates]))[:, LABELS_12.index(word)]
+        if probs.max() > 0.9:
+            chosen.append((word, candidates[int(probs.argmax())]))
+        if len(chosen) == count:
+            return chosen
+    raise AssertionError("the tiny checkpoint should know a few clips well")

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS_12, REPO
+from conftest import LABELS_12, REPO, clips_the_model_knows
 from rich.console import Console
 
 from speech.audio import load_audio, resample, write_wav
 from speech.cli import main
-from speech.inference import load_scorer
 from speech.streaming.detection import Detection
 from speech.streaming.display import LiveDisplay
 from speech.streaming.engine import HopResult
@@ -29,17 +28,8 @@ SPEECH = [sys.executable, "-m", "speech"]
 
 @pytest.fixture(scope="module")
 def known_words(tiny_checkpoint, sc_v2_clips) -> list[tuple[str, Path]]:
-    """Three (word, clip) pairs that the tiny checkpoint scores above 0.9 offline."""
-    scorer = load_scorer(tiny_checkpoint)
-    chosen = []
-    for word in ["yes", "stop", "no", "off", "left", "on", "right", "up", "down", "go"]:
-        clips = sc_v2_clips[word][:30]
-        probs = scorer.scores(np.stack([load_audio(p) for p in clips]))[:, LABELS_12.index(word)]
-        if probs.max() > 0.9:
-            chosen.append((word, clips[int(probs.argmax())]))
-        if len(chosen) == 3:
-            return chosen
-    raise AssertionError("the tiny checkpoint should know a few clips well")
+    """Three (word, clip) pairs the tiny checkpoint scores above 0.9 offline."""
+    return clips_the_model_knows(tiny_checkpoint, sc_v2_clips, 3)
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import LABELS_12, REPO
-
-from speech.audio import load_audio
-from speech.inference import load_scorer
+from conftest import REPO, clips_the_model_knows
 
 ASOUNDRC = """pcm.!default { type pulse }
 ctl.!default { type pulse }
@@ -118,16 +114,7 @@ def virtual_microphone(tmp_path):
 @pytest.fixture(scope="module")
 def loud_known_words(tiny_checkpoint, sc_v2_clips) -> list[tuple[str, Path]]:
     """Two (word, clip) pairs the tiny checkpoint scores above 0.9 offline."""
-    scorer = load_scorer(tiny_checkpoint)
-    chosen = []
-    for word in ["yes", "stop", "no", "off", "left", "on", "right", "up", "down", "go"]:
-        clips = sc_v2_clips[word][:30]
-        probs = scorer.scores(np.stack([load_audio(p) for p in clips]))[:, LABELS_12.index(word)]
-        if probs.max() > 0.9:
-            chosen.append((word, clips[int(probs.argmax())]))
-        if len(chosen) == 2:
-            return chosen
-    raise AssertionError("the tiny checkpoint should know a few clips well")
+    return clips_the_model_knows(tiny_checkpoint, sc_v2_clips, 2)
 
 
 def pump(stream, sink: queue.Queue) -> None:
