@@ -93,6 +93,11 @@ class PerFileDataset(Dataset):
         return feats, int(self.labels[i])
 
 
+def one_thread(_worker: int) -> None:
+    """DataLoader workers each use one torch thread (the usual setting; more threads only oversubscribe)."""
+    torch.set_num_threads(1)
+
+
 def make_synthetic_tree(root: Path, count: int, seed: int = 0) -> None:
     """``count`` 1 s clips of generated audio (tones + noise) in the full-dataset layout, 12 labels' words."""
     rng = np.random.default_rng(seed)
@@ -172,7 +177,7 @@ def main() -> None:
         cpu_frontend.load_state_dict(frontend.state_dict())
         dataset = PerFileDataset([ex.path for ex in split.examples], split.labels, noise, cpu_frontend)
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-                            persistent_workers=args.workers > 0)
+                            persistent_workers=args.workers > 0, worker_init_fn=one_thread)
         model, opt = classifier_and_optimiser()
         with MemoryWatch() as mem:
             clips, secs = train_steps(loader, model, opt, device, args.steps,
