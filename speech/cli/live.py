@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 error (no device, PortAudio missing, device lost, unreadab
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -124,6 +125,9 @@ def print_devices() -> int:
 def run(args: argparse.Namespace) -> int:
     from speech.streaming.sources import SourceError
 
+    # Ctrl-C must stop the demo even when it was started from a context that ignores SIGINT (a background job
+    # of a non-interactive shell inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _run(args)
     except KeyboardInterrupt:
