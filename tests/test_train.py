@@ -163,3 +163,18 @@ def test_ddp_fit_with_two_cpu_processes(small_tree, cache_dir, tmp_path):
     ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["epoch"] == 1
     assert "distributed_backend=gloo" in result.stderr + result.stdout or "gloo" in (result.stderr + result.stdout)
+
+
+def test_extra_roots_add_synthetic_clips_to_training_only(small_tree, cache_dir, tmp_path):
+    from speech.synth import synthesize_dataset
+
+    synth = tmp_path / "synth"
+    synthesize_dataset(synth, ["yes", "no"], per_word=3, silence=2, unknown=2, seed=1, progress=False)
+    kwargs = dict(split="speaker", validation_percent=20.0, testing_percent=0.0, cache_dir=str(cache_dir))
+    plain = SpeechCommandsDataModule(str(small_tree), **kwargs)
+    mixed = SpeechCommandsDataModule(str(small_tree), extra_roots=[str(synth)], **kwargs)
+    added = mixed.examples("training")[len(plain.examples("training")):]
+    assert [LABELS_12[e.label] for e in added].count("yes") == 3
+    assert [LABELS_12[e.label] for e in added].count("_silence_") == 2
+    assert [LABELS_12[e.label] for e in added].count("_unknown_") == 2
+    assert mixed.examples("validation") == plain.examples("validation")

@@ -141,7 +141,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         examples = list(self.index.splits[split])
         if split == "training":
             for root in self.extra_roots:
-                extra = self._build(root, "all")
+                extra = self._build(root, "all")  # every word folder ("all" leaves _silence_ out)
+                if "_silence_" in self.labels and (root / "_silence_").is_dir():
+                    extra = self._build(root, ["_silence_", *extra.labels])
                 for part in SPLITS:
                     examples += remap_examples(extra.splits[part], extra.labels, self.labels)
         return examples
