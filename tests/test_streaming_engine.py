@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import FSDD, LABELS_12
+from conftest import FSDD, LABELS_12, clips_the_model_knows
 
 from speech.audio import load_audio, read_audio, resample, to_mono
 from speech.inference import TorchScorer, load_scorer
@@ -171,15 +171,7 @@ def test_energy_gate_keeps_silence_quiet_and_skips_the_model(scorer, sc_v2_clips
 def test_trained_model_hears_real_keywords_at_the_right_times(tiny_checkpoint, sc_v2_clips):
     """Clips the tiny model knows offline are detected in a stream, with their labels, near their times."""
     scorer = load_scorer(tiny_checkpoint)
-    chosen = []
-    for word in ["yes", "no", "stop", "left", "off", "on", "right", "up", "down", "go"]:
-        clips = sc_v2_clips[word][:30]
-        probs = scorer.scores(np.stack([load_audio(p) for p in clips]))[:, LABELS_12.index(word)]
-        if probs.max() > 0.9:
-            chosen.append((word, clips[int(probs.argmax())]))
-        if len(chosen) == 4:
-            break
-    assert len(chosen) == 4, "the tiny checkpoint should know a few clips well"
+    chosen = clips_the_model_knows(tiny_checkpoint, sc_v2_clips, 4)
     rng = np.random.default_rng(0)
     parts, starts = [np.zeros(16000, np.float32)], []
     for _, path in chosen:
