@@ -98,8 +98,9 @@ class KeywordModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "normaliser_waves"):
             raise RuntimeError("the feature normaliser is not fitted and no data module provides training clips")
-        frontend.fit_normaliser(datamodule.normaliser_waves())
-        log.info("fitted the feature normaliser on %d training clips", len(datamodule.normaliser_waves()))
+        waves = datamodule.normaliser_waves()
+        frontend.fit_normaliser(waves)
+        log.info("fitted the feature normaliser on %d training clips", len(waves))
 
     # -- steps ------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -117,6 +117,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.crop = crop
         self.normaliser_clips = normaliser_clips
         self._index: DatasetIndex | None = None
+        self._examples: dict[str, list[Example]] = {}
         self.data: dict[str, CachedSplit] = {}
         self.augment: WaveAugment | None = None
 
@@ -138,6 +139,12 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         return self.index.labels
 
     def examples(self, split: str) -> list[Example]:
+        """The examples of ``split`` (training includes the extra roots); built once, then reused."""
+        if split not in self._examples:
+            self._examples[split] = self._collect(split)
+        return self._examples[split]
+
+    def _collect(self, split: str) -> list[Example]:
         examples = list(self.index.splits[split])
         if split == "training":
             for root in self.extra_roots:
