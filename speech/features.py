@@ -88,11 +88,26 @@ class FrontEnd(nn.Module):
         self.register_buffer("fitted", torch.tensor(False))
 
     def mfcc(self, wave: torch.Tensor) -> torch.Tensor:
-        """Un-normalised MFCC: ``(batch, samples)`` -> ``(batch, frames, n_mfcc)``, computed in float32."""
+        """Un-normalised MFCC: ``(batch, samples)`` -> ``(batch, frames, n_mfcc)``, computed in float32.
+
+        The torchaudio ``MelSpectrogram`` holds the window and the mel filterbank; the power spectrum is taken
+        here as re^2 + im^2 rather than through its ``|X|.pow(2)``, whose complex ``abs`` (a square root per
+        bin, then squared again) was 40% of the front end's time on one CPU thread. Same numbers to ~1e-6.
+        """
+        c, spectrogram = self.config, self.melspec.spectrogram
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            mel = self.melspec(wave.float())  # (batch, n_mels, frames)
-            logmel = torch.log(mel.clamp_min(self.config.log_floor))
-            return torch.matmul(logmel.transpose(1, 2), self.dct)
+            spec = torch.stft(
+                wave.float(),
+                n_fft=c.n_fft,
+                hop_length=c.hop_length,
+                win_length=c.win_length,
+                window=spectrogram.window,
+                center=False,
+                return_complex=True,
+            )  # (batch, freqs, frames)
+            power = spec.real.square() + spec.imag.square()
+            mel = torch.matmul(power.transpose(1, 2), self.melspec.mel_scale.fb)  # (batch, frames, n_mels)
+            return torch.matmul(torch.log(mel.clamp_min(c.log_floor)), self.dct)
 
     def normalise(self, feats: torch.Tensor) -> torch.Tensor:
         """Apply the fitted per-coefficient normalisation to ``(batch, frames, n_mfcc)`` features."""

@@ -31,6 +31,18 @@ def test_mfcc_matches_librosa_reference():
     assert np.abs(ours - reference).max() < 1e-3 * np.abs(reference).max()
 
 
+def test_fast_power_spectrum_equals_torchaudio_melspectrogram():
+    """mfcc() squares re and im itself (skipping |X|'s square root); it must equal torchaudio's own transform."""
+    frontend = FrontEnd()
+    waves = torch.from_numpy(real_clips(3))
+    with torch.no_grad():
+        reference = torch.log(frontend.melspec(waves).clamp_min(frontend.config.log_floor))
+        reference = torch.matmul(reference.transpose(1, 2), frontend.dct)
+        ours = frontend.mfcc(waves)
+    assert ours.shape == reference.shape == (3, 97, 40)
+    assert (ours - reference).abs().max() < 1e-4
+
+
 def test_frames_depend_only_on_their_own_samples():
     """Frame i of a long signal equals frame i of any slice that starts on a hop boundary."""
     frontend = FrontEnd()
