@@ -3,7 +3,7 @@
 
     python scripts/bench_latency.py [--ckpt CKPT] [--repeats 300] [--batch 64] [--json FILE]
 
-Without ``--ckpt`` it builds the default-size recogniser (ClassifierConfig defaults, ~460K parameters) with
+Without ``--ckpt`` it builds the default-size recogniser (ClassifierConfig defaults, ~276K parameters) with
 random weights: latency does not depend on the weights. For each back end it reports the median and p99 in ms
 of the front end (waveform -> normalised MFCC), the classifier (MFCC -> probabilities) and the whole pipeline
 (timed as one call, not summed), batch 1; and clips/s for the whole pipeline at ``--batch`` clips per call.
