@@ -8,8 +8,9 @@ front-end settings, the feature normaliser (``mean``/``std`` per coefficient) an
 file runs on its own.
 
 The front end stays in PyTorch (:class:`speech.features.FrontEnd`, rebuilt from that metadata): it does export
-(via the dynamo exporter's ONNX ``DFT``), but its features then differ by up to ~1e-4 from PyTorch's and ONNX
-Runtime runs it ~3x slower than ``torch.stft`` on one thread, so it gains nothing. (The dynamo exporter is not used
+(via the dynamo exporter's ONNX ``DFT``), but its features then differ by up to ~1e-5 from PyTorch's and ONNX
+Runtime runs it 2-3x slower than PyTorch on one thread (``scripts/bench_latency.py --onnx-frontend``), so it gains
+nothing. (The dynamo exporter is not used
 for the GRU either: it takes minutes and unrolls the recurrence.)
 """
 
