@@ -1,0 +1,86 @@
+"""The benchmark scripts under scripts/ run end to end on tiny settings and print their tables.
+
+They hold the project's speed and memory targets, so they must not rot. These runs check that each script works
+and that its numbers are sane (positive, and equal across back ends where they must be). They do not check
+the targets: timings on a shared CI machine mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, *args: str, timeout: float = 300) -> str:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def test_bench_latency_times_every_back_end_with_equal_scores(tmp_path, tiny_checkpoint):
+    out = tmp_path / "latency.json"
+    stdout = run_script(
+        "bench_latency.py", "--ckpt", str(tiny_checkpoint), "--repeats", "5", "--warmup", "1",
+        "--batch", "4", "--batch-repeats", "1", "--no-compile", "--json", str(out),
+    )
+    assert "| ONNX Runtime |" in stdout and "per 1 s window" in stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == {"PyTorch eager", "ONNX Runtime"}
+    for row in rows.values():
+        assert "error" not in row, row
+        for stage in ("frontend", "classifier", "total"):
+            assert 0 < row[stage]["min_ms"] <= row[stage]["median_ms"] <= row[stage]["p99_ms"]
+        assert row["clips_per_s"] > 0
+    diff = float(rows["ONNX Runtime"]["note"].rsplit(" ", 1)[-1])
+    assert diff < 1e-4  # ONNX Runtime scored the clip as PyTorch did
+    # a second run refuses to overwrite the numbers of the first
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_latency.py"), "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and "refusing to overwrite" in result.stderr
+
+
+def test_bench_streaming_costs_and_delay(tmp_path, tiny_checkpoint):
+    out = tmp_path / "streaming.json"
+    stdout = run_script(
+        "bench_streaming.py", "--ckpt", str(tiny_checkpoint), "--seconds", "4", "--delay-seconds", "30",
+        "--hops", "100", "--repeat", "1", "--json", str(out),
+    )
+    assert "onnx" in stdout and "48k" in stdout
+    results = json.loads(out.read_text())
+    rows = {(r["backend"], r["input_rate"]): r for r in results["timing"]}
+    assert set(rows) == {("torch", 16_000), ("onnx", 16_000), ("onnx", 48_000)}
+    for row in rows.values():
+        assert row["hops"] > 0 and 0 < row["model_ms"] and 0 < row["median_ms"] <= row["p99_ms"]
+        assert row["rtf"] > 1  # even on a loaded CI machine a 100 ms hop costs far less than 100 ms
+    assert results["parameters"] > 0
+    assert "delay" in results and results["delay"]["words"] > 0
+
+
+def test_bench_train_compares_both_paths():
+    stdout = run_script("bench_train.py", "--steps", "2", "--batch-size", "16", "--workers", "1")
+    assert "(a) per-file" in stdout and "(b) cached" in stdout
+    assert "speed-up of the cached path" in stdout
+
+
+def test_bench_data_on_a_small_generated_tree():
+    stdout = run_script("bench_data.py", "--files", "400", "--skip-shared", "--read-seconds", "0.2", "--json")
+    rows = json.loads(stdout[stdout.index("\n[") :])
+    assert len(rows) == 1 and rows[0]["files"] == 400
+    row = rows[0]
+    assert row["cache_clips"] > 0 and row["read_clips_per_s"] > 0 and row["scan_s"] > 0
