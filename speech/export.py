@@ -10,8 +10,7 @@ file runs on its own.
 The front end stays in PyTorch (:class:`speech.features.FrontEnd`, rebuilt from that metadata): it does export
 (via the dynamo exporter's ONNX ``DFT``), but its features then differ by up to ~1e-5 from PyTorch's and ONNX
 Runtime runs it 2-3x slower than PyTorch on one thread (``scripts/bench_latency.py --onnx-frontend``), so it gains
-nothing. (The dynamo exporter is not used
-for the GRU either: it takes minutes and unrolls the recurrence.)
+nothing. (The dynamo exporter is not used for the GRU either: it takes minutes and unrolls the recurrence.)
 """
 
 from __future__ import annotations
