@@ -28,7 +28,7 @@ class ClassifierConfig:
 
     ``hidden_size`` 96 (275,789 parameters for 12 classes) rather than 128 (461,709): its ONNX Runtime GRU runs in
     about half the time on one CPU thread, which keeps a 1 s window under 2 ms (``scripts/bench_latency.py``), at a
-    cost of about 1.5 points of held-out accuracy on the cpu-small runs (mean best 89.0 % over 3 seeds vs 90.5 %
+    cost of about 1.5 points of held-out accuracy on the cpu-small runs (mean best 89.0 % over 3 runs vs 90.5 %
     over 2; the seed alone moves it by up to 2 points). The README has every run.
     """
 
