@@ -14,6 +14,7 @@ import sys
 from speech.data.download import DEFAULT_URL_BASE, KNOWN_SHA256, VERSIONS, DownloadError, archive_names
 from speech.data.errors import DatasetError
 from speech.data.index import SPLIT_METHODS
+from speech.data.splits import DEFAULT_SEED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     summ.add_argument("--testing-percent", type=float, default=10.0)
     summ.add_argument("--silence-percent", type=float, default=10.0)
     summ.add_argument("--unknown-percent", type=float, default=10.0)
-    summ.add_argument("--seed", type=int, default=59185)
+    summ.add_argument("--seed", type=int, default=DEFAULT_SEED)
     summ.add_argument("--no-durations", action="store_true", help="skip reading the file headers")
     summ.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
 

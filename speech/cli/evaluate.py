@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from speech.data.splits import DEFAULT_SEED
 from speech.evaluate import SPLIT_CHOICES, parse_snrs
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--testing-percent", type=float, default=10.0, help="testing share, hash/speaker rules (default 10)"
     )
     parser.add_argument(
-        "--split-seed", type=int, default=59185, help="seed of the speaker rule and of label sampling"
+        "--split-seed", type=int, default=DEFAULT_SEED, help="seed of the speaker rule and of label sampling"
     )
     parser.add_argument(
         "--out", metavar="DIR", help="write report.md, report.json, confusion CSV/PNG (and SNR plot) here"

@@ -19,6 +19,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from speech.audio import CLIP_SAMPLES
 from speech.data import CachedSplit, DatasetIndex, Example, build_index, cached_waveforms, load_noise
 from speech.data.augment import AugmentConfig, WaveAugment
+from speech.data.splits import DEFAULT_SEED
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         testing_percent: float = 10.0,
         silence_percent: float = 10.0,
         unknown_percent: float = 10.0,
-        seed: int = 59185,
+        seed: int = DEFAULT_SEED,
         extra_roots: list[str] | None = None,
         cache_dir: str | None = None,
         batch_size: int = 256,

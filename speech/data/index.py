@@ -20,6 +20,7 @@ from speech.data.errors import DatasetError
 from speech.data.labels import SILENCE_LABEL, SPECIAL_LABELS, UNKNOWN_LABEL, parse_label_spec, resolve_labels
 from speech.data.scan import FolderScan, scan_folder
 from speech.data.splits import (
+    DEFAULT_SEED,
     SPLITS,
     check_percentages,
     hash_percentage,
@@ -32,7 +33,6 @@ from speech.data.splits import (
 log = logging.getLogger(__name__)
 
 SPLIT_METHODS = ("auto", "lists", "hash", "speaker")
-DEFAULT_SEED = 59185  # TensorFlow's RANDOM_SEED
 _UNKNOWN_NAME = re.compile(r"^([^_]+)_(.+?)_nohash_")
 
 

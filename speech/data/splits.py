@@ -14,6 +14,7 @@ from pathlib import Path
 
 SPLITS = ("training", "validation", "testing")
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, TensorFlow's constant
+DEFAULT_SEED = 59185  # TensorFlow's RANDOM_SEED: the default seed of every split and of label sampling
 _NOHASH = re.compile(r"_nohash_.*$")
 
 
@@ -67,7 +68,7 @@ def speaker_split(
     group_sizes: dict[str, int],
     validation_percent: float = 10.0,
     testing_percent: float = 10.0,
-    seed: int = 59185,
+    seed: int = DEFAULT_SEED,
 ) -> dict[str, str]:
     """A seeded, group-disjoint split: ``{group: split}``.
 
