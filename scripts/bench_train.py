@@ -192,7 +192,7 @@ def main() -> None:
 
     def prepare(batch):
         waves, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-        waves = augment(waves.float() / 32768.0, labels)
+        waves, labels = augment(waves.float() / 32768.0, labels)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             return frontend(waves), labels
 

@@ -80,7 +80,7 @@ class Metrics:
     labels: list[str]
     confusion: np.ndarray  # (C, C) int64, rows = true
     accuracy: float  # trace / sum, in [0, 1]
-    macro_f1: float  # mean F1 over the classes with support > 0
+    macro_f1: float  # torchmetrics' macro F1 (classes with clips or predictions)
     per_class: list[ClassMetrics]
     confused_pairs: list[ConfusedPair]
 
@@ -115,12 +115,36 @@ def most_confused_pairs(confusion: np.ndarray, labels: list[str], top: int = 10)
     return [ConfusedPair(labels[i], labels[j], n, n / int(support[i])) for n, i, j in cells[:top]]
 
 
+def classification_scores(targets: np.ndarray, predictions: np.ndarray, num_classes: int) -> dict[str, object]:
+    """Accuracy, macro-F1 and per-class precision/recall/F1 from torchmetrics, the definitions training logs
+    (``val/acc`` is micro accuracy, ``val/f1`` macro F1).
+
+    Macro-F1 follows torchmetrics: classes with neither clips nor predictions are left out of the mean, a class
+    predicted but absent from the data counts with F1 0. Undefined per-class values are 0.
+    """
+    from torchmetrics.functional.classification import (
+        multiclass_accuracy,
+        multiclass_f1_score,
+        multiclass_precision,
+        multiclass_recall,
+    )
+
+    preds = torch.as_tensor(np.asarray(predictions, dtype=np.int64))
+    target = torch.as_tensor(np.asarray(targets, dtype=np.int64))
+    return {
+        "accuracy": float(multiclass_accuracy(preds, target, num_classes, average="micro")),
+        "macro_f1": float(multiclass_f1_score(preds, target, num_classes, average="macro")),
+        "precision": multiclass_precision(preds, target, num_classes, average="none").numpy().astype(np.float64),
+        "recall": multiclass_recall(preds, target, num_classes, average="none").numpy().astype(np.float64),
+        "f1": multiclass_f1_score(preds, target, num_classes, average="none").numpy().astype(np.float64),
+    }
+
+
 def metrics_from_confusion(confusion: np.ndarray, labels: list[str], top_pairs: int = 10) -> Metrics:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the most confused pairs.
 
-    Precision/recall/F1 of a class with no predictions / no clips are 0 (sklearn's ``zero_division=0``).
-    Macro-F1 averages over the classes that have clips, so a class absent from the data (e.g. a split
-    without ``_silence_``) does not pull it down.
+    The scores come from torchmetrics (:func:`classification_scores`) on the clips the matrix counts, so they
+    are the numbers training logs for the same predictions.
     """
     c = np.asarray(confusion, dtype=np.int64)
     if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] != len(labels):
@@ -128,24 +152,27 @@ def metrics_from_confusion(confusion: np.ndarray, labels: list[str], top_pairs: 
     total = int(c.sum())
     if total == 0:
         raise EvaluationError("no clips were evaluated (the confusion matrix is empty)")
-    tp = np.diag(c)
+    n = len(labels)
+    cells = np.repeat(np.arange(n * n), c.ravel())
+    scores = classification_scores(cells // n, cells % n, n)
     support = c.sum(axis=1)
     predicted = c.sum(axis=0)
-    precision = _ratio(tp, predicted)
-    recall = _ratio(tp, support)
-    f1 = _ratio(2 * precision * recall, precision + recall)
-    present = support > 0
     per_class = [
         ClassMetrics(
-            labels[i], float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]), int(predicted[i])
+            labels[i],
+            float(scores["precision"][i]),
+            float(scores["recall"][i]),
+            float(scores["f1"][i]),
+            int(support[i]),
+            int(predicted[i]),
         )
-        for i in range(len(labels))
+        for i in range(n)
     ]
     return Metrics(
         labels=list(labels),
         confusion=c,
-        accuracy=float(tp.sum() / total),
-        macro_f1=float(f1[present].mean()),
+        accuracy=scores["accuracy"],
+        macro_f1=scores["macro_f1"],
         per_class=per_class,
         confused_pairs=most_confused_pairs(c, labels, top_pairs),
     )
@@ -434,7 +461,13 @@ class EvalSet:
     targets: np.ndarray  # (N,) int64
     examples: list  # speech.data.Example, same order
     noise: np.ndarray | None = None  # filled in by load_eval_set(with_noise=True)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): bad files of the folder
+    split_settings: dict = field(default_factory=dict)  # how the split was built (rule, percents, seed, source)
+    trained_clips: int = 0  # clips whose speaker the model was trained on (only when explicitly allowed)
+
+    @property
+    def num_speakers(self) -> int:
+        return len({ex.speaker for ex in self.examples if ex.speaker})
 
     @property
     def num_clips(self) -> int:
@@ -454,6 +487,9 @@ class EvalSet:
                 )
             },
             "skipped_files": len(self.skipped),
+            "speakers": self.num_speakers,
+            "split_settings": dict(self.split_settings),
+            "clips_of_training_speakers": self.trained_clips,
         }
 
 
@@ -465,13 +501,18 @@ def load_eval_set(
     cache_dir: str | Path | None = None,
     with_noise: bool = False,
     progress: bool = False,
+    record=None,
+    allow_trained: bool = False,
     **index_options,
 ) -> EvalSet:
     """Index ``root`` with the model's ``labels`` (see :func:`speech.data.build_index`), decode the ``split``
     (``test``/``validation``/``train``/``all``) through the waveform cache and return it.
 
     ``index_options`` go to :func:`~speech.data.build_index` (``validation_percent``, ``testing_percent``,
-    ``seed``, ...), so the split a model was trained with can be reproduced.
+    ``seed``, ...), so the split a model was trained with can be reproduced. ``record`` (the model's
+    :class:`speech.data.record.DataRecord`) makes it refuse clips whose speakers were trained on with
+    :class:`speech.data.record.SpeakerLeakError`, unless ``allow_trained`` (then they are counted in
+    ``trained_clips``).
     Raises :class:`speech.data.DatasetError` when the folder lacks a label (the message names the missing labels
     and the folder) and :class:`EvaluationError` when the chosen split is empty.
     """
@@ -489,6 +530,16 @@ def load_eval_set(
         raise EvaluationError(
             f"{index.root}: the {split!r} split is empty with split rule {split_rule!r} (used: {index.split_method}); "
             f"clips per split: {counts}. Pick another --split or --split-rule (e.g. 'speaker')"
+        )
+    from speech.data.record import check_held_out
+
+    trained = check_held_out(record, examples, index.root, allow=allow_trained)
+    if trained:
+        log.warning(
+            "%s: %d of %d clips are of speakers the model was trained on; the scores are inflated",
+            index.root,
+            len(trained),
+            len(examples),
         )
     elsewhere = sum(len(index.splits[name]) for name in SPLIT_NAMES.values()) - len(examples)
     if index.layout == "test_set" and split == "test" and elsewhere:
@@ -516,7 +567,9 @@ def load_eval_set(
         targets=np.asarray(cached.labels, dtype=np.int64),
         examples=cached.examples,
         noise=noise,
-        skipped=list(cached.bad_files),
+        skipped=list(index.bad_files) + list(cached.bad_files),  # the scan's verdict, as in 'speech data summary'
+        split_settings={"split_rule": split_rule, **index_options},
+        trained_clips=len(trained),
     )
 
 

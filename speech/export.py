@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from speech.features import FrontEnd, FrontEndConfig
-from speech.recogniser import Recogniser
+from speech.recogniser import INFO_SECTIONS, Recogniser
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def onnx_metadata(recogniser: Recogniser) -> dict:
         "outputs": list(OUTPUT_NAMES),
         "frames_per_clip": fe.config.num_frames(fe.config.sample_rate),
         "torch_version": torch.__version__,
+        **{key: value for key, value in recogniser.sections.items() if key in INFO_SECTIONS},
     }
 
 

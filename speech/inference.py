@@ -28,6 +28,7 @@ class TorchScorer:
         self.labels: list[str] = recogniser.labels
         self.frontend: FrontEnd = recogniser.frontend
         self.num_parameters = recogniser.classifier.num_parameters
+        self.metadata: dict = recogniser.metadata()
 
     @torch.inference_mode()
     def scores_from_features(self, feats: np.ndarray) -> np.ndarray:

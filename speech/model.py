@@ -24,7 +24,8 @@ class ClassifierConfig:
     ``input_stride``: time stride of the input layer (2 halves the frames the GRU runs over, which halves
     its cost; the conv layer strides, the others keep every ``input_stride``-th frame);
     ``pooling``: ``"last"`` (final forward + backward states), ``"mean"`` over time, or ``"attention"``
-    (learned softmax weights over time, as in kws_streaming's att_rnn).
+    (learned softmax weights over time, as in kws_streaming's att_rnn); ``attention_heads`` > 1 learns that many
+    weightings and concatenates their pooled vectors (kws_streaming's att_mh_rnn idea).
 
     ``hidden_size`` 96 (275,789 parameters for 12 classes) rather than 128 (461,709): its ONNX Runtime GRU runs in
     about half the time on one CPU thread, which keeps a 1 s window under 2 ms (``scripts/bench_latency.py``), at a
@@ -39,12 +40,15 @@ class ClassifierConfig:
     input_layer: str = "conv"
     input_channels: int = 64
     input_stride: int = 2
+    attention_heads: int = 1
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.input_layer not in INPUT_LAYERS:
             raise ValueError(f"input_layer must be one of {INPUT_LAYERS}, got {self.input_layer!r}")
+        if self.attention_heads < 1:
+            raise ValueError(f"attention_heads must be >= 1, got {self.attention_heads}")
         if self.input_stride < 1:
             raise ValueError(f"input_stride must be >= 1, got {self.input_stride}")
 
@@ -83,8 +87,9 @@ class BiGRUClassifier(nn.Module):
             dropout=c.dropout if c.num_layers > 1 else 0.0,
         )
         width = 2 * c.hidden_size
-        self.attention = nn.Linear(width, 1) if c.pooling == "attention" else None
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(width, n_classes))
+        heads = c.attention_heads if c.pooling == "attention" else 1
+        self.attention = nn.Linear(width, heads) if c.pooling == "attention" else None
+        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(heads * width, n_classes))
 
     @property
     def num_parameters(self) -> int:
@@ -103,6 +108,6 @@ class BiGRUClassifier(nn.Module):
         elif pooling == "mean":
             pooled = out.mean(dim=1)
         else:
-            weights = torch.softmax(self.attention(out).squeeze(-1), dim=1)  # (batch, frames)
-            pooled = torch.bmm(weights.unsqueeze(1), out).squeeze(1)
+            weights = torch.softmax(self.attention(out), dim=1)  # (batch, frames, heads)
+            pooled = torch.bmm(weights.transpose(1, 2), out).flatten(1)  # (batch, heads * width)
         return self.head(pooled)

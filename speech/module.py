@@ -7,6 +7,7 @@ feature normaliser (as buffers), so :func:`speech.checkpoint.load_recogniser` ne
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 
@@ -23,6 +24,7 @@ from speech.recogniser import Recogniser
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("cosine", "onecycle", "constant")
+EMA_SWAPPED = "speech_ema_swapped"  # checkpoint flag: recogniser.* holds the averaged weights, ema.* the raw ones
 
 
 class KeywordModule(L.LightningModule):
@@ -40,6 +42,9 @@ class KeywordModule(L.LightningModule):
             or ``"constant"``.
         warmup_epochs: warm-up length for the cosine schedule, in epochs (fractions allowed).
         final_lr_ratio: last learning rate of the cosine schedule as a fraction of ``lr``.
+        ema_decay: when > 0, keep an exponential moving average of the weights (updated every step with this
+            decay; buffers such as BatchNorm statistics are copied) and validate, test and save that average:
+            the checkpoint's recogniser weights are the averaged ones (the raw ones travel along for resuming).
     """
 
     def __init__(
@@ -54,10 +59,13 @@ class KeywordModule(L.LightningModule):
         schedule: str = "cosine",
         warmup_epochs: float = 1.0,
         final_lr_ratio: float = 0.01,
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
         if not labels:
             raise ValueError("KeywordModule needs the label list (speech train links it from the data module)")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.recogniser = Recogniser(labels, frontend, classifier)
@@ -65,6 +73,10 @@ class KeywordModule(L.LightningModule):
         self.labels = list(labels)
         self.lr, self.weight_decay, self.label_smoothing = lr, weight_decay, label_smoothing
         self.schedule, self.warmup_epochs, self.final_lr_ratio = schedule, warmup_epochs, final_lr_ratio
+        self.ema_decay = ema_decay
+        self.ema: Recogniser | None = None
+        if ema_decay > 0:
+            self.ema = copy.deepcopy(self.recogniser).requires_grad_(False)
         # plain data only, so checkpoints stay loadable with torch.load(weights_only=True)
         self.save_hyperparameters(
             {
@@ -76,6 +88,7 @@ class KeywordModule(L.LightningModule):
                 "schedule": schedule,
                 "warmup_epochs": warmup_epochs,
                 "final_lr_ratio": final_lr_ratio,
+                "ema_decay": ema_decay,
             }
         )
         n = len(labels)
@@ -93,14 +106,36 @@ class KeywordModule(L.LightningModule):
     # -- fit start: normaliser statistics ------------------------------------------------------------
     def on_fit_start(self) -> None:
         frontend = self.recogniser.frontend
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "record"):
+            self.recogniser.sections["data"] = datamodule.record().to_dict()
         if bool(frontend.fitted):
             return  # resumed or fine-tuned: keep the statistics the weights were trained with
-        datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "normaliser_waves"):
             raise RuntimeError("the feature normaliser is not fitted and no data module provides training clips")
         waves = datamodule.normaliser_waves()
         frontend.fit_normaliser(waves)
         log.info("fitted the feature normaliser on %d training clips", len(waves))
+        if self.ema is not None:
+            self.ema.load_state_dict(self.recogniser.state_dict())
+
+    # -- weight averaging -----------------------------------------------------------------------------
+    @property
+    def scoring_recogniser(self) -> Recogniser:
+        """The weights validation, testing and checkpoints use: the moving average when it is kept."""
+        return self.ema if self.ema is not None else self.recogniser
+
+    @torch.no_grad()
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.ema is None:
+            return
+        # warm-up as in TensorFlow's ExponentialMovingAverage(num_updates): early averages forget faster
+        step = self.trainer.global_step if self._trainer is not None else 0
+        decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))
+        for avg, raw in zip(self.ema.parameters(), self.recogniser.parameters(), strict=True):
+            avg.lerp_(raw.detach(), 1.0 - decay)
+        for avg, raw in zip(self.ema.buffers(), self.recogniser.buffers(), strict=True):
+            avg.copy_(raw)
 
     # -- steps ------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -115,7 +150,7 @@ class KeywordModule(L.LightningModule):
 
     def _eval_step(self, batch, stage: str, acc, f1) -> None:
         waves, labels = batch
-        logits = self.recogniser(waves)
+        logits = self.scoring_recogniser(waves)
         loss = nn.functional.cross_entropy(logits.float(), labels)
         acc(logits, labels)
         f1(logits, labels)
@@ -155,6 +190,20 @@ class KeywordModule(L.LightningModule):
     # -- checkpoints ----------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[META_KEY] = self.recogniser.metadata()
+        if self.ema is not None:  # the file's recogniser is the average; the raw weights go under "ema." to resume
+            state = checkpoint["state_dict"]
+            for key in [k for k in state if k.startswith("recogniser.")]:
+                twin = "ema." + key[len("recogniser.") :]
+                state[key], state[twin] = state[twin], state[key]
+            checkpoint[EMA_SWAPPED] = True
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if checkpoint.pop(EMA_SWAPPED, False):  # undo the swap above so training resumes from the raw weights
+            state = checkpoint["state_dict"]
+            for key in [k for k in state if k.startswith("recogniser.")]:
+                twin = "ema." + key[len("recogniser.") :]
+                if twin in state:
+                    state[key], state[twin] = state[twin], state[key]
 
 
 def warmup_cosine(step: int, warmup: int, total: int, final_ratio: float) -> float:

@@ -1,6 +1,9 @@
 """A complete recogniser: front end + classifier + label list, waveform in, logits out.
 
 Checkpoints written by training carry everything needed to rebuild it (see :mod:`speech.checkpoint`).
+Besides the network description, the metadata may hold plain-data sections that describe how the model was
+made and should be used: ``"data"`` (a :class:`speech.data.record.DataRecord`: the split and the training
+speakers) and ``"detection"`` (calibrated streaming thresholds). They travel into the ONNX export unchanged.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from torch import nn
 
 from speech.features import FrontEnd, FrontEndConfig
 from speech.model import BiGRUClassifier, ClassifierConfig
+
+INFO_SECTIONS = ("data", "detection")
 
 
 class Recogniser(nn.Module):
@@ -27,6 +32,7 @@ class Recogniser(nn.Module):
         self.labels = list(labels)
         self.frontend = FrontEnd(frontend)
         self.classifier = BiGRUClassifier(self.frontend.config.n_mfcc, len(self.labels), classifier)
+        self.sections: dict[str, dict] = {}  # optional plain-data metadata: see INFO_SECTIONS
 
     @property
     def sample_rate(self) -> int:
@@ -42,12 +48,15 @@ class Recogniser(nn.Module):
             "labels": list(self.labels),
             "frontend": self.frontend.config.to_dict(),
             "classifier": self.classifier.config.to_dict(),
+            **{key: self.sections[key] for key in INFO_SECTIONS if self.sections.get(key) is not None},
         }
 
     @classmethod
     def from_metadata(cls, meta: dict) -> Recogniser:
-        return cls(
+        model = cls(
             meta["labels"],
             FrontEndConfig.from_dict(meta["frontend"]),
             ClassifierConfig.from_dict(meta["classifier"]),
         )
+        model.sections = {key: meta[key] for key in INFO_SECTIONS if isinstance(meta.get(key), dict)}
+        return model

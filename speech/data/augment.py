@@ -2,7 +2,13 @@
 
 Follows TensorFlow's speech_commands recipe: a random time shift of up to +/-100 ms (zero filled),
 then background noise mixed in with probability 0.8 at a volume drawn from U(0, 0.1); examples of
-the ``_silence_`` class always get noise, at a volume drawn from U(0, 1).
+the ``_silence_`` class always get noise, at a volume drawn from U(0, 1). Before the shift, a speed
+perturbation (Ko et al. 2015, kws_streaming's ``resample``) resamples each clip by a factor drawn from
+U(1 - speed, 1 + speed) around its centre, which changes tempo and pitch together.
+
+Streaming-aware windows (:mod:`speech.data.windows`, off by default): a share of the word examples is
+placed anywhere in the window instead of within the small shift, and a share becomes a partial-word window
+(half a word, or the tail of one and the head of another) labelled ``_unknown_``.
 """
 
 from __future__ import annotations
@@ -12,12 +18,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from speech.data.windows import partial_words, place_anywhere, speech_bounds
+
 
 @dataclass
 class AugmentConfig:
-    """Training-time waveform augmentation. ``time_shift_ms`` is the maximum shift either way."""
+    """Training-time waveform augmentation. ``time_shift_ms`` is the maximum shift either way; ``speed`` the
+    largest relative speed change (0.15: factors in [0.85, 1.15]; 0 turns it off). ``place_probability``: share
+    of word examples whose speech is put anywhere it fits in the window; ``partial_probability``: share of word
+    examples turned into partial-word ``_unknown_`` windows (needs an ``_unknown_`` class)."""
 
     time_shift_ms: float = 100.0
+    speed: float = 0.0
+    place_probability: float = 0.0
+    partial_probability: float = 0.0
     noise_probability: float = 0.8
     noise_volume: float = 0.1
     silence_volume: float = 1.0
@@ -37,6 +51,7 @@ class WaveAugment(nn.Module):
         config: AugmentConfig | None = None,
         sample_rate: int = 16_000,
         silence_label: int | None = None,
+        unknown_label: int | None = None,
     ) -> None:
         super().__init__()
         self.config = config or AugmentConfig()
@@ -45,6 +60,28 @@ class WaveAugment(nn.Module):
         self.register_buffer("noise", noise.float(), persistent=False)
         self.max_shift = int(round(self.config.time_shift_ms * sample_rate / 1000))
         self.silence_label = silence_label
+        self.unknown_label = unknown_label
+
+    def perturb_speed(self, waves: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Resample each clip by its own factor ``f`` around the clip centre: ``out[t] = in[c + (t - c) * f]``
+        with linear interpolation (zero outside the clip). ``f > 1`` speeds speech up (shorter, higher)."""
+        speed = self.config.speed
+        if speed <= 0:
+            return waves
+        batch, samples = waves.shape
+        device = waves.device
+        factors = 1.0 + (torch.rand(batch, 1, device=device, generator=generator) * 2.0 - 1.0) * speed
+        centre = (samples - 1) / 2.0
+        t = torch.arange(samples, device=device, dtype=torch.float32).unsqueeze(0)
+        source = centre + (t - centre) * factors  # (batch, samples) fractional source positions
+        left = source.floor()
+        frac = (source - left).to(waves.dtype)
+        left = left.long()
+        valid_left = (left >= 0) & (left < samples)
+        valid_right = (left + 1 >= 0) & (left + 1 < samples)
+        a = torch.where(valid_left, waves.gather(1, left.clamp(0, samples - 1)), torch.zeros((), device=device))
+        b = torch.where(valid_right, waves.gather(1, (left + 1).clamp(0, samples - 1)), torch.zeros((), device=device))
+        return a + (b - a) * frac
 
     def shift(self, waves: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.max_shift <= 0:
@@ -62,12 +99,41 @@ class WaveAugment(nn.Module):
         offsets = torch.randint(0, noise.numel() - samples + 1, (batch, 1), device=noise.device, generator=generator)
         return noise[offsets + torch.arange(samples, device=noise.device)]
 
+    def stream_windows(
+        self, waves: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Re-place and cut word examples as a stream shows them: ``(waves, labels, moved)``; ``moved`` marks
+        the examples handled here (they skip the small time shift)."""
+        c = self.config
+        batch = waves.shape[0]
+        device = waves.device
+        moved = torch.zeros(batch, dtype=torch.bool, device=device)
+        if c.place_probability <= 0 and (c.partial_probability <= 0 or self.unknown_label is None):
+            return waves, labels, moved
+        words = labels != self.silence_label if self.silence_label is not None else torch.ones_like(moved)
+        start, end = speech_bounds(waves)
+        draw = torch.rand(batch, device=device, generator=generator)
+        partial = words & (draw < c.partial_probability) if self.unknown_label is not None else moved
+        place = words & ~partial & (draw < c.partial_probability + c.place_probability)
+        if place.any():
+            waves = torch.where(place.unsqueeze(1), place_anywhere(waves, start, end, generator), waves)
+        if partial.any():
+            waves = torch.where(partial.unsqueeze(1), partial_words(waves, start, end, generator=generator), waves)
+            labels = torch.where(partial, torch.full_like(labels, self.unknown_label), labels)
+        return waves, labels, place | partial
+
     def forward(
         self, waves: torch.Tensor, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Augmented ``(waves, labels)``; labels change only for partial-word windows."""
         c = self.config
         batch, samples = waves.shape
-        waves = self.shift(waves, generator)
+        waves = self.perturb_speed(waves, generator)
+        if labels is not None:
+            waves, labels, moved = self.stream_windows(waves, labels, generator)
+            waves = torch.where(moved.unsqueeze(1), waves, self.shift(waves, generator))
+        else:
+            waves = self.shift(waves, generator)
         device = waves.device
         volume = torch.rand(batch, 1, device=device, generator=generator) * c.noise_volume
         volume = volume * (torch.rand(batch, 1, device=device, generator=generator) < c.noise_probability)
@@ -75,4 +141,4 @@ class WaveAugment(nn.Module):
             silent = (labels == self.silence_label).unsqueeze(1)
             volume = torch.where(silent, torch.rand(batch, 1, device=device, generator=generator) * c.silence_volume, volume)
         mixed = waves + volume * self.noise_segments(batch, samples, generator).to(waves.dtype)
-        return mixed.clamp(-1.0, 1.0)
+        return mixed.clamp(-1.0, 1.0), labels

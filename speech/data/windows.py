@@ -1,0 +1,105 @@
+"""Streaming-aware training windows: show the classifier, in training, the windows a stream will show it.
+
+A model trained on centred 1 s clips meets other windows when it slides over a stream every hop: the word
+anywhere in the window (entering at the right edge, leaving at the left), half words, the tail of one word
+and the head of the next. These functions rebuild such windows from a batch of training clips, batched on
+the batch's device:
+
+* :func:`speech_bounds` finds each clip's speech (10 ms frames within ``relative_db`` of the loudest one);
+* :func:`place_anywhere` moves a clip's speech to a random place where it still fits in the window whole
+  (the label stays);
+* :func:`partial_words` keeps only a part (``kept`` of its speech span) of a clip's word at the left or right
+  edge, optionally beside the opposite part of another clip's word: a half word is not the keyword, so
+  these become ``_unknown_`` examples.
+
+Shapes: waves ``(batch, samples)`` float; bounds ``(batch,)`` int64 sample indices, ``end`` exclusive.
+"""
+
+from __future__ import annotations
+
+import torch
+
+FRAME = 160  # 10 ms at 16 kHz
+
+
+def speech_bounds(waves: torch.Tensor, frame: int = FRAME, relative_db: float = -25.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(start, end)`` sample indices of the frames within ``relative_db`` of each clip's loudest frame.
+
+    A clip of digital silence gives ``(0, samples)``.
+    """
+    batch, samples = waves.shape
+    frames = samples // frame
+    power = waves[:, : frames * frame].reshape(batch, frames, frame).float().square().mean(-1)
+    level = 10.0 * torch.log10(power + 1e-12)
+    loud = level >= level.max(dim=1, keepdim=True).values + relative_db
+    loud &= power > 1e-10
+    index = torch.arange(frames, device=waves.device).expand(batch, frames)
+    first = torch.where(loud, index, frames).min(dim=1).values
+    last = torch.where(loud, index, -1).max(dim=1).values
+    empty = last < 0
+    start = torch.where(empty, torch.zeros_like(first), first * frame)
+    end = torch.where(empty, torch.full_like(last, samples), (last + 1) * frame)
+    return start, end.clamp(max=samples)
+
+
+def shift_each(waves: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """``out[b, t] = waves[b, t - shifts[b]]`` with zeros where that falls outside the clip."""
+    batch, samples = waves.shape
+    source = torch.arange(samples, device=waves.device).unsqueeze(0) - shifts.view(-1, 1)
+    valid = (source >= 0) & (source < samples)
+    moved = waves.gather(1, source.clamp(0, samples - 1))
+    return torch.where(valid, moved, torch.zeros((), device=waves.device, dtype=waves.dtype))
+
+
+def _uniform_int(low: torch.Tensor, high: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """An integer drawn uniformly from ``[low, high]`` per element (``high >= low``)."""
+    u = torch.rand(low.shape, device=low.device, generator=generator)
+    return low + (u * (high - low + 1).float()).long().clamp(max=(high - low).clamp(min=0))
+
+
+def place_anywhere(
+    waves: torch.Tensor, start: torch.Tensor, end: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Move each clip so its speech ``[start, end)`` lands at a uniformly random place where it fits whole.
+
+    A clip whose speech spans the whole window stays where it is.
+    """
+    samples = waves.shape[1]
+    low = -start
+    high = (samples - end).clamp(min=0)
+    low = torch.minimum(low, high)
+    return shift_each(waves, _uniform_int(low, high, generator))
+
+
+def partial_words(
+    waves: torch.Tensor,
+    start: torch.Tensor,
+    end: torch.Tensor,
+    *,
+    max_kept: float = 0.5,
+    min_kept: float = 0.15,
+    pair_probability: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Windows that hold only part of a word.
+
+    Each clip keeps a share ``kept ~ U(min_kept, max_kept)`` of its speech span, at the window's right edge
+    (the word's head, as it enters a stream window) or its left edge (the tail, as it leaves), each with
+    probability 1/2. With ``pair_probability`` the free side gets the opposite part of the next clip in the
+    batch (the tail of one word and the head of the next, as between two words of a stream).
+    """
+    batch, samples = waves.shape
+    device = waves.device
+    length = (end - start).clamp(min=1)
+    kept = min_kept + torch.rand(batch, device=device, generator=generator) * (max_kept - min_kept)
+    keep = (kept * length).long().clamp(min=1)
+    head = torch.rand(batch, device=device, generator=generator) < 0.5
+    # head: the word's first `keep` samples end at the right edge; tail: its last `keep` samples start at 0
+    shifts = torch.where(head, samples - start - keep, -(end - keep))
+    out = shift_each(waves, shifts)
+    partner = torch.roll(torch.arange(batch, device=device), 1)
+    p_start, p_end, p_keep = start[partner], end[partner], keep[partner]
+    p_shifts = torch.where(head, -(p_end - p_keep), samples - p_start - p_keep)  # the opposite edge
+    paired = shift_each(waves[partner], p_shifts)
+    with_pair = (torch.rand(batch, device=device, generator=generator) < pair_probability).unsqueeze(1)
+    return out + torch.where(with_pair, paired, torch.zeros((), device=device, dtype=waves.dtype))

@@ -1,0 +1,114 @@
+"""Training-time waveform augmentation: speed perturbation, time shift, noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from conftest import SC_V2_TEST
+
+from speech.audio import load_audio
+from speech.data.augment import AugmentConfig, WaveAugment
+from speech.data.windows import partial_words, place_anywhere, speech_bounds
+
+RATE = 16_000
+
+
+def peak_hz(wave: torch.Tensor) -> float:
+    spectrum = np.abs(np.fft.rfft(wave.numpy() * np.hanning(wave.shape[-1])))
+    return float(np.fft.rfftfreq(wave.shape[-1], 1 / RATE)[spectrum.argmax()])
+
+
+def test_speed_perturbation_scales_pitch_and_keeps_the_centre():
+    t = torch.arange(RATE) / RATE
+    tone = torch.sin(2 * torch.pi * 1000.0 * t).repeat(64, 1)
+    augment = WaveAugment(torch.zeros(RATE), AugmentConfig(time_shift_ms=0, noise_probability=0, speed=0.15))
+    out = augment.perturb_speed(tone, torch.Generator().manual_seed(0))
+    peaks = np.array([peak_hz(row[4000:12000]) for row in out])  # the middle, away from zero-filled ends
+    assert 850 - 2 <= peaks.min() and peaks.max() <= 1150 + 2, (peaks.min(), peaks.max())
+    assert peaks.max() - peaks.min() > 150, "the factors should spread over [0.85, 1.15]"
+    # the clip centre stays where it was (words stay in the middle of the window)
+    centre = (RATE - 1) / 2
+    assert torch.allclose(out[:, int(centre)], tone[:, int(centre)], atol=0.05)
+    # speeding up (f > 1) reads past the clip's ends, which are zero-filled
+    sped_up = peaks > 1050
+    assert sped_up.any() and torch.all(out[torch.from_numpy(sped_up), :200] == 0)
+
+
+def test_speed_perturbation_off_and_at_factor_one_is_identity():
+    wave = torch.from_numpy(np.stack([load_audio(p) for p in sorted((SC_V2_TEST / "yes").glob("*.wav"))[:4]]))
+    off = WaveAugment(torch.zeros(RATE), AugmentConfig(speed=0.0))
+    assert torch.equal(off.perturb_speed(wave), wave)
+    tiny = WaveAugment(torch.zeros(RATE), AugmentConfig(speed=1e-9))
+    assert torch.allclose(tiny.perturb_speed(wave), wave, atol=1e-5)
+
+
+def test_speed_perturbed_real_speech_keeps_its_energy_and_length():
+    wave = torch.from_numpy(np.stack([load_audio(p) for p in sorted((SC_V2_TEST / "left").glob("*.wav"))[:16]]))
+    augment = WaveAugment(torch.zeros(RATE), AugmentConfig(speed=0.15))
+    out = augment.perturb_speed(wave, torch.Generator().manual_seed(1))
+    assert out.shape == wave.shape and torch.isfinite(out).all()
+    ratio = out.square().sum(1) / wave.square().sum(1)
+    # resampling by f keeps the level and changes the duration by 1/f; slowing down (f < 1) crops up to 7.5 %
+    # of the clip at each end, which empties the odd clip whose sound sits at its very edge
+    assert int(((ratio > 0.6) & (ratio < 1.3)).sum()) >= 14, ratio
+
+
+def real_words(count: int = 32) -> torch.Tensor:
+    paths = [p for word in ("yes", "stop", "left") for p in sorted((SC_V2_TEST / word).glob("*.wav"))[:count]]
+    return torch.from_numpy(np.stack([load_audio(p) for p in paths[:count]]))
+
+
+def test_speech_bounds_cover_the_loud_part_and_silence_is_whole_window():
+    waves = real_words(8)
+    start, end = speech_bounds(waves)
+    assert ((0 <= start) & (start < end) & (end <= RATE)).all()
+    inside = torch.stack([waves[i, start[i] : end[i]].square().sum() for i in range(len(waves))])
+    assert (inside / waves.square().sum(1) > 0.95).all()
+    zero_start, zero_end = speech_bounds(torch.zeros(2, RATE))
+    assert zero_start.tolist() == [0, 0] and zero_end.tolist() == [RATE, RATE]
+
+
+def test_place_anywhere_keeps_the_whole_word_and_spreads_its_position():
+    waves = real_words(1).repeat(200, 1)
+    start, end = speech_bounds(waves)
+    placed = place_anywhere(waves, start, end, torch.Generator().manual_seed(0))
+    assert torch.allclose(placed.square().sum(1), waves.square().sum(1), rtol=1e-4)  # nothing cut off
+    new_start, _ = speech_bounds(placed)
+    span = int(end[0] - start[0])
+    assert new_start.min() <= 1600 and new_start.max() >= RATE - span - 1600  # near both edges
+
+
+def test_partial_words_keep_at_most_the_asked_share_at_an_edge():
+    # a "word" of known extent (a 300 Hz tone at different places) in digital silence: what stays is countable
+    t = torch.arange(RATE) / RATE
+    waves = torch.zeros(64, RATE)
+    starts = torch.randint(0, 6000, (64,), generator=torch.Generator().manual_seed(3)) // 160 * 160
+    for i, s0 in enumerate(starts.tolist()):
+        waves[i, s0 : s0 + 8000] = 0.5 * torch.sin(2 * torch.pi * 300 * t[s0 : s0 + 8000]) + 0.01
+    start, end = speech_bounds(waves)
+    assert torch.equal(start, starts) and torch.equal(end, starts + 8000)
+    cut = partial_words(waves, start, end, max_kept=0.5, min_kept=0.2, pair_probability=0.0,
+                        generator=torch.Generator().manual_seed(0))
+    kept = (cut != 0).float().sum(1)
+    assert ((kept >= 0.2 * 8000 - 1) & (kept <= 0.5 * 8000 + 1)).all(), kept
+    at_left, at_right = cut[:, 0] != 0, cut[:, -1] != 0
+    assert (at_left ^ at_right).all() and at_left.any() and at_right.any()
+    paired = partial_words(waves, start, end, pair_probability=1.0, generator=torch.Generator().manual_seed(0))
+    assert ((paired[:, 0] != 0) & (paired[:, -1] != 0)).all()  # a tail at the left, a head at the right
+    real = real_words(32)
+    real_cut = partial_words(real, *speech_bounds(real), pair_probability=0.0, generator=torch.Generator().manual_seed(0))
+    assert (real_cut.square().sum(1) < real.square().sum(1)).all()
+
+
+def test_stream_windows_relabel_partial_words_as_unknown_and_leave_silence_alone():
+    waves = torch.cat([real_words(48), torch.zeros(16, RATE)])
+    silence, unknown, word = 0, 1, 2
+    labels = torch.tensor([word] * 48 + [silence] * 16)
+    config = AugmentConfig(place_probability=0.5, partial_probability=0.25)
+    augment = WaveAugment(torch.zeros(RATE), config, silence_label=silence, unknown_label=unknown)
+    out, new_labels, moved = augment.stream_windows(waves, labels, torch.Generator().manual_seed(0))
+    assert (new_labels[48:] == silence).all() and not moved[48:].any() and (out[48:] == 0).all()
+    relabelled = new_labels[:48] == unknown
+    assert 4 <= int(relabelled.sum()) <= 24 and moved[:48].sum() > relabelled.sum()
+    full, _ = augment(waves, labels, torch.Generator().manual_seed(0))  # the whole chain runs
+    assert full.shape == waves.shape
