@@ -3,7 +3,7 @@
 
     python scripts/bench_latency.py [--ckpt CKPT] [--repeats 300] [--batch 64] [--json FILE]
 
-Without ``--ckpt`` it builds the default-size recogniser (ClassifierConfig defaults, ~276K parameters) with
+Without ``--ckpt`` it builds the default-size recogniser (the code defaults of FrontEndConfig and ClassifierConfig) with
 random weights: latency does not depend on the weights. For each back end it reports the median and p99 in ms
 of the front end (waveform -> normalised MFCC), the classifier (MFCC -> probabilities) and the whole pipeline
 (timed as one call, not summed), batch 1; and clips/s for the whole pipeline at ``--batch`` clips per call.
@@ -28,7 +28,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLIP_DIR = REPO.parent / "shared" / "data" / "sc-v2-test-fit" / "yes"
-GOAL_MS = 2.0
+GOAL_MS = 3.0  # issue #10: one 1 s window may cost up to 3 ms with ONNX Runtime on one thread
 
 
 def interleaved(fns: dict[str, object], repeats: int, warmup: int) -> dict[str, np.ndarray]:

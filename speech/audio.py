@@ -6,6 +6,9 @@ All waveforms inside the project are float32, mono, 16 kHz, in [-1, 1], shaped `
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +16,110 @@ import soundfile as sf
 import torch
 import torchaudio
 
+log = logging.getLogger(__name__)
+
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = SAMPLE_RATE  # one second
+FULL_SCALE_TOLERANCE = 1.001  # float peaks up to this are rounding, not clipping; beyond it a warning
+# WAV data-chunk sizes that streaming writers put in the header before they know the length
+_PLACEHOLDER_SIZE = 0x7FFF0000
+_WAV_FAST_FORMATS = (1, 3)  # PCM integer, IEEE float (also as the sub-format of WAVE_FORMAT_EXTENSIBLE)
 
 
 class AudioError(ValueError):
     """A file that cannot be decoded as audio. The message names the file and the reason."""
 
 
+def _soundfile_problem(path: str) -> str | None:
+    """What soundfile's header parse says is wrong with ``path`` (None when it opens and holds samples)."""
+    try:
+        info = sf.info(path)
+    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError for bad headers
+        return f"not a readable audio file ({exc})"
+    if info.samplerate <= 0 or info.frames <= 0:
+        return "holds no samples (empty or header only)"
+    return None
+
+
+def _wav_problem(fd: int, head: bytes, size: int) -> str | None | bool:
+    """Check a RIFF/WAVE file's chunks; the reason it is unusable, None when usable, or False when only
+    soundfile can tell (an unusual format, chunks in an unusual order)."""
+    pos, fmt = 12, None
+    while pos + 8 <= size:
+        chunk = head[pos : pos + 8] if pos + 8 <= len(head) else os.pread(fd, 8, pos)
+        if len(chunk) < 8:
+            break
+        cid, csize = chunk[:4], struct.unpack_from("<I", chunk, 4)[0]
+        if cid == b"fmt ":
+            want = min(csize, 40)
+            body = head[pos + 8 : pos + 8 + want] if pos + 8 + want <= len(head) else os.pread(fd, want, pos + 8)
+            if csize < 16 or len(body) < 16:
+                return "broken WAV header (its 'fmt ' chunk is too short)"
+            tag, channels, rate, _, block, _ = struct.unpack_from("<HHIIHH", body)
+            if tag == 0xFFFE and len(body) >= 26:
+                tag = struct.unpack_from("<H", body, 24)[0]
+            if channels < 1 or rate < 1 or block < 1:
+                return f"broken WAV header ({channels} channels, {rate} Hz, {block} bytes per frame)"
+            if tag not in _WAV_FAST_FORMATS:
+                return False
+            fmt = (rate, block)
+        elif cid == b"data":
+            if fmt is None:
+                return False
+            rate, block = fmt
+            available = size - (pos + 8)
+            declared = available if csize >= _PLACEHOLDER_SIZE else csize
+            if min(declared, available) < block:
+                return "holds no samples (header only)" if declared else "holds no samples (its header declares none)"
+            if declared - available >= block:
+                return (
+                    f"truncated: its header declares {declared // block} samples ({declared / block / rate:.3f} s), "
+                    f"the file holds {available // block} ({available / block / rate:.3f} s)"
+                )
+            return None
+        pos += 8 + csize + (csize & 1)
+    return "not a usable WAV file (no 'data' chunk with audio)" if fmt else "not a usable WAV file (no 'fmt ' chunk)"
+
+
+def audio_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be used as a clip, judged from its header alone (no decoding); None when it is usable.
+
+    The one rule the data layer applies to every file, at scan time, so that every command counts the same
+    files as bad. WAV files (about 13 us each): no RIFF/WAVE header, no ``fmt ``/``data`` chunk, no samples, or
+    a data chunk *truncated* below the size its header declares (placeholder sizes of streaming writers are
+    accepted). FLAC, OGG and unusual WAV formats: soundfile's header parse.
+    """
+    path = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        return f"cannot open ({exc.strerror or exc})"
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return "empty file (0 bytes)"
+        head = os.read(fd, 512)
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            verdict = _wav_problem(fd, head, size)
+            if verdict is not False:
+                return verdict
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
+    finally:
+        os.close(fd)
+    return _soundfile_problem(path)
+
+
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode ``path`` to float32 with shape ``(samples, channels)`` and return it with its sample rate.
 
     Any PCM width (8/16/24/32-bit), float WAV, FLAC and OGG are accepted. Raises :class:`AudioError`
-    naming the file for empty, truncated or non-audio files.
+    naming the file for empty, truncated (see :func:`audio_problem`) or non-audio files.
     """
     path = Path(path)
+    problem = audio_problem(path)
+    if problem is not None:
+        raise AudioError(f"{path}: {problem}")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:  # soundfile raises these for bad headers
@@ -87,9 +179,18 @@ def load_audio(
 ) -> np.ndarray:
     """Decode ``path`` into float32 mono at ``sample_rate``; pad/crop to ``samples`` unless it is None."""
     data, rate = read_audio(path)
+    source_peak = float(np.abs(data).max(initial=0.0))
+    if source_peak > FULL_SCALE_TOLERANCE:  # only float files can; integer PCM stays within [-1, 1)
+        log.warning(
+            "%s: float samples reach %.3g, %.1f dB above full scale (expected within [-1, 1]); the clip is scaled "
+            "down to peak 1",
+            path,
+            source_peak,
+            20 * np.log10(source_peak),
+        )
     wave = resample(to_mono(data), rate, sample_rate)
     peak = float(np.abs(wave).max(initial=0.0))
-    if peak > 1.0:  # float WAVs may exceed full scale; keep the model's input range
+    if peak > 1.0:  # keep the model's input range (float files, resampling overshoot)
         wave = wave / peak
     if samples is not None:
         wave = fix_length(wave, samples, crop)

@@ -29,11 +29,35 @@ def _unpickling_reason(message: str) -> str:
     return (specific or lines or ["UnpicklingError"])[0]
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6 (and Lightning's checkpoints)
+PICKLE_MAGIC = b"\x80"  # a legacy torch.save file: a pickle, protocol 2 or later
+
+
+def _check_magic(path: Path) -> None:
+    """Refuse files that cannot be a ``torch.save`` checkpoint (text, audio, ...) before the unpickler sees them:
+    on text it fails with errors such as ``KeyError: 101`` or ``IndexError: pop from empty list``."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
+    if not head:
+        raise CheckpointError(f"{path}: empty file; expected a checkpoint written by 'speech train' (.ckpt)")
+    if not (head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC)):
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (it starts with {head!r}; expected a .ckpt file written by "
+            "'speech train', or an .onnx export)"
+        )
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint dictionary with the weights-only unpickler (tensors and plain data only)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; expected a checkpoint file (.ckpt)")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    _check_magic(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -44,8 +68,8 @@ def read_checkpoint(path: str | Path) -> dict:
             f"{path}: refused to load: the file holds objects outside the weights-only allow-list "
             f"(tensors, numbers, strings, lists, dicts), so loading it could run code. ({reason})"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+    except Exception as exc:  # a damaged file fails in many ways (RuntimeError, EOFError, KeyError, ...)
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a checkpoint dictionary, found {type(ckpt).__name__}")
     return ckpt
@@ -61,11 +85,12 @@ def load_recogniser(path: str | Path) -> Recogniser:
         )
     try:
         model = Recogniser.from_metadata(meta)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: invalid model description in the checkpoint ({exc})") from None
-    state = {
-        k[len(STATE_PREFIX) :]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith(STATE_PREFIX)
-    }
+    weights = ckpt.get("state_dict", {})
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path}: its 'state_dict' is a {type(weights).__name__}, expected a dictionary")
+    state = {k[len(STATE_PREFIX) :]: v for k, v in weights.items() if isinstance(k, str) and k.startswith(STATE_PREFIX)}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

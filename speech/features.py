@@ -24,7 +24,7 @@ class FrontEndConfig:
 
     sample_rate: int = 16_000
     n_mfcc: int = 40
-    n_mels: int = 40
+    n_mels: int = 80  # kws_streaming's mel_num_bins; 40 MFCCs are kept from them
     win_ms: float = 30.0
     hop_ms: float = 10.0
     n_fft: int = 512
@@ -143,7 +143,7 @@ class SpecAugmentConfig:
     freq_masks: int = 2
     freq_width: int = 7
     time_masks: int = 2
-    time_width: int = 12
+    time_width: int = 25  # frames (250 ms), as kws_streaming's time_mask_max_size
 
 
 class SpecAugment(nn.Module):

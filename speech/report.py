@@ -15,8 +15,11 @@ Nothing is ever overwritten silently: an existing non-empty folder or JSON file 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 import re
+import string
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +62,49 @@ def model_names(paths: list[str | Path]) -> list[str]:
     return names
 
 
+def clip_set_id(examples: list, labels: list[str], targets) -> str:
+    """A fingerprint of the clips a model was scored on: SHA-256 (first 12 hex digits) of the sorted
+    ``(file, true label name)`` pairs (``<silence>`` for generated silence). Two models share it exactly when
+    they were scored on the same clips with the same answers, whatever their label order."""
+    pairs = sorted(
+        f"{example.path or '<silence>'}\t{labels[int(target)]}"
+        for example, target in zip(examples, targets, strict=True)
+    )
+    return hashlib.sha256("\n".join(pairs).encode("utf-8", errors="surrogateescape")).hexdigest()[:12]
+
+
+def clip_sets(evals: list[ModelEvaluation]) -> dict[str, str]:
+    """``{model name: "A" | "B" | ...}``: one letter per distinct clip set, in order of first appearance."""
+    letters: dict[str, str] = {}
+    out = {}
+    for ev in evals:
+        key = ev.data.get("clip_set") or json.dumps(ev.data, sort_keys=True)
+        if key not in letters:
+            n = len(letters)
+            letters[key] = string.ascii_uppercase[n] if n < 26 else f"S{n + 1}"
+        out[ev.name] = letters[key]
+    return out
+
+
+def comparability_note(evals: list[ModelEvaluation]) -> str | None:
+    """A warning when the models were scored on different clip sets (None when there is one set)."""
+    sets = clip_sets(evals)
+    if len(set(sets.values())) <= 1:
+        return None
+    groups: dict[str, list[str]] = {}
+    for ev in evals:
+        groups.setdefault(sets[ev.name], []).append(ev)
+    described = "; ".join(
+        f"{letter}: {', '.join(ev.name for ev in members)} ({members[0].data.get('clips')} clips of the "
+        f"{members[0].data.get('split')} split of {members[0].data.get('root')})"
+        for letter, members in groups.items()
+    )
+    return (
+        f"NOT COMPARABLE: these models were scored on {len(groups)} different clip sets ({described}); "
+        "accuracies from different sets do not rank the models"
+    )
+
+
 # ------------------------------------------------------------------------------------------------ JSON
 
 
@@ -90,11 +136,13 @@ def model_entry(ev: ModelEvaluation) -> dict:
 def comparison_rows(evals: list[ModelEvaluation]) -> list[dict]:
     """The side-by-side table: one row per model."""
     rows = []
+    sets = clip_sets(evals)
     for ev in evals:
         lat = ev.result.latency
         rows.append(
             {
                 "name": ev.name,
+                "clip_set": sets[ev.name],
                 "backend": ev.backend,
                 "accuracy": ev.result.accuracy,
                 "macro_f1": ev.result.macro_f1,
@@ -118,12 +166,15 @@ def report_json(evals: list[ModelEvaluation]) -> dict:
     }
     if len(evals) == 1:
         return {**header, **model_entry(evals[0])}
+    note = comparability_note(evals)
     best = max(evals, key=lambda ev: (ev.result.accuracy, ev.result.macro_f1))
     return {
         **header,
         "models": [model_entry(ev) for ev in evals],
         "comparison": comparison_rows(evals),
-        "best": best.name,
+        "same_clips": note is None,
+        "comparability_note": note,
+        "best": None if note else best.name,  # no ranking across different clip sets
     }
 
 
@@ -273,12 +324,17 @@ def markdown_report(evals: list[ModelEvaluation], files: dict[str, dict[str, str
     if len(datas) == 1:
         lines += [f"Data: {_data_line(evals[0].data)}.", ""]
     lines += ["## Summary", ""]
+    note = comparability_note(evals)
+    sets = clip_sets(evals)
+    if note:
+        lines += [f"> **{note}** (column *clip set*; each model's data is given in its section).", ""]
     rows = []
     for ev in evals:
         lat = ev.result.latency
         rows.append(
             [
                 f"`{ev.name}`",
+                *([sets[ev.name]] if note else []),
                 ev.backend,
                 _pct(ev.result.accuracy),
                 f"{ev.result.macro_f1:.3f}",
@@ -293,6 +349,7 @@ def markdown_report(evals: list[ModelEvaluation], files: dict[str, dict[str, str
     lines += _table(
         [
             "model",
+            *(["clip set"] if note else []),
             "backend",
             "accuracy",
             "macro-F1",
@@ -303,7 +360,7 @@ def markdown_report(evals: list[ModelEvaluation], files: dict[str, dict[str, str
             "clips",
         ],
         rows,
-        ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"],
+        ["---", *(["---"] if note else []), "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"],
     )
     lines += ["", "Latency is measured during this run on this machine (1 s clips, front end included)."]
     if any(ev.result.noisy for ev in evals):
@@ -395,6 +452,18 @@ def model_section(ev: ModelEvaluation, files: dict[str, str], show_data: bool = 
 # ------------------------------------------------------------------------------------------------ files
 
 
+def check_can_create(path: Path, what: str) -> None:
+    """Raise :class:`PermissionError` / :class:`FileExistsError` unless ``path`` (a file or folder to write) can
+    be written: the folder itself when it exists, else its nearest existing ancestor, must be a folder we may
+    write into (checked before any long work starts)."""
+    candidates = [path] if path.is_dir() else []
+    target = next((p for p in [*candidates, *path.parents] if p.exists()), Path("."))
+    if not target.is_dir():
+        raise FileExistsError(f"{path}: cannot create the {what}: {target} is a file, not a folder")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: cannot write the {what}: {target} is not writable")
+
+
 def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     """Refuse an existing, non-empty report folder unless ``overwrite`` (call before the long evaluation)."""
     out = Path(out_dir)
@@ -404,14 +473,34 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
         raise FileExistsError(
             f"{out}: report folder exists and is not empty; refusing to overwrite it (pass --overwrite)"
         )
+    check_can_create(out, "report folder")
     return out
 
 
 def check_json_path(path: str | Path, overwrite: bool = False) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise FileExistsError(f"{path}: is a folder; --json takes a file name")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; refusing to overwrite it (pass --overwrite)")
+    check_can_create(path, "JSON file")
     return path
+
+
+def check_outputs(out_dir: str | Path | None, json_path: str | Path | None, overwrite: bool = False) -> None:
+    """Every output check, to run before an evaluation starts: existing files, unwritable places, and a
+    ``--json`` file that the report in ``--out`` would write over."""
+    if out_dir:
+        check_out_dir(out_dir, overwrite)
+    if json_path:
+        check_json_path(json_path, overwrite)
+    if out_dir and json_path:
+        inside = Path(json_path).resolve().parent == Path(out_dir).resolve()
+        if inside and Path(json_path).name in ("report.json", "report.md"):
+            raise FileExistsError(
+                f"--json {json_path}: the report written to --out {out_dir} has a file of that name; choose "
+                "another name or place"
+            )
 
 
 def write_json(path: str | Path, data: dict, overwrite: bool = False) -> Path:

@@ -5,7 +5,12 @@
     <out>/<word>/<speaker>_nohash_<n>.wav              one folder per keyword
     <out>/_unknown_/<word>_<speaker>_nohash_<n>.wav    other words (negatives)
     <out>/_silence_/noise<k>_nohash_0.wav              white / pink / brown noise, some near-silence
-    <out>/synth.json                                   what was asked for (not read by the data layer)
+    <out>/synth.json                                   what was asked for, and every file this tool wrote
+
+The manifest ``synth.json`` lists every file written (with its SHA-256) and the label folders this tool
+created, before the first clip is written. ``overwrite`` deletes only those files (unchanged since) and
+only those folders (once empty): real recordings added to the label folders, and folders the user made, are
+kept, and a planned file that would replace one of them is refused up front.
 
 Every clip is 16 kHz mono 16-bit PCM, exactly 1 s (16000 samples). The pseudo speaker is the espeak-ng
 voice and variant (``en-gb-x-rp`` + ``m3`` -> ``en-gb-x-rp-m3``), so TensorFlow's ``_nohash_`` hash split of
@@ -22,7 +27,9 @@ whatever the number of jobs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import io
 import json
 import logging
@@ -56,6 +63,7 @@ INSTALL_HINT = (
 SILENCE_LABEL = "_silence_"
 UNKNOWN_LABEL = "_unknown_"
 MANIFEST = "synth.json"
+MANIFEST_FORMAT = 2  # 2: "files" (path -> SHA-256, None while being written) and "created_folders"
 
 # The other Speech Commands words and a few more short English words; keywords are removed from it.
 DEFAULT_NEGATIVES = (
@@ -438,16 +446,28 @@ def wav_bytes(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     return buffer.getvalue()
 
 
-def _run_task(out_dir: Path, task: RoundPlan | SilencePlan) -> list[str]:
-    """Synthesise and write the clips of one task; returns their labels."""
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_new(path: Path, data: bytes) -> str:
+    """Write ``data`` to a file that must not exist yet (``x`` mode: never replaces anything); its SHA-256."""
+    with open(path, "xb") as handle:
+        handle.write(data)
+    return _digest(data)
+
+
+def _run_task(out_dir: Path, task: RoundPlan | SilencePlan) -> list[tuple[ClipPlan, str]]:
+    """Synthesise and write the clips of one task; returns each clip with the SHA-256 of its file."""
     if isinstance(task, SilencePlan):
-        for clip in task.clips:
-            (out_dir / clip.path).write_bytes(wav_bytes(silence_clip(np.random.default_rng(list(clip.seed)))))
-        return [clip.label for clip in task.clips]
-    waves = speak_many([c.word or "" for c in task.clips], task.voice, task.speed, task.pitch, task.amplitude)
-    for clip, wave in zip(task.clips, waves, strict=True):
-        (out_dir / clip.path).write_bytes(wav_bytes(word_clip(wave, np.random.default_rng(list(clip.seed)))))
-    return [clip.label for clip in task.clips]
+        waves = [silence_clip(np.random.default_rng(list(clip.seed))) for clip in task.clips]
+    else:
+        spoken = speak_many([c.word or "" for c in task.clips], task.voice, task.speed, task.pitch, task.amplitude)
+        waves = [
+            word_clip(wave, np.random.default_rng(list(clip.seed)))
+            for clip, wave in zip(task.clips, spoken, strict=True)
+        ]
+    return [(clip, _write_new(out_dir / clip.path, wav_bytes(wave))) for clip, wave in zip(task.clips, waves, strict=True)]
 
 
 @dataclass
@@ -460,7 +480,8 @@ class SynthSummary:
     speakers: int
     voices: int
     espeak_calls: int
-    removed: int = 0  # old clips deleted because of overwrite=True
+    removed: int = 0  # files of an earlier synth run deleted because of overwrite=True
+    kept: list[str] = field(default_factory=list)  # files in the folder that synth did not write (left alone)
     labels: list[str] = field(default_factory=list)
 
     @property
@@ -472,48 +493,113 @@ class SynthSummary:
         return self.clips / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _prepare_output(out_dir: Path, labels: list[str], overwrite: bool) -> int:
-    """Make ``out_dir`` ready; refuse a non-empty one unless ``overwrite``. Returns the number of files removed.
+def read_manifest(out_dir: Path) -> dict | None:
+    """The ``synth.json`` of ``out_dir`` as a dict, None when there is none; ValueError when unreadable."""
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable synth manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("generator") != "speech.synth":
+        raise ValueError(f"{path}: not a speech synth manifest")
+    return manifest
 
-    With ``overwrite`` only ``*.wav`` files in the label folders of this run and of the previous run recorded in
-    ``synth.json`` are deleted (and those folders when they end up empty); anything else is left and logged.
+
+def _write_manifest(out_dir: Path, manifest: dict) -> None:
+    """Replace ``synth.json`` atomically (a crash leaves the old or the new one, never half of one)."""
+    tmp = out_dir / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / MANIFEST)
+
+
+def _files_of_earlier_run(out_dir: Path, manifest: dict) -> tuple[list[Path], list[str]]:
+    """(files an earlier run wrote that are still as it wrote them, folders it created), from its manifest."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise FileExistsError(
+            f"{out_dir / MANIFEST}: written by an older speech synth that kept no list of its files, so its clips "
+            "cannot be told apart from your own recordings; move them away (or use a new folder) and run again"
+        )
+    ours, changed = [], []
+    for rel, digest in files.items():
+        path = out_dir / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not path.is_file():
+            continue
+        # None: planned by a run that was cut short; the file did not exist before that run
+        if digest is None or _digest(path.read_bytes()) == digest:
+            ours.append(path)
+        else:
+            changed.append(rel)
+    if changed:
+        log.warning(
+            "%s: %d file(s) written by speech synth were changed since; keeping them: %s",
+            out_dir,
+            len(changed),
+            ", ".join(changed[:5]),
+        )
+    folders = [f for f in manifest.get("created_folders", []) if isinstance(f, str) and "/" not in f]
+    return ours, folders
+
+
+def _prepare_output(out_dir: Path, planned: list[str], overwrite: bool) -> tuple[int, list[str], list[str]]:
+    """Make ``out_dir`` ready for the ``planned`` files (paths relative to it).
+
+    A non-empty folder is refused unless ``overwrite``. With ``overwrite`` only the files the previous run's
+    manifest lists (and unchanged since) are deleted, and only the label folders it created, once empty;
+    everything else stays. Any planned file that already exists and is not one of those is refused before
+    anything is deleted. Returns (files removed, files kept, label folders created by earlier runs that remain).
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir}: output path exists and is not a folder")
     if not out_dir.exists():
         out_dir.mkdir(parents=True)
-        return 0
+        return 0, [], []
     entries = sorted(p.name for p in out_dir.iterdir())
     if not entries:
-        return 0
+        return 0, [], []
     if not overwrite:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
         raise FileExistsError(
             f"{out_dir}: output folder is not empty ({len(entries)} entries: {shown}); choose an empty or new "
-            "folder, or pass --overwrite (overwrite=True) to replace the synthesised clips in it"
+            "folder, or pass --overwrite (overwrite=True) to replace the clips an earlier 'speech synth' wrote "
+            "there (nothing else is touched)"
         )
-    old_labels: list[str] = []
-    manifest = out_dir / MANIFEST
-    if manifest.is_file():
-        try:
-            old_labels = list(json.loads(manifest.read_text()).get("counts", {}))
-        except (OSError, ValueError, AttributeError) as exc:
-            log.warning("%s: unreadable (%s); only this run's label folders are cleared", manifest, exc)
-        manifest.unlink()
-    removed = 0
-    for label in dict.fromkeys(labels + old_labels):
-        folder = out_dir / label
-        if not folder.is_dir() or "/" in label or label in ("", ".", ".."):
-            continue
-        for wav in folder.glob("*.wav"):
-            wav.unlink()
-            removed += 1
-        if not any(folder.iterdir()):
-            folder.rmdir()
-    left = sorted(p.name for p in out_dir.iterdir())
-    if left:
-        log.warning("%s: left in place (not synthesised clips): %s", out_dir, ", ".join(left[:10]))
-    return removed
+    try:
+        manifest = read_manifest(out_dir)
+    except ValueError as exc:
+        raise FileExistsError(f"{exc}; cannot tell which files speech synth wrote, so none is replaced") from None
+    ours, created = _files_of_earlier_run(out_dir, manifest) if manifest else ([], [])
+    mine = {p.resolve() for p in ours}
+    clashes = [rel for rel in planned if (out_dir / rel).exists() and (out_dir / rel).resolve() not in mine]
+    if clashes:
+        raise FileExistsError(
+            f"{out_dir}: {len(clashes)} file(s) this run would write exist and were not written by speech synth "
+            f"(e.g. {', '.join(clashes[:3])}); nothing was changed. Move them, or choose another --out or --seed"
+        )
+    for path in ours:
+        path.unlink()
+    remaining = []
+    for folder in created:
+        path = out_dir / folder
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        elif path.is_dir():
+            remaining.append(folder)
+    with contextlib.suppress(FileNotFoundError):
+        (out_dir / MANIFEST).unlink()
+    kept = sorted(
+        str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+    )
+    if kept:
+        log.warning(
+            "%s: left in place (not written by speech synth): %d file(s), e.g. %s",
+            out_dir,
+            len(kept),
+            ", ".join(kept[:5]),
+        )
+    return len(ours), kept, remaining
 
 
 def espeak_version() -> str:
@@ -541,10 +627,12 @@ def synthesize_dataset(
     :data:`DEFAULT_NEGATIVES` minus the keywords; given ones must not repeat a keyword); ``per_word`` clips per
     keyword; ``silence`` / ``unknown``: clips in ``_silence_`` / ``_unknown_`` (default ``per_word`` each; 0 leaves
     the folder out); ``seed``: same seed -> byte-identical files, whatever ``jobs`` (threads, default the CPU
-    count); ``overwrite``: allow a non-empty ``out_dir`` (see :func:`_prepare_output`); ``language``: espeak-ng
+    count); ``overwrite``: allow a non-empty ``out_dir``, replacing only what an earlier run wrote there (see
+    :func:`_prepare_output`; your own files stay, and a clash with one is an error); ``language``: espeak-ng
     voices to draw from (``--voices=<language>``). torch runs single-threaded while it works (restored after).
     Raises :class:`EspeakNotFoundError` when espeak-ng is missing,
-    :class:`FileExistsError` for a non-empty folder, :class:`ValueError` for bad arguments.
+    :class:`FileExistsError` for a non-empty folder (or a clash with a file synth did not write),
+    :class:`ValueError` for bad arguments.
     """
     started = time.perf_counter()
     find_espeak()  # fail before anything else when espeak-ng is missing
@@ -574,23 +662,17 @@ def synthesize_dataset(
         raise EspeakError(f"{ESPEAK} has no voices for language {language!r} (see `{ESPEAK} --voices={language}`)")
     labels = [label_of(w) for w in words] if per_word > 0 else []
     labels += [UNKNOWN_LABEL] * (unknown > 0) + [SILENCE_LABEL] * (silence > 0)
-    removed = _prepare_output(out_dir, labels, overwrite)
-    for label in labels:
-        (out_dir / label).mkdir(exist_ok=True)
-
     tasks = plan_dataset(words, negatives, per_word, silence, unknown, seed, voices)
-    jobs = jobs or os.cpu_count() or 1
-    bar = _progress_bar() if progress else None
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # parallel over clips, not inside each tiny resample (oversubscription is 40x slower)
-    try:
-        counts = _run_tasks(out_dir, tasks, jobs, bar)
-    finally:
-        torch.set_num_threads(torch_threads)
-    ordered = {label: counts.get(label, 0) for label in labels}
-    rounds = [t for t in tasks if isinstance(t, RoundPlan)]
+    planned = [clip.path for task in tasks for clip in task.clips]
+    removed, kept, created = _prepare_output(out_dir, planned, overwrite)
+    for label in labels:
+        if not (out_dir / label).is_dir():
+            (out_dir / label).mkdir()
+            created.append(label)
+    files: dict[str, str | None] = dict.fromkeys(planned)
     manifest = {
         "generator": "speech.synth",
+        "format": MANIFEST_FORMAT,
         "espeak": espeak_version(),
         "words": words,
         "negatives": list(negatives),
@@ -600,9 +682,27 @@ def synthesize_dataset(
         "seed": seed,
         "language": language,
         "voices": len(voices),
-        "counts": ordered,
+        "counts": {},
+        "created_folders": sorted(set(created)),
+        "complete": False,
+        "files": files,
     }
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _write_manifest(out_dir, manifest)  # before the first clip: a run cut short still knows its files
+
+    jobs = jobs or os.cpu_count() or 1
+    bar = _progress_bar() if progress else None
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # parallel over clips, not inside each tiny resample (oversubscription is 40x slower)
+    try:
+        written = _run_tasks(out_dir, tasks, jobs, bar)
+    finally:
+        torch.set_num_threads(torch_threads)
+    counts = Counter(clip.label for clip, _ in written)
+    ordered = {label: counts.get(label, 0) for label in labels}
+    files.update({clip.path: digest for clip, digest in written})
+    rounds = [t for t in tasks if isinstance(t, RoundPlan)]
+    manifest.update(counts=ordered, complete=True, files=files)
+    _write_manifest(out_dir, manifest)
     return SynthSummary(
         out_dir=out_dir,
         counts=ordered,
@@ -611,13 +711,16 @@ def synthesize_dataset(
         voices=len(voices),
         espeak_calls=len(rounds),
         removed=removed,
+        kept=kept,
         labels=labels,
     )
 
 
-def _run_tasks(out_dir: Path, tasks: list[RoundPlan | SilencePlan], jobs: int, bar) -> Counter[str]:
-    """Run ``tasks`` in ``jobs`` threads; clips written per label."""
-    counts: Counter[str] = Counter()
+def _run_tasks(
+    out_dir: Path, tasks: list[RoundPlan | SilencePlan], jobs: int, bar
+) -> list[tuple[ClipPlan, str]]:
+    """Run ``tasks`` in ``jobs`` threads; every clip written, with the SHA-256 of its file."""
+    written: list[tuple[ClipPlan, str]] = []
     total = sum(len(t.clips) for t in tasks)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(_run_task, out_dir, task) for task in tasks]
@@ -627,7 +730,7 @@ def _run_tasks(out_dir: Path, tasks: list[RoundPlan | SilencePlan], jobs: int, b
         try:
             for future in as_completed(futures):
                 done = future.result()
-                counts.update(done)
+                written += done
                 if bar:
                     bar.advance(task_id, len(done))
         except BaseException:
@@ -637,7 +740,7 @@ def _run_tasks(out_dir: Path, tasks: list[RoundPlan | SilencePlan], jobs: int, b
         finally:
             if bar:
                 bar.stop()
-    return counts
+    return written
 
 
 def _progress_bar():

@@ -85,11 +85,30 @@ def test_the_projects_own_checkpoints_load(tiny_checkpoint, tmp_path):
     assert load_recogniser(fresh).labels == ["a", "b"]
 
 
-def test_unreadable_checkpoints_give_clear_errors(tmp_path):
+def test_unreadable_checkpoints_give_clear_errors(tmp_path, capsys):
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match="notes.ckpt: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="notes.ckpt: not a PyTorch checkpoint"):
         load_recogniser(text)
+    # text files the unpickler used to fail on with "KeyError: 101" and "IndexError: pop from empty list"
+    data = tmp_path / "data" / "yes"
+    data.mkdir(parents=True)
+    for name, content in (("hello.ckpt", "hello world\nmore text\n"), ("epoch.ckpt", "epoch: 3\n"), ("empty.ckpt", "")):
+        path = tmp_path / name
+        path.write_text(content)
+        with pytest.raises(CheckpointError, match=rf"{name}: (not a PyTorch checkpoint|empty file)"):
+            load_recogniser(path)
+        for command in (["evaluate", str(path), "--data", str(tmp_path / "data")],
+                        ["export", str(path), "--onnx", str(tmp_path / f"{name}.onnx")]):  # fmt: skip
+            assert main(command) == 2
+            err = capsys.readouterr().err
+            assert name in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    random_pickle = tmp_path / "random.ckpt"
+    random_pickle.write_bytes(b"\x80" + bytes(range(1, 200)))
+    with pytest.raises(CheckpointError, match="random.ckpt: not a readable PyTorch checkpoint"):
+        load_recogniser(random_pickle)
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load_recogniser(tmp_path)
     plain = tmp_path / "plain.ckpt"
     torch.save({"state_dict": {}}, plain)
     with pytest.raises(CheckpointError, match="plain.ckpt: not a speech checkpoint"):
@@ -122,3 +141,12 @@ def test_corrupt_onnx_files_give_clear_errors(tiny_checkpoint, tmp_path, capsys)
         assert name in capsys.readouterr().err
     with pytest.raises(OnnxModelError, match="no such ONNX file"):
         OnnxScorer(tmp_path / "missing.onnx")
+
+
+def test_export_checks_the_output_place_first(tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    for target, expected in ((tmp_path / "a-file" / "m.onnx", "a-file is a file"), (tmp_path / "a-dir", "is a folder")):
+        assert main(["export", str(tiny_checkpoint), "--onnx", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -20,7 +20,7 @@ from speech.data import (
     speaker_split,
     which_set,
 )
-from speech.data.synthetic import full_layout_tree, link_or_copy, tiny_wav_tree
+from speech.data.synthetic import full_layout_tree, link_or_copy, tiny_wav_tree, write_bad_files
 
 
 def assert_speaker_disjoint(index: DatasetIndex) -> None:
@@ -89,12 +89,16 @@ def test_test_set_layout_is_taken_as_it_is(sc_v2_clips):
     assert all(e.path.endswith(".wav.wav") and e.word not in LABELS_12 for e in unknown)
     silence = [e for s in SPLITS for e in index.splits[s] if e.label == 0]
     assert all(e.speaker == "" and e.word == "_silence_" and e.path for e in silence)
-    # "all" in the test-set layout: every word, the _unknown_ clips labelled by their word prefix
-    every = build_index(SC_V2_TEST, "all", split="speaker")
+    # "35" in the test-set layout: every word, the _unknown_ clips labelled by their word prefix
+    every = build_index(SC_V2_TEST, "35", split="speaker")
     assert "backward" in every.labels and "_unknown_" not in every.labels and "yes" in every.labels
     assert sum(len(v) for v in every.splits.values()) == sum(
         len(p) for k, p in sc_v2_clips.items() if k != "_silence_"
     )
+    # "all": one class per label folder, _unknown_ and _silence_ included (the words inside _unknown_ stay there)
+    folders = build_index(SC_V2_TEST, "all", split="speaker")
+    assert folders.labels == ["_silence_", "_unknown_", *sorted(LABELS_12[2:])]
+    assert sum(len(v) for v in folders.splits.values()) == sum(len(p) for p in sc_v2_clips.values())
 
 
 def test_parse_clip_name():
@@ -197,18 +201,69 @@ def test_folders_that_fit_no_layout(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         build_index(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match=r"empty: expected label subfolders.*no subfolders"):
+    with pytest.raises(DatasetError, match=r"empty: the folder is empty; expected one subfolder per label") as info:
         build_index(tmp_path / "empty")
+    assert "no subfolders with no audio" not in str(info.value)
     flat = tmp_path / "flat"
     link_or_copy(next(SC_V2_TEST.glob("yes/*.wav")), flat / "a.wav")
-    with pytest.raises(DatasetError, match=r"flat: expected label subfolders.*1 audio file"):
+    with pytest.raises(DatasetError, match=r"flat: holds 1 audio file\(s\) directly and no label subfolders"):
         build_index(flat)
     (tmp_path / "noaudio" / "docs").mkdir(parents=True)
     (tmp_path / "noaudio" / "docs" / "x.txt").write_text("x")
-    with pytest.raises(DatasetError, match=r"noaudio: expected.*\['docs'\]"):
+    with pytest.raises(DatasetError, match=r"noaudio: its subfolders \(docs\) hold 1 non-audio file"):
         build_index(tmp_path / "noaudio")
     with pytest.raises(DatasetError, match="found a file"):
         build_index(flat / "a.wav")
+
+
+def test_a_folder_of_broken_audio_names_every_file_and_gives_no_split_advice(tmp_path):
+    for word in ("yes", "no"):
+        (tmp_path / "junk" / word).mkdir(parents=True)
+        for n in range(3):
+            (tmp_path / "junk" / word / f"s{n}_nohash_0.wav").write_text("these are notes, not audio\n")
+    with pytest.raises(DatasetError) as info:
+        build_index(tmp_path / "junk")
+    message = str(info.value)
+    assert "none of its 6 audio file(s) is readable" in message and "s0_nohash_0.wav: not a readable audio file" in message
+    assert "split" not in message
+
+
+def test_truncated_and_broken_files_are_decided_at_scan_time(tmp_path):
+    """One rule, applied once: a file the scan rejects is in no split and is listed with its reason."""
+    good = next((SC_V2_TEST / "yes").glob("*.wav"))
+    expected = write_bad_files(tmp_path / "data" / "yes", good)
+    link_or_copy(good, tmp_path / "data" / "no" / good.name)
+    index = build_index(tmp_path / "data", "yes,no", split="speaker")
+    listed = {Path(e.path).name for s in SPLITS for e in index.splits[s]}
+    bad = {Path(path).name: reason for path, reason in index.bad_files}
+    assert listed == {name for name, verdict in expected.items() if verdict == "ok"} | {good.name}
+    assert set(bad) == {name for name, verdict in expected.items() if verdict == "bad"}
+    assert bad["s8_nohash_0.wav"].startswith("truncated: its header declares 16000 samples (1.000 s), the file holds")
+    assert "no samples" in bad["s9_nohash_0.wav"] and "not a readable audio file" in bad["s10_nohash_0.wav"]
+
+
+def test_auto_labels_are_the_folders_own_with_rejection_classes(tmp_path, sc_v2_clips):
+    """A custom-keyword folder (speech synth's layout) gives its keywords + _unknown_ + _silence_, not one class
+    per negative word; Speech Commands data gives the 12 classes."""
+    from speech.data.labels import rejection_warning
+
+    mine = tmp_path / "mine"
+    for label, source in (("lights-on", "yes"), ("music", "no"), ("_unknown_", "_unknown_"), ("_silence_", "_silence_")):
+        for path in sc_v2_clips[source][:20]:
+            link_or_copy(path, mine / label / path.name)
+    for spec in ("auto", "all"):
+        assert build_index(mine, spec, split="speaker").labels == ["_silence_", "_unknown_", "lights-on", "music"]
+    assert build_index(mine).labels == ["_silence_", "_unknown_", "lights-on", "music"]  # the default is auto
+    assert "backward" in build_index(mine, "35", split="speaker").labels
+    assert build_index(SC_V2_TEST, split="speaker").labels == LABELS_12
+    assert build_index(SC_V1_SAMPLE).labels == LABELS_12
+    digits = build_index(FSDD, split="speaker")  # no _unknown_ folder: keywords + sampled _silence_ only
+    assert digits.labels == ["_silence_", *sorted(digits.labels[1:])] and len(digits.labels) == 11
+    assert rejection_warning(LABELS_12) is None
+    assert rejection_warning(build_index(mine).labels) is None
+    warning = rejection_warning(digits.labels)
+    assert warning and "no _unknown_ class" in warning and "any other word it hears" in warning
+    assert "_silence_" in rejection_warning(["yes", "no"])
 
 
 def test_generated_full_layout_with_noise_and_without_lists(tmp_path, sc_v2_clips):

@@ -372,3 +372,144 @@ def test_cli_whole_shared_test_folder(tiny_checkpoint, tmp_path, capsys):
     assert report["clips"] == len(index.splits["testing"])
     assert index.speakers("testing") and not index.speakers("training") and not index.speakers("validation")
     assert report["accuracy"] > 0.5 and report["snr"][0]["accuracy"] < report["accuracy"]
+
+
+# ------------------------------------------------------------------------------------------ issue #12
+
+
+def test_cli_flags_models_scored_on_different_clip_sets(tiny_checkpoint, small_set, tmp_path, capsys):
+    """A 4-class model and the 12-class one on the same folder are scored on different clips: the comparison
+    says so (table column, warning, JSON) and names no best model."""
+    from speech.checkpoint import save_checkpoint
+    from speech.model import ClassifierConfig
+    from speech.recogniser import Recogniser
+
+    four = save_checkpoint(
+        Recogniser(["_silence_", "_unknown_", "yes", "no"], classifier=ClassifierConfig(hidden_size=8, num_layers=1)),
+        tmp_path / "four.ckpt",
+    )
+    code, out, err = run_cli(
+        capsys, "evaluate", tiny_checkpoint, four, "--data", small_set, "--json", tmp_path / "r.json",
+        "--out", tmp_path / "r", "--cache-dir", tmp_path / "cache", "--latency-clips", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "WARNING: NOT COMPARABLE: these models were scored on 2 different clip sets" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["same_clips"] is False and report["best"] is None and "NOT COMPARABLE" in report["comparability_note"]
+    assert [row["clip_set"] for row in report["comparison"]] == ["A", "B"]
+    assert [row["clips"] for row in report["comparison"]] == [12 * CLIPS_PER_LABEL, 4 * CLIPS_PER_LABEL]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "NOT COMPARABLE" in md and "| clip set |" in md
+    # the same model twice: one clip set, no warning, a best model
+    code, out, _ = run_cli(
+        capsys, "evaluate", tiny_checkpoint, tiny_checkpoint, "--data", small_set, "--json", tmp_path / "same.json",
+        "--cache-dir", tmp_path / "cache", "--latency-clips", "0",
+    )  # fmt: skip
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert code == 0 and "NOT COMPARABLE" not in out and same["same_clips"] is True and same["best"]
+
+
+def test_cli_checks_outputs_before_evaluating(tiny_checkpoint, small_set, tmp_path, capsys):
+    common = ["--cache-dir", tmp_path / "cache", "--latency-clips", "0"]
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    cases = {
+        "--out under a file": (["--out", tmp_path / "a-file" / "report"], "a-file is a file"),
+        "--json is a folder": (["--json", tmp_path / "a-dir"], "is a folder"),
+        "--json the report overwrites": (["--out", tmp_path / "rep", "--json", tmp_path / "rep" / "report.json"],
+                                         "has a file of that name"),  # fmt: skip
+    }
+    for what, (extra, expected) in cases.items():
+        code, out, err = run_cli(capsys, "evaluate", tiny_checkpoint, "--data", small_set, *extra, *common)
+        assert code == 2 and expected in err and out == "", (what, err)  # refused before any scoring
+    assert not (tmp_path / "rep").exists()
+
+
+def _world_readable_dir(prefix: str) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def test_cli_refuses_a_read_only_output_place_up_front(tiny_checkpoint, tmp_path):
+    """As a user who may not write there (root may write anywhere, so the command runs as 'nobody' then)."""
+    import shutil
+    import subprocess
+    import sys
+
+    base = _world_readable_dir("speech-ro-")
+    try:
+        shutil.copy(tiny_checkpoint, base / "tiny.ckpt")
+        (base / "tiny.ckpt").chmod(0o644)
+        (base / "ro").mkdir()
+        (base / "ro").chmod(0o555)
+        (base / "cache").mkdir()
+        (base / "cache").chmod(0o777)
+        command = [sys.executable, "-m", "speech", "evaluate", str(base / "tiny.ckpt"), "--data", str(SC_V1_SAMPLE),
+                   "--out", str(base / "ro" / "report"), "--cache-dir", str(base / "cache"), "--latency-clips", "0"]  # fmt: skip
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv: cannot act as a user without write permission")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        env = {**os.environ, "HOME": str(base), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=base, env=env)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "report: cannot write the report folder" in result.stderr and "ro is not writable" in result.stderr
+        assert result.stdout == "" and not list((base / "cache").iterdir())  # nothing was decoded or scored
+    finally:
+        (base / "ro").chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_ctrl_c_while_evaluating_exits_130_without_a_traceback(tiny_checkpoint, small_set, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "speech", "evaluate", str(tiny_checkpoint), "--data", str(small_set),
+         "--cache-dir", str(tmp_path / "cache"), "--latency-clips", "1000000", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    started = time.monotonic()
+    seen = ""
+    while "speakers in" not in seen and time.monotonic() - started < 240:  # scoring starts after this line
+        line = process.stderr.readline()
+        if not line and process.poll() is not None:
+            break
+        seen += line
+    time.sleep(1.0)  # inside the (endless) latency measurement now
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    err = seen + err
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.rstrip().splitlines()[-1] == "speech evaluate: interrupted"
+
+
+def test_cli_skipped_files_agree_with_the_data_summary(tiny_checkpoint, tmp_path, capsys):
+    """One verdict on bad files (the scan's): evaluate skips and counts exactly what 'data summary' counts."""
+    from speech.data.synthetic import write_bad_files
+
+    root = tmp_path / "data"
+    for label in LABELS_12:
+        for path in sorted((SC_V2_TEST / label).glob("*.wav"))[:4]:
+            (root / label).mkdir(parents=True, exist_ok=True)
+            os.symlink(path, root / label / path.name)
+    expected = write_bad_files(root / "yes", next((SC_V2_TEST / "yes").glob("*.wav")))
+    bad = sum(1 for verdict in expected.values() if verdict == "bad")
+    assert main(["data", "summary", str(root), "--split-rule", "speaker", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    code, out, err = run_cli(
+        capsys, "evaluate", tiny_checkpoint, "--data", root, "--split", "all", "--split-rule", "speaker",
+        "--json", tmp_path / "r.json", "--cache-dir", tmp_path / "cache", "--latency-clips", "0",
+        "--allow-trained-speakers",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert summary["bad_files"]["count"] == report["data"]["skipped_files"] == bad
+    assert sum(summary["totals"].values()) == report["clips"] == 12 * 4 + len(expected) - bad
+    assert f"{bad} bad file(s) in the folder skipped" in out

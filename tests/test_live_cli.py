@@ -71,7 +71,7 @@ def test_wav_json_events_with_both_backends(tiny_checkpoint, tiny_onnx, words_wa
     assert [e["label"] for e in onnx_events] == [e["label"] for e in torch_events]
     assert [e["time"] for e in onnx_events] == [e["time"] for e in torch_events]
     # an ONNX file forced through the PyTorch loader is refused with a message, not a traceback
-    assert main(["live", str(tiny_onnx), "--wav", str(words_wav), "--backend", "torch"]) == 1
+    assert main(["live", str(tiny_onnx), "--wav", str(words_wav), "--backend", "torch"]) == 2
     assert "cannot load the model" in capsys.readouterr().err
 
 
@@ -111,9 +111,9 @@ def test_error_messages(tiny_checkpoint, words_wav, tmp_path, capsys):
     garbage.write_bytes(b"not a checkpoint at all")
     fake_onnx = tmp_path / "fake.onnx"
     fake_onnx.write_bytes(b"\x00\x01 not onnx")
-    fails([str(tmp_path / "missing.ckpt"), "--wav", str(words_wav)], 1, "no such model file")
-    fails([str(garbage), "--wav", str(words_wav)], 1, f"{garbage}: cannot load the model")
-    fails([str(fake_onnx), "--wav", str(words_wav)], 1, "not a valid ONNX model")
+    fails([str(tmp_path / "missing.ckpt"), "--wav", str(words_wav)], 2, "no such model file")
+    fails([str(garbage), "--wav", str(words_wav)], 2, f"{garbage}: cannot load the model")
+    fails([str(fake_onnx), "--wav", str(words_wav)], 2, "not a valid ONNX model")
     fails([str(tiny_checkpoint), "--wav", str(tmp_path / "none.wav")], 1, "none.wav: no such sound file")
     fails([str(tiny_checkpoint), "--wav", str(garbage)], 1, "not a readable audio file")
     fails([str(tiny_checkpoint), "--stdin"], 2, "--stdin needs --rate")
@@ -226,3 +226,50 @@ def test_stdin_reader_carries_partial_frames_over_pipe_reads():
     thread.join()
     assert all(c.shape[1] == 2 for c in chunks) and len(chunks) > 5
     np.testing.assert_array_equal(np.concatenate(chunks), data)
+
+
+def test_a_single_one_second_clip_file_is_detected(tiny_checkpoint, known_words, tmp_path, capsys):
+    """End of input is flushed with silence: a file that is just one 1 s clip gives its word."""
+    for word, path in known_words:
+        clip = tmp_path / f"{word}.wav"
+        write_wav(clip, load_audio(path))
+        assert main(["live", str(tiny_checkpoint), "--wav", str(clip), "--json"]) == 0
+        got = events(capsys.readouterr().out)
+        assert [e["label"] for e in got] == [word] and 1.0 < got[0]["time"] <= 2.0
+    # without the flush there is one window only, never enough to decide
+    assert main(["live", str(tiny_checkpoint), "--wav", str(clip), "--json", "--flush-ms", "0"]) == 0
+    assert events(capsys.readouterr().out) == []
+
+
+def test_calibrated_thresholds_are_used_unless_threshold_is_given(tiny_checkpoint, words_wav, known_words, tmp_path, capsys):
+    from speech.streaming.calibration import store_detection
+
+    heard = [w for w, _ in known_words]
+    # thresholds that never let the first known word through, and a low one for the others
+    section = {"version": 1, "thresholds": {w: (1.0 if w == heard[0] else 0.5) for w in LABELS_12[2:]},
+               "threshold": 0.7, "settings": {"hop_ms": 100.0}}
+    calibrated = store_detection(tiny_checkpoint, section, out=tmp_path / "calibrated.ckpt")
+    assert main(["live", str(calibrated), "--wav", str(words_wav), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [e["label"] for e in events(captured.out)] == heard[1:]
+    assert "thresholds: calibrated per keyword" in captured.err
+    assert main(["live", str(calibrated), "--wav", str(words_wav), "--json", "--threshold", "0.7"]) == 0
+    captured = capsys.readouterr()
+    assert [e["label"] for e in events(captured.out)] == heard and "thresholds: --threshold 0.7" in captured.err
+    # other engine settings than those calibrated are named
+    assert main(["live", str(calibrated), "--wav", str(words_wav), "--json", "--hop-ms", "50"]) == 0
+    assert "calibrated with other settings: hop_ms 50.0 (calibrated with 100.0)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses it
+        main(["live", str(calibrated), "--wav", str(words_wav), "--threshold", "1.5"])
+    assert exit_info.value.code == 2 and "expected a probability in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_model_without_rejection_classes_is_warned_about(tmp_path, words_wav, capsys):
+    from speech.checkpoint import save_checkpoint
+    from speech.model import ClassifierConfig
+    from speech.recogniser import Recogniser
+
+    bare = save_checkpoint(Recogniser(["yes", "no"], classifier=ClassifierConfig(hidden_size=8, num_layers=1)),
+                           tmp_path / "bare.ckpt")
+    assert main(["live", str(bare), "--wav", str(words_wav), "--json"]) == 0
+    assert "no _unknown_ or _silence_ class" in capsys.readouterr().err

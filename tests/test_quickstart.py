@@ -23,10 +23,53 @@ def test_quickstart_runs_end_to_end_at_tiny_size(tmp_path, capsys):
     real = json.loads((reports / "real-test.json").read_text())
     stream = json.loads((reports / "stream-test.json").read_text())
     assert 0.0 <= synthetic["accuracy"] <= 1.0 and 0.0 <= real["accuracy"] <= 1.0
-    assert {"matched", "correct", "wrong", "false_positive", "false_alarms_per_hour", "median_delay_ms"} <= set(stream)
+    assert {"keyword_recall", "keyword_wrong", "false_accepts_per_hour", "false_alarms_per_hour",
+            "median_delay_ms"} <= set(stream)  # fmt: skip
+    assert stream["split"]["source"] == "model record" and stream["split"]["clips_of_training_speakers"] == 0
+    assert f"{stream['keyword_recall']:.1f}% of keywords recognised" in printed
     assert (run_dir / "model.onnx").is_file()
     assert f"{synthetic['accuracy']:.1%}" in printed and "speech live" in printed
+    # held-out figures only: the checkpoint's record chose the synthetic test split, none of it trained on
+    assert synthetic["data"]["split_settings"]["source"] == "model record"
+    assert synthetic["data"]["clips_of_training_speakers"] == 0
+    assert f"on held-out synthetic voices ({synthetic['data']['clips']} clips" in printed
+    assert f"{real['accuracy']:.1%} on real speakers ({real['data']['clips']} clips" in printed
     # a second run reuses the synthetic set and trains into a new version folder
     assert speech_main(["quickstart", "--out", str(out), "--per-word", "6", "--epochs", "1",
                         "--stream-minutes", "0.5", "--real-data", str(tmp_path / "none")]) == 0
     assert (out / "runs" / "quickstart" / "version_1" / "model.onnx").is_file()
+
+
+def test_quickstart_prints_held_out_figures_and_refuses_trained_speakers(tmp_path):
+    """The summary names the held-out clips it scored; a report that scored training speakers is an error."""
+    from speech.quickstart import QuickstartResult, held_out, next_steps
+
+    report = {
+        "accuracy": 0.9812,
+        "data": {"clips": 160, "speakers": 14, "split": "test", "root": "q/synth-12",
+                 "split_settings": {"source": "model record"}, "clips_of_training_speakers": 0},
+    }  # fmt: skip
+    synthetic = held_out(report, "synthetic")
+    stream = {"keyword_recall": 61.0, "keyword_wrong": 2.0, "false_accepts_per_hour": 12.0,
+              "false_alarms_per_hour": 0.0, "median_delay_ms": 640.0}  # fmt: skip
+    result = QuickstartResult(tmp_path, tmp_path / "best.ckpt", tmp_path / "m.onnx", synthetic, None, stream, 60.0)
+    text = next_steps(result)
+    assert "98.1% on held-out synthetic voices (160 clips of 14 voices, the test split, none trained on)" in text
+    assert "61.0% of keywords recognised" in text and "median delay 640 ms" in text
+    leaked = {**report, "data": {**report["data"], "clips_of_training_speakers": 3}}
+    with pytest.raises(RuntimeError, match="scored 3 clips of training speakers"):
+        held_out(leaked, "synthetic")
+
+
+def test_quickstart_output_is_ignored_by_git():
+    import shutil
+    import subprocess
+
+    from conftest import REPO
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    for path in ("quickstart/synth-12/yes/a_nohash_0.wav", "quickstart/runs/quickstart/version_0/metrics.csv",
+                 "quickstart/cache/waves-0.json"):  # fmt: skip
+        assert subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0, path
+    assert subprocess.run(["git", "check-ignore", "-q", "speech/quickstart.py"], cwd=REPO).returncode == 1

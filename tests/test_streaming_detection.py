@@ -8,7 +8,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from speech.streaming.detection import CommandDetector, Detection, DetectorConfig
+from speech.streaming.detection import CommandDetector, Detection, DetectorConfig, replay, smooth_scores
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up"]
 HOP = 0.1  # seconds between results
@@ -167,3 +167,54 @@ def test_matches_tensorflow_on_random_score_streams(seed):
     assert got == expected
     assert len(expected) >= 3  # the streams do contain detections
     assert not math.isnan(ours.average.sum())
+
+
+def test_per_label_thresholds_and_their_release_level():
+    seq = [onehot("_silence_")] * 6 + [onehot("yes", 0.6)] * 8 + [onehot("_silence_")] * 6 + [onehot("no", 0.6)] * 8
+    # 0.6 is below the default 0.7: nothing; with "yes" at 0.5 only "yes" is reported
+    assert run(CommandDetector(LABELS), seq) == []
+    config = DetectorConfig(thresholds={"yes": 0.5})
+    assert [d.label for d in run(CommandDetector(LABELS, config), seq)] == ["yes"]
+    assert config.threshold_for("yes") == 0.5 and config.threshold_for("no") == 0.7
+    np.testing.assert_allclose(config.threshold_vector(LABELS), [0.7, 0.7, 0.5, 0.7, 0.7])
+    # a threshold below the release level releases at the threshold instead
+    low = DetectorConfig(thresholds={"yes": 0.2})
+    assert low.release_vector(LABELS).tolist() == [0.35, 0.35, 0.2, 0.35, 0.35]
+    with pytest.raises(ValueError, match="'yes'"):
+        DetectorConfig(thresholds={"yes": 1.2})
+
+
+def random_scores(rng, n, labels=LABELS):
+    seq = []
+    while len(seq) < n:
+        label = int(rng.integers(len(labels)))
+        boost = rng.uniform(0, 8)
+        for _ in range(int(rng.integers(3, 40))):
+            logits = rng.normal(0, 1, len(labels))
+            logits[label] += boost
+            seq.append(np.exp(logits) / np.exp(logits).sum())
+    return np.array(seq[:n])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_replay_of_stored_scores_equals_the_live_detector(seed):
+    """smooth_scores + replay give exactly the detections of a CommandDetector fed the same scores."""
+    rng = np.random.default_rng(seed)
+    scores = random_scores(rng, 1200)
+    times = np.arange(scores.shape[0]) * 0.1
+    configs = [
+        DetectorConfig(),
+        DetectorConfig(thresholds={"yes": 0.45, "no": 0.9, "up": 0.6}),
+        DetectorConfig(release=None, threshold=0.55, suppression_ms=300.0),
+        DetectorConfig(average_window_ms=300.0, minimum_count=2, thresholds={"yes": 0.3}),
+    ]
+    for config in configs:
+        live = CommandDetector(LABELS, config)
+        expected = [d for i in range(len(times)) if (d := live.process(scores[i], float(times[i]))) is not None]
+        got = replay(LABELS, smooth_scores(times, scores, config), config)
+        assert got == expected
+        assert len(expected) >= 3
+    smoothed = smooth_scores(times, scores, configs[0])
+    assert not smoothed.valid[:2].any() and smoothed.valid[2:].all()  # three results needed
+    with pytest.raises(ValueError, match="time order"):
+        smooth_scores(times[::-1], scores, configs[0])

@@ -95,7 +95,8 @@ def test_incremental_mfcc_equals_offline_with_random_chunks(scorer, speech_strea
 def test_windows_equal_offline_features_and_scores(scorer, speech_stream, hop_ms):
     speech_stream = speech_stream[: 4 * 16000]  # 4 s: 151 windows at a 20 ms hop
     hops = []
-    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop_ms, gate_db=None), on_hop=hops.append)
+    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop_ms, gate_db=None, flush_ms=0.0),
+                                on_hop=hops.append)
     for chunk in random_chunks(speech_stream, np.random.default_rng(1)):
         engine.feed(chunk)
     engine.finish()
@@ -118,7 +119,8 @@ def test_int16_stereo_48k_input_is_downmixed_and_resampled(scorer, speech_stream
     stereo = np.stack([wave48 * 0.9, wave48 * 0.7], axis=1)  # mono = 0.8 * speech
     pcm = np.round(np.clip(stereo, -1, 1) * 32767).astype(np.int16)
     hops = []
-    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=None), input_rate=48_000, on_hop=hops.append)
+    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=None, flush_ms=0.0), input_rate=48_000,
+                                on_hop=hops.append)
     for chunk in random_chunks(pcm, np.random.default_rng(2), 5000):
         engine.feed(chunk)
     engine.finish()
@@ -153,17 +155,18 @@ def test_energy_gate_keeps_silence_quiet_and_skips_the_model(scorer, sc_v2_clips
     quiet = np.random.default_rng(0).normal(0, 10 ** (-60 / 20), 5 * 16000).astype(np.float32)  # -60 dBFS hiss
     gated = StreamingRecogniser(scorer, StreamingConfig(gate_db=-45.0))
     assert stream_array(gated, quiet) == []
-    assert gated.windows_scored == 0 and gated.windows_gated == 41 and gated.model_seconds == 0.0
+    # 41 windows in the 5 s, 10 more in the 1 s of silence that flushes the end: all below the gate
+    assert gated.windows_scored == 0 and gated.windows_gated == 51 and gated.model_seconds == 0.0
     assert gated.last.gated and gated.last.scores[LABELS_12.index("_silence_")] == 1.0
-    assert -62 < gated.last.level_db < -58
-    ungated = StreamingRecogniser(scorer, StreamingConfig(gate_db=None))
+    assert gated.last.level_db == -120.0  # the flushing silence is digital zero
+    ungated = StreamingRecogniser(scorer, StreamingConfig(gate_db=None, flush_ms=0.0))
     stream_array(ungated, quiet)
-    assert ungated.windows_scored == 41
+    assert ungated.windows_scored == 41 and -62 < ungated.last.level_db < -58
     # a spoken word lifts the gate for the windows that contain it
     word = load_audio(sc_v2_clips["yes"][0])
     mixed = quiet.copy()
     mixed[32000:48000] += word
-    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=-45.0))
+    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=-45.0, flush_ms=0.0))
     stream_array(engine, mixed)
     assert 0 < engine.windows_scored < 41
 
@@ -199,9 +202,28 @@ def test_wav_file_at_44k_scores_like_the_16k_original(tiny_checkpoint, sc_v2_cli
     base = stream_array(StreamingRecogniser(scorer, on_hop=base_hops.append), wave)
     data, rate = read_audio(path)
     other = stream_array(StreamingRecogniser(scorer, input_rate=rate, on_hop=other_hops.append), data, 4410)
-    assert rate == 44100 and len(base_hops) == len(other_hops) == 116
+    assert rate == 44100 and len(base_hops) == len(other_hops) == 126  # 12.5 s + 1 s of flush
     a, b = np.stack([h.scores for h in base_hops]), np.stack([h.scores for h in other_hops])
     assert np.abs(a - b).mean() < 0.03  # two resamplers and 16-bit rounding apart
     assert (a.argmax(axis=1) == b.argmax(axis=1)).mean() > 0.9
     assert base and [d.label for d in other] == [d.label for d in base]
     assert all(abs(x.time - y.time) <= 0.3 for x, y in zip(other, base, strict=True))
+
+
+def test_end_of_input_is_flushed_so_a_single_clip_is_detected(tiny_checkpoint, sc_v2_clips):
+    """A file that is one 1 s clip gives a single window; the 1 s of silence fed at the end gives the detector
+    the results it needs. Without the flush, nothing is reported."""
+    scorer = load_scorer(tiny_checkpoint)
+    for word, path in clips_the_model_knows(tiny_checkpoint, sc_v2_clips, 3):
+        clip = load_audio(path)
+        bare = StreamingRecogniser(scorer, StreamingConfig(flush_ms=0.0))
+        assert stream_array(bare, clip) == [] and bare.windows_scored + bare.windows_gated == 1
+        hops = []
+        engine = StreamingRecogniser(scorer, StreamingConfig(), on_hop=hops.append)
+        assert engine.feed(clip) == []
+        found = engine.finish()
+        assert [d.label for d in found] == [word]
+        assert 1.0 < found[0].time <= 2.0 and len(hops) == 11 and engine.time == 2.0
+        assert engine.finish() == [] and len(hops) == 11  # a second finish() adds nothing
+    with pytest.raises(ValueError, match="flush_ms"):
+        StreamingConfig(flush_ms=-1.0)

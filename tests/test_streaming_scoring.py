@@ -7,12 +7,18 @@ import pytest
 
 from speech.streaming.scoring import (
     LabelledTime,
+    Word,
+    false_accepts,
     false_alarms_per_hour,
+    keyword_accuracy,
     median_delay_ms,
+    per_hour,
     read_labels_file,
+    read_words_file,
     streaming_accuracy,
     window_start_ms,
     write_labels_file,
+    write_words_file,
 )
 
 # TF's generate_streaming_test_wav writes "label, time_ms" with %f
@@ -139,3 +145,93 @@ def test_delay_window_start_and_false_alarms(truth):
     assert false_alarms_per_hour(3, 600.0) == 18.0
     with pytest.raises(ValueError):
         false_alarms_per_hour(1, 0.0)
+
+
+# --- keyword-spotting figures on a hand-made words file -------------------------------------------------------
+
+# label, clip start, speech onset, speech end (ms), clip: a word every 3 s, two of them non-keywords
+HAND_MADE_WORDS = """label,start_ms,onset_ms,end_ms,clip
+yes,1000,1300,1800,yes/a.wav
+no,4000,4250,4700,no/b.wav
+_unknown_,7000,7300,7900,_unknown_/bed_c.wav
+up,10000,10200,10600,up/d.wav
+left,13000,13400,13900,left/e.wav
+_unknown_,16000,16200,16800,_unknown_/tree_f.wav
+stop,19000,19300,19800,stop/g.wav
+"""
+
+
+@pytest.fixture
+def words(tmp_path):
+    path = tmp_path / "words.csv"
+    path.write_text(HAND_MADE_WORDS)
+    return read_words_file(path)
+
+
+def test_words_file_round_trip_and_errors(tmp_path, words):
+    assert words[0] == Word("yes", 1000.0, 1300.0, 1800.0, "yes/a.wav") and len(words) == 7
+    copy = tmp_path / "copy.csv"
+    write_words_file(copy, words)
+    assert read_words_file(copy) == words
+    with pytest.raises(FileExistsError):
+        write_words_file(copy, words)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label,start_ms,onset_ms,end_ms\nyes,1000,900,1800\n")  # onset before the clip starts
+    with pytest.raises(ValueError, match=r"bad\.csv:2"):
+        read_words_file(bad)
+    (tmp_path / "cols.csv").write_text("label,time_ms\nyes,1000\n")
+    with pytest.raises(ValueError, match="missing"):
+        read_words_file(tmp_path / "cols.csv")
+
+
+def test_keyword_recall_wrong_and_delay_count_keyword_words_only(words):
+    found = [
+        LabelledTime("yes", 2000.0),  # yes: correct, 200 ms after its end
+        LabelledTime("yes", 2300.0),  # yes again: an extra detection of a word already detected
+        LabelledTime("up", 4900.0),  # no -> up: wrong
+        LabelledTime("left", 8100.0),  # on a non-keyword word: a false accept
+        # up@10000 is missed
+        LabelledTime("left", 14250.0),  # left: correct, 350 ms after its end
+        LabelledTime("stop", 19700.0),  # stop: correct, 100 ms before its speech ends (the model was early)
+        LabelledTime("go", 25000.0),  # near no word: a false alarm
+    ]
+    stats = keyword_accuracy(words, found, late_ms=1000.0)
+    assert (stats.keyword_words, stats.correct, stats.wrong, stats.missed) == (5, 3, 1, 1)
+    assert (stats.unknown_words, stats.unknown_accepted, stats.false_accepts) == (2, 1, 1)
+    assert (stats.false_alarms, stats.extra) == (1, 1)
+    assert stats.recall == 60.0 and stats.wrong_percent == 20.0 and stats.missed_percent == 20.0
+    assert stats.delays_ms == [200.0, 350.0, -100.0] and stats.median_delay_ms == 200.0
+    assert stats.outcomes == ["correct", "wrong", "accepted", "missed", "correct", "rejected", "correct"]
+    assert stats.assigned == [0, 0, 1, 2, 4, 6, None]
+    # TF's percentages of the same detections count all 7 words, non-keywords included
+    tf = streaming_accuracy([LabelledTime(w.label, w.start_ms) for w in words],
+                            [LabelledTime(d.label, window_start_ms(d.time_ms / 1000.0)) for d in found], 750)
+    assert tf.summary()["correct"] == pytest.approx(100 * 3 / 7)
+
+
+def test_late_limit_and_overlapping_spans(words):
+    # 1000 ms after the end of "yes" still belongs to it; 1 ms later it is a false alarm
+    assert keyword_accuracy(words, [LabelledTime("yes", 2800.0)]).correct == 1
+    late = keyword_accuracy(words, [LabelledTime("yes", 2801.0)])
+    assert (late.correct, late.false_alarms) == (0, 1)
+    assert keyword_accuracy(words, [LabelledTime("yes", 2801.0)], late_ms=1500.0).correct == 1
+    # a detection inside two spans goes to a word of its own label not yet detected, else to the later word
+    close = [Word("yes", 0.0, 200.0, 700.0), Word("no", 1000.0, 1100.0, 1500.0)]
+    assert keyword_accuracy(close, [LabelledTime("yes", 1200.0)]).outcomes == ["correct", "missed"]
+    both = keyword_accuracy(close, [LabelledTime("yes", 900.0), LabelledTime("yes", 1200.0)])
+    assert both.outcomes == ["correct", "wrong"] and both.extra == 0
+    # detections are taken in time order whatever order they come in
+    assert keyword_accuracy(close, [LabelledTime("no", 1600.0), LabelledTime("yes", 800.0)]).correct == 2
+
+
+def test_no_words_no_detections_and_false_accepts_per_hour_and_word(words):
+    empty = keyword_accuracy(words, [])
+    assert (empty.correct, empty.missed, empty.recall, empty.median_delay_ms) == (0, 5, 0.0, None)
+    nothing = keyword_accuracy([], [LabelledTime("yes", 100.0)])
+    assert (nothing.keyword_words, nothing.recall, nothing.false_alarms) == (0, 0.0, 1)
+    fa = false_accepts(3, 200, 600.0)  # 3 detections on 200 non-keyword words in 10 minutes
+    assert fa.per_hour == 18.0 and fa.per_word == 0.015
+    assert false_accepts(0, 0, 60.0).per_word == 0.0
+    assert per_hour(1, 1800.0) == 2.0
+    with pytest.raises(ValueError):
+        per_hour(1, 0.0)

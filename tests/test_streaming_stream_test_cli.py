@@ -1,16 +1,30 @@
-"""``speech stream-test`` end to end on the shared test-set clips with the tiny checkpoint (torch and ONNX)."""
+"""``speech stream-test`` end to end on the shared test-set clips with the tiny checkpoint (torch and ONNX):
+the keyword-spotting figures, TF's figures, the held-out split and its refusal of training speakers, the sweep."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
-from conftest import SC_V2_TEST
+from conftest import SC_V1_SAMPLE, SC_V2_TEST
+from streaming_helpers import held_out_speakers, recorded_checkpoint
 
 from speech.cli import main
-from speech.streaming.scoring import read_labels_file, streaming_accuracy, window_start_ms
+from speech.inference import load_scorer
+from speech.streaming.scoring import (
+    LabelledTime,
+    keyword_accuracy,
+    read_labels_file,
+    read_words_file,
+    streaming_accuracy,
+    window_start_ms,
+)
+from speech.streaming.stream_eval import negative_clips
 
-REQUIRED = {"matched", "correct", "wrong", "false_positive", "false_alarms_per_hour", "median_delay_ms"}
+KWS = {"keyword_recall", "keyword_wrong", "keyword_missed", "median_delay_ms", "false_accepts_per_hour",
+       "false_accepts_per_word", "false_alarms_per_hour"}
+TF = {"tf_matched", "tf_correct", "tf_wrong", "tf_false_positive"}
 
 
 @pytest.fixture(scope="module")
@@ -20,55 +34,135 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory):
     return export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
 
 
-def stream_test(model, out, json_file, *extra):
-    return main(["stream-test", str(model), "--data", str(SC_V2_TEST), "--minutes", "1", "--noise-minutes", "0.5",
-                 "--seed", "3", "--out", str(out), "--json", str(json_file), *extra])
+@pytest.fixture(scope="module")
+def recorded(tiny_checkpoint, tmp_path_factory):
+    """The tiny model with a record: 10 % of the speakers validation, 10 % test, the rest "trained on"."""
+    return recorded_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("rec") / "recorded.ckpt")
 
 
-def test_stream_test_writes_wav_labels_and_metrics(tiny_checkpoint, tiny_onnx, tmp_path, capsys):
+def stream_test(model, out, json_file, *extra, minutes="1"):
+    return main(["stream-test", str(model), "--data", str(SC_V2_TEST), "--minutes", minutes, "--unknown-minutes", "0.5",
+                 "--noise-minutes", "0.5", "--stream-seed", "3", "--out", str(out), "--json", str(json_file), *extra])
+
+
+def test_stream_test_writes_streams_and_figures(tiny_checkpoint, tiny_onnx, tmp_path, capsys):
     out, json_file = tmp_path / "run", tmp_path / "metrics.json"
     assert stream_test(tiny_checkpoint, out, json_file) == 0
     printed = capsys.readouterr().out
-    assert "matched" in printed and "false alarms" in printed and "median delay" in printed
-    metrics = json.loads(json_file.read_text())
-    assert REQUIRED <= set(metrics)
-    assert metrics["words"] == 20 and metrics["stream_seconds"] == 60.0 and metrics["noise_seconds"] == 30.0
-    assert 0 <= metrics["correct"] <= metrics["matched"] <= 100 and metrics["wrong"] >= 0
-    assert metrics["correct"] >= 20.0  # the tiny model is weak, but it does find words in the stream
-    assert metrics["false_alarms_per_hour"] == metrics["false_alarms"] * 120
-    assert metrics["median_delay_ms"] is None or 0 < metrics["median_delay_ms"] < 2000
+    for text in ("recall (correct)", "of the keyword words", "false accepts", "per hour", "false alarms",
+                 "end of the word -> event", "TensorFlow's StreamingAccuracyStats", "161 speakers"):
+        assert text in printed, text
+    m = json.loads(json_file.read_text())
+    assert KWS | TF <= set(m)
+    s = m["streams"]
+    assert s["words"] == 20 and s["keyword_stream_seconds"] == 60.0 and s["noise_seconds"] == 30.0
+    assert s["non_keyword_stream_seconds"] == 30.0 and m["non_keyword_words"] == 10
+    assert m["keyword_words"] + s["words"] * 0 == m["keyword_words"] < 20  # non-keywords are not in the denominator
+    assert m["keyword_recall"] + m["keyword_wrong"] + m["keyword_missed"] == pytest.approx(100.0, abs=0.01)
+    assert m["keyword_recall"] >= 30.0  # the tiny model is weak, but it does find words in the stream
+    assert m["false_accepts_per_hour"] == m["false_accepts"] * 120 and m["false_alarms_per_hour"] == m["false_alarms"] * 120
+    assert m["false_accepts_per_word"] == pytest.approx(m["false_accepts"] / 10)
+    assert m["median_delay_ms"] is None or -500 < m["median_delay_ms"] < 1000
+    # the data: the model has no record, so the default is the whole test split of this test-set folder
+    assert m["split"]["partition"] == "test" and m["split"]["speakers"] == 161 and not m["split"]["training_record"]
+    assert m["threshold_source"].startswith("default 0.7") and set(m["thresholds"].values()) == {0.7}
 
-    # the files are TF's formats, and re-scoring them gives the printed numbers
+    # the files: TF's labels, the words with their speech spans, the detections; re-scoring them gives the figures
     truth = read_labels_file(out / "streaming_test_labels.txt")
-    assert len(truth) == 20 and (out / "streaming_test.wav").stat().st_size > 60 * 16000 * 2
+    words = read_words_file(out / "streaming_test_words.csv")
+    assert len(truth) == len(words) == 20 and [w.start_ms for w in words] == [t.time_ms for t in truth]
+    assert all(w.start_ms <= w.onset_ms < w.end_ms <= w.start_ms + 1000 for w in words)
+    assert (out / "streaming_test.wav").stat().st_size > 60 * 16000 * 2
     made = read_labels_file(out / "streaming_test_detections.txt")  # time of each detection (window end)
-    found = [type(d)(d.label, window_start_ms(d.time_ms / 1000.0)) for d in made]
+    stats = keyword_accuracy(words, made)
+    assert round(stats.recall, 3) == m["keyword_recall"] and stats.correct == m["keywords_correct"]
+    found = [LabelledTime(d.label, window_start_ms(d.time_ms / 1000.0)) for d in made]
     summary = streaming_accuracy(truth, found, 750.0).summary()
-    assert {k: round(v, 2) for k, v in summary.items()} == {k: metrics[k] for k in summary}
+    assert {f"tf_{k}": round(v, 3) for k, v in summary.items()} == {k: m[k] for k in TF}
+    assert len(read_words_file(out / "non_keyword_words.csv")) == 10
+    assert len(read_labels_file(out / "non_keyword_detections.txt")) == m["false_accepts"]
 
-    # the ONNX export gives the same recording and (to within a threshold flip) the same result
+    # the ONNX export gives the same streams and (to within a threshold flip) the same result
     onnx_json = tmp_path / "onnx.json"
     assert stream_test(tiny_onnx, tmp_path / "onnx", onnx_json) == 0
-    onnx_metrics = json.loads(onnx_json.read_text())
-    assert onnx_metrics["backend"] == "onnx"
-    assert abs(onnx_metrics["correct"] - metrics["correct"]) <= 10.0
-    assert (tmp_path / "onnx" / "streaming_test_labels.txt").read_text() == (out / "streaming_test_labels.txt").read_text()
+    onnx_m = json.loads(onnx_json.read_text())
+    assert onnx_m["backend"] == "onnx"
+    assert abs(onnx_m["keyword_recall"] - m["keyword_recall"]) <= 15.0
+    assert (tmp_path / "onnx" / "streaming_test_words.csv").read_text() == (out / "streaming_test_words.csv").read_text()
+
+
+def test_negatives_from_other_folders_split_by_speaker_half():
+    from speech.data.splits import hash_percentage
+
+    labels = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+    everything = negative_clips([SC_V1_SAMPLE], labels, "all")
+    a, b = (negative_clips([SC_V1_SAMPLE], labels, half) for half in ("a", "b"))
+    assert len(everything.paths) == 197 and not any(f"/{w}/" in p for p in everything.paths for w in labels)
+    assert sorted(a.paths + b.paths) == sorted(everything.paths) and not a.speakers & b.speakers
+    assert all(hash_percentage(s) < 50 for s in a.speakers) and all(hash_percentage(s) >= 50 for s in b.speakers)
+    some = set(sorted(a.speakers)[:3])
+    fewer = negative_clips([SC_V1_SAMPLE], labels, "a", training_speakers=some)
+    assert not fewer.speakers & some and len(fewer.paths) + fewer.left_out_trained == len(a.paths)
+    with pytest.raises(ValueError, match="no non-keyword clips"):  # all of them trained on
+        negative_clips([SC_V1_SAMPLE], labels, "a", training_speakers=a.speakers)
+
+
+def test_default_split_is_held_out_and_training_speakers_are_refused(recorded, tmp_path, capsys):
+    json_file = tmp_path / "held.json"
+    assert stream_test(recorded, tmp_path / "held", json_file, "--negatives", str(SC_V1_SAMPLE), minutes="0.5") == 0
+    m = json.loads(json_file.read_text())
+    negatives = m["split"]["negatives"]  # half b of sc-v1-sample's speakers, training speakers left out
+    assert negatives["half"] == "b" and negatives["clips"] > 50 and m["streams"]["negative_clips"] == negatives["clips"]
+    assert not set(m["split"]["negative_speaker_ids"]) & set(load_scorer(recorded).metadata["data"]["training_speakers"])
+    # the record holds a test split, so that is the default; the split is rebuilt from the record
+    assert m["split"]["partition"] == "test" and m["split"]["source"] == "model record"
+    assert m["split"]["speakers"] == len(held_out_speakers("test")) and m["split"]["clips_of_training_speakers"] == 0
+    assert "none of them trained on" in capsys.readouterr().out
+    # the training partition is refused with one line and exit 2, and nothing is written
+    assert stream_test(recorded, tmp_path / "train", tmp_path / "train.json", "--split", "train", minutes="0.5") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("speech stream-test: refused:") and "--allow-trained-speakers" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "train.json").exists() and not (tmp_path / "train").exists()
+    # ... unless allowed, and then the output says so
+    assert stream_test(recorded, tmp_path / "train", tmp_path / "train.json", "--split", "train",
+                       "--allow-trained-speakers", "--unknown-minutes", "0", minutes="0.25") == 0
+    assert "WARNING" in capsys.readouterr().out
+    m = json.loads((tmp_path / "train.json").read_text())
+    assert m["split"]["clips_of_training_speakers"] > 0 and m["false_accepts_per_hour"] is None
+
+
+def test_sweep_writes_curve_and_csv(tiny_checkpoint, tmp_path, capsys):
+    json_file = tmp_path / "sweep.json"
+    assert stream_test(tiny_checkpoint, tmp_path / "sweep", json_file, "--sweep", minutes="0.5") == 0
+    m = json.loads(json_file.read_text())
+    assert len(m["sweep"]) == 70 and m["sweep"][0]["threshold"] == 0.3 and m["sweep"][-1]["threshold"] == 0.99
+    at_07 = next(r for r in m["sweep"] if r["threshold"] == 0.7)
+    assert at_07["keyword_recall"] == m["keyword_recall"]  # the run's own threshold is a point of the sweep
+    assert m["sweep"][0]["keyword_recall"] >= at_07["keyword_recall"] >= m["sweep"][-1]["keyword_recall"]
+    with open(tmp_path / "sweep" / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 70 and float(rows[40]["threshold"]) == 0.7
+    png = (tmp_path / "sweep" / "det_curve.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "threshold sweep" in capsys.readouterr().out
 
 
 def test_stream_test_refuses_to_overwrite_and_reports_bad_data(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "streaming_test.wav").write_bytes(b"earlier result")
-    assert stream_test(tiny_checkpoint, out, tmp_path / "m.json") == 1
+    assert stream_test(tiny_checkpoint, out, tmp_path / "m.json") == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert (out / "streaming_test.wav").read_bytes() == b"earlier result"
     existing = tmp_path / "old.json"
     existing.write_text("{}")
-    assert stream_test(tiny_checkpoint, tmp_path / "new", existing) == 1
+    assert stream_test(tiny_checkpoint, tmp_path / "new", existing) == 2
     assert "refusing to overwrite" in capsys.readouterr().err and existing.read_text() == "{}"
     empty = tmp_path / "empty-data"
     empty.mkdir()
     code = main(["stream-test", str(tiny_checkpoint), "--data", str(empty), "--minutes", "0.1", "--out", str(tmp_path / "x")])
-    assert code == 1
+    assert code == 2
     err = capsys.readouterr().err
     assert "speech stream-test: error:" in err and str(empty) in err
+    assert main(["stream-test", str(tiny_checkpoint), "--data", str(SC_V2_TEST), "--minutes", "0"]) == 2
+    assert "--minutes" in capsys.readouterr().err

@@ -141,6 +141,56 @@ def test_refuses_non_empty_folder_unless_overwrite(tmp_path, capsys):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_overwrite_touches_only_what_synth_wrote(tmp_path, sc_v2_clips, capsys):
+    """The README tells users to add real recordings to the label folders: --overwrite must keep them, keep
+    folders the user made, and refuse (before deleting anything) a planned file that would replace theirs."""
+    out = tmp_path / "mine"
+    first = _make(out, per_word=2)
+    manifest = synth.read_manifest(out)
+    assert manifest["complete"] and set(manifest["created_folders"]) == set(LABELS)
+    assert len(manifest["files"]) == first.clips and all(len(d) == 64 for d in manifest["files"].values())
+    real = sc_v2_clips["yes"][0]
+    (out / "yes" / "me_nohash_0.wav").write_bytes(real.read_bytes())  # a real recording, as the README says
+    (out / "notes").mkdir()  # a folder of the user's, empty
+    (out / "up" / "kept_nohash_0.wav").write_bytes(real.read_bytes())
+    changed = next(name for name in sorted(manifest["files"]) if name.startswith("up/"))
+    (out / changed).write_bytes(real.read_bytes())  # a synthesised file the user replaced by a recording
+
+    assert cli_main(["synth", "--words", "yes,no", "--per-word", "1", "--seed", "3", "--out", str(out),
+                     "--no-progress", "--overwrite"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert f"replaced {first.clips - 1} clips" in printed and "kept 3 file(s)" in printed
+    assert (out / "yes" / "me_nohash_0.wav").read_bytes() == real.read_bytes()
+    assert (out / changed).read_bytes() == real.read_bytes()
+    assert (out / "notes").is_dir() and (out / "up" / "kept_nohash_0.wav").is_file()
+    assert sorted(p.name for p in (out / "up").iterdir()) == sorted(["kept_nohash_0.wav", Path(changed).name])
+    assert len(list((out / "no").glob("*.wav"))) == 1
+    # "up" is no keyword any more, but synth created it and it still holds the user's file: it stays, and is
+    # still synth's folder to remove once empty
+    assert "up" in synth.read_manifest(out)["created_folders"]
+
+    # a planned file that exists and was not written by synth: refused, nothing changed
+    clash = tmp_path / "clash"
+    _make(clash, per_word=1, seed=5)
+    planned = sorted(synth.read_manifest(clash)["files"])
+    theirs = tmp_path / "theirs"
+    (theirs / Path(planned[0]).parent).mkdir(parents=True)
+    (theirs / planned[0]).write_bytes(real.read_bytes())
+    with pytest.raises(FileExistsError, match=r"were not written by speech synth.*nothing was changed"):
+        _make(theirs, per_word=1, seed=5, overwrite=True)
+    assert sorted(str(p.relative_to(theirs)) for p in theirs.rglob("*")) == [str(Path(planned[0]).parent), planned[0]]
+
+    # a folder from an older synth (a manifest without a file list): its clips cannot be told from the user's
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / synth.MANIFEST).write_text('{"generator": "speech.synth", "counts": {"yes": 1}}')
+    (old / "yes").mkdir()
+    (old / "yes" / "me_nohash_0.wav").write_bytes(real.read_bytes())
+    with pytest.raises(FileExistsError, match="kept no list of its files"):
+        _make(old, per_word=1, overwrite=True)
+    assert (old / "yes" / "me_nohash_0.wav").is_file()
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="repeated"):
         synth.synthesize_dataset(tmp_path / "a", ["yes", "Yes"], progress=False)
@@ -189,3 +239,15 @@ def test_data_layer_reads_the_set(dataset):
     assert unknown_words and unknown_words <= set(synth.DEFAULT_NEGATIVES)
     seen = [index.speakers(split) for split in ("training", "validation", "testing")]
     assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
+
+
+def test_default_labels_of_a_synth_folder_are_its_keywords_and_rejection_classes(dataset):
+    """The own-keywords recipe: 'auto' (the default) and 'all' give the keywords + _unknown_ + _silence_, never
+    one class per negative word."""
+    from speech.data.index import build_index
+
+    out, _ = dataset
+    for spec in ("auto", "all"):
+        index = build_index(out, spec, split="speaker", seed=0)
+        assert index.labels == ["_silence_", "_unknown_", "no", "up", "yes"], spec
+        assert not set(index.labels) & set(synth.DEFAULT_NEGATIVES)

@@ -88,7 +88,9 @@ def test_checkpoint_alone_rebuilds_the_trained_model(trained_run, small_tree):
     assert ckpt["speech"]["labels"] == LABELS_12
     recogniser = load_recogniser(ckpt_path)
     assert bool(recogniser.frontend.fitted)
-    module = KeywordModule(labels=LABELS_12, classifier=recogniser.classifier.config)
+    # the run averages its weights (cpu-small sets ema_decay): the file's recogniser is the average, as served
+    module = KeywordModule(labels=LABELS_12, classifier=recogniser.classifier.config,
+                           ema_decay=ckpt["hyper_parameters"]["ema_decay"])
     module.load_state_dict(ckpt["state_dict"])
     module.eval()
     waves = torch.from_numpy(np.stack([load_audio(p) for p in sorted((small_tree / "yes").glob("*.wav"))[:4]]))
@@ -100,7 +102,7 @@ def test_training_and_serving_see_identical_features(trained_run, small_tree, ca
     """The cached int16 batch the trainer sees decodes to the same waveform serving reads from the file,
     and the checkpoint's front end (used by evaluate, export and streaming) gives the training features."""
     data = SpeechCommandsDataModule(
-        str(small_tree), split="speaker", validation_percent=20.0, testing_percent=0.0, cache_dir=str(cache_dir)
+        str(small_tree), split_rule="speaker", validation_percent=20.0, testing_percent=0.0, cache_dir=str(cache_dir)
     )
     data.setup("validate")
     waves, _ = data.on_after_batch_transfer(next(iter(data.val_dataloader())), 0)
@@ -108,8 +110,10 @@ def test_training_and_serving_see_identical_features(trained_run, small_tree, ca
     served = np.stack([load_audio(ex.path) if ex.path else np.zeros(16000, np.float32) for ex in examples])
     assert np.array_equal(waves.numpy(), served)
     recogniser = load_recogniser(trained_run / "checkpoints" / "last.ckpt")
-    module = KeywordModule(labels=LABELS_12, classifier=recogniser.classifier.config)
-    module.load_state_dict(read_checkpoint(trained_run / "checkpoints" / "last.ckpt")["state_dict"])
+    ckpt = read_checkpoint(trained_run / "checkpoints" / "last.ckpt")
+    module = KeywordModule(labels=LABELS_12, classifier=recogniser.classifier.config,
+                           ema_decay=ckpt["hyper_parameters"]["ema_decay"])
+    module.load_state_dict(ckpt["state_dict"])
     with torch.no_grad():
         assert torch.equal(module.recogniser.frontend(waves), recogniser.frontend(torch.from_numpy(served)))
 
@@ -170,7 +174,7 @@ def test_extra_roots_add_synthetic_clips_to_training_only(small_tree, cache_dir,
 
     synth = tmp_path / "synth"
     synthesize_dataset(synth, ["yes", "no"], per_word=3, silence=2, unknown=2, seed=1, progress=False)
-    kwargs = dict(split="speaker", validation_percent=20.0, testing_percent=0.0, cache_dir=str(cache_dir))
+    kwargs = dict(split_rule="speaker", validation_percent=20.0, testing_percent=0.0, cache_dir=str(cache_dir))
     plain = SpeechCommandsDataModule(str(small_tree), **kwargs)
     mixed = SpeechCommandsDataModule(str(small_tree), extra_roots=[str(synth)], **kwargs)
     added = mixed.examples("training")[len(plain.examples("training")):]
@@ -178,3 +182,80 @@ def test_extra_roots_add_synthetic_clips_to_training_only(small_tree, cache_dir,
     assert [LABELS_12[e.label] for e in added].count("_silence_") == 2
     assert [LABELS_12[e.label] for e in added].count("_unknown_") == 2
     assert mixed.examples("validation") == plain.examples("validation")
+
+
+def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, capsys):
+    """Each of these used to end in a traceback (some only after the model was built): now one line, exit 2."""
+    runs = tmp_path / "runs"
+    (tmp_path / "notes" / "docs").mkdir(parents=True)
+    (tmp_path / "notes" / "docs" / "readme.txt").write_text("no audio here")
+    (tmp_path / "junk" / "yes").mkdir(parents=True)
+    (tmp_path / "junk" / "yes" / "a_nohash_0.wav").write_text("a text file with an audio name")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "notes.ckpt").write_text("epoch: 3\n")
+    cases = {
+        "missing root": (["--data.root", str(tmp_path / "missing")], ["missing: no such folder"]),
+        "non-audio files": (["--data.root", str(tmp_path / "notes")], ["hold 1 non-audio file(s) and no audio"]),
+        "broken audio": (["--data.root", str(tmp_path / "junk")], ["a_nohash_0.wav: not a readable audio file"]),
+        "empty folder": (["--data.root", str(tmp_path / "empty")], ["empty: the folder is empty"]),
+        "resume without a run": (["--ckpt_path", "last"], ["no earlier run named 'test' to resume"]),
+        "root dir is a file": (["--trainer.default_root_dir", str(tmp_path / "a-file")], ["a-file is a file"]),
+        "text checkpoint": (["--ckpt_path", str(tmp_path / "notes.ckpt")], ["notes.ckpt: not a PyTorch checkpoint"]),
+    }
+    for what, (extra, expected) in cases.items():
+        code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1", *extra])
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
+        assert code == 2 and len(lines) == 1, (what, err[-2000:])
+        assert all(text in lines[0] for text in expected), (what, lines[0])
+        assert "Traceback" not in err and "split_rule speaker" not in lines[0], what
+        assert not runs.exists() or not list(runs.rglob("*.ckpt")), what
+
+
+def test_help_names_the_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        train_main(["--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and out.startswith("usage: speech train") and "[options] fit" not in out
+    assert "--data.split_rule" in out and "--data.split_seed" in out and "--data.labels" in out
+
+
+def test_a_run_ends_with_its_summary_and_learning_curve_and_no_lightning_noise(small_tree, cache_dir, tmp_path):
+    """The real command as a user runs it. Labels without _unknown_/_silence_ also get the rejection warning."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "speech", "train",
+         *train_args(small_tree, tmp_path, cache_dir, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2",
+                     "--trainer.limit_val_batches", "1", "--data.labels", "yes,no")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "test" / "version_0"
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    out = result.stdout
+    assert f"best checkpoint      {best}" in out and "validation accuracy  " in out
+    assert f"learning curve       {run / 'learning_curve.png'}" in out and (run / "learning_curve.png").stat().st_size > 10_000
+    assert f"speech evaluate {best} --data {small_tree}" in out and f"speech export {best}" in out
+    err = result.stderr
+    warning = [line for line in (out + err).splitlines() if "has no _unknown_ or _silence_ class" in line]
+    assert len(warning) == 2, out + err  # once when training starts (log), once in the summary
+    lines = [line.strip() for line in err.splitlines() if line.strip() and "━" not in line]
+    assert not [line for line in set(lines) if lines.count(line) > 1 and "it/s" not in line], err
+    assert "INFO: " not in err and "💡" not in err and "deprecated" not in err, err
+    assert "GPU available" in err  # the useful Lightning line stays, once
+
+
+def test_speech_plot_draws_the_learning_curve_of_runs(trained_run, tmp_path, capsys):
+    from speech.cli import main as speech_main
+
+    out = tmp_path / "curve.png"
+    assert speech_main(["plot", str(trained_run), str(trained_run), "--label", "a", "--label", "b", "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000 and f"wrote {out}" in capsys.readouterr().out
+    assert speech_main(["plot", str(trained_run), "--out", str(out)]) == 2  # never replaced silently
+    assert "exists; refusing to overwrite" in capsys.readouterr().err
+    assert speech_main(["plot", str(tmp_path)]) == 2
+    assert "not a training run folder (no metrics.csv" in capsys.readouterr().err
+    script = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_run.py"), str(trained_run), "--out",
+                             str(tmp_path / "script.png")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert script.returncode == 0 and (tmp_path / "script.png").is_file(), script.stderr

@@ -2,6 +2,9 @@
 
 Each sub-command lives in its own module under ``speech.cli`` with ``add_arguments(parser)`` and
 ``run(args) -> int``, imported only when it runs; ``train`` hands its arguments to LightningCLI.
+
+Exit codes, for every command: 0 success, 2 usage or bad input (one-line message naming what and why), 1 a
+failure while running, 130 Ctrl-C (a one-line message, no traceback).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # name -> (module, one-line help)
@@ -19,9 +23,12 @@ COMMANDS = {
     "export": ("speech.cli.export", "export a checkpoint to ONNX"),
     "live": ("speech.cli.live", "live recognition from a microphone, a WAV file or stdin"),
     "stream-test": ("speech.cli.stream_test", "streaming accuracy test on a generated long recording"),
+    "calibrate": ("speech.cli.calibrate", "per-keyword detection thresholds for a target false-accept rate"),
     "data": ("speech.cli.data", "dataset tools: download, summary"),
     "synth": ("speech.cli.synth", "synthesise a keyword data set with espeak-ng"),
+    "plot": ("speech.cli.plot", "plot the learning curve of training runs (validation accuracy, loss)"),
 }
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 def usage() -> str:
@@ -32,7 +39,20 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run ``speech ARGV`` (default: the process's own arguments) and return its exit code.
+
+    Called as the program itself (``argv`` None) a Ctrl-C ends the process at once with 130: CPython may
+    otherwise re-send SIGINT to itself at exit when the interrupt surfaced inside a C extension.
+    """
+    code = _dispatch(list(sys.argv[1:] if argv is None else argv))
+    if argv is None and code == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
@@ -40,15 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"speech: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    if name == "train":
-        return int(module.main(rest) or 0)
-    parser = argparse.ArgumentParser(prog=f"speech {name}", description=COMMANDS[name][1])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    return int(module.run(args) or 0)
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        if name == "train":
+            return int(module.main(rest) or 0)
+        # no abbreviations: '--split' must never quietly stand for '--split-rule' or '--split-seed'
+        parser = argparse.ArgumentParser(prog=f"speech {name}", description=COMMANDS[name][1], allow_abbrev=False)
+        parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        module.add_arguments(parser)
+        args = parser.parse_args(rest)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+        )
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"\nspeech {name}: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """``speech data``: dataset tools.
 
 * ``speech data download --version v0.02 --root DIR`` fetches and extracts the official archives;
-* ``speech data summary ROOT [--labels 12] [--split auto] [--json]`` shows clips per split and label, speakers,
-  skipped files and durations.
+* ``speech data summary ROOT [--labels auto] [--split-rule auto] [--json]`` shows clips per split and label,
+  speakers, skipped files and durations. The split options are the ones ``speech evaluate`` and
+  ``speech stream-test`` take (``--split-rule``, ``--validation-percent``, ..., ``--split-seed``).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import argparse
 import json
 import sys
 
+from speech.cli.split_args import add_split_arguments, resolve_split
 from speech.data.download import DEFAULT_URL_BASE, KNOWN_SHA256, VERSIONS, DownloadError, archive_names
 from speech.data.errors import DatasetError
-from speech.data.index import SPLIT_METHODS
-from speech.data.splits import DEFAULT_SEED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    down = sub.add_parser("download", help="download and extract the official Speech Commands archives")
+    down = sub.add_parser(
+        "download", help="download and extract the official Speech Commands archives", allow_abbrev=False
+    )
     down.add_argument("--version", choices=VERSIONS, default="v0.02", help="data set version (default v0.02)")
     down.add_argument(
         "--root", required=True, help="folder to download into; archives extract into subfolders"
@@ -45,15 +47,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     down.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    summ = sub.add_parser("summary", help="clips per split x label, speakers, bad files, durations")
+    summ = sub.add_parser(
+        "summary",
+        allow_abbrev=False,
+        help="clips per split x label, speakers, bad files, durations",
+        description="Clips per split and label, speakers, bad (skipped) files and durations of a data folder. "
+        "The split options are those of 'speech evaluate' / 'speech stream-test' ('--data.split_rule', "
+        "'--data.validation_percent', ... '--data.split_seed' in 'speech train').",
+    )
     summ.add_argument("root", help="data folder (full archive, test-set archive or <label>/*.wav folders)")
-    summ.add_argument("--labels", default="12", help="12, 35, all, or comma-separated words (default 12)")
-    summ.add_argument("--split", choices=SPLIT_METHODS, default="auto", help="split method (default auto)")
-    summ.add_argument("--validation-percent", type=float, default=10.0)
-    summ.add_argument("--testing-percent", type=float, default=10.0)
-    summ.add_argument("--silence-percent", type=float, default=10.0)
-    summ.add_argument("--unknown-percent", type=float, default=10.0)
-    summ.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    summ.add_argument(
+        "--labels",
+        default="auto",
+        help="auto (default: the 12 Speech Commands classes for Speech Commands data, else the folder's own "
+        "labels), 12, 35, all, or comma-separated words",
+    )
+    add_split_arguments(summ, partition=False)
     summ.add_argument("--no-durations", action="store_true", help="skip reading the file headers")
     summ.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
 
@@ -65,9 +74,9 @@ def _checksums(values: list[str], version: str, test_set: bool) -> dict[str, str
         name, _, digest = value.rpartition("=")
         name = name or names[0]
         if name not in names:
-            raise DownloadError(f"--sha256 {value!r}: archive must be one of {names}")
+            raise ValueError(f"--sha256 {value!r}: archive must be one of {names}")
         if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
-            raise DownloadError(f"--sha256 {value!r}: expected 64 hexadecimal digits")
+            raise ValueError(f"--sha256 {value!r}: expected 64 hexadecimal digits")
         result[name] = digest.lower()
     return result
 
@@ -135,16 +144,8 @@ def run_summary(args: argparse.Namespace) -> int:
     from speech.data.index import build_index
     from speech.data.summary import summarize
 
-    index = build_index(
-        args.root,
-        args.labels,
-        split=args.split,
-        validation_percent=args.validation_percent,
-        testing_percent=args.testing_percent,
-        silence_percent=args.silence_percent,
-        unknown_percent=args.unknown_percent,
-        seed=args.seed,
-    )
+    options = resolve_split(args, None, args.root).index_options
+    index = build_index(args.root, args.labels, **options)
     summary = summarize(index, durations=not args.no_durations)
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -156,6 +157,9 @@ def run_summary(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         return run_download(args) if args.action == "download" else run_summary(args)
-    except (DatasetError, DownloadError, ValueError) as exc:
+    except (DatasetError, ValueError) as exc:  # bad input: a folder or option that does not fit
+        print(f"speech data {args.action}: error: {exc}", file=sys.stderr)
+        return 2
+    except DownloadError as exc:
         print(f"speech data {args.action}: error: {exc}", file=sys.stderr)
         return 1

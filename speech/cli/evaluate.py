@@ -3,7 +3,9 @@ a side-by-side comparison of several models and, with ``--snr``, accuracy with b
 
 Each model file (``.ckpt`` or exported ``.onnx``) is evaluated on the data folder indexed with its own label
 list; a folder that lacks one of the model's labels is an error naming the labels and the folder.
-Exit status: 0 on success, 2 for bad input (unreadable model, data that does not fit, existing output).
+Exit status: 0 on success, 2 for bad input (unreadable model, data that does not fit, an output path that
+exists or cannot be written: all checked before the evaluation starts), 1 for a failure while running (the
+cache or the report cannot be written), 130 for Ctrl-C (no traceback).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from speech.data.splits import DEFAULT_SEED
-from speech.evaluate import SPLIT_CHOICES, parse_snrs
+from speech.cli.split_args import add_split_arguments, resolve_split
+from speech.evaluate import parse_snrs
 
 log = logging.getLogger(__name__)
 
@@ -26,27 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", required=True, metavar="ROOT", help="data folder (any layout speech.data reads)"
     )
+    add_split_arguments(parser)
     parser.add_argument(
-        "--split", choices=SPLIT_CHOICES, default="test", help="which split to evaluate (default test)"
-    )
-    parser.add_argument(
-        "--split-rule",
-        choices=("auto", "lists", "hash", "speaker"),
-        default="auto",
-        help="how clips are split: official lists when present else the hash rule (auto, default), or a seeded "
-        "speaker-disjoint split (speaker)",
-    )
-    parser.add_argument(
-        "--validation-percent",
-        type=float,
-        default=10.0,
-        help="validation share, hash/speaker rules (default 10)",
-    )
-    parser.add_argument(
-        "--testing-percent", type=float, default=10.0, help="testing share, hash/speaker rules (default 10)"
-    )
-    parser.add_argument(
-        "--split-seed", type=int, default=DEFAULT_SEED, help="seed of the speaker rule and of label sampling"
+        "--allow-trained-speakers",
+        action="store_true",
+        help="score clips of speakers the model was trained on anyway (the figures are then inflated)",
     )
     parser.add_argument(
         "--out", metavar="DIR", help="write report.md, report.json, confusion CSV/PNG (and SNR plot) here"
@@ -75,23 +62,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = 2) -> int:
     print(f"speech evaluate: error: {message}", file=sys.stderr)
-    return 2
+    return code
 
 
 def _summary_lines(evals) -> list[str]:
-    from speech.report import comparison_rows
+    from speech.report import comparability_note, comparison_rows
 
+    note = comparability_note(evals)
     lines = [
-        f"{'model':<28} {'backend':<7} {'accuracy':>9} {'macro-F1':>9} {'params':>10} {'ms/clip b1':>10} {'clips':>6}"
+        f"{'model':<28} {'set':<3} {'backend':<7} {'accuracy':>9} {'macro-F1':>9} {'params':>10} {'ms/clip b1':>10} "
+        f"{'clips':>6}"
     ]
     for row in comparison_rows(evals):
         latency = "-" if row["latency_ms"] is None else f"{row['latency_ms']:.2f}"
         lines.append(
-            f"{row['name']:<28} {row['backend']:<7} {100 * row['accuracy']:>8.2f}% {row['macro_f1']:>9.3f} "
-            f"{row['num_parameters']:>10,} {latency:>10} {row['clips']:>6}"
+            f"{row['name']:<28} {row['clip_set']:<3} {row['backend']:<7} {100 * row['accuracy']:>8.2f}% "
+            f"{row['macro_f1']:>9.3f} {row['num_parameters']:>10,} {latency:>10} {row['clips']:>6}"
         )
+    if note:
+        lines.append(f"WARNING: {note}")
     return lines
 
 
@@ -100,13 +91,14 @@ def run(args: argparse.Namespace) -> int:
 
     from speech.checkpoint import CheckpointError
     from speech.data import CacheError, DatasetError
+    from speech.data.record import DataRecord, SpeakerLeakError, check_held_out
     from speech.evaluate import EvaluationError, evaluate_set, load_eval_set
     from speech.export import OnnxModelError
     from speech.inference import load_scorer
     from speech.report import (
         ModelEvaluation,
-        check_json_path,
-        check_out_dir,
+        check_outputs,
+        clip_set_id,
         model_names,
         report_json,
         write_json,
@@ -117,11 +109,8 @@ def run(args: argparse.Namespace) -> int:
         snrs = parse_snrs(args.snr) if args.snr else None
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-        if args.out:
-            check_out_dir(args.out, args.overwrite)
-        if args.json:
-            check_json_path(args.json, args.overwrite)
-    except (ValueError, FileExistsError) as exc:
+        check_outputs(args.out, args.json, args.overwrite)  # before anything slow: found now, not at the end
+    except (ValueError, OSError) as exc:
         return _fail(str(exc))
     if not Path(args.data).is_dir():
         return _fail(f"--data {args.data}: no such folder")
@@ -135,23 +124,40 @@ def run(args: argparse.Namespace) -> int:
             scorer = load_scorer(path, intra_op_threads=args.threads or 1)
         except (CheckpointError, OnnxModelError) as exc:
             return _fail(str(exc))
-        key = tuple(scorer.labels)
+        record = DataRecord.from_dict(scorer.metadata.get("data"))
+        choice = resolve_split(args, record, args.data)
+        options = dict(choice.index_options)
+        split_rule = options.pop("split")
+        key = (tuple(scorer.labels), choice.partition, tuple(sorted(options.items())), split_rule)
         try:
             if key not in loaded:
                 loaded[key] = load_eval_set(
                     args.data,
                     scorer.labels,
-                    split=args.split,
-                    split_rule=args.split_rule,
+                    split=choice.partition,
+                    split_rule=split_rule,
                     cache_dir=args.cache_dir,
                     with_noise=bool(snrs),
                     progress=sys.stderr.isatty(),
-                    validation_percent=args.validation_percent,
-                    testing_percent=args.testing_percent,
-                    seed=args.split_seed,
+                    **options,
                 )
             data = loaded[key]
-            log.info("%s: %d %s clips of %s", name, data.num_clips, args.split, data.root)
+            trained = check_held_out(record, data.examples, data.root, allow=args.allow_trained_speakers)
+            data = replace(data, trained_clips=len(trained), split_settings=choice.describe())
+            if record is None:
+                log.warning(
+                    "%s carries no record of its training data: cannot check that the scored speakers are unseen",
+                    name,
+                )
+            log.info(
+                "%s: %d %s clips of %d speakers in %s (split from the %s)",
+                name,
+                data.num_clips,
+                choice.partition,
+                data.num_speakers,
+                data.root,
+                choice.source,
+            )
             result = evaluate_set(
                 scorer,
                 data,
@@ -161,17 +167,28 @@ def run(args: argparse.Namespace) -> int:
                 noise_seed=args.noise_seed,
                 top_pairs=args.top_pairs,
             )
+        except SpeakerLeakError as exc:
+            return _fail(f"{path}: {exc} (--allow-trained-speakers)")
         except DatasetError as exc:
             return _fail(f"{path}: the model's labels {list(scorer.labels)} do not fit the data: {exc}")
-        except (EvaluationError, CacheError, ValueError) as exc:
+        except (EvaluationError, ValueError) as exc:
             return _fail(f"{path}: {exc}")
-        evals.append(
-            ModelEvaluation(
-                name, str(path), scorer.backend, int(scorer.num_parameters), data.describe(), result
-            )
-        )
+        except (CacheError, OSError) as exc:
+            return _fail(f"{path}: {exc}", code=1)
+        described = data.describe() | {"clip_set": clip_set_id(data.examples, list(data.labels), data.targets)}
+        evals.append(ModelEvaluation(name, str(path), scorer.backend, int(scorer.num_parameters), described, result))
 
     print("\n".join(_summary_lines(evals)))
+    for ev in evals:
+        d = ev.data
+        settings = d.get("split_settings", {})
+        leak = d.get("clips_of_training_speakers", 0)
+        print(
+            f"{ev.name}: scored the {d['split']} split of {d['root']} ({d['clips']} clips, {d.get('speakers', 0)} "
+            f"speakers; split rule {settings.get('split', d['split_rule'])}, from the {settings.get('source', 'defaults')})"
+            + (f"; {d['skipped_files']} bad file(s) in the folder skipped" if d.get("skipped_files") else "")
+            + (f"; WARNING: {leak} clips of training speakers" if leak else "")
+        )
     for ev in evals:
         if ev.result.noisy:
             accs = ", ".join(f"{r.snr_db:g} dB: {100 * r.accuracy:.2f}%" for r in ev.result.noisy)
@@ -184,4 +201,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"json: {write_json(args.json, report_json(evals), overwrite=args.overwrite)}")
     except FileExistsError as exc:
         return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot write the report: {exc}", code=1)
     return 0

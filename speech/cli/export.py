@@ -20,14 +20,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from speech.checkpoint import CheckpointError
     from speech.export import OnnxModelError, OnnxScorer, export_onnx
+    from speech.report import check_can_create
 
     try:
+        target = Path(args.onnx)
+        if target.is_dir():
+            raise FileExistsError(f"{target}: is a folder; --onnx takes a file name (e.g. {target / 'model.onnx'})")
+        if not target.exists() or args.overwrite:
+            check_can_create(target, "ONNX file")
         path = export_onnx(args.checkpoint, args.onnx, opset=args.opset, overwrite=args.overwrite)
-    except (CheckpointError, OnnxModelError, FileExistsError, ValueError) as exc:
+    except (CheckpointError, OnnxModelError, FileExistsError, PermissionError, ValueError) as exc:
         print(f"speech export: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"speech export: error: cannot write {args.onnx}: {exc}", file=sys.stderr)
+        return 1
     scorer = OnnxScorer(path)
     print(
         f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, opset {args.opset}): {len(scorer.labels)} classes "

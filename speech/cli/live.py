@@ -31,24 +31,47 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
                    help="model runtime; auto picks by file suffix (.onnx -> ONNX Runtime)")
     g.add_argument("--hop-ms", type=float, default=100.0,
                    help="run the classifier every HOP ms (multiple of 10, default 100)")
-    g.add_argument("--threshold", type=float, default=0.7, help="averaged score needed to report a word (0.7)")
+    g.add_argument("--threshold", type=probability, default=None,
+                   help="averaged score a word needs, the same for every keyword (default: the model's calibrated "
+                   "per-keyword thresholds, else 0.7)")
     g.add_argument("--average-ms", type=float, default=500.0, help="score averaging window in ms (500)")
     g.add_argument("--suppression-ms", type=float, default=500.0, help="quiet time after a detection in ms (500)")
     g.add_argument("--min-count", type=int, default=3, help="results needed in the averaging window (3)")
     g.add_argument("--gate-db", type=gate_value, default=-45.0,
                    help="windows whose loudest 32 ms frame is below this RMS level (dBFS) count as silence; 'off' disables (-45)")
+    g.add_argument("--flush-ms", type=float, default=1000.0,
+                   help="silence fed after the end of a file or stdin, so that its last word is decided (1000)")
     g.add_argument("--threads", type=int, default=1, help="CPU threads for the model (1)")
 
 
+def probability(text: str) -> float:
+    """``--threshold`` parser: a probability in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
+
+
 def stream_config(args: argparse.Namespace) -> StreamingConfig:
+    """Engine and detector settings from the options. The detector's threshold is ``--threshold`` when given,
+    else the default; :func:`speech.streaming.calibration.detector_from_metadata` then puts in a model's
+    calibrated thresholds."""
+    base = DetectorConfig()
+    threshold = base.threshold if args.threshold is None else args.threshold
+    release = None if base.release is None else min(base.release, threshold)
     return StreamingConfig(
         hop_ms=args.hop_ms,
         gate_db=args.gate_db,
+        flush_ms=args.flush_ms,
         detector=DetectorConfig(
             average_window_ms=args.average_ms,
-            threshold=args.threshold,
+            threshold=threshold,
             suppression_ms=args.suppression_ms,
             minimum_count=args.min_count,
+            release=release,
         ),
     )
 
@@ -136,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"speech live: {exc}", file=sys.stderr)
         return 2
-    except (SourceError, ModelError) as exc:
+    except ModelError as exc:  # an unreadable model file is bad input
+        print(f"speech live: error: {exc}", file=sys.stderr)
+        return 2
+    except SourceError as exc:
         print(f"speech live: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. `speech live --json ... | head -1`
@@ -145,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from speech.streaming.calibration import detector_from_metadata, settings_mismatch
     from speech.streaming.display import JsonLines, LiveDisplay
     from speech.streaming.engine import StreamingRecogniser
     from speech.streaming.sources import MicrophoneSource, SourceError
@@ -157,18 +184,28 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--realtime only applies to --wav")
     source = make_source(args)
     scorer = open_scorer(args.model, args.backend, args.threads)
+    from speech.data.labels import rejection_warning
+
+    if warning := rejection_warning(scorer.labels):
+        print(f"speech live: warning: {warning}", file=sys.stderr)
     try:
-        engine = StreamingRecogniser(scorer, stream_config(args), input_rate=source.rate)
+        config = stream_config(args)
+        config.detector, threshold_source = detector_from_metadata(scorer.metadata, config.detector, args.threshold)
+        engine = StreamingRecogniser(scorer, config, input_rate=source.rate)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    mismatch = settings_mismatch(scorer.metadata, config) if args.threshold is None else []
     limit = args.seconds
     view = JsonLines() if args.json else LiveDisplay(scorer.labels, source.name)
     print(
         f"speech live: {source.name}, {source.rate} Hz, {source.channels} ch -> 16 kHz; "
-        f"hop {args.hop_ms:g} ms; " + ("Ctrl-C to stop" if isinstance(source, MicrophoneSource) else "reading"),
+        f"hop {args.hop_ms:g} ms; thresholds: {threshold_source}; "
+        + ("Ctrl-C to stop" if isinstance(source, MicrophoneSource) else "reading"),
         file=sys.stderr,
         flush=True,
     )
+    for line in mismatch:
+        print(f"speech live: warning: the thresholds were calibrated with other settings: {line}", file=sys.stderr)
     error = None
     with view:
         try:

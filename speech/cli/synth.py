@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=_positive, default=None, help="parallel workers (default: CPU count)")
     parser.add_argument(
         "--overwrite", action="store_true",
-        help="write into a non-empty folder, deleting the .wav files of the label folders this and the previous "
-        "synth run wrote (nothing else)",
+        help="write into a non-empty folder: the files an earlier 'speech synth' wrote there (listed in its "
+        "synth.json, unchanged since) are replaced; your own recordings and folders are never touched, and a "
+        "clash with one of them is an error",
     )  # fmt: skip
     parser.add_argument("--language", default="en", help="espeak-ng voices to use (--voices=LANG; default en)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -77,7 +78,8 @@ def summary_line(summary: SynthSummary) -> str:
     return (
         f"{summary.clips} clips in {summary.seconds:.1f} s, {summary.clips_per_second:.0f} clips/s; {summary.speakers} pseudo speakers "
         f"(voice+variant) of {summary.voices}; {summary.espeak_calls} espeak-ng calls"
-        + (f"; removed {summary.removed} old clips" if summary.removed else "")
+        + (f"; replaced {summary.removed} clips of the earlier synth run" if summary.removed else "")
+        + (f"; kept {len(summary.kept)} file(s) synth did not write" if summary.kept else "")
     )
 
 

@@ -1,9 +1,14 @@
 """``speech train``: LightningCLI ``fit`` with run folders that are never overwritten.
 
 Every run writes to ``<trainer.default_root_dir>/<run_name>/version_<N>/`` (a new N each time): the
-resolved ``config.yaml``, CSV and TensorBoard logs, and ``checkpoints/`` with the best and the last
-checkpoint. ``--ckpt_path last`` resumes from the newest ``last.ckpt`` of the same run name, writing to
-a new version folder.
+resolved ``config.yaml``, CSV and TensorBoard logs, ``checkpoints/`` with the best and the last
+checkpoint, and ``learning_curve.png``. ``--ckpt_path last`` resumes from the newest ``last.ckpt`` of the
+same run name, writing to a new version folder. At the end it prints the best checkpoint, its validation
+accuracy and the next commands.
+
+Bad input is found before training starts and reported in one line (exit 2): a missing or unusable data
+folder, ``--ckpt_path last`` with no earlier run, a checkpoint that is not one, a run folder path that is a
+file. Ctrl-C stops after Lightning's clean shutdown with exit 130.
 """
 
 from __future__ import annotations
@@ -11,20 +16,30 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
+import time
 import warnings
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from speech.checkpoint import CheckpointError, read_checkpoint
 from speech.data.datamodule import SpeechCommandsDataModule
+from speech.data.errors import CacheError, DatasetError
+from speech.data.labels import rejection_warning
 from speech.module import KeywordModule
 
 log = logging.getLogger(__name__)
 
 VERSION_ENV = "SPEECH_RUN_VERSION"
+INTERRUPTED = 130
+
+
+class TrainSetupError(ValueError):
+    """Bad input found before training starts; the message names the option and what was expected."""
 
 
 def next_version(run_root: Path) -> int:
@@ -37,11 +52,75 @@ def newest_last_checkpoint(run_root: Path) -> Path:
     """``last.ckpt`` of the newest version below ``run_root`` that has one."""
     found = sorted(run_root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise FileNotFoundError(f"--ckpt_path last: no {run_root}/version_*/checkpoints/last.ckpt to resume from")
+        raise TrainSetupError(
+            f"--ckpt_path last: there is no earlier run named {run_root.name!r} to resume (no "
+            f"{run_root}/version_*/checkpoints/last.ckpt); start without --ckpt_path, check --run_name and "
+            "--trainer.default_root_dir, or give a checkpoint file"
+        )
     return found[-1]
 
 
+def check_run_root(root_dir: Path) -> None:
+    """``--trainer.default_root_dir`` must be a folder (or creatable as one) we may write into."""
+    for path in (root_dir, *root_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise TrainSetupError(
+                    f"--trainer.default_root_dir {root_dir}: {path} is a file; expected a folder for the run folders"
+                )
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise TrainSetupError(f"--trainer.default_root_dir {root_dir}: cannot write into {path}")
+            return
+
+
+def check_data_root(root: str | Path) -> None:
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DatasetError(
+            f"--data.root {root}: no such folder; expected a data folder with one subfolder per label "
+            "(speech data download, or speech synth, makes one)"
+        )
+    if not path.is_dir():
+        raise DatasetError(f"--data.root {root}: is a file; expected a data folder with one subfolder per label")
+
+
+class RunWatcher(Callback):
+    """Remembers the trainer and whether the fit was interrupted (Lightning exits with status 1 on Ctrl-C)."""
+
+    def __init__(self) -> None:
+        self.trainer = None
+        self.interrupted = False
+        self.started = time.perf_counter()
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.trainer = trainer
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.trainer = trainer
+        self.interrupted = isinstance(exception, KeyboardInterrupt)
+
+
 class SpeechCLI(LightningCLI):
+    def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        fit = getattr(self, "_subcommand_parsers", {}).get("fit")
+        if fit is not None:  # 'speech train --help' shows 'speech train', not 'speech [options] fit'
+            fit.prog = "speech train"
+            fit.description = (
+                "Train a keyword model (Lightning's 'fit'). Each run writes runs/<run_name>/version_<N>/ (never "
+                "overwritten): config.yaml, metrics.csv, checkpoints/best-*.ckpt and last.ckpt, "
+                "learning_curve.png. Data options: --data.root, --data.labels (auto: the folder's own labels), "
+                "--data.split_rule, --data.validation_percent, --data.testing_percent, --data.split_seed."
+            )
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads ``--ckpt_path``'s hyperparameters before anything else: check the file is a
+        checkpoint first (a text file made its unpickler fail with ``IndexError: pop from empty list``)."""
+        ckpt_path = self.config.get(self.config.get("subcommand") or "fit", {}).get("ckpt_path")
+        if ckpt_path and ckpt_path != "last":
+            read_checkpoint(ckpt_path)
+        super()._parse_ckpt_path()
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--run_name", type=str, default="speech", help="run folder name below default_root_dir")
         parser.link_arguments("data.labels", "model.labels", apply_on="instantiate")
@@ -52,10 +131,15 @@ class SpeechCLI(LightningCLI):
         if str(trainer.precision).startswith("bf16") and not torch.cuda.is_available():
             log.warning("no CUDA device: training in 32-bit instead of %s", trainer.precision)
             trainer.precision = "32-true"
-        root = Path(trainer.default_root_dir or "runs") / config.run_name
+        root_dir = Path(trainer.default_root_dir or "runs")
+        check_run_root(root_dir)
+        check_data_root(config.data.root)
+        root = root_dir / config.run_name
         if config.get("ckpt_path") == "last":
             config.ckpt_path = str(newest_last_checkpoint(root))
             log.info("resuming from %s", config.ckpt_path)
+        elif config.get("ckpt_path") and not Path(config.ckpt_path).is_file():
+            read_checkpoint(config.ckpt_path)  # a missing file: one clear line, before anything
         # A new version folder per run: loggers and checkpoints never overwrite an earlier run. DDP worker
         # processes (started later by Lightning with LOCAL_RANK set) inherit the number the launcher chose.
         if os.environ.get("LOCAL_RANK", "0") != "0" and VERSION_ENV in os.environ:
@@ -64,6 +148,11 @@ class SpeechCLI(LightningCLI):
             version = next_version(root)
             os.environ[VERSION_ENV] = str(version)
         self.run_root, self.run_version = root, version
+
+    def before_fit(self) -> None:
+        warning = rejection_warning(self.datamodule.labels)
+        if warning and self.trainer.is_global_zero:
+            log.warning("%s", warning)
 
     def instantiate_trainer(self, **kwargs):
         """Add the default callbacks the config does not already have: best/last checkpoints and a rich bar."""
@@ -101,18 +190,143 @@ def default_checkpoint_callbacks() -> list[ModelCheckpoint]:
     return [best, last]
 
 
+# Lightning messages that say nothing actionable about this run (the GPU line stays).
+LIGHTNING_NOISE = (
+    "💡 Tip",
+    "Loading `train_dataloader` to estimate",
+    "`Trainer.fit` stopped",
+    "TPU available",
+    "HPU available",
+    "Seed set to",
+)
+
+
+class _LightningNoise(logging.Filter):
+    """Drops :data:`LIGHTNING_NOISE` info lines of Lightning's loggers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or not record.name.startswith(("lightning", "pytorch_lightning")):
+            return True
+        message = record.getMessage()
+        return not any(noise in message for noise in LIGHTNING_NOISE)
+
+
+def quiet_lightning() -> None:
+    """One copy of each Lightning log line, without its tips and internal deprecation warnings.
+
+    Lightning gives its ``lightning`` logger a handler of its own; when the root logger has one too (every
+    ``speech`` command sets it up, and the quickstart runs several in one process) each line came out twice.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+    for handler in root.handlers:
+        if not any(isinstance(f, _LightningNoise) for f in handler.filters):
+            handler.addFilter(_LightningNoise())
+    # deprecations raised inside Lightning's own code (e.g. its use of torch's pytree): not actionable here
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(lightning|lightning_fabric|pytorch_lightning)\.")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)`? is deprecated.*")
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"speech train: error: {message}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``speech train ARGS``; returns the exit code (0, 1 runtime failure, 2 bad input, 130 Ctrl-C)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    quiet_lightning()
     # `speech train ARGS` hands ARGS to LightningCLI explicitly; silence its warning about sys.argv, and
     # jsonargparse deprecations raised inside Lightning's own code (not actionable for a user).
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
     warnings.filterwarnings("ignore", message=".*(skip_none|instantiate_classes).*deprecated.*")
-    SpeechCLI(
-        KeywordModule,
-        SpeechCommandsDataModule,
-        args=["fit", *(argv or [])],
-        save_config_kwargs={"overwrite": False},
-        parser_kwargs={"fit": {"default_config_files": []}},
-    )
+    watcher = RunWatcher()
+    try:
+        SpeechCLI(
+            KeywordModule,
+            SpeechCommandsDataModule,
+            args=["fit", *(argv or [])],
+            save_config_kwargs={"overwrite": False},
+            parser_kwargs={"fit": {"default_config_files": []}},
+            trainer_defaults={"callbacks": [watcher]},
+        )
+    except (DatasetError, CheckpointError, TrainSetupError) as exc:
+        return _fail(str(exc))
+    except CacheError as exc:
+        return _fail(str(exc), code=1)
+    except SystemExit as exc:
+        if watcher.interrupted:
+            return _interrupted(watcher)
+        raise SystemExit(exc.code) from None
+    except KeyboardInterrupt:
+        return _interrupted(watcher)
+    trainer = watcher.trainer
+    if trainer is not None and trainer.is_global_zero:
+        print(training_summary(trainer, time.perf_counter() - watcher.started))
     return 0
 
+
+def _interrupted(watcher: RunWatcher) -> int:
+    last = _last_checkpoint(watcher.trainer) if watcher.trainer is not None else None
+    hint = f"; the last finished epoch is in {last} (resume with --ckpt_path last)" if last else ""
+    print(f"\nspeech train: interrupted{hint}", file=sys.stderr)
+    return INTERRUPTED
+
+
+def _last_checkpoint(trainer) -> Path | None:
+    for callback in trainer.checkpoint_callbacks:
+        path = Path(callback.best_model_path or callback.last_model_path or "")
+        if callback.monitor is None and path.name == "last.ckpt" and path.is_file():
+            return path
+    return None
+
+
+def training_summary(trainer, seconds: float) -> str:
+    """What a finished run left: best checkpoint and its validation accuracy, the learning curve, next commands."""
+    from speech.runs import CURVE_FILE, RunFolderError, plot_learning_curve
+
+    # the logger's own folder: Trainer.log_dir broadcasts, which only rank 0 reaches here under DDP
+    log_dir = trainer.loggers[0].log_dir if trainer.loggers else None
+    run_dir = Path(log_dir) if log_dir else None
+    best = next((c for c in trainer.checkpoint_callbacks if c.monitor == "val/acc" and c.best_model_path), None)
+    lines = ["", f"Training finished: {trainer.current_epoch} epoch(s) in {seconds / 60:.1f} min."]
+    if best is None:
+        lines.append("  no checkpoint was saved (no validation ran, or checkpointing is off)")
+        return "\n".join(lines)
+    ckpt = Path(best.best_model_path)
+    score = best.best_model_score
+    accuracy = f"{100 * float(score):.2f} %" if score is not None else "n/a"
+    lines.append(f"  best checkpoint      {ckpt}")
+    lines.append(f"  validation accuracy  {accuracy} (the held-out validation split of this run)")
+    last = _last_checkpoint(trainer)
+    if last:
+        lines.append(f"  last checkpoint      {last}")
+    if run_dir is not None and (run_dir / "metrics.csv").is_file():
+        try:
+            curve = plot_learning_curve([run_dir], run_dir / CURVE_FILE, [run_dir.parent.name], overwrite=True)
+            lines.append(f"  learning curve       {curve}")
+        except (RunFolderError, OSError, ValueError) as exc:
+            log.warning("no learning curve: %s", exc)
+    warning = rejection_warning(trainer.lightning_module.recogniser.labels)
+    data = getattr(trainer, "datamodule", None)
+    root = getattr(data, "root", None) or "DATA"
+    onnx = (run_dir or ckpt.parent) / "model.onnx"
+    lines += [
+        "",
+        "Next:",
+        f"  speech evaluate {ckpt} --data {root}   # held-out figures (the split comes from the checkpoint)",
+        f"  speech export {ckpt} --onnx {onnx}",
+        f"  speech live {onnx}",
+    ]
+    if run_dir is not None:
+        lines.append(f"  speech plot {run_dir}                        # the learning curve again")
+    if warning:
+        lines += ["", f"WARNING: {warning}"]
+    return "\n".join(lines)

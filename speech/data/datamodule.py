@@ -7,6 +7,7 @@ decoding); the batch is moved to the accelerator as int16 and augmented there
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from speech.audio import CLIP_SAMPLES
 from speech.data import CachedSplit, DatasetIndex, Example, build_index, cached_waveforms, load_noise
 from speech.data.augment import AugmentConfig, WaveAugment
+from speech.data.record import DataRecord
 from speech.data.splits import DEFAULT_SEED
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,15 @@ class BatchedWaves(Dataset):
 def remap_examples(examples: list[Example], source_labels: list[str], target_labels: list[str]) -> list[Example]:
     """Re-express examples labelled in ``source_labels`` in ``target_labels``.
 
-    Words missing from the target become ``_unknown_`` when the target has it, else they are dropped.
+    Words missing from the target become ``_unknown_`` when the target has it, else they are dropped;
+    ``_silence_`` clips are dropped when the target has no ``_silence_`` class.
     """
     target = {label: i for i, label in enumerate(target_labels)}
     unknown = target.get("_unknown_")
     out = []
     for ex in examples:
-        index = target.get(source_labels[ex.label], unknown)
+        name = source_labels[ex.label]
+        index = target.get(name, None if name == "_silence_" else unknown)
         if index is not None:
             out.append(Example(ex.path, index, ex.speaker, ex.word))
     return out
@@ -65,13 +69,15 @@ class SpeechCommandsDataModule(L.LightningDataModule):
 
     Args:
         root: data folder in any layout :func:`speech.data.build_index` reads.
-        labels: ``"12"``, ``"35"``/``"all"``, ``"w1,w2,..."`` or a list of labels.
-        split: split rule, ``"auto"`` (official lists, else TensorFlow's hash), ``"lists"``, ``"hash"`` or
+        labels: ``"auto"`` (default: the folder's own labels, keywords + ``_unknown_`` + ``_silence_`` for a
+            ``speech synth`` folder; the 12 classes for Speech Commands), ``"12"``, ``"35"``, ``"all"``,
+            ``"w1,w2,..."`` or a list of labels (see :mod:`speech.data.labels`).
+        split_rule: split rule, ``"auto"`` (official lists, else TensorFlow's hash), ``"lists"``, ``"hash"`` or
             ``"speaker"`` (seeded speaker-disjoint split; use it for the official test-set layout).
         validation_percent, testing_percent: split sizes in percent (hash and speaker rules).
         silence_percent, unknown_percent: ``_silence_``/``_unknown_`` examples added per split, in percent of
             the split's keyword examples (full and folder layouts).
-        seed: seed of the split, of the ``_unknown_``/``_silence_`` sampling and of the noise generator.
+        split_seed: seed of the split, of the ``_unknown_``/``_silence_`` sampling and of the noise generator.
         extra_roots: more folders (e.g. synthetic speech) whose clips are added to training only.
         cache_dir: where decoded-waveform caches live (default ``$SPEECH_CACHE`` or ``~/.cache/speech``).
         batch_size: clips per batch (per device under DDP).
@@ -84,13 +90,13 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     def __init__(
         self,
         root: str = "data/speech_commands_v0.02",
-        labels: str | list[str] = "12",
-        split: str = "auto",
+        labels: str | list[str] = "auto",
+        split_rule: str = "auto",
         validation_percent: float = 10.0,
         testing_percent: float = 10.0,
         silence_percent: float = 10.0,
         unknown_percent: float = 10.0,
-        seed: int = DEFAULT_SEED,
+        split_seed: int = DEFAULT_SEED,
         extra_roots: list[str] | None = None,
         cache_dir: str | None = None,
         batch_size: int = 256,
@@ -102,14 +108,14 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         super().__init__()
         self.root = Path(root)
         self.label_spec = labels
-        self.split_rule = split
+        self.split_rule = split_rule
         self.percents = dict(
             validation_percent=validation_percent,
             testing_percent=testing_percent,
             silence_percent=silence_percent,
             unknown_percent=unknown_percent,
         )
-        self.seed = seed
+        self.seed = split_seed
         self.extra_roots = [Path(r) for r in (extra_roots or [])]
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.batch_size = batch_size
@@ -149,9 +155,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         examples = list(self.index.splits[split])
         if split == "training":
             for root in self.extra_roots:
-                extra = self._build(root, "all")  # every word folder ("all" leaves _silence_ out)
-                if "_silence_" in self.labels and (root / "_silence_").is_dir():
-                    extra = self._build(root, ["_silence_", *extra.labels])
+                extra = self._build(root, "all")  # every label folder, _unknown_ and _silence_ included
                 for part in SPLITS:
                     examples += remap_examples(extra.splits[part], extra.labels, self.labels)
         return examples
@@ -176,11 +180,34 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             if not len(self.data["training"].labels):
                 raise ValueError(
                     f"{self.root}: the training split is empty (split rule {self.split_rule!r}); a folder in the "
-                    "official test-set layout (or made by 'speech synth') needs --data.split speaker"
+                    "official test-set layout (or made by 'speech synth') needs --data.split_rule speaker"
                 )
-            noise = torch.from_numpy(load_noise(self.index, seed=self.seed))
+            noise = torch.from_numpy(load_noise(self.training_noise_index(), seed=self.seed))
             silence = self.labels.index("_silence_") if "_silence_" in self.labels else None
-            self.augment = WaveAugment(noise, self.augment_config, silence_label=silence)
+            unknown = self.labels.index("_unknown_") if "_unknown_" in self.labels else None
+            self.augment = WaveAugment(noise, self.augment_config, silence_label=silence, unknown_label=unknown)
+
+    def training_noise_index(self) -> DatasetIndex:
+        """The index with its ``_silence_`` noise files cut to those of the training split.
+
+        In the test-set layout the ``_silence_`` clips are both a class and the noise source; mixing the
+        validation split's silence clips into training examples would let the model hear them before scoring.
+        """
+        training = {ex.path for ex in self.index.splits["training"] if ex.path}
+        kept = [path for path in self.index.silence_files if str(path) in training]
+        return dataclasses.replace(self.index, silence_files=kept)
+
+    def record(self) -> DataRecord:
+        """What this module trains on (settings, split sizes, training speakers), for the checkpoint."""
+        return DataRecord.from_index(
+            self.index,
+            labels=self.label_spec,
+            split_rule=self.split_rule,
+            percents=self.percents,
+            seed=self.seed,
+            training=self.examples("training"),
+            extra_roots=self.extra_roots,
+        )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.data[split]
@@ -213,7 +240,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.training and self.augment is not None:
             if self.augment.noise.device != waves.device:
                 self.augment.to(waves.device)
-            waves = self.augment(waves, labels)
+            waves, labels = self.augment(waves, labels)
         return waves, labels
 
     def normaliser_waves(self) -> torch.Tensor:

@@ -166,7 +166,7 @@ def _assign_splits(
 
 def build_index(
     root: str | Path,
-    labels: str | list[str] = "12",
+    labels: str | list[str] = "auto",
     *,
     split: str = "auto",
     validation_percent: float = 10.0,
@@ -177,7 +177,9 @@ def build_index(
 ) -> DatasetIndex:
     """Scan ``root`` (layout detected automatically) and split and label its clips.
 
-    ``labels``: ``"12"``, ``"35"``/``"all"`` or an explicit list (see :func:`resolve_labels`).
+    ``labels``: ``"auto"`` (the folder's own labels, or the 12 Speech Commands classes for Speech Commands data),
+    ``"12"``, ``"35"``, ``"all"`` or an explicit list (see :mod:`speech.data.labels`). Files the scan found bad
+    are in no split (``bad_files``).
     ``split``: ``"auto"`` (official lists when present, else the hash rule), ``"lists"``, ``"hash"``
     (TensorFlow's ``which_set`` on the speaker id) or ``"speaker"`` (seeded speaker-disjoint random split with
     the given percentages, of clips). Every method is speaker-disjoint.
@@ -197,7 +199,7 @@ def build_index(
     words = sorted({c.word for c in clips} | set(scan.clips))
     parse_label_spec(labels)  # reject malformed specs before the "missing word" check
     try:
-        label_list = resolve_labels(labels, words)
+        label_list = resolve_labels(labels, words, folders=list(scan.clips))
     except DatasetError as exc:
         raise DatasetError(f"{scan.root}: {exc}") from None
     index_of = {label: i for i, label in enumerate(label_list)}
@@ -233,7 +235,8 @@ def build_index(
         rng.shuffle(known[split_name])
 
     splits = {name: known[name] for name in SPLITS}
-    if not splits["training"] and validation_percent + testing_percent < 100.0:
+    # (the test-set layout under "auto" is all "testing" on purpose: it is for scoring; training says so itself)
+    if not splits["training"] and validation_percent + testing_percent < 100.0 and method != "test_set":
         log.warning(
             "%s: the training split is empty with split=%r (method %s); for a folder whose speakers all hash into "
             "one bucket (e.g. a test-set portion) use split='speaker'",

@@ -1,4 +1,10 @@
-"""Fast folder scan (``os.scandir``, one ``stat`` per file, no decoding) and layout detection."""
+"""Fast folder scan and layout detection.
+
+``os.scandir`` plus one header check per file (:func:`speech.audio.audio_problem`: the first bytes of a WAV,
+about 13 us; no decoding). This is where the project decides, once, which files are bad: empty, not audio,
+header only, truncated. They are left out of every split and listed in :attr:`FolderScan.bad_files`, so
+``speech data summary``, training and ``speech evaluate`` count the same files and the same bad files.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from speech.audio import audio_problem
 from speech.data.errors import DatasetError
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 
@@ -30,31 +37,63 @@ def is_audio_name(name: str) -> bool:
     return name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith(".")
 
 
-def _list_audio(folder: str, bad: list[tuple[str, str]]) -> list[str]:
-    """Sorted audio file names in ``folder``; empty files go to ``bad`` instead."""
+def _list_audio(folder: str, bad: list[tuple[str, str]]) -> tuple[list[str], int]:
+    """Sorted names of the usable audio files in ``folder`` and the number of other (non-audio) files.
+
+    Files with an audio name that fail :func:`speech.audio.audio_problem` go to ``bad`` as ``(path, reason)``.
+    """
     names: list[str] = []
+    other = 0
     try:
         entries = list(os.scandir(folder))
     except OSError as exc:
         bad.append((folder, f"cannot list folder ({exc.strerror or exc})"))
-        return names
+        return names, other
     for entry in entries:
         name = entry.name
-        if name.startswith(".") or not name.lower().endswith(AUDIO_EXTENSIONS):
+        if name.startswith("."):
             continue
         try:
             if not entry.is_file():
                 continue
-            size = entry.stat().st_size
         except OSError as exc:
             bad.append((entry.path, f"cannot stat ({exc.strerror or exc})"))
             continue
-        if size == 0:
-            bad.append((entry.path, "empty file (0 bytes)"))
+        if not name.lower().endswith(AUDIO_EXTENSIONS):
+            other += 1
+            continue
+        problem = audio_problem(entry.path)
+        if problem is not None:
+            bad.append((entry.path, problem))
             continue
         names.append(name)
     names.sort()
-    return names
+    return names, other
+
+
+def _nothing_usable(root: Path, subdirs: list[str], stray: int, loose: int, other: int, bad: list) -> str:
+    """The message for a folder with no usable clip: what was found and what is expected."""
+    expected = (
+        "expected one subfolder per label holding its clips (<label>/*.wav|flac|ogg), as in the Speech Commands "
+        "archive, its test-set archive or a folder written by 'speech synth'"
+    )
+    if bad:
+        shown = "; ".join(f"{path}: {reason}" for path, reason in bad[:3])
+        return (
+            f"{root}: none of its {len(bad)} audio file(s) is readable ({shown}"
+            + ("; ..." if len(bad) > 3 else "")
+            + "); "
+            + expected
+        )
+    if not subdirs:
+        if stray:
+            return f"{root}: holds {stray} audio file(s) directly and no label subfolders; {expected}"
+        if loose:
+            return f"{root}: holds {loose} file(s) but no subfolders; {expected}"
+        return f"{root}: the folder is empty; {expected}"
+    shown = ", ".join(subdirs[:10]) + (", ..." if len(subdirs) > 10 else "")
+    what = f"{other} non-audio file(s)" if other else "no files"
+    return f"{root}: its subfolders ({shown}) hold {what} and no audio; {expected}"
 
 
 def scan_folder(root: str | Path) -> FolderScan:
@@ -65,8 +104,9 @@ def scan_folder(root: str | Path) -> FolderScan:
     * ``"test_set"``: the official test-set archive: label folders including ``_unknown_`` and/or ``_silence_``;
     * ``"folders"``: any ``<label>/*.wav|flac|ogg`` tree.
 
-    Raises :class:`DatasetError` naming ``root`` when it is missing, not a folder, or holds no label subfolder
-    with audio.
+    Every audio file's header is checked (:func:`speech.audio.audio_problem`); bad ones are skipped and listed
+    in ``bad_files``. Raises :class:`DatasetError` naming ``root`` when it is missing, not a folder, or holds no
+    label subfolder with a usable clip (the message says what it found instead).
     """
     root = Path(root).expanduser()
     if not root.exists():
@@ -78,27 +118,25 @@ def scan_folder(root: str | Path) -> FolderScan:
     clips: dict[str, list[str]] = {}
     noise: list[Path] = []
     subdirs: list[str] = []
-    stray = 0
+    stray = loose = other = 0
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
             subdirs.append(entry.name)
-            names = _list_audio(entry.path, bad)
+            names, others = _list_audio(entry.path, bad)
+            other += others
             if entry.name == BACKGROUND_NOISE_DIR:
                 noise = [Path(entry.path) / name for name in names]
             elif names:
                 clips[entry.name] = names
         elif is_audio_name(entry.name):
             stray += 1
+        else:
+            loose += 1
+    bad.sort()
     if not clips:
-        found = f"subfolders {subdirs[:10]}" if subdirs else "no subfolders"
-        if stray:
-            found += f" and {stray} audio file(s) directly inside it"
-        raise DatasetError(
-            f"{root}: expected label subfolders holding audio (<label>/*.wav|flac|ogg), as in the Speech Commands "
-            f"archive, its test-set archive or a custom keyword set; found {found} with no audio in them"
-        )
+        raise DatasetError(_nothing_usable(root, subdirs, stray, loose, other, bad))
     has_lists = any((root / name).is_file() for name in LIST_FILES)
     if (root / BACKGROUND_NOISE_DIR).is_dir() or has_lists:
         layout = "full"

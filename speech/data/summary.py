@@ -1,7 +1,12 @@
-"""What is in a data set: clips per split and label, speakers, skipped files, durations from file headers."""
+"""What is in a data set: clips per split and label, speakers, skipped files, durations from file headers.
+
+Bad files are the ones the scan found (:func:`speech.audio.audio_problem`); they are in no split, so the
+tables sum to the usable clips and ``bad_files.count`` is the number every other command reports too.
+"""
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +15,8 @@ import soundfile as sf
 
 from speech.data.index import DatasetIndex
 from speech.data.splits import SPLITS
+
+log = logging.getLogger(__name__)
 
 
 def header_info(path: str) -> tuple[float, int, int] | str:
@@ -24,7 +31,8 @@ def header_info(path: str) -> tuple[float, int, int] | str:
 
 
 def duration_stats(paths: list[str], workers: int = 4) -> tuple[dict, list[tuple[str, str]]]:
-    """Duration statistics (seconds) over ``paths`` from their headers, and ``(path, reason)`` for bad headers."""
+    """Duration statistics (seconds) over ``paths`` from their headers, and ``(path, reason)`` for headers
+    soundfile cannot read (none for files that passed the scan, unless they changed since)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         infos = list(pool.map(header_info, paths, chunksize=256))
     good = [info for info in infos if not isinstance(info, str)]
@@ -50,7 +58,7 @@ def summarize(index: DatasetIndex, *, durations: bool = True, max_bad: int = 5) 
 
     Keys: root, layout, split_method, labels, clips ({split: {label: n}}), totals ({split: n}),
     speakers ({split: n}), silence_examples ({split: n} generated all-zero examples), noise_files,
-    silence_files, bad_files ({count, first: [[path, reason], ...]}, scan problems plus unreadable headers),
+    silence_files, bad_files ({count, first: [[path, reason], ...]}: the files the scan skipped),
     durations (header statistics over the distinct clip files, when ``durations``).
     """
     summary: dict = {
@@ -71,6 +79,9 @@ def summarize(index: DatasetIndex, *, durations: bool = True, max_bad: int = 5) 
     if durations:
         paths = sorted({e.path for split in SPLITS for e in index.splits[split] if e.path is not None})
         summary["durations"], header_bad = duration_stats(paths)
-        bad += header_bad
+        for path, reason in header_bad:  # changed since the scan: say so, but count bad files in one place only
+            log.warning("%s: %s (no duration)", path, reason)
+        if header_bad:
+            summary["durations"]["unreadable"] = len(header_bad)
     summary["bad_files"] = {"count": len(bad), "first": [[path, reason] for path, reason in bad[:max_bad]]}
     return summary

@@ -95,7 +95,7 @@ def write_bad_files(folder: Path, good: Path) -> dict[str, str]:
     write("s6_nohash_0.flac", wave, rate, "PCM_16", "FLAC")
     write("s7_nohash_0.ogg", wave, rate, "VORBIS", "OGG")
     (folder / "s8_nohash_0.wav").write_bytes(raw[: len(raw) // 2])  # truncated: header says more
-    expected["s8_nohash_0.wav"] = "ok"
+    expected["s8_nohash_0.wav"] = "bad"  # a damaged file: skipped and counted, never padded silently
     (folder / "s9_nohash_0.wav").write_bytes(raw[:44])  # header only: no samples
     expected["s9_nohash_0.wav"] = "bad"
     (folder / "s10_nohash_0.wav").write_bytes(b"this is not audio at all, just text\n" * 20)

@@ -9,6 +9,10 @@ Typical use::
     for chunk in chunks:                      # int16 or float PCM at 48 kHz, any size
         for detection in engine.feed(chunk):  # Detection(label, score, time in seconds)
             print(detection)
+    engine.finish()                           # end of input: flush, so the last word is decided
+
+Test streams, figures and threshold sweeps: :mod:`speech.streaming.stream_eval`; calibrated per-keyword
+thresholds stored in a model: :mod:`speech.streaming.calibration`.
 """
 
 from speech.streaming.detection import (
@@ -18,6 +22,9 @@ from speech.streaming.detection import (
     CommandDetector,
     Detection,
     DetectorConfig,
+    SmoothedScores,
+    replay,
+    smooth_scores,
 )
 from speech.streaming.engine import (
     HopResult,
@@ -38,10 +45,13 @@ __all__ = [
     "DetectorConfig",
     "HopResult",
     "IncrementalFeatures",
+    "SmoothedScores",
     "StreamResampler",
     "StreamingConfig",
     "StreamingRecogniser",
     "frame_levels_db",
+    "replay",
+    "smooth_scores",
     "stream_array",
     "to_float_mono",
 ]

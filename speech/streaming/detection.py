@@ -10,9 +10,17 @@ Rules (times in seconds, settings in milliseconds):
   and more than ``suppression_ms`` have passed since the previous win (no wait after ``_silence_`` wins);
 * a win of ``_silence_`` or ``_unknown_`` is never reported (it still updates the state, as in TensorFlow).
 
-One addition to TensorFlow's rules: TF never reports the same word twice in a row unless another label wins
-in between. Here the previous winner is *released* once its averaged score falls below ``release``
-(hysteresis; ``None`` keeps TF's behaviour), so "yes ... yes" gives two detections.
+Two additions to TensorFlow's rules:
+
+* TF never reports the same word twice in a row unless another label wins in between. Here the previous
+  winner is *released* once its averaged score falls below ``release`` (hysteresis; ``None`` keeps TF's
+  behaviour), so "yes ... yes" gives two detections.
+* Thresholds may differ per label (``DetectorConfig.thresholds``, e.g. calibrated ones stored in a model);
+  labels without one use ``threshold``. A label's release level is ``min(release, its threshold)``.
+
+The averaging and the decision are separate steps: :func:`smooth_scores` averages a stored score sequence
+once, and :func:`replay` runs the decision rules over it for any thresholds, giving exactly the detections a
+:class:`CommandDetector` fed the same scores would make (threshold sweeps and calibration use this).
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ class DetectorConfig:
     suppression_ms: float = 500.0
     minimum_count: int = 3
     release: float | None = 0.35
+    thresholds: dict[str, float] | None = None  # per-label thresholds; other labels use ``threshold``
 
     def __post_init__(self) -> None:
         if self.average_window_ms < 0 or self.suppression_ms < 0:
@@ -62,6 +71,63 @@ class DetectorConfig:
             raise ValueError(f"minimum_count must be >= 1, got {self.minimum_count}")
         if self.release is not None and not 0.0 <= self.release <= self.threshold:
             raise ValueError(f"release must lie in [0, threshold={self.threshold}], got {self.release}")
+        for label, value in (self.thresholds or {}).items():
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"the threshold of {label!r} must be a probability in [0, 1], got {value}")
+
+    def threshold_for(self, label: str) -> float:
+        """The threshold ``label`` must exceed: its own one when set, else ``threshold``."""
+        if self.thresholds and label in self.thresholds:
+            return float(self.thresholds[label])
+        return float(self.threshold)
+
+    def threshold_vector(self, labels: list[str]) -> np.ndarray:
+        """``(len(labels),)`` float64: the threshold of each label."""
+        return np.array([self.threshold_for(label) for label in labels], dtype=np.float64)
+
+    def release_vector(self, labels: list[str]) -> np.ndarray | None:
+        """``(len(labels),)`` release levels ``min(release, threshold of the label)``; None without release."""
+        if self.release is None:
+            return None
+        return np.minimum(self.threshold_vector(labels), float(self.release))
+
+
+class _Decision:
+    """The decision state of :class:`CommandDetector`: previous winner, its time and whether it was released."""
+
+    def __init__(self, labels: list[str], config: DetectorConfig) -> None:
+        self.labels = list(labels)
+        self.config = config
+        self.thresholds = config.threshold_vector(self.labels).tolist()
+        release = config.release_vector(self.labels)
+        self.release = None if release is None else release.tolist()
+        self.suppression_s = config.suppression_ms / 1000.0
+        self.silence = self.labels.index(SILENCE_LABEL) if SILENCE_LABEL in self.labels else -1
+        self.never = {i for i, label in enumerate(self.labels) if label in NEVER_REPORTED}
+        self.previous = self.silence  # index of the previous winner (-1: "_silence_" not a label)
+        self.previous_time = -math.inf
+        self.released = False
+
+    def step(self, average, top: int, top_score: float, time_s: float) -> Detection | None:
+        """Decide on one averaged result (``average`` indexable by label index); a detection or None."""
+        previous = self.previous
+        if self.release is not None and previous != self.silence and previous >= 0:
+            if average[previous] < self.release[previous]:
+                self.released = True
+        if previous == self.silence or self.previous_time == -math.inf:
+            since_previous = math.inf
+        else:
+            since_previous = time_s - self.previous_time
+        repeat_blocked = top == previous and not self.released
+        if (
+            top_score > self.thresholds[top]
+            and not repeat_blocked
+            and since_previous > self.suppression_s + 1e-9
+        ):
+            self.previous, self.previous_time, self.released = top, time_s, False
+            if top not in self.never:
+                return Detection(self.labels[top], top_score, time_s)
+        return None
 
 
 class CommandDetector:
@@ -71,9 +137,7 @@ class CommandDetector:
         self.labels = list(labels)
         self.config = config or DetectorConfig()
         self._results: deque[tuple[float, np.ndarray]] = deque()
-        self._previous_label = SILENCE_LABEL
-        self._previous_time = -math.inf
-        self._released = False
+        self._decision = _Decision(self.labels, self.config)
         self.average: np.ndarray | None = None  # the latest averaged scores (None while too few results)
 
     def reset(self) -> None:
@@ -98,19 +162,68 @@ class CommandDetector:
         average = np.mean([s for _, s in self._results], axis=0)
         self.average = average
         top = int(np.argmax(average))
-        top_label, top_score = self.labels[top], float(average[top])
+        return self._decision.step(average, top, float(average[top]), time_s)
 
-        previous = self._previous_label
-        if c.release is not None and previous != SILENCE_LABEL and previous in self.labels:
-            if average[self.labels.index(previous)] < c.release:
-                self._released = True
-        if previous == SILENCE_LABEL or self._previous_time == -math.inf:
-            since_previous = math.inf
-        else:
-            since_previous = time_s - self._previous_time
-        repeat_blocked = top_label == previous and not self._released
-        if top_score > c.threshold and not repeat_blocked and since_previous > c.suppression_ms / 1000.0 + 1e-9:
-            self._previous_label, self._previous_time, self._released = top_label, time_s, False
-            if top_label not in NEVER_REPORTED:
-                return Detection(top_label, top_score, time_s)
-        return None
+
+@dataclass
+class SmoothedScores:
+    """Averaged scores of a stored sequence: ``times`` (n,) seconds, ``average`` (n, classes) float64 and
+    ``valid`` (n,) bool (False where too few results were available to decide)."""
+
+    times: np.ndarray
+    average: np.ndarray
+    valid: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.top = self.average.argmax(axis=1) if self.average.size else np.zeros(0, dtype=np.int64)
+        self.top_score = (
+            self.average[np.arange(self.average.shape[0]), self.top] if self.average.size else np.zeros(0)
+        )
+
+
+def smooth_scores(times: np.ndarray, scores: np.ndarray, config: DetectorConfig) -> SmoothedScores:
+    """Average ``scores`` ``(n, classes)`` at ``times`` ``(n,)`` (seconds, ascending) as :class:`CommandDetector`
+    does; only ``average_window_ms`` and ``minimum_count`` of ``config`` matter here."""
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] != times.shape[0]:
+        raise ValueError(f"expected scores (n, classes) for {times.shape[0]} times, got {scores.shape}")
+    if np.any(np.diff(times) < 0):
+        raise ValueError("results must come in time order")
+    window_s = config.average_window_ms / 1000.0
+    n = times.shape[0]
+    average = np.zeros_like(scores)
+    valid = np.zeros(n, dtype=bool)
+    first = 0
+    for i in range(n):
+        t = times[i]
+        while times[first] < t - window_s - 1e-9:
+            first += 1
+        if i + 1 - first < config.minimum_count or t - times[first] < window_s / 4 - 1e-9:
+            continue
+        average[i] = np.mean(scores[first : i + 1], axis=0)
+        valid[i] = True
+    return SmoothedScores(times, average, valid)
+
+
+def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) -> list[Detection]:
+    """The detections a fresh :class:`CommandDetector` with ``config`` makes on the smoothed sequence.
+
+    ``smoothed`` must come from :func:`smooth_scores` with the same averaging settings; only the decision
+    settings (thresholds, suppression, release) are read from ``config`` here.
+    """
+    decision = _Decision(labels, config)
+    found = []
+    average = smoothed.average
+    tops, top_scores, times = smoothed.top.tolist(), smoothed.top_score.tolist(), smoothed.times.tolist()
+    thresholds = decision.thresholds
+    for i in np.flatnonzero(smoothed.valid).tolist():
+        top, score = tops[i], top_scores[i]
+        # fast path: nothing can win and the release state cannot change
+        if score <= thresholds[top] and (decision.release is None or decision.released or decision.previous < 0
+                                          or decision.previous == decision.silence):
+            continue
+        found_one = decision.step(average[i], top, score, times[i])
+        if found_one is not None:
+            found.append(found_one)
+    return found

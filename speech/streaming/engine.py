@@ -30,13 +30,20 @@ log = logging.getLogger(__name__)
 class StreamingConfig:
     """Engine settings. ``hop_ms``: classifier period (a multiple of the 10 ms frame hop);
     ``window_samples``: classifier window at 16 kHz (the model's clip length);
-    ``gate_db``: windows whose loudest frame is quieter (dBFS RMS) count as silence; None disables the gate.
+    ``gate_db``: windows whose loudest frame is quieter (dBFS RMS) count as silence; None disables the gate;
+    ``flush_ms``: silence fed after the end of the input by :meth:`StreamingRecogniser.finish`, so that a word
+    at the very end (or a file that is just one 1 s clip) still gets the windows the detector needs.
     """
 
     hop_ms: float = 100.0
     window_samples: int = CLIP_SAMPLES
     gate_db: float | None = -45.0
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    flush_ms: float = 1000.0
+
+    def __post_init__(self) -> None:
+        if self.flush_ms < 0:
+            raise ValueError(f"flush_ms must be >= 0 (milliseconds), got {self.flush_ms}")
 
 
 @dataclass
@@ -81,7 +88,8 @@ class StreamingRecogniser:
     """Keyword spotting on a live stream with a scorer from :func:`speech.inference.load_scorer`.
 
     ``feed(chunk)`` accepts PCM at ``input_rate`` Hz (int16 or float, mono or ``(samples, channels)``) and
-    returns the detections it completed; ``finish()`` flushes the resampler at the end of a stream.
+    returns the detections it completed; ``finish()`` ends the stream: it flushes the resampler and feeds
+    ``config.flush_ms`` of silence, so the last word is decided (its detection time may lie after the input's end).
     ``on_hop`` (optional) is called with every :class:`HopResult`, in time order.
     """
 
@@ -124,6 +132,7 @@ class StreamingRecogniser:
         self.windows_scored = 0
         self.windows_gated = 0
         self.model_seconds = 0.0  # wall time spent in the classifier
+        self._finished = False
 
     @property
     def window_seconds(self) -> float:
@@ -142,8 +151,16 @@ class StreamingRecogniser:
         return self._consume(self.resampler.process(mono))
 
     def finish(self) -> list[Detection]:
-        """End of stream: flush the resampler's last few samples and score what they complete."""
-        return self._consume(self.resampler.finish())
+        """End of stream: flush the resampler's last few samples, then ``config.flush_ms`` of silence (zeros),
+        and score the windows they complete. Call it once; later calls return []."""
+        if self._finished:
+            return []
+        self._finished = True
+        found = self._consume(self.resampler.finish())
+        pad = int(round(self.config.flush_ms * self.sample_rate / 1000.0))
+        if pad > 0:
+            found += self._consume(np.zeros(pad, dtype=np.float32))
+        return found
 
     def _consume(self, samples: np.ndarray) -> list[Detection]:
         self.samples_in += samples.size

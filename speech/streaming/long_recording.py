@@ -17,7 +17,7 @@ import numpy as np
 
 from speech.audio import load_audio
 from speech.streaming.detection import UNKNOWN_LABEL
-from speech.streaming.scoring import LabelledTime
+from speech.streaming.scoring import LabelledTime, Word
 
 SAMPLE_RATE = 16_000
 
@@ -36,6 +36,13 @@ class LongRecording:
     @property
     def seconds(self) -> float:
         return self.wave.shape[0] / SAMPLE_RATE
+
+    def spans(self) -> list[Word]:
+        """Each word with its clip start, speech onset and speech end (ms) and its clip's path."""
+        return [
+            Word(w.label, w.time_ms, onset, end, clip)
+            for w, onset, end, clip in zip(self.words, self.onsets_ms, self.ends_ms, self.clips, strict=True)
+        ]
 
 
 def mix_in(track: np.ndarray, offset: int, sample: np.ndarray, duration: int, volume: float, ramp_in: int, ramp_out: int) -> None:
@@ -102,10 +109,11 @@ def generate_long_recording(
     clip_ms: int = 1000,
 ) -> LongRecording:
     """Build a test stream of ``seconds`` from 1 s clips: ``clips_by_label`` maps keywords (and ``_unknown_``)
-    to clip paths; ``noise`` is a 1-D float32 array at 16 kHz (None: no background)."""
+    to clip paths; ``noise`` is a 1-D float32 array at 16 kHz (None: no background).
+    ``unknown_percentage=100`` with ``_unknown_`` clips gives a stream of non-keyword words only."""
     keywords = sorted(k for k, v in clips_by_label.items() if k != UNKNOWN_LABEL and v)
     unknown = list(clips_by_label.get(UNKNOWN_LABEL, []))
-    if not keywords:
+    if not keywords and not (unknown and unknown_percentage >= 100):
         raise ValueError("no keyword clips to build the stream from")
     total = int(seconds * SAMPLE_RATE)
     track = np.zeros(total, dtype=np.float32)

@@ -1,0 +1,224 @@
+"""``speech calibrate``: per-keyword detection thresholds for a target false-accept rate, stored in the model.
+
+Builds the three test streams of ``speech stream-test`` from held-out speakers (by default the validation
+partition of the model's own split), runs the model once per stream, chooses one threshold per keyword from the
+stored scores (:mod:`speech.streaming.calibration`), sweeps a single threshold for comparison and writes, in
+``--report`` (a new folder): ``det_curve.png``, ``sweep.csv`` and ``calibration.json``.
+
+The thresholds go into a copy of the model (``--out NEW.ckpt|NEW.onnx``) or, with ``--in-place``, into the model
+file itself (written to a temporary file and renamed). Without either, nothing is stored. ``speech live`` and
+``speech stream-test`` use stored thresholds by default; score the calibrated model on *other* held-out speakers.
+
+Exit codes: 0 done; 2 bad input (conflicting options, an unreadable model or data folder, an existing output,
+clips of training speakers without ``--allow-trained-speakers``), one line naming what and why; 1 a failure while
+running; 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from speech.cli.live import ModelError, add_stream_arguments, open_scorer, stream_config
+from speech.cli.stream_test import (
+    Refused,
+    add_stream_source_arguments,
+    output_dir,
+    rounded,
+    stream_clips,
+    stream_lengths,
+)
+
+REPORT_FILES = ("det_curve.png", "sweep.csv", "calibration.json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_stream_source_arguments(parser)
+    c = parser.add_argument_group("calibration")
+    c.add_argument("--target-fa", type=float, default=1.0,
+                   help="false accepts per hour on non-keyword speech to aim for, all keywords together (1.0)")
+    c.add_argument("--target-noise", type=float, default=0.5,
+                   help="false alarms per hour on speech-free noise to aim for (0.5)")
+    c.add_argument("--min-threshold", type=float, default=0.5,
+                   help="no keyword threshold below this (0.5)")
+    c.add_argument("--single", action="store_true",
+                   help="store one threshold for all keywords (the lowest of the sweep that meets both targets on the "
+                   "calibration streams) instead of one per keyword")
+    c.add_argument("--wrong-weight", type=float, default=1.0,
+                   help="cost of a wrong detection against a correct one when lowering a threshold (1.0)")
+    c.add_argument("--out", type=Path, help="write the model with the thresholds to this new file (same kind)")
+    c.add_argument("--in-place", action="store_true", help="store the thresholds in MODEL itself")
+    c.add_argument("--report", type=Path, help="folder for det_curve.png, sweep.csv, calibration.json "
+                   "(default: a new calibrate-<time> folder)")
+    c.add_argument("--json", type=Path, dest="json_file", help="also write the summary to this JSON file")
+    add_stream_arguments(parser)
+    options = parser._option_string_actions  # adjust two shared options' help for this command
+    options["--split"].help = "partition to calibrate on (default: validation, of the model's own split)"
+    options["--threshold"].help = argparse.SUPPRESS  # calibration chooses the thresholds
+
+
+def run(args: argparse.Namespace) -> int:
+    from speech.checkpoint import CheckpointError
+    from speech.data import DatasetError
+
+    if args.out is not None and args.in_place:
+        print("speech calibrate: give --out FILE or --in-place, not both", file=sys.stderr)
+        return 2
+    if args.threshold is not None:
+        print("speech calibrate: --threshold does not apply (calibration chooses the thresholds)", file=sys.stderr)
+        return 2
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("speech calibrate: stopped (Ctrl-C)", file=sys.stderr)
+        return 130
+    except Refused as exc:
+        print(f"speech calibrate: refused: {exc}", file=sys.stderr)
+        return 2
+    except (ModelError, DatasetError, CheckpointError, FileExistsError, ValueError) as exc:
+        print(f"speech calibrate: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"speech calibrate: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from speech.streaming.calibration import calibrate, detection_section, store_detection, table_rows
+    from speech.streaming.stream_eval import (
+        build_streams,
+        figures,
+        plot_det,
+        sweep,
+        threshold_config,
+        write_sweep_csv,
+    )
+
+    minutes, unknown_minutes, noise_minutes = stream_lengths(args)
+    for path in (args.json_file, args.out):
+        if path is not None and path.exists():
+            raise FileExistsError(f"{path} exists; refusing to overwrite it")
+    if args.out is not None and Path(args.out).suffix.lower() != Path(args.model).suffix.lower():
+        raise ValueError(f"--out {args.out}: must be a {Path(args.model).suffix} file like the model")
+    scorer = open_scorer(args.model, args.backend, args.threads)
+    config = stream_config(args)
+    clips, noise, data_info = stream_clips(args, scorer, default_partition="validation", default_half="a")
+    report = output_dir(args.report, REPORT_FILES, prefix="calibrate")
+    print(f"calibrating on the {data_info['partition']} partition of {data_info['root']} ({data_info['speakers']} "
+          f"speakers, split from the {data_info['source']}); running the model on "
+          f"{minutes + unknown_minutes + noise_minutes:g} min of audio", file=sys.stderr)
+    streams = build_streams(scorer, config, clips, noise, minutes=minutes, unknown_minutes=unknown_minutes,
+                            noise_minutes=noise_minutes, unknown_share=args.unknown_share,
+                            background_volume=args.background_volume, seed=args.stream_seed)
+    labels = list(scorer.labels)
+    result = calibrate(streams, labels, config.detector, target_false_accepts_per_hour=args.target_fa,
+                       target_false_alarms_per_hour=args.target_noise, min_threshold=args.min_threshold,
+                       wrong_weight=args.wrong_weight)
+    rows = sweep(streams, labels, config.detector, late_ms=args.late_ms)
+    single = best_single([r for r in rows if r["threshold"] >= args.min_threshold], args.target_fa, args.target_noise)
+    if args.single:
+        if single is None:
+            raise ValueError("no single threshold of the sweep meets both targets on the calibration streams")
+        result.thresholds = {k: float(single["threshold"]) for k in result.thresholds}
+    calibrated = replace(config.detector, thresholds=result.thresholds)
+    got = figures(streams, labels, calibrated, late_ms=args.late_ms)
+    default = figures(streams, labels, threshold_config(config.detector, config.detector.threshold), late_ms=args.late_ms)
+
+    calibrated_on = {
+        **{k: v for k, v in data_info.items() if k not in ("clips_of_training_speakers", "training_record")},
+        "speaker_ids": sorted(clips.speakers),
+        "minutes": minutes,
+        "unknown_minutes": unknown_minutes,
+        "noise_minutes": noise_minutes,
+        "keyword_words": got["keyword_words"],
+        "non_keyword_words": got["non_keyword_words"],
+        "distinct_non_keyword_clips": streams.info["unknown_clips_in_stream"],
+        "stream_seed": args.stream_seed,
+        "unknown_share": args.unknown_share,
+        "background_volume": args.background_volume,
+        "model_file": Path(args.model).name,
+    }
+    section = detection_section(result, config, calibrated_on=calibrated_on, figures_on_calibration=got)
+    written = None
+    if args.out is not None or args.in_place:
+        written = store_detection(args.model, section, out=args.out, in_place=args.in_place)
+        check = open_scorer(str(written), "auto", 1)
+        if check.metadata.get("detection", {}).get("thresholds") != section["thresholds"]:
+            raise ValueError(f"{written}: the stored thresholds did not read back the same")
+
+    plot_det(report / "det_curve.png", rows,
+             points={f"calibrated ({'single' if args.single else 'per keyword'})": got,
+                     f"default {config.detector.threshold:g}": default},
+             title=f"{Path(args.model).name}: calibration streams, {data_info['speakers']} held-out speakers "
+             f"({data_info['partition']})")
+    write_sweep_csv(report / "sweep.csv", rows)
+    summary = {
+        "model": str(args.model),
+        "written": None if written is None else str(written),
+        "thresholds": section["thresholds"],
+        "targets": {"false_accepts_per_hour": args.target_fa, "false_alarms_per_hour": args.target_noise},
+        "budgets_in_streams": result.budgets,
+        "mode": "single" if args.single else "per keyword",
+        "per_keyword": table_rows(result),
+        "calibrated": {k: rounded(v) for k, v in got.items() if not k.startswith("_")},
+        "default_threshold": {k: rounded(v) for k, v in default.items() if not k.startswith("_")},
+        "best_single_threshold": single,
+        "calibrated_on": calibrated_on,
+        "settings": section["settings"],
+        "sweep": [{k: rounded(v) for k, v in row.items()} for row in rows],
+    }
+    with (report / "calibration.json").open("x", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=2)
+        fh.write("\n")
+    if args.json_file is not None:
+        with args.json_file.open("x", encoding="utf-8") as fh:
+            json.dump(summary, fh, indent=2)
+            fh.write("\n")
+    print("\n".join(report_lines(summary, data_info, report)))
+    return 0
+
+
+def best_single(rows: list[dict], target_fa: float, target_noise: float) -> dict | None:
+    """The lowest single threshold of the sweep that meets both targets on the calibration streams."""
+    for row in rows:  # ascending thresholds: the first that meets the targets has the best recall
+        fa = row["false_accepts_per_hour"]
+        if fa is not None and fa <= target_fa + 1e-9 and row["false_alarms_per_hour"] <= target_noise + 1e-9:
+            return {k: rounded(v) for k, v in row.items()}
+    return None
+
+
+def report_lines(s: dict, data: dict, report: Path) -> list[str]:
+    c, d = s["calibrated"], s["default_threshold"]
+    lines = [
+        f"calibrated {s['model']} on {data['speakers']} held-out speakers ({data['partition']} partition of "
+        f"{data['root']}), targets {s['targets']['false_accepts_per_hour']:g} false accepts/hour on non-keyword "
+        f"speech and {s['targets']['false_alarms_per_hour']:g} false alarms/hour on noise",
+        f"  allowed in these streams: {s['budgets_in_streams']['false_accepts']} false accepts, "
+        f"{s['budgets_in_streams']['false_alarms']} false alarms "
+        f"({s['calibrated_on']['distinct_non_keyword_clips']} distinct non-keyword clips)",
+        "  keyword   threshold  correct  wrong  false accepts  false alarms  (this keyword alone)",
+    ]
+    for row in s["per_keyword"]:
+        t = "never" if row["threshold"] >= 1.0 else f"{row['threshold']:.2f}"
+        lines.append(f"  {row['keyword']:<9} {t:>9}  {row['correct']:7d}  {row['wrong']:5d}  {row['false_accepts']:13d}"
+                     f"  {row['false_alarms']:12d}")
+
+    def line(name: str, f: dict) -> str:
+        fa = "n/a" if f["false_accepts_per_hour"] is None else f"{f['false_accepts_per_hour']:.1f}"
+        delay = "n/a" if f["median_delay_ms"] is None else f"{f['median_delay_ms']:.0f} ms"
+        return (f"  {name:<24} recall {f['keyword_recall']:5.1f} %, wrong {f['keyword_wrong']:4.1f} %, {fa} false "
+                f"accepts/h, {f['false_alarms_per_hour']:.1f} false alarms/h, median delay {delay}")
+
+    lines += ["on the calibration streams (the speakers the thresholds were fitted on: optimistic):",
+              line(f"calibrated ({s['mode']})", c), line("default threshold", d)]
+    if s["best_single_threshold"] is not None:
+        lines.append(line(f"best single ({s['best_single_threshold']['threshold']:.2f})", s["best_single_threshold"]))
+    if s["written"]:
+        lines.append(f"wrote {s['written']} (thresholds in its metadata; 'speech live' and 'speech stream-test' use them)")
+    else:
+        lines.append("thresholds not stored: give --out NEW_MODEL or --in-place to keep them")
+    lines.append(f"report: {report / 'det_curve.png'}, {report / 'sweep.csv'}, {report / 'calibration.json'}")
+    return lines

@@ -1,0 +1,92 @@
+"""Training run folders: per-epoch metrics, the best checkpoint, and the learning-curve plot.
+
+A run folder is what ``speech train`` writes: ``<default_root_dir>/<run_name>/version_<N>/`` with
+``metrics.csv`` (Lightning's CSV logger) and ``checkpoints/best-epochEE-accA.AAAA.ckpt`` / ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+CURVE_FILE = "learning_curve.png"
+_BEST = re.compile(r"best-epoch(\d+)-acc([0-9.]+)\.ckpt$")
+
+
+class RunFolderError(ValueError):
+    """A folder that is not a training run (no metrics.csv), or an output that would replace a file."""
+
+
+def epoch_metrics(run_dir: str | Path) -> dict[str, dict[int, float]]:
+    """``{"val/acc": {epoch: value}, "train/loss_epoch": {epoch: value}}`` from a run folder's ``metrics.csv``."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir}: not a training run folder (no metrics.csv; expected runs/<name>/version_<N>)")
+    out: dict[str, dict[int, float]] = {"val/acc": {}, "train/loss_epoch": {}}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            for key, values in out.items():
+                if row.get(key) and row.get("epoch"):
+                    values[int(row["epoch"])] = float(row[key])
+    return out
+
+
+@dataclass
+class BestCheckpoint:
+    path: Path
+    epoch: int
+    accuracy: float  # validation accuracy in [0, 1]
+
+
+def best_checkpoint(run_dir: str | Path) -> BestCheckpoint | None:
+    """The ``best-*.ckpt`` of a run folder with its epoch and validation accuracy (from its name), or None."""
+    found = []
+    for path in sorted((Path(run_dir) / "checkpoints").glob("best-*.ckpt")):
+        match = _BEST.search(path.name)
+        if match:
+            found.append(BestCheckpoint(path, int(match.group(1)), float(match.group(2))))
+    return max(found, key=lambda b: (b.accuracy, -b.epoch), default=None)
+
+
+def plot_learning_curve(
+    runs: list[str | Path], out: str | Path, labels: list[str] | None = None, overwrite: bool = False
+) -> Path:
+    """Validation accuracy (%) and training loss per epoch of one or more runs, side by side; PNG at ``out``.
+
+    Refuses to replace an existing ``out`` unless ``overwrite``. Returns ``out``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RunFolderError(f"{out} exists; refusing to overwrite it (pass --overwrite)")
+    labels = list(labels) if labels else [str(r) for r in runs]
+    if len(labels) != len(runs):
+        raise RunFolderError(f"{len(labels)} labels for {len(runs)} runs; give one --label per run")
+    metrics = [epoch_metrics(run) for run in runs]
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for values, label in zip(metrics, labels, strict=True):
+        acc = values["val/acc"]
+        if acc:
+            best = f" (best {100 * max(acc.values()):.1f}%)"
+            acc_ax.plot(list(acc), [100 * v for v in acc.values()], marker="." if len(acc) < 20 else None,
+                        label=label + best)  # fmt: skip
+        loss = values["train/loss_epoch"]
+        if loss:
+            loss_ax.plot(list(loss), list(loss.values()), marker="." if len(loss) < 20 else None, label=label)
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation (held-out) accuracy")
+    loss_ax.set(xlabel="epoch", ylabel="training loss (label-smoothed CE)", title="training loss")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,336 @@
+"""Calibrated detection: per-keyword thresholds chosen on held-out speakers, stored in the model file.
+
+:func:`calibrate` picks, from the stored scores of calibration streams (:mod:`speech.streaming.stream_eval`,
+built from speakers the model never trained on), one threshold per keyword:
+
+1. For every keyword ``k`` and every threshold ``t`` of a grid (0.50 .. 0.99), the streams are replayed with
+   only ``k`` allowed to fire at ``t``. That gives ``k``'s correct detections and wrong ones (on other
+   keywords' words) on the keyword stream, and its false accepts on the non-keyword stream and false alarms on
+   the noise stream. Costs are made monotone: the cost at ``t`` is the largest cost at any threshold >= ``t``.
+2. Budgets: ``floor(target per hour x hours of stream)`` false accepts on non-keyword speech and false alarms
+   on noise, for all keywords together.
+3. Greedy: all keywords start at "never" (1.0); the move (one keyword to a lower threshold) with the best gain
+   (correct - ``wrong_weight`` x wrong) per unit of cost that stays within both budgets is taken, until no move
+   gains.
+4. Each threshold is then moved to the middle of the run of thresholds around it that give the same counts,
+   halfway between the nearest keyword word it would lose and the nearest false accept it would add.
+
+``_silence_`` and ``_unknown_`` keep the base threshold (their wins only start the suppression time).
+
+The result goes into the model's metadata under ``"detection"`` (:func:`store_detection`): a ``.ckpt`` (its
+``"speech"`` entry) or an ``.onnx`` file (``metadata_props["speech"]``), written atomically to a new file or,
+only when asked, in place. ``speech live`` and ``speech stream-test`` then use it by default
+(:func:`detector_from_metadata`); ``--threshold`` overrides it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from speech.streaming.detection import NEVER_REPORTED, DetectorConfig
+from speech.streaming.engine import StreamingConfig
+from speech.streaming.scoring import LabelledTime, keyword_accuracy
+from speech.streaming.stream_eval import SWEEP_THRESHOLDS, StreamSet
+
+SECTION = "detection"
+SECTION_VERSION = 1
+NEVER = 1.0  # an averaged probability never exceeds 1: the keyword is never reported
+
+
+@dataclass
+class KeywordTable:
+    """Per threshold (``grid``, descending, ``NEVER`` first) for one keyword: ``correct`` and ``wrong`` words on
+    the keyword stream, ``false_accepts`` on non-keyword speech and ``false_alarms`` on noise (monotone)."""
+
+    keyword: str
+    grid: list[float]
+    correct: list[int]
+    wrong: list[int]
+    false_accepts: list[int]
+    false_alarms: list[int]
+
+
+@dataclass
+class Calibration:
+    """Chosen ``thresholds`` (keyword -> threshold), the targets, and the ``tables`` they came from."""
+
+    thresholds: dict[str, float]
+    target_false_accepts_per_hour: float
+    target_false_alarms_per_hour: float
+    budgets: dict[str, int]
+    tables: list[KeywordTable] = field(default_factory=list)
+
+
+def keyword_table(streams: StreamSet, labels: list[str], base: DetectorConfig, keyword: str,
+                  grid: list[float]) -> KeywordTable:
+    """Replay ``streams`` with only ``keyword`` able to fire, at each threshold of ``grid`` (descending)."""
+    keywords = [label for label in labels if label not in NEVER_REPORTED]
+    correct, wrong, accepts, alarms = [], [], [], []
+    for t in grid:
+        config = replace(base, thresholds={k: (t if k == keyword else NEVER) for k in keywords})
+        found = streams.keywords.detections(labels, config)
+        stats = keyword_accuracy(streams.keywords.words, [LabelledTime(d.label, 1000.0 * d.time) for d in found])
+        correct.append(stats.correct)
+        wrong.append(stats.wrong)
+        accepts.append(len(streams.non_keywords.detections(labels, config)) if streams.non_keywords else 0)
+        alarms.append(len(streams.noise.detections(labels, config)))
+    for costs in (accepts, alarms):  # cost at t = the worst cost at any threshold >= t
+        for i in range(1, len(costs)):
+            costs[i] = max(costs[i], costs[i - 1])
+    return KeywordTable(keyword, list(grid), correct, wrong, accepts, alarms)
+
+
+def choose_thresholds(tables: list[KeywordTable], fa_budget: int, alarm_budget: int,
+                      wrong_weight: float = 1.0) -> dict[str, float]:
+    """The greedy choice of step 3 (module docstring): keyword -> threshold (``NEVER`` when none pays off)."""
+    at = {t.keyword: 0 for t in tables}  # index into each grid; 0 is NEVER
+    used_fa = sum(t.false_accepts[0] for t in tables)
+    used_alarms = sum(t.false_alarms[0] for t in tables)
+
+    def gain(t: KeywordTable, i: int) -> float:
+        return t.correct[i] - wrong_weight * t.wrong[i]
+
+    while True:
+        best = None  # (ratio, -index, keyword, index)
+        for t in tables:
+            i = at[t.keyword]
+            for j in range(i + 1, len(t.grid)):
+                extra_fa = t.false_accepts[j] - t.false_accepts[i]
+                extra_alarms = t.false_alarms[j] - t.false_alarms[i]
+                if used_fa + extra_fa > fa_budget or used_alarms + extra_alarms > alarm_budget:
+                    break  # costs only grow further down the grid
+                gained = gain(t, j) - gain(t, i)
+                if gained <= 0:
+                    continue
+                ratio = gained / (extra_fa + extra_alarms + 0.5)
+                candidate = (ratio, -j, t.keyword, j)
+                if best is None or candidate[:2] > best[:2]:
+                    best = candidate
+        if best is None:
+            break
+        _, _, keyword, j = best
+        t = next(t for t in tables if t.keyword == keyword)
+        used_fa += t.false_accepts[j] - t.false_accepts[at[keyword]]
+        used_alarms += t.false_alarms[j] - t.false_alarms[at[keyword]]
+        at[keyword] = j
+    return {t.keyword: float(t.grid[centre(t, at[t.keyword])]) for t in tables}
+
+
+def centre(table: KeywordTable, i: int) -> int:
+    """The middle of the run of grid points around ``i`` with the same counts as ``i`` (so the threshold sits
+    halfway between the nearest changes in the calibration data); ``NEVER`` stays."""
+    if i == 0:
+        return 0
+
+    def counts(j: int) -> tuple:
+        return table.correct[j], table.wrong[j], table.false_accepts[j], table.false_alarms[j]
+
+    lo = hi = i
+    while lo - 1 > 0 and counts(lo - 1) == counts(i):
+        lo -= 1
+    while hi + 1 < len(table.grid) and counts(hi + 1) == counts(i):
+        hi += 1
+    return (lo + hi) // 2
+
+
+def calibrate(
+    streams: StreamSet,
+    labels: list[str],
+    base: DetectorConfig,
+    *,
+    target_false_accepts_per_hour: float = 1.0,
+    target_false_alarms_per_hour: float = 0.5,
+    grid: tuple[float, ...] = SWEEP_THRESHOLDS,
+    min_threshold: float = 0.5,
+    wrong_weight: float = 1.0,
+) -> Calibration:
+    """Per-keyword thresholds on the calibration ``streams`` for the two targets (see the module docstring).
+
+    ``min_threshold``: no keyword gets a lower threshold (a keyword that no calibration negative ever triggers
+    would otherwise sink to the bottom of the grid on the strength of a few dozen clips)."""
+    if streams.non_keywords is None:
+        raise ValueError("calibration needs a stream of non-keyword speech (no _unknown_ clips in the split?)")
+    if target_false_accepts_per_hour < 0 or target_false_alarms_per_hour < 0:
+        raise ValueError("the targets must be >= 0 per hour")
+    descending = [NEVER] + sorted({float(g) for g in grid if min_threshold <= g < NEVER}, reverse=True)
+    if len(descending) == 1:
+        raise ValueError(f"no threshold of the grid is >= min_threshold {min_threshold}")
+    keywords = [label for label in labels if label not in NEVER_REPORTED]
+    tables = [keyword_table(streams, labels, base, k, descending) for k in keywords]
+    budgets = {
+        "false_accepts": math.floor(target_false_accepts_per_hour * streams.non_keywords.seconds / 3600.0 + 1e-9),
+        "false_alarms": math.floor(target_false_alarms_per_hour * streams.noise.seconds / 3600.0 + 1e-9),
+    }
+    chosen = choose_thresholds(tables, budgets["false_accepts"], budgets["false_alarms"], wrong_weight)
+    return Calibration(chosen, target_false_accepts_per_hour, target_false_alarms_per_hour, budgets, tables)
+
+
+def detector_settings(config: StreamingConfig) -> dict:
+    """The engine and detector settings thresholds are only valid for (stored beside them)."""
+    d = config.detector
+    return {
+        "hop_ms": config.hop_ms,
+        "average_window_ms": d.average_window_ms,
+        "suppression_ms": d.suppression_ms,
+        "minimum_count": d.minimum_count,
+        "release": d.release,
+        "gate_db": config.gate_db,
+        "flush_ms": config.flush_ms,
+    }
+
+
+def detection_section(
+    calibration: Calibration,
+    config: StreamingConfig,
+    *,
+    calibrated_on: dict,
+    figures_on_calibration: dict,
+) -> dict:
+    """The plain-data ``metadata["detection"]`` entry for a calibration."""
+    return {
+        "version": SECTION_VERSION,
+        "thresholds": {k: round(v, 4) for k, v in calibration.thresholds.items()},
+        "threshold": config.detector.threshold,  # for _silence_ / _unknown_ (never reported)
+        "target_false_accepts_per_hour": calibration.target_false_accepts_per_hour,
+        "target_false_alarms_per_hour": calibration.target_false_alarms_per_hour,
+        "settings": detector_settings(config),
+        "calibrated_on": calibrated_on,
+        "figures_on_calibration_streams": {
+            k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in figures_on_calibration.items()
+            if not k.startswith("_")
+        },
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def calibrated_thresholds(metadata: dict | None) -> dict[str, float] | None:
+    """The per-keyword thresholds stored in a model's metadata, or None when it was never calibrated."""
+    section = (metadata or {}).get(SECTION)
+    if not isinstance(section, dict) or not isinstance(section.get("thresholds"), dict):
+        return None
+    try:
+        return {str(k): float(v) for k, v in section["thresholds"].items()}
+    except (TypeError, ValueError):
+        return None
+
+
+def detector_from_metadata(
+    metadata: dict | None, base: DetectorConfig, threshold: float | None = None
+) -> tuple[DetectorConfig, str]:
+    """The detector settings to use and where its thresholds come from.
+
+    ``threshold`` (the user's ``--threshold``) wins: one threshold for every label. Else the calibrated
+    per-keyword thresholds stored in ``metadata``; else ``base.threshold``.
+    """
+    if threshold is not None:
+        release = None if base.release is None else min(base.release, threshold)
+        return replace(base, threshold=float(threshold), thresholds=None, release=release), f"--threshold {threshold:g}"
+    stored = calibrated_thresholds(metadata)
+    if stored:
+        section = metadata[SECTION]
+        target = section.get("target_false_accepts_per_hour")
+        what = "calibrated per keyword (model metadata"
+        what += f", target {target:g} false accepts/hour)" if isinstance(target, int | float) else ")"
+        return replace(base, thresholds=stored), what
+    return base, f"default {base.threshold:g} (model not calibrated)"
+
+
+def settings_mismatch(metadata: dict | None, config: StreamingConfig) -> list[str]:
+    """Settings of ``config`` that differ from those the stored thresholds were calibrated with."""
+    section = (metadata or {}).get(SECTION)
+    if not isinstance(section, dict) or not isinstance(section.get("settings"), dict):
+        return []
+    now = detector_settings(config)
+    return [f"{k} {now[k]} (calibrated with {v})" for k, v in section["settings"].items() if k in now and now[k] != v]
+
+
+def _atomic_target(target: Path):
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def store_detection(model: str | Path, section: dict, *, out: str | Path | None = None,
+                    in_place: bool = False) -> Path:
+    """Write ``model`` with ``metadata["detection"] = section`` to ``out`` (a new file of the same kind), or over
+    ``model`` itself when ``in_place``. Written to a temporary file first and renamed, so a failure leaves the
+    original untouched; ``out`` must not exist. Returns the path written."""
+    import torch
+
+    from speech.checkpoint import META_KEY, read_checkpoint
+
+    model = Path(model)
+    if (out is None) == (not in_place):
+        raise ValueError("give either an output file (--out) or in_place (--in-place), not both / neither")
+    target = model if in_place else Path(out)
+    suffix = model.suffix.lower()
+    if suffix not in (".ckpt", ".onnx"):
+        raise ValueError(f"{model}: thresholds can be stored in a .ckpt or .onnx model, not {model.suffix!r}")
+    if target.suffix.lower() != suffix:
+        raise ValueError(f"{target}: the output must be a {suffix} file like {model.name}")
+    if not in_place and target.exists():
+        raise FileExistsError(f"{target} exists; refusing to overwrite it (choose another --out, or --in-place)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    section = json.loads(json.dumps(section))  # plain data only
+    tmp = _atomic_target(target)
+    try:
+        if suffix == ".ckpt":
+            ckpt = read_checkpoint(model)
+            if not isinstance(ckpt.get(META_KEY), dict):
+                raise ValueError(f"{model}: not a speech checkpoint (no '{META_KEY}' entry)")
+            ckpt[META_KEY] = {**ckpt[META_KEY], SECTION: section}
+            torch.save(ckpt, tmp)
+        else:
+            import onnx
+
+            from speech.export import META_KEY as ONNX_KEY
+
+            proto = onnx.load(str(model))
+            entries = [p for p in proto.metadata_props if p.key == ONNX_KEY]
+            if not entries:
+                raise ValueError(f"{model}: ONNX model without the '{ONNX_KEY}' metadata; export it with 'speech export'")
+            meta = json.loads(entries[0].value)
+            meta[SECTION] = section
+            entries[0].value = json.dumps(meta)
+            onnx.save(proto, str(tmp))
+        if not in_place and target.exists():  # appeared meanwhile
+            raise FileExistsError(f"{target} exists; refusing to overwrite it")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return target
+
+
+def table_rows(calibration: Calibration) -> list[dict]:
+    """Per keyword at its chosen threshold: correct, wrong, false accepts, false alarms (for reports)."""
+    rows = []
+    for t in calibration.tables:
+        i = t.grid.index(calibration.thresholds[t.keyword])
+        rows.append({"keyword": t.keyword, "threshold": t.grid[i], "correct": t.correct[i], "wrong": t.wrong[i],
+                     "false_accepts": t.false_accepts[i], "false_alarms": t.false_alarms[i]})
+    return rows
+
+
+__all__ = [
+    "Calibration",
+    "KeywordTable",
+    "calibrate",
+    "calibrated_thresholds",
+    "choose_thresholds",
+    "detection_section",
+    "detector_from_metadata",
+    "detector_settings",
+    "settings_mismatch",
+    "store_detection",
+    "table_rows",
+]

@@ -1,0 +1,61 @@
+"""File-level checks of speech.audio: the header rule every command shares, and loud float files."""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SC_V2_TEST
+
+from speech.audio import AudioError, audio_problem, load_audio, read_audio
+
+
+@pytest.fixture(scope="module")
+def clip_bytes() -> bytes:
+    return next((SC_V2_TEST / "yes").glob("*.wav")).read_bytes()
+
+
+def test_a_truncated_wav_is_refused_with_both_lengths(tmp_path, clip_bytes):
+    path = tmp_path / "cut.wav"
+    path.write_bytes(clip_bytes[: len(clip_bytes) // 2])
+    assert sf.info(str(path)).frames > 0  # soundfile alone would read the half that is there, silently
+    problem = audio_problem(path)
+    assert problem.startswith("truncated: its header declares 16000 samples (1.000 s), the file holds 79")
+    with pytest.raises(AudioError, match=r"cut\.wav: truncated"):
+        load_audio(path)
+
+
+def test_streaming_placeholder_sizes_are_accepted_and_empty_data_is_not(tmp_path, clip_bytes):
+    reference = load_audio(next((SC_V2_TEST / "yes").glob("*.wav")))
+    for size in (0xFFFFFFFF, 0x7FFFF000):  # what a writer puts there before it knows the length
+        raw = bytearray(clip_bytes)
+        struct.pack_into("<I", raw, 40, size)
+        path = tmp_path / f"stream-{size:x}.wav"
+        path.write_bytes(raw)
+        assert audio_problem(path) is None
+        np.testing.assert_array_equal(load_audio(path), reference)
+    raw = bytearray(clip_bytes)
+    struct.pack_into("<I", raw, 40, 0)
+    (tmp_path / "zero.wav").write_bytes(raw)
+    assert "holds no samples" in audio_problem(tmp_path / "zero.wav")
+    (tmp_path / "text.wav").write_text("not audio\n" * 10)
+    with pytest.raises(AudioError, match=r"text\.wav: not a readable audio file"):
+        read_audio(tmp_path / "text.wav")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    assert audio_problem(tmp_path / "empty.wav") == "empty file (0 bytes)"
+
+
+def test_float_audio_far_beyond_full_scale_is_scaled_with_a_warning(tmp_path, caplog):
+    wave, rate = sf.read(next((SC_V2_TEST / "yes").glob("*.wav")), dtype="float32")
+    wave = wave / np.abs(wave).max()
+    sf.write(tmp_path / "loud.wav", wave * 40.0, rate, subtype="FLOAT")
+    sf.write(tmp_path / "edge.wav", wave * 1.0004, rate, subtype="FLOAT")  # rounding, not a problem
+    with caplog.at_level(logging.WARNING, logger="speech.audio"):
+        loud = load_audio(tmp_path / "loud.wav")
+        edge = load_audio(tmp_path / "edge.wav")
+    assert abs(float(np.abs(loud).max()) - 1.0) < 1e-6 and float(np.abs(edge).max()) <= 1.0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "loud.wav: float samples reach 40" in warnings[0] and "32.0 dB" in warnings[0]

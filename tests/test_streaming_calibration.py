@@ -1,0 +1,193 @@
+"""Threshold sweeps and per-keyword calibration on hand-made score streams (no model), and calibrated thresholds
+stored in and read back from .ckpt and .onnx files (export keeps them)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from speech.streaming.calibration import (
+    NEVER,
+    KeywordTable,
+    calibrate,
+    calibrated_thresholds,
+    choose_thresholds,
+    detection_section,
+    detector_from_metadata,
+    settings_mismatch,
+    store_detection,
+)
+from speech.streaming.detection import DetectorConfig
+from speech.streaming.engine import StreamingConfig
+from speech.streaming.scoring import Word
+from speech.streaming.stream_eval import ScoredStream, StreamSet, figures, sweep, threshold_config
+
+LABELS = ["_silence_", "_unknown_", "yes", "no", "up"]
+HOP = 0.1
+
+
+def scored(name: str, seconds: float, bumps: list[tuple[str, float, float]], words: list[Word]) -> ScoredStream:
+    """A stored score stream: ``_silence_`` everywhere except ``bumps`` (label, start s, peak): 6 hops of
+    ``peak`` on the label (the rest on ``_unknown_``)."""
+    times = np.round(np.arange(1.0, seconds + 1e-9, HOP), 3)
+    scores = np.zeros((times.size, len(LABELS)), np.float32)
+    scores[:, 0] = 1.0
+    for label, start, peak in bumps:
+        rows = (times >= start - 1e-9) & (times < start + 0.6 - 1e-9)
+        scores[rows] = 0.0
+        scores[rows, LABELS.index(label)] = peak
+        scores[rows, 1] += 1.0 - peak
+    return ScoredStream(name, seconds, words, times, scores)
+
+
+def hand_made_streams() -> StreamSet:
+    """Keyword words with known peak scores, non-keyword words that look like keywords, and noise.
+
+    keyword stream: yes x4 (peaks 0.955, 0.905, 0.805, 0.625), no x3 (0.855, 0.755, 0.555), up x2 (0.905,
+    0.505), one "no" heard as "up" at 0.805; the non-keyword stream (30 words, 90 s): "yes"-like bumps at 0.705
+    and 0.605 and an "up"-like one at 0.855; noise (60 s): an "up" bump at 0.605. A bump's averaged score peaks
+    at its peak (6 hops = the 500 ms averaging window).
+    """
+    plan = [("yes", 0.955), ("no", 0.855), ("up", 0.905), ("yes", 0.905), ("no", 0.755), ("yes", 0.805),
+            ("up", 0.505), ("no", 0.555), ("yes", 0.625), ("no", ("up", 0.805))]
+    words, bumps = [], []
+    for i, (label, peak) in enumerate(plan):
+        start = 2.0 + 3.0 * i
+        words.append(Word(label, 1000 * start, 1000 * start + 200, 1000 * start + 600))
+        heard, p = peak if isinstance(peak, tuple) else (label, peak)
+        bumps.append((heard, start + 0.5, p))
+    keywords = scored("keywords", 33.0, bumps, words)
+    unknown_words = [Word("_unknown_", 3000.0 * i, 3000.0 * i + 200, 3000.0 * i + 600) for i in range(30)]
+    others = scored("non_keywords", 90.0, [("yes", 6.5, 0.705), ("yes", 30.5, 0.605), ("up", 60.5, 0.855)],
+                    unknown_words)
+    noise = scored("noise", 60.0, [("up", 20.0, 0.605)], [])
+    return StreamSet(keywords, others, noise)
+
+
+def test_sweep_is_monotone_and_each_row_is_a_threshold_run():
+    streams = hand_made_streams()
+    base = DetectorConfig()
+    rows = sweep(streams, LABELS, base)
+    assert [r["threshold"] for r in rows] == sorted(r["threshold"] for r in rows) and len(rows) == 70
+    recall = [r["keyword_recall"] for r in rows]
+    accepts = [r["false_accepts_per_hour"] for r in rows]
+    alarms = [r["false_alarms_per_hour"] for r in rows]
+    for series in (recall, accepts, alarms):
+        assert all(a >= b for a, b in zip(series, series[1:], strict=False)), series  # never rises with the threshold
+    # the ends of the curve: at 0.30 everything but the misheard "no" is found, at 0.99 nothing
+    assert rows[0]["keyword_recall"] == 90.0 and rows[0]["keyword_wrong"] == 10.0
+    assert rows[0]["false_accepts_per_hour"] == 3 * 3600 / 90 and rows[0]["false_alarms_per_hour"] == 60.0
+    assert rows[-1]["keyword_recall"] == 0.0 and rows[-1]["false_accepts_per_hour"] == 0.0
+    # a row is exactly what --threshold T gives
+    for row in rows[::17]:
+        f = figures(streams, LABELS, threshold_config(base, row["threshold"]))
+        assert f["keyword_recall"] == row["keyword_recall"] and f["false_accepts_per_hour"] == row["false_accepts_per_hour"]
+    # at 0.7: the words whose peak is above 0.7 are found, and two non-keyword look-alikes
+    at_07 = next(r for r in rows if r["threshold"] == 0.7)
+    assert at_07["keyword_recall"] == 60.0 and at_07["false_accepts_per_hour"] == 80.0
+
+
+def test_calibration_picks_per_keyword_thresholds_for_the_target():
+    streams = hand_made_streams()
+    base = DetectorConfig()
+    # 90 s of non-keyword speech: a target of 1 per hour allows no false accept there, nor on the noise
+    result = calibrate(streams, LABELS, base, target_false_accepts_per_hour=1.0, target_false_alarms_per_hour=0.5)
+    assert result.budgets == {"false_accepts": 0, "false_alarms": 0}
+    t = result.thresholds
+    # yes: between its 0.705 look-alike and its 0.805 word (0.71 .. 0.80 find the same 3 words): the middle
+    assert t["yes"] == 0.76
+    # no: nothing to avoid, so the middle of 0.50 (the lowest allowed) .. 0.55, where all three are found
+    assert t["no"] == 0.53
+    # up: above its 0.855 look-alike, below its 0.905 word; its 0.505 word would cost that false accept
+    assert t["up"] == 0.88
+    f = figures(streams, LABELS, replace(base, thresholds=t))
+    assert (f["false_accepts"], f["false_alarms"], f["keyword_wrong"]) == (0, 0, 0.0)
+    assert f["keyword_recall"] == 70.0  # yes 3 of 4, no 3 of 4 (the one heard as "up" is missed), up 1 of 2
+    # a looser target allows one false accept in the 90 s: "yes" spends it on its 0.625 word; "up" cannot go
+    # below its 0.605 false alarm on noise, which has no budget
+    loose = calibrate(streams, LABELS, base, target_false_accepts_per_hour=40.0)
+    assert loose.budgets == {"false_accepts": 1, "false_alarms": 0}
+    assert loose.thresholds == {"yes": 0.62, "no": 0.53, "up": 0.88}
+    # without the 0.5 floor "no" sinks to the middle of 0.30 .. 0.55
+    assert calibrate(streams, LABELS, base, min_threshold=0.3).thresholds["no"] == 0.43
+    with pytest.raises(ValueError, match="non-keyword"):
+        calibrate(StreamSet(streams.keywords, None, streams.noise), LABELS, base)
+
+
+def test_choose_thresholds_greedy_on_hand_made_tables():
+    grid = [NEVER, 0.9, 0.8, 0.7, 0.6]
+    a = KeywordTable("a", grid, correct=[0, 2, 4, 5, 6], wrong=[0, 0, 0, 0, 2], false_accepts=[0, 0, 0, 1, 1],
+                     false_alarms=[0] * 5)
+    b = KeywordTable("b", grid, correct=[0, 1, 1, 1, 3], wrong=[0] * 5, false_accepts=[0, 0, 0, 0, 1],
+                     false_alarms=[0] * 5)
+    c = KeywordTable("c", grid, correct=[0] * 5, wrong=[0, 1, 1, 1, 1], false_accepts=[0] * 5, false_alarms=[0] * 5)
+    # no budget: a stops before its first false accept; b sits in the middle of its equal counts; c never fires
+    assert choose_thresholds([a, b, c], 0, 0) == {"a": 0.8, "b": 0.8, "c": NEVER}
+    # one false accept allowed: b's +2 for it beats a's +1 for it
+    assert choose_thresholds([a, b, c], 1, 0) == {"a": 0.8, "b": 0.6, "c": NEVER}
+    # wrong detections can outweigh correct ones
+    assert choose_thresholds([a], 5, 0, wrong_weight=1.0)["a"] == 0.7
+    assert choose_thresholds([a], 5, 0, wrong_weight=0.1)["a"] == 0.6
+
+
+@pytest.fixture(scope="module")
+def section() -> dict:
+    config = StreamingConfig()
+    result = calibrate(hand_made_streams(), LABELS, config.detector, target_false_accepts_per_hour=1.0)
+    return detection_section(result, config, calibrated_on={"root": "/data", "partition": "validation",
+                                                           "speaker_ids": ["a1", "b2"]},
+                             figures_on_calibration={"keyword_recall": 60.0, "_stats": object()})
+
+
+def test_section_and_detector_from_metadata(section):
+    assert json.loads(json.dumps(section)) == section  # plain data
+    assert section["thresholds"] == {"yes": 0.76, "no": 0.53, "up": 0.88}
+    assert section["figures_on_calibration_streams"] == {"keyword_recall": 60.0}
+    assert calibrated_thresholds({"detection": section}) == section["thresholds"]
+    assert calibrated_thresholds({}) is None and calibrated_thresholds({"detection": {"thresholds": "x"}}) is None
+    base = DetectorConfig()
+    used, source = detector_from_metadata({"detection": section}, base)
+    assert used.thresholds == section["thresholds"] and "calibrated per keyword" in source
+    assert used.threshold_for("yes") == 0.76 and used.threshold_for("_unknown_") == 0.7
+    forced, source = detector_from_metadata({"detection": section}, base, threshold=0.6)
+    assert forced.thresholds is None and forced.threshold == 0.6 and source == "--threshold 0.6"
+    plain, source = detector_from_metadata({}, base)
+    assert plain is base and source.startswith("default 0.7")
+    assert settings_mismatch({"detection": section}, StreamingConfig()) == []
+    assert settings_mismatch({"detection": section}, StreamingConfig(hop_ms=50.0)) == ["hop_ms 50.0 (calibrated with 100.0)"]
+
+
+def test_thresholds_stored_in_ckpt_and_onnx_and_kept_by_export(tiny_checkpoint, tmp_path, section):
+    from speech.checkpoint import read_checkpoint
+    from speech.export import export_onnx
+    from speech.inference import load_scorer
+
+    before = tiny_checkpoint.read_bytes()
+    out = store_detection(tiny_checkpoint, section, out=tmp_path / "calibrated.ckpt")
+    assert tiny_checkpoint.read_bytes() == before  # the user's file is untouched
+    assert load_scorer(out).metadata["detection"] == section
+    assert read_checkpoint(out)["state_dict"].keys() == read_checkpoint(tiny_checkpoint)["state_dict"].keys()
+    # export copies the section into the ONNX metadata
+    onnx_path = export_onnx(out, tmp_path / "calibrated.onnx")
+    assert load_scorer(onnx_path).metadata["detection"] == section
+    # thresholds can be written into an ONNX file too, and replaced in place (atomically, nothing left behind)
+    plain_onnx = export_onnx(tiny_checkpoint, tmp_path / "plain.onnx")
+    assert "detection" not in load_scorer(plain_onnx).metadata
+    newer = {**section, "thresholds": {"yes": 0.5, "no": 0.5, "up": 0.5}}
+    store_detection(plain_onnx, newer, in_place=True)
+    scorer = load_scorer(plain_onnx)
+    assert scorer.metadata["detection"]["thresholds"] == newer["thresholds"] and scorer.labels
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calibrated.ckpt", "calibrated.onnx", "plain.onnx"]
+    # refusals: an existing output, both or neither destination, another kind of file
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        store_detection(tiny_checkpoint, section, out=out)
+    with pytest.raises(ValueError, match="either"):
+        store_detection(tiny_checkpoint, section)
+    with pytest.raises(ValueError, match="either"):
+        store_detection(tiny_checkpoint, section, out=tmp_path / "x.ckpt", in_place=True)
+    with pytest.raises(ValueError, match=r"\.ckpt file"):
+        store_detection(tiny_checkpoint, section, out=tmp_path / "x.onnx")
+    assert not (tmp_path / "x.ckpt").exists() and not (tmp_path / "x.onnx").exists()
