@@ -501,18 +501,15 @@ def load_eval_set(
     cache_dir: str | Path | None = None,
     with_noise: bool = False,
     progress: bool = False,
-    record=None,
-    allow_trained: bool = False,
     **index_options,
 ) -> EvalSet:
     """Index ``root`` with the model's ``labels`` (see :func:`speech.data.build_index`), decode the ``split``
     (``test``/``validation``/``train``/``all``) through the waveform cache and return it.
 
     ``index_options`` go to :func:`~speech.data.build_index` (``validation_percent``, ``testing_percent``,
-    ``seed``, ...), so the split a model was trained with can be reproduced. ``record`` (the model's
-    :class:`speech.data.record.DataRecord`) makes it refuse clips whose speakers were trained on with
-    :class:`speech.data.record.SpeakerLeakError`, unless ``allow_trained`` (then they are counted in
-    ``trained_clips``).
+    ``seed``, ...), so the split a model was trained with can be reproduced. Whether the clips are unseen by a
+    model is checked by the caller with :func:`speech.data.record.check_held_out` (one data set may serve
+    several models).
     Raises :class:`speech.data.DatasetError` when the folder lacks a label (the message names the missing labels
     and the folder) and :class:`EvaluationError` when the chosen split is empty.
     """
@@ -530,16 +527,6 @@ def load_eval_set(
         raise EvaluationError(
             f"{index.root}: the {split!r} split is empty with split rule {split_rule!r} (used: {index.split_method}); "
             f"clips per split: {counts}. Pick another --split or --split-rule (e.g. 'speaker')"
-        )
-    from speech.data.record import check_held_out
-
-    trained = check_held_out(record, examples, index.root, allow=allow_trained)
-    if trained:
-        log.warning(
-            "%s: %d of %d clips are of speakers the model was trained on; the scores are inflated",
-            index.root,
-            len(trained),
-            len(examples),
         )
     elsewhere = sum(len(index.splits[name]) for name in SPLIT_NAMES.values()) - len(examples)
     if index.layout == "test_set" and split == "test" and elsewhere:
@@ -569,7 +556,6 @@ def load_eval_set(
         noise=noise,
         skipped=list(index.bad_files) + list(cached.bad_files),  # the scan's verdict, as in 'speech data summary'
         split_settings={"split_rule": split_rule, **index_options},
-        trained_clips=len(trained),
     )
 
 
