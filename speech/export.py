@@ -15,11 +15,8 @@ nothing. (The dynamo exporter is not used for the GRU either: it takes minutes a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -28,6 +25,7 @@ import torch
 from torch import nn
 
 from speech.features import FrontEnd, FrontEndConfig
+from speech.files import replaced_atomically
 from speech.recogniser import INFO_SECTIONS, Recogniser
 
 log = logging.getLogger(__name__)
@@ -186,23 +184,12 @@ def export_onnx(
         )
     recogniser = load_recogniser(model) if isinstance(model, str | Path) else model
     recogniser = recogniser.eval().cpu()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx.tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with replaced_atomically(path, overwrite=overwrite) as tmp:
         _export_graph(recogniser, tmp, opset)
         _attach_metadata(tmp, onnx_metadata(recogniser))
         if check:
             worst = check_export(recogniser, OnnxScorer(tmp))
             log.info("export check: max |onnx - torch| = %.2e on random features", worst)
-        if path.exists() and not overwrite:  # appeared while we were exporting
-            raise FileExistsError(f"{path} exists; refusing to overwrite it")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     return path
 
 

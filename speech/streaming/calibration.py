@@ -25,11 +25,8 @@ only when asked, in place. ``speech live`` and ``speech stream-test`` then use i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -252,12 +249,6 @@ def settings_mismatch(metadata: dict | None, config: StreamingConfig) -> list[st
     return [f"{k} {now[k]} (calibrated with {v})" for k, v in section["settings"].items() if k in now and now[k] != v]
 
 
-def _atomic_target(target: Path):
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def store_detection(model: str | Path, section: dict, *, out: str | Path | None = None,
                     in_place: bool = False) -> Path:
     """Write ``model`` with ``metadata["detection"] = section`` to ``out`` (a new file of the same kind), or over
@@ -266,6 +257,7 @@ def store_detection(model: str | Path, section: dict, *, out: str | Path | None 
     import torch
 
     from speech.checkpoint import META_KEY, read_checkpoint
+    from speech.files import replaced_atomically
 
     model = Path(model)
     if (out is None) == (not in_place):
@@ -278,10 +270,8 @@ def store_detection(model: str | Path, section: dict, *, out: str | Path | None 
         raise ValueError(f"{target}: the output must be a {suffix} file like {model.name}")
     if not in_place and target.exists():
         raise FileExistsError(f"{target} exists; refusing to overwrite it (choose another --out, or --in-place)")
-    target.parent.mkdir(parents=True, exist_ok=True)
     section = json.loads(json.dumps(section))  # plain data only
-    tmp = _atomic_target(target)
-    try:
+    with replaced_atomically(target, overwrite=in_place) as tmp:
         if suffix == ".ckpt":
             ckpt = read_checkpoint(model)
             if not isinstance(ckpt.get(META_KEY), dict):
@@ -301,13 +291,6 @@ def store_detection(model: str | Path, section: dict, *, out: str | Path | None 
             meta[SECTION] = section
             entries[0].value = json.dumps(meta)
             onnx.save(proto, str(tmp))
-        if not in_place and target.exists():  # appeared meanwhile
-            raise FileExistsError(f"{target} exists; refusing to overwrite it")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     return target
 
 

@@ -1,0 +1,35 @@
+"""Writing a user-visible file so that nothing is lost: a temporary file beside the target, renamed into place
+only when it is complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def replaced_atomically(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path in ``target``'s folder to write; on a clean exit rename it to ``target``.
+
+    Refuses with :class:`FileExistsError` when ``target`` exists (also when it appeared while writing) unless
+    ``overwrite``. On any error, Ctrl-C included, the temporary file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; refusing to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if target.exists() and not overwrite:  # appeared while we were writing
+            raise FileExistsError(f"{target} exists; refusing to overwrite it")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
