@@ -30,15 +30,21 @@ class AudioError(ValueError):
     """A file that cannot be decoded as audio. The message names the file and the reason."""
 
 
-def _soundfile_problem(path: str) -> str | None:
-    """What soundfile's header parse says is wrong with ``path`` (None when it opens and holds samples)."""
+def read_header(path: str | Path):
+    """soundfile's header of ``path`` (frames, samplerate, channels; no decoding), or the reason it is unusable."""
     try:
-        info = sf.info(path)
+        info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError for bad headers
         return f"not a readable audio file ({exc})"
     if info.samplerate <= 0 or info.frames <= 0:
         return "holds no samples (empty or header only)"
-    return None
+    return info
+
+
+def _soundfile_problem(path: str) -> str | None:
+    """What soundfile's header parse says is wrong with ``path`` (None when it opens and holds samples)."""
+    header = read_header(path)
+    return header if isinstance(header, str) else None
 
 
 def _wav_problem(fd: int, head: bytes, size: int) -> str | None | bool:

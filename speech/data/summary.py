@@ -11,8 +11,7 @@ import statistics
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-import soundfile as sf
-
+from speech.audio import read_header
 from speech.data.index import DatasetIndex
 from speech.data.splits import SPLITS
 
@@ -21,13 +20,10 @@ log = logging.getLogger(__name__)
 
 def header_info(path: str) -> tuple[float, int, int] | str:
     """``(seconds, sample_rate, channels)`` from the file header (no decoding), or the reason it is unreadable."""
-    try:
-        info = sf.info(path)
-    except Exception as exc:  # soundfile raises LibsndfileError/RuntimeError/TypeError for bad headers
-        return f"unreadable header ({exc})"
-    if info.samplerate <= 0 or info.frames <= 0:
-        return "holds no samples"
-    return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
+    header = read_header(path)
+    if isinstance(header, str):
+        return header
+    return header.frames / header.samplerate, int(header.samplerate), int(header.channels)
 
 
 def duration_stats(paths: list[str], workers: int = 4) -> tuple[dict, list[tuple[str, str]]]:
