@@ -44,7 +44,8 @@ def measure(
     import torch
 
     torch.set_num_threads(1)
-    from speech.data import build_index, cached_waveforms, int16_to_float
+    from speech.audio import pcm_to_float
+    from speech.data import build_index, cached_waveforms
 
     started = time.perf_counter()
     index = build_index(root, labels, split=split)
@@ -73,7 +74,7 @@ def measure(
         for s in range(0, len(order), 256):
             batch = waves[order[s : s + 256]]  # what the DataModule does: one fancy-indexed int16 batch
             if convert:
-                batch = int16_to_float(batch)
+                batch = pcm_to_float(batch)
         return len(order) / (time.perf_counter() - started)
 
     first = epoch_rate(False)  # fresh process: the mapping's pages are faulted in (file in page cache)
@@ -125,11 +126,10 @@ def main() -> int:
         print(json.dumps(measure(root, labels, split, cache_dir, int(workers) or None, float(read_seconds))))
         return 0
 
-    sys.path.insert(0, str(REPO))
+    sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the speech package, and the tests' data-tree helpers
     from rich.console import Console
     from rich.table import Table
-
-    from speech.data.synthetic import tiny_wav_tree
+    from synthetic_data import tiny_wav_tree
 
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="bench_data_", dir=args.tmp))

@@ -26,27 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speech.timing import call_times_ms
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLIP_DIR = REPO.parent / "shared" / "data" / "sc-v2-test-fit" / "yes"
 GOAL_MS = 3.0  # issue #10: one 1 s window may cost up to 3 ms with ONNX Runtime on one thread
-
-
-def interleaved(fns: dict[str, object], repeats: int, warmup: int) -> dict[str, np.ndarray]:
-    """Wall times in ms of ``repeats`` rounds; each round calls every function once, in turn.
-
-    Interleaving keeps the stages comparable on a shared machine: a burst of load from other processes hits
-    the front end, the classifier and the total alike instead of one of them.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    out = {name: np.empty(repeats) for name in fns}
-    for i in range(repeats):
-        for name, fn in fns.items():
-            started = time.perf_counter()
-            fn()
-            out[name][i] = (time.perf_counter() - started) * 1e3
-    return out
 
 
 def stats(ms: np.ndarray) -> dict:
@@ -59,10 +43,10 @@ def stats(ms: np.ndarray) -> dict:
 
 def measure(frontend, classifier, total, total_batch, batch: int, args, **extra) -> dict:
     """Batch-1 stats of the three stages (interleaved) and clips/s of ``total_batch`` on ``batch`` clips."""
-    times = interleaved(
+    times = call_times_ms(
         {"frontend": frontend, "classifier": classifier, "total": total}, args.repeats, args.warmup
     )
-    batch_ms = interleaved({"batch": total_batch}, args.batch_repeats, 2)["batch"]
+    batch_ms = call_times_ms({"batch": total_batch}, args.batch_repeats, 2)["batch"]
     return {
         **{name: stats(ms) for name, ms in times.items()},
         "clips_per_s": batch / (float(np.median(batch_ms)) / 1e3),

@@ -35,8 +35,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SC_V2_TEST = REPO.parent / "shared" / "data" / "sc-v2-test-fit"
-KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-LABELS_12 = ["_silence_", "_unknown_", *KEYWORDS]
+
+from speech.data.labels import COMMAND_WORDS_10, LABELS_12  # noqa: E402
 
 
 def default_checkpoint(folder: Path) -> Path:
@@ -47,7 +47,7 @@ def default_checkpoint(folder: Path) -> Path:
 
     torch.manual_seed(0)
     model = Recogniser(LABELS_12)
-    clips = [p for w in KEYWORDS for p in sorted((SC_V2_TEST / w).glob("*.wav"))[:10]]
+    clips = [p for w in COMMAND_WORDS_10 for p in sorted((SC_V2_TEST / w).glob("*.wav"))[:10]]
     model.frontend.fit_normaliser(torch.from_numpy(np.stack([load_audio(p) for p in clips])))
     return save_checkpoint(model.eval(), folder / "default-random.ckpt")
 
@@ -57,7 +57,7 @@ def speech_stream(seconds: float, seed: int = 0) -> np.ndarray:
     from speech.audio import load_audio
     from speech.streaming.long_recording import generate_long_recording
 
-    clips = {w: sorted((SC_V2_TEST / w).glob("*.wav"))[:40] for w in KEYWORDS}
+    clips = {w: sorted((SC_V2_TEST / w).glob("*.wav"))[:40] for w in COMMAND_WORDS_10}
     clips["_unknown_"] = sorted((SC_V2_TEST / "_unknown_").glob("*.wav"))[:40]
     noise = np.concatenate([load_audio(p, samples=None) for p in sorted((SC_V2_TEST / "_silence_").glob("*.wav"))[:60]])
     return generate_long_recording(clips, noise, seconds, np.random.default_rng(seed)).wave
@@ -105,7 +105,7 @@ def delays(scorer, seconds: float, block_ms: float, hop_cost_ms: float) -> dict:
     from speech.streaming.long_recording import generate_long_recording
     from speech.streaming.scoring import streaming_accuracy, window_start_ms
 
-    clips = {w: sorted((SC_V2_TEST / w).glob("*.wav")) for w in KEYWORDS}
+    clips = {w: sorted((SC_V2_TEST / w).glob("*.wav")) for w in COMMAND_WORDS_10}
     clips["_unknown_"] = sorted((SC_V2_TEST / "_unknown_").glob("*.wav"))
     noise = np.concatenate([load_audio(p, samples=None) for p in sorted((SC_V2_TEST / "_silence_").glob("*.wav"))])
     rec = generate_long_recording(clips, noise, seconds, np.random.default_rng(1))

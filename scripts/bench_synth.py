@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from speech import synth
-
-WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+from speech.data.labels import COMMAND_WORDS_10
 
 
 def _espeak_rates(rounds: int) -> tuple[float, float]:
@@ -28,13 +27,13 @@ def _espeak_rates(rounds: int) -> tuple[float, float]:
     settings = [(voices[int(rng.integers(len(voices)))], int(rng.integers(120, 231))) for _ in range(rounds)]
     start = time.perf_counter()
     for voice, speed in settings:
-        for word in WORDS:
+        for word in COMMAND_WORDS_10:
             synth.speak(word, voice, speed)
-    single = rounds * len(WORDS) / (time.perf_counter() - start)
+    single = rounds * len(COMMAND_WORDS_10) / (time.perf_counter() - start)
     start = time.perf_counter()
     for voice, speed in settings:
-        synth.speak_many(WORDS, voice, speed)
-    batched = rounds * len(WORDS) / (time.perf_counter() - start)
+        synth.speak_many(COMMAND_WORDS_10, voice, speed)
+    batched = rounds * len(COMMAND_WORDS_10) / (time.perf_counter() - start)
     return single, batched
 
 
@@ -48,12 +47,12 @@ def main() -> None:
     print(f"{synth.espeak_version()}; {os.cpu_count()} CPUs; {len(synth.voice_pool())} voices")
     single, batched = _espeak_rates(args.rounds)
     print(f"espeak-ng + cut + resample, 1 thread: one call per word {single:.0f} words/s, "
-          f"one call per round of {len(WORDS)} {batched:.0f} words/s ({batched / single:.1f}x)")
+          f"one call per round of {len(COMMAND_WORDS_10)} {batched:.0f} words/s ({batched / single:.1f}x)")
     for jobs in args.jobs:
         with tempfile.TemporaryDirectory() as tmp:
             load = os.getloadavg()[0]
             summary = synth.synthesize_dataset(
-                os.path.join(tmp, "set"), WORDS, per_word=args.per_word, jobs=jobs, progress=False
+                os.path.join(tmp, "set"), COMMAND_WORDS_10, per_word=args.per_word, jobs=jobs, progress=False
             )
             print(f"synthesize_dataset --per-word {args.per_word} --jobs {jobs}: {summary.clips} clips in "
                   f"{summary.seconds:.2f} s = {summary.clips_per_second:.0f} clips/s (load average before: {load:.1f})")

@@ -5,7 +5,6 @@ All waveforms inside the project are float32, mono, 16 kHz, in [-1, 1], shaped `
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import struct
@@ -14,12 +13,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
+
+from speech.resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 CLIP_SAMPLES = SAMPLE_RATE  # one second
+INT16_SCALE = 32768.0  # int16 PCM -> float: x / 32768 (soundfile's convention), float -> int16: round(x * 32768)
+INT32_SCALE = 2147483648.0
 FULL_SCALE_TOLERANCE = 1.001  # float peaks up to this are rounding, not clipping; beyond it a warning
 # WAV data-chunk sizes that streaming writers put in the header before they know the length
 _PLACEHOLDER_SIZE = 0x7FFF0000
@@ -139,6 +141,29 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
+def pcm_to_float(samples: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """PCM samples of any shape -> float32 in [-1, 1): int16 / 32768, int32 / 2**31; float stays (as float32).
+
+    NumPy in, NumPy out (a copy only when the type changes); a torch tensor stays a tensor on its device.
+    """
+    if isinstance(samples, torch.Tensor):
+        scale = {torch.int16: INT16_SCALE, torch.int32: INT32_SCALE}.get(samples.dtype)
+        return samples.float() if scale is None else samples.float() / scale
+    samples = np.asarray(samples)
+    if samples.dtype == np.int16:
+        return np.multiply(samples, np.float32(1.0 / INT16_SCALE), dtype=np.float32)  # one pass, no temp
+    if samples.dtype == np.int32:
+        return np.multiply(samples, np.float32(1.0 / INT32_SCALE), dtype=np.float32)
+    if samples.dtype.kind != "f":
+        raise TypeError(f"PCM samples must be int16, int32 or float, got {samples.dtype}")
+    return samples.astype(np.float32, copy=False)
+
+
+def float_to_int16(wave: np.ndarray) -> np.ndarray:
+    """float32 in [-1, 1] -> int16 (``round(x * 32768)`` clipped to [-32768, 32767])."""
+    return np.clip(np.rint(wave * INT16_SCALE), -32768, 32767).astype(np.int16)
+
+
 def to_mono(data: np.ndarray) -> np.ndarray:
     """Average the channels of a ``(samples, channels)`` array into ``(samples,)`` float32."""
     if data.ndim == 1:
@@ -146,18 +171,16 @@ def to_mono(data: np.ndarray) -> np.ndarray:
     return data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0].copy()
 
 
-@functools.lru_cache(maxsize=16)
-def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
-    return torchaudio.transforms.Resample(orig, new)
-
-
 def resample(wave: np.ndarray, orig_rate: int, new_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Resample a mono ``(samples,)`` float32 waveform with torchaudio's windowed-sinc resampler."""
+    """Resample a mono ``(samples,)`` waveform to ``new_rate`` (Hz); float32 ``(ceil(samples * new / orig),)``.
+
+    The same polyphase filter as the live path (:class:`speech.resample.StreamResampler`), so a file given to
+    ``evaluate`` and the same file streamed through ``live --wav`` reach the model as the same audio.
+    """
     if orig_rate == new_rate:
         return wave.astype(np.float32, copy=False)
-    with torch.no_grad():
-        out = _resampler(int(orig_rate), int(new_rate))(torch.from_numpy(np.ascontiguousarray(wave)))
-    return out.numpy().astype(np.float32, copy=False)
+    resampler = StreamResampler(int(orig_rate), int(new_rate))
+    return np.concatenate([resampler.process(wave), resampler.finish()])
 
 
 def fix_length(wave: np.ndarray, samples: int = CLIP_SAMPLES, crop: str = "center") -> np.ndarray:

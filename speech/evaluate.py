@@ -12,7 +12,6 @@ confusion matrices are ``(classes, classes)`` int64 with rows = true class, colu
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speech.activity import active_speech_power
+from speech.audio import pcm_to_float
+from speech.data.labels import SILENCE_LABEL
+from speech.timing import call_times_ms
+
 log = logging.getLogger(__name__)
 
-INT16_SCALE = 32768.0
-SPLIT_NAMES = {"test": "testing", "validation": "validation", "train": "training"}
-SPLIT_CHOICES = ("test", "validation", "train", "all")
-SILENCE_LABEL = "_silence_"
 DEFAULT_NOISE_SEED = 0
-ACTIVE_FRAME_SAMPLES = 160  # 10 ms at 16 kHz: the frame used to find the speech in a clip
-ACTIVE_RANGE_DB = 30.0  # frames within this many dB of the loudest frame count as speech
 
 
 class EvaluationError(ValueError):
@@ -181,38 +179,6 @@ def metrics_from_confusion(confusion: np.ndarray, labels: list[str], top_pairs: 
 # ------------------------------------------------------------------------------------------ noise mixing
 
 
-def to_float(waves: np.ndarray) -> np.ndarray:
-    """int16 rows -> float32 / 32768 (soundfile's convention); float input -> float32 (a copy only if needed)."""
-    waves = np.asarray(waves)
-    if waves.dtype == np.int16:
-        return waves.astype(np.float32) * np.float32(1.0 / INT16_SCALE)
-    return waves.astype(np.float32, copy=False)
-
-
-def active_speech_power(
-    waves: np.ndarray, frame: int = ACTIVE_FRAME_SAMPLES, range_db: float = ACTIVE_RANGE_DB
-) -> np.ndarray:
-    """Mean power (mean squared sample) of the speech in each clip: ``(N, samples)`` -> ``(N,)`` float64.
-
-    The clip is cut into ``frame``-sample frames; the frames within ``range_db`` dB of the clip's loudest frame
-    are the speech, and their mean power is returned (a simple active-speech level, so the SNR of a short word
-    in a 1 s clip is not diluted by the pauses around it). An all-zero clip gives 0.
-    """
-    x = to_float(waves).astype(np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"expected waves shaped (clips, samples), got {x.shape}")
-    usable = (x.shape[1] // frame) * frame
-    if usable == 0:
-        raise ValueError(f"clips of {x.shape[1]} samples are shorter than one {frame}-sample frame")
-    power = (x[:, :usable].reshape(x.shape[0], -1, frame) ** 2).mean(axis=2)  # (N, frames)
-    loudest = power.max(axis=1, keepdims=True)
-    active = power >= loudest * 10.0 ** (-range_db / 10.0)
-    active &= loudest > 0
-    sums = (power * active).sum(axis=1)
-    counts = active.sum(axis=1)
-    return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-
-
 def noise_offsets(
     num_clips: int, noise_samples: int, clip_samples: int, seed: int = DEFAULT_NOISE_SEED
 ) -> np.ndarray:
@@ -237,7 +203,7 @@ def mix_at_snr(
     :func:`active_speech_power`). A clip whose ``signal_power`` is 0, or whose noise segment is all zeros, is
     returned unchanged. The result is clipped to [-1, 1] like a real recording; float32 ``(N, samples)``.
     """
-    clean = to_float(clean)
+    clean = pcm_to_float(clean)
     n, samples = clean.shape
     offsets = np.asarray(offsets, dtype=np.int64)
     signal_power = np.asarray(signal_power, dtype=np.float64)
@@ -356,7 +322,7 @@ def predict(scorer, waves: np.ndarray, batch_size: int = 256, noise: NoiseMix | 
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     out = []
     for start in range(0, waves.shape[0], batch_size):
-        batch = to_float(waves[start : start + batch_size])
+        batch = pcm_to_float(waves[start : start + batch_size])
         if noise is not None:
             batch = noise.apply(batch, start)
         out.append(np.asarray(scorer.scores(batch), dtype=np.float32))
@@ -366,17 +332,13 @@ def predict(scorer, waves: np.ndarray, batch_size: int = 256, noise: NoiseMix | 
 
 
 def measure_latency(scorer, waves: np.ndarray, clips: int = 20, warmup: int = 3) -> tuple[float, float, int]:
-    """Batch-1 latency of ``scorer.scores`` on the first ``clips`` clips: ``(median_ms, p90_ms, clips)``."""
-    take = [to_float(waves[i : i + 1]) for i in range(min(clips, len(waves)))]
+    """Batch-1 latency of ``scorer.scores`` over ``clips`` calls, cycling through the first ``clips`` clips:
+    ``(median_ms, p90_ms, calls)``."""
+    take = [pcm_to_float(waves[i : i + 1]) for i in range(min(clips, len(waves)))]
     if not take:
         return float("nan"), float("nan"), 0
-    for clip in take[:warmup]:
-        scorer.scores(clip)
-    times = []
-    for clip in take:
-        started = time.perf_counter()
-        scorer.scores(clip)
-        times.append((time.perf_counter() - started) * 1e3)
+    turn = iter(range(clips + warmup))
+    times = call_times_ms({"scores": lambda: scorer.scores(take[next(turn) % len(take)])}, clips, warmup)["scores"]
     return float(np.median(times)), float(np.percentile(times, 90)), len(times)
 
 
@@ -441,11 +403,6 @@ def evaluate_with_noise(
 
 
 # ------------------------------------------------------------------------------------------ data folders
-
-
-def default_cache_dir() -> Path:
-    """``$SPEECH_CACHE`` or ``~/.cache/speech`` (the same rule as training's data module)."""
-    return Path(os.environ.get("SPEECH_CACHE", Path.home() / ".cache" / "speech"))
 
 
 @dataclass
@@ -514,21 +471,21 @@ def load_eval_set(
     and the folder) and :class:`EvaluationError` when the chosen split is empty.
     """
     from speech.data import build_index, cached_waveforms, load_noise
+    from speech.data.cache import default_cache_dir
+    from speech.data.splits import SPLITS, partition_splits
 
-    if split not in SPLIT_CHOICES:
-        raise ValueError(f"split must be one of {SPLIT_CHOICES}, got {split!r}")
     index = build_index(root, labels=list(labels), split=split_rule, **index_options)
     if list(index.labels) != list(labels):  # build_index keeps an explicit list as given; guard anyway
         raise EvaluationError(f"{index.root}: indexed labels {index.labels} differ from the model's {labels}")
-    names = list(SPLIT_NAMES.values()) if split == "all" else [SPLIT_NAMES[split]]
+    names = list(partition_splits(split))
     examples = [example for name in names for example in index.splits[name]]
     if not examples:
-        counts = {name: len(index.splits[name]) for name in SPLIT_NAMES.values()}
+        counts = {name: len(index.splits[name]) for name in SPLITS}
         raise EvaluationError(
             f"{index.root}: the {split!r} split is empty with split rule {split_rule!r} (used: {index.split_method}); "
             f"clips per split: {counts}. Pick another --split or --split-rule (e.g. 'speaker')"
         )
-    elsewhere = sum(len(index.splits[name]) for name in SPLIT_NAMES.values()) - len(examples)
+    elsewhere = sum(len(index.splits[name]) for name in SPLITS) - len(examples)
     if index.layout == "test_set" and split == "test" and elsewhere:
         log.info(
             "%s: test-set layout, but %d clip(s) fall outside the %r split under rule %r (clips without a speaker, "

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -101,10 +100,10 @@ def _export_graph(recogniser: Recogniser, path: Path, opset: int) -> None:
     module = _ClassifierWithProbs(recogniser.classifier).eval()
     frames = recogniser.frontend.config.num_frames(recogniser.sample_rate)
     example = torch.zeros(2, frames, recogniser.frontend.config.n_mfcc)
-    with warnings.catch_warnings(), torch.no_grad():
-        # the TorchScript exporter is deprecated in favour of dynamo, and warns about GRU + batch size: we
-        # give no initial state, so the exported GRU starts from zeros of whatever batch comes in (tested).
-        warnings.simplefilter("ignore")
+    # torch warns that the TorchScript exporter is deprecated, and that a GRU exported with a batch size other
+    # than 1 may fail at another batch size: we give no initial state, so the exported GRU starts from zeros of
+    # whatever batch comes in (tested at several batch sizes). The CLI silences both; a library caller sees them.
+    with torch.no_grad():
         torch.onnx.export(
             module,
             (example,),

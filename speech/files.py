@@ -33,3 +33,10 @@ def replaced_atomically(target: str | Path, *, overwrite: bool = False) -> Itera
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def write_text_atomically(target: str | Path, text: str, *, overwrite: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``target`` through :func:`replaced_atomically`; returns ``target``."""
+    with replaced_atomically(target, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import speech
 from speech.cli import main as speech_main
+from speech.data.labels import COMMAND_WORDS_10
 
 log = logging.getLogger(__name__)
 
-KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 CONFIGS = Path(speech.__file__).resolve().parents[1] / "configs"
 SHARED_REAL = Path(speech.__file__).resolve().parents[2] / "shared" / "data" / "sc-v2-test-fit"
 
@@ -95,7 +95,7 @@ def quickstart(
     if manifest.get("complete", bool(manifest.get("counts"))):
         log.info("reusing the synthetic data set in %s", synth)
     else:  # new, or cut short earlier: --overwrite replaces only what that run wrote
-        run(["synth", "--words", ",".join(KEYWORDS), "--per-word", str(per_word), "--seed", str(seed),
+        run(["synth", "--words", ",".join(COMMAND_WORDS_10), "--per-word", str(per_word), "--seed", str(seed),
              "--out", str(synth), "--no-progress", *(["--overwrite"] if manifest else [])])
     runs = out / "runs"
     run(["train", "--config", str(CONFIGS / "quickstart.yaml"), "--data.root", str(synth),

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from speech.evaluate import Metrics, Result
+from speech.plots import new_figure
 
 REPORT_FORMAT = "speech-eval-report"
 REPORT_VERSION = 1
@@ -221,24 +222,15 @@ def write_snr_csv(path: Path, evals: list[ModelEvaluation]) -> None:
 # ------------------------------------------------------------------------------------------------ plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_confusion(path: Path, metrics: Metrics, title: str) -> None:
     """Row-normalised colours (recall per cell) with the counts written in the cells; PNG."""
-    plt = _pyplot()
     c = metrics.confusion
     n = len(metrics.labels)
     rows = c.sum(axis=1, keepdims=True)
     share = np.divide(c, rows, out=np.zeros(c.shape, dtype=np.float64), where=rows > 0)
     size = max(5.0, 0.42 * n + 2.0)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size), dpi=100)
+    fig = new_figure(size + 1.0, size)
+    ax = fig.subplots()
     image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(n), metrics.labels, rotation=60, ha="right", fontsize=8 if n > 15 else 9)
     ax.set_yticks(range(n), metrics.labels, fontsize=8 if n > 15 else 9)
@@ -263,13 +255,12 @@ def plot_confusion(path: Path, metrics: Metrics, title: str) -> None:
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def plot_snr(path: Path, evals: list[ModelEvaluation]) -> None:
     """Accuracy (%) against SNR (dB), one line per model, its clean accuracy as a dashed line."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    fig = new_figure(6.4, 4.2)
+    ax = fig.subplots()
     for k, ev in enumerate(evals):
         points = sorted((r.snr_db, 100 * r.accuracy) for r in ev.result.noisy)
         color = f"C{k % 10}"
@@ -287,7 +278,6 @@ def plot_snr(path: Path, evals: list[ModelEvaluation]) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 # ------------------------------------------------------------------------------------------------ markdown

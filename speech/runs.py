@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from speech.plots import new_figure
+
 CURVE_FILE = "learning_curve.png"
 _BEST = re.compile(r"best-epoch(\d+)-acc([0-9.]+)\.ckpt$")
 
@@ -57,11 +59,6 @@ def plot_learning_curve(
 
     Refuses to replace an existing ``out`` unless ``overwrite``. Returns ``out``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
     out = Path(out)
     if out.exists() and not overwrite:
         raise RunFolderError(f"{out} exists; refusing to overwrite it (pass --overwrite)")
@@ -69,7 +66,8 @@ def plot_learning_curve(
     if len(labels) != len(runs):
         raise RunFolderError(f"{len(labels)} labels for {len(runs)} runs; give one --label per run")
     metrics = [epoch_metrics(run) for run in runs]
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = new_figure(10, 3.8)
+    acc_ax, loss_ax = fig.subplots(1, 2)
     for values, label in zip(metrics, labels, strict=True):
         acc = values["val/acc"]
         if acc:
@@ -88,5 +86,4 @@ def plot_learning_curve(
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out

@@ -20,7 +20,7 @@ Speed: espeak-ng is started once per *speaking round* (one voice, speed, pitch a
 keyword once plus some negatives, separated by 1 s SSML breaks; the words are cut apart at the silent gaps.
 On the 2-core development machine that is 5x faster than one espeak-ng process per word
 (``scripts/bench_synth.py``: ~2.3 ms vs ~13 ms of espeak-ng per word on an idle core).
-Rounds run in a thread pool (the work happens in the espeak-ng processes and in numpy / torch, which release
+Rounds run in a thread pool (the work happens in the espeak-ng processes and in numpy, which releases
 the GIL). Every round and every silence clip has its own seed, so the files are byte-identical for a seed
 whatever the number of jobs.
 """
@@ -48,9 +48,10 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 import soundfile as sf
-import torch
 
-from speech.audio import CLIP_SAMPLES, SAMPLE_RATE, resample
+from speech.audio import CLIP_SAMPLES, SAMPLE_RATE, pcm_to_float, resample
+from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
+from speech.data.noise import NOISE_COLOURS, coloured_noise
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ INSTALL_HINT = (
     "install it with `sudo apt-get install espeak-ng` (Debian/Ubuntu; `brew install espeak-ng` on macOS) "
     "or run the project's scripts/setup.sh"
 )
-SILENCE_LABEL = "_silence_"
-UNKNOWN_LABEL = "_unknown_"
 MANIFEST = "synth.json"
 MANIFEST_FORMAT = 2  # 2: "files" (path -> SHA-256, None while being written) and "created_folders"
 
@@ -88,7 +87,6 @@ WORD_NOISE_DBFS_RANGE = (-75.0, -50.0)  # its RMS level
 SILENCE_DBFS_RANGE = (-65.0, -30.0)  # RMS level of _silence_ noise clips
 NEAR_SILENCE_PROBABILITY = 0.15  # share of _silence_ clips that are almost digital silence
 NEAR_SILENCE_DBFS_RANGE = (-95.0, -75.0)
-NOISE_COLOURS = ("white", "pink", "brown")
 
 # Cutting a batch apart (in espeak's 22.05 kHz int16 units / samples).
 BREAK_MS = 1000  # SSML pause between the words of one espeak-ng call
@@ -220,7 +218,7 @@ def _cut_words(wave22: np.ndarray, segments: list[tuple[int, int]]) -> list[np.n
     edge = int(EDGE_MS * ESPEAK_RATE / 1000)
     out = []
     for start, end in segments:
-        piece = wave22[max(0, start - edge) : min(wave22.shape[0], end + edge)].astype(np.float32) / 32768.0
+        piece = pcm_to_float(wave22[max(0, start - edge) : min(wave22.shape[0], end + edge)])
         out.append(np.ascontiguousarray(resample(piece, ESPEAK_RATE, SAMPLE_RATE), dtype=np.float32))
     return out
 
@@ -278,25 +276,6 @@ def speak(word: str, voice: str = "en-us", speed: int = 175, pitch: int = 50, am
 def db_to_gain(db: float) -> float:
     """Amplitude factor of ``db`` decibels."""
     return float(10.0 ** (db / 20.0))
-
-
-def coloured_noise(rng: np.random.Generator, samples: int, colour: str) -> np.ndarray:
-    """Zero-mean noise with unit RMS, float32 ``(samples,)``: ``white`` (flat), ``pink`` (1/f power) or
-    ``brown`` (1/f^2 power), shaped in the frequency domain."""
-    white = rng.standard_normal(samples)
-    if colour == "white":
-        noise = white
-    elif colour in ("pink", "brown"):
-        spectrum = np.fft.rfft(white)
-        freqs = np.fft.rfftfreq(samples)
-        freqs[0] = freqs[1] if samples > 1 else 1.0
-        spectrum /= freqs ** (0.5 if colour == "pink" else 1.0)
-        noise = np.fft.irfft(spectrum, samples)
-    else:
-        raise ValueError(f"noise colour must be one of {NOISE_COLOURS}, got {colour!r}")
-    noise = noise - noise.mean()
-    rms = float(np.sqrt(np.mean(noise**2)))
-    return (noise / rms if rms > 0 else noise).astype(np.float32)
 
 
 def word_clip(word: np.ndarray, rng: np.random.Generator, samples: int = CLIP_SAMPLES) -> np.ndarray:
@@ -629,7 +608,7 @@ def synthesize_dataset(
     the folder out); ``seed``: same seed -> byte-identical files, whatever ``jobs`` (threads, default the CPU
     count); ``overwrite``: allow a non-empty ``out_dir``, replacing only what an earlier run wrote there (see
     :func:`_prepare_output`; your own files stay, and a clash with one is an error); ``language``: espeak-ng
-    voices to draw from (``--voices=<language>``). torch runs single-threaded while it works (restored after).
+    voices to draw from (``--voices=<language>``).
     Raises :class:`EspeakNotFoundError` when espeak-ng is missing,
     :class:`FileExistsError` for a non-empty folder (or a clash with a file synth did not write),
     :class:`ValueError` for bad arguments.
@@ -691,12 +670,7 @@ def synthesize_dataset(
 
     jobs = jobs or os.cpu_count() or 1
     bar = _progress_bar() if progress else None
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # parallel over clips, not inside each tiny resample (oversubscription is 40x slower)
-    try:
-        written = _run_tasks(out_dir, tasks, jobs, bar)
-    finally:
-        torch.set_num_threads(torch_threads)
+    written = _run_tasks(out_dir, tasks, jobs, bar)
     counts = Counter(clip.label for clip, _ in written)
     ordered = {label: counts.get(label, 0) for label in labels}
     files.update({clip.path: digest for clip, digest in written})

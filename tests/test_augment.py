@@ -6,9 +6,10 @@ import numpy as np
 import torch
 from conftest import SC_V2_TEST
 
+from speech.activity import speech_bounds
 from speech.audio import load_audio
 from speech.data.augment import AugmentConfig, WaveAugment
-from speech.data.windows import partial_words, place_anywhere, speech_bounds
+from speech.data.windows import partial_words, place_anywhere
 
 RATE = 16_000
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FSDD, SC_V2_TEST
+from synthetic_data import full_layout_tree, link_or_copy, write_bad_files
 
-from speech.audio import load_audio
+from speech.audio import load_audio, pcm_to_float
 from speech.data import (
     CacheError,
     Example,
@@ -19,11 +20,9 @@ from speech.data import (
     cache_key,
     cached_waveforms,
     generated_noise,
-    int16_to_float,
     load_noise,
 )
 from speech.data.cache import cache_paths
-from speech.data.synthetic import full_layout_tree, link_or_copy, write_bad_files
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def test_cache_matches_load_audio_and_is_reused(tmp_path, small_split):
     assert cached.examples == small_split and cached.bad_files == []
     for row, example in zip(cached.waves[:20], small_split[:20], strict=True):
         np.testing.assert_array_equal(
-            int16_to_float(row), load_audio(example.path)
+            pcm_to_float(row), load_audio(example.path)
         )  # bit-exact for 16-bit clips
     npy, sidecar = cache_paths(tmp_path / "cache", cache_key(small_split, 16000, 16000, "center"))
     assert cached.path == npy and json.loads(sidecar.read_text())["clips"] == 120
@@ -93,7 +92,7 @@ def test_bad_and_awkward_files_are_decoded_or_skipped(tmp_path, caplog):
     assert len(late.examples) == 2 and "s10_nohash_0.wav" in late.bad_files[0][1]
     reference = load_audio(good)
     for row, example in zip(cached.waves, cached.examples, strict=True):
-        wave = int16_to_float(row)
+        wave = pcm_to_float(row)
         name = os.path.basename(example.path)
         assert np.abs(wave).max() <= 1.0
         if name in ("s1_nohash_0.wav", "s5_nohash_0.wav", "s6_nohash_0.flac"):  # 8/24-bit, FLAC: same audio
@@ -116,7 +115,7 @@ def test_variable_length_8khz_clips_are_resampled(tmp_path):
     cached = cached_waveforms(examples, tmp_path, progress=False)
     assert cached.waves.shape == (40, 16000)
     for row, example in zip(cached.waves[:5], examples[:5], strict=True):
-        np.testing.assert_allclose(int16_to_float(row), load_audio(example.path), atol=1.5 / 32768)
+        np.testing.assert_allclose(pcm_to_float(row), load_audio(example.path), atol=1.5 / 32768)
 
 
 def test_never_clobbers_foreign_files(tmp_path, small_split):
@@ -157,7 +156,7 @@ def test_cached_epoch_read_speed(tmp_path, small_split):
     read = 0
     for _ in range(50):
         for s in range(0, len(order), 64):
-            read += int16_to_float(cached.waves[np.sort(order[s : s + 64])]).shape[0]
+            read += pcm_to_float(cached.waves[np.sort(order[s : s + 64])]).shape[0]
     rate = read / (time.perf_counter() - started)
     assert rate > 20_000, f"cached read {rate:,.0f} clips/s"
 

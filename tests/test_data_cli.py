@@ -6,9 +6,9 @@ import json
 
 import pytest
 from conftest import FSDD, SC_V1_SAMPLE, SC_V2_TEST
+from synthetic_data import link_or_copy, write_bad_files
 
 from speech.cli import main as speech_main
-from speech.data.synthetic import link_or_copy, write_bad_files
 
 
 def run_json(capsys, *args) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FSDD, LABELS_12, SC_V1_SAMPLE, SC_V2_TEST
+from synthetic_data import full_layout_tree, link_or_copy, tiny_wav_tree, write_bad_files
 
 from speech.data import (
     SPLITS,
@@ -20,7 +21,6 @@ from speech.data import (
     speaker_split,
     which_set,
 )
-from speech.data.synthetic import full_layout_tree, link_or_copy, tiny_wav_tree, write_bad_files
 
 
 def assert_speaker_disjoint(index: DatasetIndex) -> None:

@@ -492,7 +492,7 @@ def test_ctrl_c_while_evaluating_exits_130_without_a_traceback(tiny_checkpoint, 
 
 def test_cli_skipped_files_agree_with_the_data_summary(tiny_checkpoint, tmp_path, capsys):
     """One verdict on bad files (the scan's): evaluate skips and counts exactly what 'data summary' counts."""
-    from speech.data.synthetic import write_bad_files
+    from synthetic_data import write_bad_files
 
     root = tmp_path / "data"
     for label in LABELS_12:

@@ -13,11 +13,11 @@ from speech.audio import load_audio, read_audio, resample, to_mono
 from speech.inference import TorchScorer, load_scorer
 from speech.model import ClassifierConfig
 from speech.recogniser import Recogniser
+from speech.resample import StreamResampler
 from speech.streaming import (
     IncrementalFeatures,
     StreamingConfig,
     StreamingRecogniser,
-    StreamResampler,
     stream_array,
 )
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from conftest import SC_V2_TEST
 
+from speech.activity import clip_speech_bounds
 from speech.audio import load_audio
 from speech.data import build_index, load_noise
 from speech.streaming.long_recording import (
     generate_long_recording,
     mix_in,
     noise_recording,
-    speech_bounds,
 )
 
 KEYWORDS = ["yes", "no", "up", "down"]
@@ -77,7 +77,7 @@ def test_mix_in_envelope_and_speech_bounds(sc_v2_clips):
     assert track[100] == 0.0 and track[350] == pytest.approx(0.25) and track[1000] == 0.5
     assert track[100 + 1750] == pytest.approx(0.25) and track[2100:].sum() == 0.0
     clip = load_audio(sc_v2_clips["yes"][0])
-    first, last = speech_bounds(clip)
+    first, last = clip_speech_bounds(clip)
     assert 0 <= first < last <= 16000
     loud = np.abs(clip[first:last]).max()
     assert loud == np.abs(clip).max()  # the loudest part lies inside the bounds

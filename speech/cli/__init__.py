@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -29,6 +30,21 @@ COMMANDS = {
     "plot": ("speech.cli.plot", "plot the learning curve of training runs (validation accuracy, loss)"),
 }
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+# warnings of the libraries underneath that say nothing a user can act on (see speech.export._export_graph)
+KNOWN_WARNINGS = (
+    (DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export"),
+    (DeprecationWarning, r"The feature will be removed"),
+    (UserWarning, r"Exporting a model to ONNX with a batch_size other than 1"),
+)
+
+
+def quiet_known_warnings() -> None:
+    """Hide :data:`KNOWN_WARNINGS` for the rest of the process (the CLI owns the process; the library never
+    touches warning filters)."""
+    for category, message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
 
 
 def usage() -> str:
@@ -72,6 +88,7 @@ def _dispatch(argv: list[str]) -> int:
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
         )
+        quiet_known_warnings()
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print(f"\nspeech {name}: interrupted", file=sys.stderr)

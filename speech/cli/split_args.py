@@ -18,9 +18,8 @@ from pathlib import Path
 
 from speech.data.index import SPLIT_METHODS
 from speech.data.record import DataRecord
-from speech.data.splits import DEFAULT_SEED
+from speech.data.splits import DEFAULT_SEED, PARTITIONS
 
-PARTITIONS = ("test", "validation", "train", "all")
 DEFAULTS = {
     "split_rule": "auto",
     "validation_percent": 10.0,
@@ -36,7 +35,7 @@ def add_split_arguments(parser: argparse.ArgumentParser, *, partition: bool = Tr
     if partition:
         parser.add_argument(
             "--split",
-            choices=PARTITIONS,
+            choices=tuple(PARTITIONS),
             default=None,
             help="partition to score (default: the held-out one the model was trained without: test when its "
             "run had a test split, else validation; 'test' for other folders)",

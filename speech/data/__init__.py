@@ -8,7 +8,7 @@ Typical use::
 """
 
 from speech.data.cache import CachedSplit, cache_key, cached_waveforms
-from speech.data.decode import decode_int16, int16_to_float
+from speech.data.decode import decode_int16
 from speech.data.errors import CacheError, DatasetError
 from speech.data.index import DatasetIndex, Example, build_index, parse_clip_name
 from speech.data.labels import LABELS_12, SILENCE_LABEL, UNKNOWN_LABEL, resolve_labels
@@ -30,7 +30,6 @@ __all__ = [
     "cached_waveforms",
     "decode_int16",
     "generated_noise",
-    "int16_to_float",
     "load_noise",
     "parse_clip_name",
     "resolve_labels",

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from speech.data.windows import partial_words, place_anywhere, speech_bounds
+from speech.activity import speech_bounds
+from speech.data.windows import partial_words, place_anywhere
 
 
 @dataclass

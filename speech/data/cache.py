@@ -19,18 +19,17 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from speech.audio import AudioError
 from speech.data.decode import decode_int16
 from speech.data.errors import CacheError
 from speech.data.index import Example
+from speech.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -94,27 +93,9 @@ def _read_sidecar(path: Path) -> dict | None:
     return meta
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _torch_single_thread() -> Iterator[None]:
-    """Resampling in many Python threads: one intra-op thread each (many-thread torch on small clips crawls)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def default_cache_dir() -> Path:
+    """``$SPEECH_CACHE`` or ``~/.cache/speech``: data folders may be read-only, so caches live apart."""
+    return Path(os.environ.get("SPEECH_CACHE", Path.home() / ".cache" / "speech"))
 
 
 def _decode_chunk(
@@ -181,7 +162,7 @@ def _build(
         bad: list[tuple[int, str]] = []
         started = time.perf_counter()
         bar, task = _progress(progress, len(examples), f"decoding {len(examples)} clips -> {npy.name}")
-        with bar, _torch_single_thread(), ThreadPoolExecutor(max_workers=num_workers) as pool:
+        with bar, ThreadPoolExecutor(max_workers=num_workers) as pool:
             futures = {
                 pool.submit(_decode_chunk, rows, examples[s : s + _CHUNK], s, sample_rate, samples, crop): s
                 for s in range(0, len(examples), _CHUNK)
@@ -281,12 +262,12 @@ def cached_waveforms(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "bad": None,  # filled in once the .npy is in place
         }
-        _atomic_write_text(sidecar, json.dumps(meta))  # claims the name before the big file lands
+        write_text_atomically(sidecar, json.dumps(meta), overwrite=True)  # claims the name before the big file lands
         started = time.perf_counter()
         bad_rows = _build(examples, npy, sample_rate, samples, crop, progress, workers)
         meta["bad"] = [[i, reason] for i, reason in bad_rows]
         meta["build_seconds"] = round(time.perf_counter() - started, 3)
-        _atomic_write_text(sidecar, json.dumps(meta, indent=1))
+        write_text_atomically(sidecar, json.dumps(meta, indent=1), overwrite=True)
         log.info(
             "cached %d clips in %s (%.1f s, %d bad)",
             len(examples) - len(bad_rows),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from pathlib import Path
 
 import lightning as L
@@ -17,21 +16,14 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from speech.audio import CLIP_SAMPLES
+from speech.audio import CLIP_SAMPLES, pcm_to_float
 from speech.data import CachedSplit, DatasetIndex, Example, build_index, cached_waveforms, load_noise
 from speech.data.augment import AugmentConfig, WaveAugment
+from speech.data.cache import default_cache_dir
 from speech.data.record import DataRecord
-from speech.data.splits import DEFAULT_SEED
+from speech.data.splits import DEFAULT_SEED, SPLITS
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("training", "validation", "testing")
-
-
-def default_cache_dir() -> Path:
-    """``$SPEECH_CACHE`` or ``~/.cache/speech``: data folders may be read-only, so caches live apart."""
-    return Path(os.environ.get("SPEECH_CACHE", Path.home() / ".cache" / "speech"))
-
 
 class BatchedWaves(Dataset):
     """Dataset whose items are whole batches: ``dataset[list_of_indices] -> (int16 waves, int64 labels)``."""
@@ -236,7 +228,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         waves, labels = batch
-        waves = waves.float() / 32768.0
+        waves = pcm_to_float(waves)
         if self.trainer is not None and self.trainer.training and self.augment is not None:
             if self.augment.noise.device != waves.device:
                 self.augment.to(waves.device)
@@ -247,4 +239,4 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         """A fixed, evenly spaced subset of clean training clips (float, ``(clips, samples)``)."""
         waves = self.data["training"].waves
         take = np.linspace(0, len(waves) - 1, num=min(self.normaliser_clips, len(waves))).astype(int)
-        return torch.from_numpy(np.asarray(waves[np.unique(take)])).float() / 32768.0
+        return pcm_to_float(torch.from_numpy(np.asarray(waves[np.unique(take)])))

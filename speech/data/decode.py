@@ -10,19 +10,7 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from speech.audio import AudioError, fix_length, load_audio
-
-INT16_SCALE = 32768.0
-
-
-def float_to_int16(wave: np.ndarray) -> np.ndarray:
-    """float32 in [-1, 1] -> int16 (``round(x * 32768)`` clipped to [-32768, 32767])."""
-    return np.clip(np.rint(wave * INT16_SCALE), -32768, 32767).astype(np.int16)
-
-
-def int16_to_float(rows: np.ndarray) -> np.ndarray:
-    """int16 rows -> float32 in [-1, 1) (``x / 32768``, soundfile's convention)."""
-    return np.multiply(rows, np.float32(1.0 / INT16_SCALE), dtype=np.float32)  # one pass, no int->float temp
+from speech.audio import AudioError, fix_length, float_to_int16, load_audio
 
 
 def decode_int16(

@@ -11,23 +11,27 @@ from speech.data.index import DatasetIndex
 
 log = logging.getLogger(__name__)
 
+NOISE_COLOURS = ("white", "pink", "brown")
 GENERATED_RMS = 0.1  # RMS of each generated noise half (about -20 dBFS)
 
 
-def white_noise(samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian white noise, float32 ``(samples,)``, unit variance."""
-    return rng.standard_normal(samples).astype(np.float32)
-
-
-def pink_noise(samples: int, rng: np.random.Generator) -> np.ndarray:
-    """1/f (pink) noise, float32 ``(samples,)``, unit variance: white noise shaped by 1/sqrt(f) in the FFT domain."""
-    spectrum = np.fft.rfft(rng.standard_normal(samples))
-    freqs = np.arange(spectrum.shape[0], dtype=np.float64)
-    freqs[0] = 1.0
-    spectrum /= np.sqrt(freqs)
-    spectrum[0] = 0.0
-    wave = np.fft.irfft(spectrum, n=samples)
-    return (wave / (wave.std() + 1e-12)).astype(np.float32)
+def coloured_noise(rng: np.random.Generator, samples: int, colour: str) -> np.ndarray:
+    """Zero-mean noise with unit RMS, float32 ``(samples,)``: ``white`` (flat), ``pink`` (1/f power) or
+    ``brown`` (1/f^2 power), shaped in the frequency domain."""
+    white = rng.standard_normal(samples)
+    if colour == "white":
+        noise = white
+    elif colour in ("pink", "brown"):
+        spectrum = np.fft.rfft(white)
+        freqs = np.fft.rfftfreq(samples)
+        freqs[0] = freqs[1] if samples > 1 else 1.0
+        spectrum /= freqs ** (0.5 if colour == "pink" else 1.0)
+        noise = np.fft.irfft(spectrum, samples)
+    else:
+        raise ValueError(f"noise colour must be one of {NOISE_COLOURS}, got {colour!r}")
+    noise = noise - noise.mean()
+    rms = float(np.sqrt(np.mean(noise**2)))
+    return (noise / rms if rms > 0 else noise).astype(np.float32)
 
 
 def generated_noise(samples: int, seed: int = 0, rms: float = GENERATED_RMS) -> np.ndarray:
@@ -35,9 +39,9 @@ def generated_noise(samples: int, seed: int = 0, rms: float = GENERATED_RMS) -> 
     rng = np.random.default_rng(seed)
     half = samples // 2
     parts = (
-        [white_noise(half, rng), pink_noise(samples - half, rng)]
+        [coloured_noise(rng, half, "white"), coloured_noise(rng, samples - half, "pink")]
         if samples > 1
-        else [white_noise(samples, rng)]
+        else [coloured_noise(rng, samples, "white")]
     )
     wave = np.concatenate([part * np.float32(rms) for part in parts])
     return np.clip(wave, -1.0, 1.0).astype(np.float32)

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 
 SPLITS = ("training", "validation", "testing")
+# the partitions a user scores (``evaluate``/``stream-test`` ``--split``), each a tuple of splits
+PARTITIONS = {"test": ("testing",), "validation": ("validation",), "train": ("training",), "all": SPLITS}
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, TensorFlow's constant
 DEFAULT_SEED = 59185  # TensorFlow's RANDOM_SEED: the default seed of every split and of label sampling
 _NOHASH = re.compile(r"_nohash_.*$")
@@ -98,3 +100,10 @@ def check_percentages(*percents: float) -> None:
     for value in percents:
         if not 0.0 <= value <= 100.0:
             raise ValueError(f"percentages must be in [0, 100], got {value}")
+
+
+def partition_splits(partition: str) -> tuple[str, ...]:
+    """The splits of ``partition`` (a key of :data:`PARTITIONS`); :class:`ValueError` for another name."""
+    if partition not in PARTITIONS:
+        raise ValueError(f"partition must be one of {tuple(PARTITIONS)}, got {partition!r}")
+    return PARTITIONS[partition]

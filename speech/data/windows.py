@@ -3,9 +3,8 @@
 A model trained on centred 1 s clips meets other windows when it slides over a stream every hop: the word
 anywhere in the window (entering at the right edge, leaving at the left), half words, the tail of one word
 and the head of the next. These functions rebuild such windows from a batch of training clips, batched on
-the batch's device:
+the batch's device (the speech in each clip is :func:`speech.activity.speech_bounds`):
 
-* :func:`speech_bounds` finds each clip's speech (10 ms frames within ``relative_db`` of the loudest one);
 * :func:`place_anywhere` moves a clip's speech to a random place where it still fits in the window whole
   (the label stays);
 * :func:`partial_words` keeps only a part (``kept`` of its speech span) of a clip's word at the left or right
@@ -18,28 +17,6 @@ Shapes: waves ``(batch, samples)`` float; bounds ``(batch,)`` int64 sample indic
 from __future__ import annotations
 
 import torch
-
-FRAME = 160  # 10 ms at 16 kHz
-
-
-def speech_bounds(waves: torch.Tensor, frame: int = FRAME, relative_db: float = -25.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(start, end)`` sample indices of the frames within ``relative_db`` of each clip's loudest frame.
-
-    A clip of digital silence gives ``(0, samples)``.
-    """
-    batch, samples = waves.shape
-    frames = samples // frame
-    power = waves[:, : frames * frame].reshape(batch, frames, frame).float().square().mean(-1)
-    level = 10.0 * torch.log10(power + 1e-12)
-    loud = level >= level.max(dim=1, keepdim=True).values + relative_db
-    loud &= power > 1e-10
-    index = torch.arange(frames, device=waves.device).expand(batch, frames)
-    first = torch.where(loud, index, frames).min(dim=1).values
-    last = torch.where(loud, index, -1).max(dim=1).values
-    empty = last < 0
-    start = torch.where(empty, torch.zeros_like(first), first * frame)
-    end = torch.where(empty, torch.full_like(last, samples), (last + 1) * frame)
-    return start, end.clamp(max=samples)
 
 
 def shift_each(waves: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,6 @@ thresholds stored in a model: :mod:`speech.streaming.calibration`.
 
 from speech.streaming.detection import (
     NEVER_REPORTED,
-    SILENCE_LABEL,
-    UNKNOWN_LABEL,
     CommandDetector,
     Detection,
     DetectorConfig,
@@ -34,19 +32,15 @@ from speech.streaming.engine import (
     to_float_mono,
 )
 from speech.streaming.frames import IncrementalFeatures, frame_levels_db
-from speech.streaming.resample import StreamResampler
 
 __all__ = [
     "NEVER_REPORTED",
-    "SILENCE_LABEL",
-    "UNKNOWN_LABEL",
     "CommandDetector",
     "Detection",
     "DetectorConfig",
     "HopResult",
     "IncrementalFeatures",
     "SmoothedScores",
-    "StreamResampler",
     "StreamingConfig",
     "StreamingRecogniser",
     "frame_levels_db",

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SILENCE_LABEL = "_silence_"
-UNKNOWN_LABEL = "_unknown_"
-NEVER_REPORTED = (SILENCE_LABEL, UNKNOWN_LABEL)
+from speech.data.labels import SILENCE_LABEL, SPECIAL_LABELS
+
+NEVER_REPORTED = SPECIAL_LABELS
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,16 @@ Times: stream time ``t`` (seconds) counts 16 kHz samples fed so far; a window co
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from speech.audio import CLIP_SAMPLES
-from speech.streaming.detection import SILENCE_LABEL, CommandDetector, Detection, DetectorConfig
+from speech.audio import CLIP_SAMPLES, pcm_to_float
+from speech.data.labels import SILENCE_LABEL
+from speech.resample import StreamResampler
+from speech.streaming.detection import CommandDetector, Detection, DetectorConfig
 from speech.streaming.frames import LEVEL_FLOOR_DB, IncrementalFeatures
-from speech.streaming.resample import StreamResampler
+from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,7 @@ def to_float_mono(chunk: np.ndarray, channels: int = 1) -> np.ndarray:
 
     A flat array with ``channels > 1`` is taken as interleaved frames.
     """
-    chunk = np.asarray(chunk)
-    if chunk.dtype == np.int16:
-        chunk = chunk.astype(np.float32) / 32768.0
-    elif chunk.dtype == np.int32:
-        chunk = chunk.astype(np.float32) / 2147483648.0
-    elif chunk.dtype.kind == "f":
-        chunk = chunk.astype(np.float32, copy=False)
-    else:
-        raise TypeError(f"PCM chunks must be int16, int32 or float, got {chunk.dtype}")
+    chunk = pcm_to_float(chunk)
     if chunk.ndim == 1 and channels > 1:
         if chunk.size % channels:
             raise ValueError(f"{chunk.size} interleaved samples do not split into {channels} channels")
@@ -131,7 +124,7 @@ class StreamingRecogniser:
         self.last_chunk_db = LEVEL_FLOOR_DB  # RMS level of the latest fed chunk (for a level meter)
         self.windows_scored = 0
         self.windows_gated = 0
-        self.model_seconds = 0.0  # wall time spent in the classifier
+        self.model_time = Stopwatch()  # wall time spent in the classifier
         self._finished = False
 
     @property
@@ -142,6 +135,11 @@ class StreamingRecogniser:
     def time(self) -> float:
         """Seconds of (16 kHz) audio received so far."""
         return self.samples_in / self.sample_rate
+
+    @property
+    def model_seconds(self) -> float:
+        """Wall time spent in the classifier so far, in seconds."""
+        return self.model_time.seconds
 
     def feed(self, chunk: np.ndarray, channels: int = 1) -> list[Detection]:
         """Add PCM at ``input_rate``; returns the detections made on the windows it completed."""
@@ -193,9 +191,8 @@ class StreamingRecogniser:
         scores = np.tile(self._silence_scores, (len(ends), 1))
         if live:
             batch = np.stack([windows[i] for i in live])
-            start = time.perf_counter()
-            scores[live] = self.scorer.scores_from_features(batch)
-            self.model_seconds += time.perf_counter() - start
+            with self.model_time:
+                scores[live] = self.scorer.scores_from_features(batch)
         self.windows_scored += len(live)
         self.windows_gated += len(ends) - len(live)
         detections = []

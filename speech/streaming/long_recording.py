@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from speech.activity import clip_speech_bounds
 from speech.audio import load_audio
-from speech.streaming.detection import UNKNOWN_LABEL
+from speech.data.labels import UNKNOWN_LABEL
 from speech.streaming.scoring import LabelledTime, Word
 
 SAMPLE_RATE = 16_000
@@ -61,16 +62,6 @@ def mix_in(track: np.ndarray, offset: int, sample: np.ndarray, duration: int, vo
     if ramp_out > 0:
         envelope = np.where(i > duration - ramp_out, (duration - i) / ramp_out, envelope)
     track[offset:end] += (sample[:n] * envelope * volume).astype(np.float32)
-
-
-def speech_bounds(clip: np.ndarray, frame: int = 160, relative_db: float = -25.0) -> tuple[int, int]:
-    """First and last sample of the frames within ``relative_db`` of the loudest ``frame``-sample frame."""
-    n = clip.shape[0] // frame
-    if n == 0:
-        return 0, clip.shape[0]
-    power = (clip[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(axis=1)
-    loud = np.flatnonzero(power >= power.max() * 10 ** (relative_db / 10))
-    return int(loud[0]) * frame, int(loud[-1] + 1) * frame
 
 
 def add_background(
@@ -133,7 +124,7 @@ def generate_long_recording(
         path = pool[int(rng.integers(len(pool)))]
         clip = load_audio(path, SAMPLE_RATE, samples=duration)
         mix_in(track, offset, clip, duration, 1.0, 500, 500)
-        first, last = speech_bounds(clip)
+        first, last = clip_speech_bounds(clip)
         words.append(LabelledTime(label, offset * 1000.0 / SAMPLE_RATE))
         onsets.append((offset + first) * 1000.0 / SAMPLE_RATE)
         ends.append((offset + last) * 1000.0 / SAMPLE_RATE)

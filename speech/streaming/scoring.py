@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speech.data.labels import UNKNOWN_LABEL
+
 
 @dataclass(frozen=True)
 class LabelledTime:
@@ -146,7 +148,6 @@ def false_alarms_per_hour(detections: int, seconds: float) -> float:
 
 # --- keyword-spotting figures ---------------------------------------------------------------------------------
 
-UNKNOWN = "_unknown_"
 WORDS_FILE_FIELDS = ("label", "start_ms", "onset_ms", "end_ms", "clip")
 
 
@@ -243,7 +244,7 @@ class KeywordStats:
 
 
 def keyword_accuracy(
-    words: list[Word], detections: list[LabelledTime], late_ms: float = 1000.0, unknown_label: str = UNKNOWN
+    words: list[Word], detections: list[LabelledTime], late_ms: float = 1000.0, unknown_label: str = UNKNOWN_LABEL
 ) -> KeywordStats:
     """Score ``detections`` (``time_ms``: when each was made) against ``words`` (see the module docstring)."""
     order = sorted(range(len(words)), key=lambda i: words[i].start_ms)

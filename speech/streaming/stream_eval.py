@@ -15,17 +15,17 @@ Times are seconds in the stored scores and milliseconds in the figures, as in :m
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
+from speech.data.splits import partition_splits
+from speech.plots import new_figure
 from speech.streaming.detection import (
     NEVER_REPORTED,
-    SILENCE_LABEL,
-    UNKNOWN_LABEL,
     Detection,
     DetectorConfig,
     SmoothedScores,
@@ -43,11 +43,10 @@ from speech.streaming.scoring import (
     streaming_accuracy,
     window_start_ms,
 )
+from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
-PARTITION_SPLITS = {"test": ("testing",), "validation": ("validation",), "train": ("training",),
-                    "all": ("training", "validation", "testing")}
 SWEEP_THRESHOLDS = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 .. 0.99
 
 
@@ -71,11 +70,9 @@ class StreamClips:
 
 def partition_clips(index, partition: str) -> StreamClips:
     """The clips of ``partition`` (``test``/``validation``/``train``/``all``) of a :class:`speech.data.DatasetIndex`."""
-    if partition not in PARTITION_SPLITS:
-        raise ValueError(f"partition must be one of {sorted(PARTITION_SPLITS)}, got {partition!r}")
     keywords: dict[str, list[str]] = {}
     unknown, silence, examples, speakers = [], [], [], set()
-    for split in PARTITION_SPLITS[partition]:
+    for split in partition_splits(partition):
         for ex in index.splits[split]:
             if ex.path is None:
                 continue
@@ -183,9 +180,9 @@ def score_stream(scorer, config: StreamingConfig, wave: np.ndarray, name: str, w
     """Run ``wave`` (16 kHz float32) through a fresh engine and keep every hop's scores."""
     hops = []
     engine = StreamingRecogniser(scorer, config, input_rate=16_000, on_hop=hops.append)
-    start = time.perf_counter()
-    stream_array(engine, wave)
-    wall = time.perf_counter() - start
+    with Stopwatch() as watch:
+        stream_array(engine, wave)
+    wall = watch.seconds
     n = len(scorer.labels)
     times = np.array([h.time for h in hops], dtype=np.float64)
     scores = np.stack([h.scores for h in hops]).astype(np.float32) if hops else np.zeros((0, n), np.float32)
@@ -378,11 +375,6 @@ def plot_det(
     ``rows``: :func:`sweep` output (needs ``false_accepts_per_hour``); ``points``: named operating points (e.g.
     ``{"calibrated": figures}``) drawn as markers. Refuses to overwrite ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; refusing to overwrite it")
@@ -390,7 +382,8 @@ def plot_det(
     if any(x is None for x in xs):
         raise ValueError("the DET curve needs a non-keyword stream (false accepts per hour)")
     ys = [100.0 - r["keyword_recall"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    fig = new_figure(6.4, 4.8, dpi=120)
+    ax = fig.subplots()
     ax.plot(xs, ys, "-", color="tab:blue", lw=1.5, label="one threshold for all keywords")
     for r, x, y in zip(rows, xs, ys, strict=True):
         if abs(r["threshold"] * 10 - round(r["threshold"] * 10)) < 1e-6:  # label 0.3, 0.4, ... 0.9
@@ -414,5 +407,4 @@ def plot_det(
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
