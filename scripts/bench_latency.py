@@ -98,7 +98,8 @@ def bench_compiled(model, clip, batch, args) -> dict:
 
 
 def bench_onnx(model, clip, batch, args, folder: Path) -> dict:
-    from speech.export import OnnxScorer, export_onnx
+    from speech.export import export_onnx
+    from speech.scorers import OnnxScorer
 
     path = export_onnx(model, folder / "model.onnx")
     scorer = OnnxScorer(path, intra_op_threads=1)
@@ -120,7 +121,7 @@ def bench_onnx_frontend(model, clip, batch, args, folder: Path) -> dict:
     """Front end exported too (dynamo exporter: ONNX DFT); the classifier session as in bench_onnx."""
     import onnxruntime as ort
 
-    from speech.export import OnnxScorer
+    from speech.scorers import OnnxScorer
 
     path = folder / "frontend.onnx"
     with warnings.catch_warnings():

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     from speech.export import export_onnx
-    from speech.inference import load_scorer
+    from speech.scorers import load_scorer
 
     results: dict = {"threads": 1, "timing": []}
     with tempfile.TemporaryDirectory() as tmp:

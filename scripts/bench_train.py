@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""Training throughput: a plain per-file DataLoader vs the project's cached, batched-on-device path.
+"""Training throughput: a plain per-file DataLoader vs what ``speech train`` runs (cached, batched on the device).
 
-Same model (the default BiGRU), same optimiser, same machine, one run. Prints clips/s and memory:
+Same clips (the training split of ``SpeechCommandsDataModule``), same device, one run. Prints clips/s and memory:
   (a) per-file: a Dataset that decodes each WAV with soundfile, augments it (shift + noise) and computes
-      its MFCC in DataLoader workers, then the classifier step on the device;
-  (b) cached: int16 batches sliced from the memory-mapped waveform cache, moved to the device, augmented
-      and turned into MFCC there, batched.
-Memory is reported as peak anonymous RSS (process heap, excluding the page cache that maps the cache
-file) and peak total RSS.
+      its MFCC in DataLoader workers, then a plain classifier step (the default BiGRU, AdamW) on the device;
+  (b) cached: the real training path, a Lightning ``Trainer.fit`` of ``speech.module.KeywordModule`` (code
+      defaults, EMA of the weights as configs/default.yaml, bf16-mixed on CUDA) on
+      ``speech.data.datamodule.SpeechCommandsDataModule``: int16 batches sliced from the memory-mapped waveform
+      cache, moved to the device and augmented there (``on_after_batch_transfer``), then MFCC, SpecAugment, loss,
+      AdamW + schedule and the EMA update of ``KeywordModule``, Lightning's loop included.
+The first steps of each path are warm-up and not timed. Memory is reported as peak anonymous RSS (process heap,
+excluding the page cache that maps the cache file) and peak total RSS, in MB.
 
   python scripts/bench_train.py --data ../shared/data/sc-v2-test-fit --steps 30
   python scripts/bench_train.py --synthetic 105829 --steps 200 --device cuda     # full-size synthetic set
@@ -19,8 +22,10 @@ import argparse
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 from rich.console import Console
@@ -28,11 +33,15 @@ from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 
 from speech.audio import load_audio, write_wav
-from speech.data import LABELS_12, build_index, cached_waveforms, load_noise
-from speech.data.augment import WaveAugment
-from speech.data.datamodule import BatchedWaves
+from speech.cli.train import quiet_lightning
+from speech.data import LABELS_12
+from speech.data.datamodule import SpeechCommandsDataModule
 from speech.features import FrontEnd
 from speech.model import BiGRUClassifier
+from speech.module import KeywordModule
+
+WARMUP_STEPS = 2  # untimed steps at the start of each path (first batches, allocator, worker start-up)
+FULL_EPOCH_CLIPS = 84_843  # training clips of Speech Commands v0.02
 
 
 class MemoryWatch:
@@ -112,26 +121,103 @@ def make_synthetic_tree(root: Path, count: int, seed: int = 0) -> None:
         write_wav(root / words[k] / f"{i:08x}_nohash_0.wav", wave)
 
 
-def train_steps(batches, classifier, optimiser, device, steps: int, prepare) -> tuple[int, float]:
-    """Run up to ``steps`` optimiser steps; returns (clips, seconds) excluding the first two warm-up steps."""
-    clips, start = 0, None
+class StepClock:
+    """Clips per second over ``steps`` training steps, not counting the first ``WARMUP_STEPS`` (at least one
+    step is timed). CUDA work is synchronised where the clock starts and stops."""
+
+    def __init__(self, device: torch.device, steps: int) -> None:
+        self.device, self.steps = device, steps
+        self.warmup = max(0, min(WARMUP_STEPS, steps - 1))
+        self.seen = self.clips = 0
+        self.started = self.stopped = 0.0
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def step_start(self) -> None:
+        if self.seen == self.warmup:
+            self.started = self._now()
+
+    def step_end(self, clips: int) -> None:
+        self.seen += 1
+        if self.seen > self.warmup:
+            self.clips += clips
+        if self.seen == self.steps:
+            self.stopped = self._now()
+
+    @property
+    def done(self) -> bool:
+        return self.seen >= self.steps
+
+    @property
+    def rate(self) -> float:
+        """Timed clips per second."""
+        if not self.stopped:
+            raise RuntimeError(f"only {self.seen} of {self.steps} steps ran")
+        return self.clips / (self.stopped - self.started)
+
+
+class ClockCallback(L.Callback):
+    """Drives a :class:`StepClock` from a Lightning fit's training batches."""
+
+    def __init__(self, clock: StepClock) -> None:
+        self.clock = clock
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self.clock.step_start()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.clock.step_end(len(batch[1]))
+
+
+def per_file_rate(batches: Iterable, classifier: torch.nn.Module, device: torch.device, steps: int) -> float:
+    """Clips/s of a plain loop: ``(features, labels)`` batches to the device, cross-entropy, AdamW step."""
+    optimiser = torch.optim.AdamW(classifier.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    for step, batch in enumerate(batches):
-        if step == 2:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start, clips = time.perf_counter(), 0
-        feats, labels = prepare(batch)
-        loss = loss_fn(classifier(feats), labels)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        clips += len(labels)
-        if step + 1 >= steps:
-            break
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return clips, time.perf_counter() - (start or time.perf_counter())
+    clock = StepClock(device, steps)
+    while not clock.done:  # more epochs when the data has fewer than ``steps`` batches
+        for feats, labels in batches:
+            clock.step_start()
+            feats, labels = feats.to(device), labels.to(device)
+            loss = loss_fn(classifier(feats), labels)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            clock.step_end(len(labels))
+            if clock.done:
+                break
+    return clock.rate
+
+
+def cached_rate(data: SpeechCommandsDataModule, device: torch.device, steps: int, ema_decay: float) -> float:
+    """Clips/s of ``speech train``'s own fit: ``KeywordModule`` on the data module, ``steps`` optimiser steps."""
+    torch.manual_seed(0)
+    model = KeywordModule(data.labels, ema_decay=ema_decay)
+    clock = StepClock(device, steps)
+    trainer = L.Trainer(
+        accelerator=device.type,
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        precision="bf16-mixed" if device.type == "cuda" else "32-true",
+        max_steps=steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ClockCallback(clock)],
+    )
+    trainer.fit(model, datamodule=data)
+    return clock.rate
+
+
+def measure(name: str, run: Callable[[], float]) -> tuple[str, float, float, float]:
+    """``(name, clips/s, peak RssAnon MB, peak RSS MB)`` of one path."""
+    with MemoryWatch() as mem:
+        rate = run()
+    return name, rate, mem.peak_anon, mem.peak_total
 
 
 def main() -> None:
@@ -140,73 +226,56 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=0, help="generate this many clips instead of --data")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=30, help=f"training steps per path ({WARMUP_STEPS} not timed)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the per-file path")
+    parser.add_argument("--ema-decay", type=float, default=0.999,
+                        help="KeywordModule's weight averaging in the cached path (configs/default.yaml; 0: off)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--skip-per-file", action="store_true")
     args = parser.parse_args()
+    quiet_lightning()
     device = torch.device(args.device)
     console = Console()
     tmp = tempfile.TemporaryDirectory(prefix="bench-train-")
+    cache_dir = Path(args.cache_dir or Path(tmp.name) / "cache")
     if args.synthetic:
         root = Path(tmp.name) / "synthetic"
         t0 = time.perf_counter()
         make_synthetic_tree(root, args.synthetic)
         console.print(f"generated {args.synthetic} clips in {time.perf_counter() - t0:.0f} s")
-        index = build_index(root, "12", split="hash")
+        split = {"split_rule": "hash"}
     else:
         root = Path(args.data or Path(__file__).resolve().parents[2] / "shared" / "data" / "sc-v2-test-fit")
-        index = build_index(root, "12", split="speaker", validation_percent=0.0, testing_percent=0.0)
-    examples = index.splits["training"]
-    cache_dir = Path(args.cache_dir or Path(tmp.name) / "cache")
+        split = {"split_rule": "speaker", "validation_percent": 0.0, "testing_percent": 0.0}
+    data = SpeechCommandsDataModule(str(root), labels="12", cache_dir=str(cache_dir), batch_size=args.batch_size,
+                                    **split)
     t0 = time.perf_counter()
-    split = cached_waveforms(examples, cache_dir)
+    data.setup("fit")  # the waveform caches and the training noise; the fit below reuses both
     build_s = time.perf_counter() - t0
-    noise = load_noise(index)
-    frontend = FrontEnd().to(device)
-    frontend.fit_normaliser(torch.from_numpy(np.asarray(split.waves[:2048])).float() / 32768)
+    training = data.data["training"]
     rows = []
 
-    def classifier_and_optimiser():
-        torch.manual_seed(0)
-        model = BiGRUClassifier(40, len(index.labels)).to(device)
-        return model, torch.optim.AdamW(model.parameters(), lr=1e-3)
-
     if not args.skip_per_file:
-        cpu_frontend = FrontEnd()
-        cpu_frontend.load_state_dict(frontend.state_dict())
-        dataset = PerFileDataset([ex.path for ex in split.examples], split.labels, noise, cpu_frontend)
+        frontend = FrontEnd()
+        frontend.fit_normaliser(data.normaliser_waves())
+        noise = data.augment.noise.numpy()
+        dataset = PerFileDataset([ex.path for ex in training.examples], training.labels, noise, frontend)
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                             persistent_workers=args.workers > 0, worker_init_fn=one_thread)
-        model, opt = classifier_and_optimiser()
-        with MemoryWatch() as mem:
-            clips, secs = train_steps(loader, model, opt, device, args.steps,
-                                      lambda b: (b[0].to(device), b[1].to(device)))
-        rows.append(("(a) per-file decode + MFCC in workers", clips / secs, mem.peak_anon, mem.peak_total))
+        torch.manual_seed(0)
+        classifier = BiGRUClassifier(frontend.config.n_mfcc, len(data.labels)).to(device)
+        rows.append(measure("(a) per-file decode + MFCC in workers",
+                            lambda: per_file_rate(loader, classifier, device, args.steps)))
 
-    augment = WaveAugment(torch.from_numpy(noise), silence_label=0).to(device)
-    dataset = BatchedWaves(split.waves, split.labels)
-    sampler = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(dataset), args.batch_size, False)
-    loader = DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=1, persistent_workers=True,
-                        pin_memory=device.type == "cuda")
+    rows.append(measure("(b) cached int16 memmap, augment + MFCC on device (KeywordModule fit)",
+                        lambda: cached_rate(data, device, args.steps, args.ema_decay)))
 
-    def prepare(batch):
-        waves, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-        waves, labels = augment(waves.float() / 32768.0, labels)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            return frontend(waves), labels
-
-    model, opt = classifier_and_optimiser()
-    with MemoryWatch() as mem:
-        clips, secs = train_steps(loader, model, opt, device, args.steps, prepare)
-    rows.append(("(b) cached int16 memmap, augment + MFCC on device", clips / secs, mem.peak_anon, mem.peak_total))
-
-    table = Table(title=f"training throughput: {len(examples)} clips, batch {args.batch_size}, device {device}, "
+    table = Table(title=f"training throughput: {len(training.labels)} clips, batch {args.batch_size}, device {device}, "
                         f"{torch.get_num_threads()} threads (cache build {build_s:.1f} s)")
-    for col in ("path", "clips/s", "full v0.02 epoch (84,843 clips)", "peak RssAnon MB", "peak RSS MB"):
+    for col in ("path", "clips/s", f"full v0.02 epoch ({FULL_EPOCH_CLIPS:,} clips)", "peak RssAnon MB", "peak RSS MB"):
         table.add_column(col, justify="right" if col != "path" else "left")
     for name, rate, anon, total in rows:
-        table.add_row(name, f"{rate:,.0f}", f"{84843 / rate:,.0f} s", f"{anon:,.0f}", f"{total:,.0f}")
+        table.add_row(name, f"{rate:,.0f}", f"{FULL_EPOCH_CLIPS / rate:,.0f} s", f"{anon:,.0f}", f"{total:,.0f}")
     console.print(table)
     if len(rows) == 2:
         console.print(f"speed-up of the cached path: {rows[1][1] / rows[0][1]:.1f}x")

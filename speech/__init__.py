@@ -1,3 +1,29 @@
-"""speech: keyword recognition with an MFCC front end and a bidirectional GRU (PyTorch Lightning)."""
+"""speech: keyword recognition with an MFCC front end and a bidirectional GRU (PyTorch Lightning).
+
+The public API (imported on first use, so ``import speech`` stays light)::
+
+    import speech
+
+    model = speech.load("model.onnx")     # speech.Model, from a .ckpt or .onnx file
+    model.predict("clip.wav")             # {label: probability}
+    model.stream(chunks, sample_rate=48_000)  # Detection(label, score, time) as words are decided
+
+``speech.Scorer`` is the protocol of the model back ends (``speech.scorers.TorchScorer``, ``OnnxScorer``).
+"""
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
+__all__ = ["Model", "Scorer", "load"]
+
+
+def __getattr__(name: str):
+    if name in ("Model", "load"):
+        from speech import api
+
+        return getattr(api, name)
+    if name == "Scorer":
+        from speech.scorers import Scorer
+
+        return Scorer
+    raise AttributeError(f"module 'speech' has no attribute {name!r}")

@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 
 from speech.recogniser import Recogniser
+from speech.scorers import META_KEY, ModelFileError, check_metadata, model_metadata, recogniser_from_metadata
 
 STATE_PREFIX = "recogniser."
-META_KEY = "speech"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelFileError):
     """A checkpoint that cannot be used; the message names the file and what was expected."""
 
 
@@ -84,7 +84,9 @@ def load_recogniser(path: str | Path) -> Recogniser:
             f"{path}: not a speech checkpoint (no '{META_KEY}' entry with labels and front-end settings)"
         )
     try:
-        model = Recogniser.from_metadata(meta)
+        model = recogniser_from_metadata(check_metadata(meta, path, needs_normaliser=False))
+    except ModelFileError as exc:
+        raise CheckpointError(str(exc)) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: invalid model description in the checkpoint ({exc})") from None
     weights = ckpt.get("state_dict", {})
@@ -105,8 +107,8 @@ def save_checkpoint(model: Recogniser, path: str | Path, overwrite: bool = False
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; refusing to overwrite it (choose another name or pass overwrite)")
+        raise FileExistsError(f"{path} exists; refusing to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {STATE_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, META_KEY: model.metadata(), **extra}, path)
+    torch.save({"state_dict": state, META_KEY: model_metadata(model), **extra}, path)
     return path

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from speech.checkpoint import META_KEY
 from speech.features import FrontEndConfig, SpecAugment, SpecAugmentConfig
 from speech.model import ClassifierConfig
 from speech.recogniser import Recogniser
+from speech.scorers import META_KEY, model_metadata
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class KeywordModule(L.LightningModule):
         # plain data only, so checkpoints stay loadable with torch.load(weights_only=True)
         self.save_hyperparameters(
             {
-                **self.recogniser.metadata(),
+                **self.recogniser.settings(),
                 "spec_augment": vars(self.spec_augment.config).copy(),
                 "lr": lr,
                 "weight_decay": weight_decay,
@@ -189,7 +189,7 @@ class KeywordModule(L.LightningModule):
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[META_KEY] = self.recogniser.metadata()
+        checkpoint[META_KEY] = model_metadata(self.recogniser)
         if self.ema is not None:  # the file's recogniser is the average; the raw weights go under "ema." to resume
             state = checkpoint["state_dict"]
             for key in [k for k in state if k.startswith("recogniser.")]:

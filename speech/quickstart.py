@@ -1,20 +1,22 @@
 """The offline quickstart: synthesise a 12-label set, train, evaluate, export, stream-test, in one go.
 
-Every step is the real ``speech`` command a user would run by hand; this module only chains them and
-prints what to do next. Everything goes below one output folder; a second run reuses the synthetic data
-and trains a new run version (nothing is overwritten).
+Each step calls the library function the matching ``speech`` command calls (:func:`speech.synth.synthesize_dataset`,
+:func:`speech.evaluation.evaluate_model` with :func:`speech.report.write_report`, :func:`speech.export.export_onnx`,
+:func:`speech.streaming.stream_test.run_stream_test`); training goes through its entry point, LightningCLI
+(``speech.cli.train.main`` with the ``configs/quickstart.yaml`` recipe), which is argument-driven by design.
+Everything goes below one output folder; a second run reuses the synthetic data and trains a new run version
+(nothing is overwritten). :func:`next_steps` is the summary the command prints.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import speech
-from speech.cli import main as speech_main
 from speech.data.labels import COMMAND_WORDS_10
 
 log = logging.getLogger(__name__)
@@ -54,13 +56,6 @@ class QuickstartResult:
         return None if self.real is None else self.real.accuracy
 
 
-def run(cmd: list[str]) -> None:
-    log.info("$ speech %s", " ".join(cmd))
-    code = speech_main(cmd)
-    if code:
-        raise RuntimeError(f"'speech {' '.join(cmd)}' failed with exit code {code}")
-
-
 def _manifest(folder: Path) -> dict:
     """The folder's synth.json ({} when there is none or it is unreadable)."""
     from speech.synth import read_manifest
@@ -85,41 +80,99 @@ def quickstart(
     stream_minutes: float = 3.0,
     seed: int = 0,
     real_data: str | Path | None = SHARED_REAL,
+    *,
+    progress: Callable[[str], None] | None = None,
+    train: Callable[[list[str]], int] | None = None,
 ) -> QuickstartResult:
-    """Run the whole pipeline offline below ``out``; returns the figures it printed."""
+    """Run the whole pipeline offline below ``out``; returns the figures :func:`next_steps` prints.
+
+    ``per_word``: synthetic clips per keyword; ``epochs``: training epochs; ``stream_minutes``: length of each
+    test stream; ``seed``: synthesis, training and the streams; ``real_data``: a folder of real clips also
+    evaluated when it exists. ``progress`` receives one line per step. ``train``: the training entry point,
+    called with LightningCLI arguments and returning an exit code (default :func:`speech.cli.train.main`).
+    """
+    from speech.export import export_onnx
+    from speech.streaming.engine import StreamingConfig
+    from speech.streaming.stream_test import StreamSpec, run_stream_test
+    from speech.synth import synthesize_dataset
+
+    say = progress or log.info
     start = time.perf_counter()
     out = Path(out)
     synth = out / "synth-12"
     manifest = _manifest(synth)
     # complete: a finished run (older synth versions wrote the manifest only at the end, without "complete")
     if manifest.get("complete", bool(manifest.get("counts"))):
-        log.info("reusing the synthetic data set in %s", synth)
-    else:  # new, or cut short earlier: --overwrite replaces only what that run wrote
-        run(["synth", "--words", ",".join(COMMAND_WORDS_10), "--per-word", str(per_word), "--seed", str(seed),
-             "--out", str(synth), "--no-progress", *(["--overwrite"] if manifest else [])])
+        say(f"reusing the synthetic data set in {synth}")
+    else:  # new, or cut short earlier: overwrite replaces only what that run wrote
+        say(f"synthesising {per_word} clips per keyword into {synth}")
+        made = synthesize_dataset(synth, COMMAND_WORDS_10, per_word=per_word, seed=seed, overwrite=bool(manifest),
+                                  progress=False)
+        say(f"synthesised {made.clips} clips of {made.speakers} voices in {made.seconds:.0f} s")
     runs = out / "runs"
-    run(["train", "--config", str(CONFIGS / "quickstart.yaml"), "--data.root", str(synth),
-         "--data.cache_dir", str(out / "cache"), "--trainer.default_root_dir", str(runs),
-         "--trainer.max_epochs", str(epochs), "--seed_everything", str(seed)])
+    say(f"training for {epochs} epoch(s) into {runs}")
+    train_args = ["--config", str(CONFIGS / "quickstart.yaml"), "--data.root", str(synth),
+                  "--data.cache_dir", str(out / "cache"), "--trainer.default_root_dir", str(runs),
+                  "--trainer.max_epochs", str(epochs), "--seed_everything", str(seed)]
+    code = _train_main(train)(train_args)
+    if code:
+        raise RuntimeError(f"training ('speech train {' '.join(train_args)}') failed with exit code {code}")
     run_dir = newest_run(runs / "quickstart")
     (best,) = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
     reports = run_dir / "reports"
-    # No --split: the checkpoint's record of its training split picks the held-out partition of the synthetic
-    # set (its voices were never trained on), exactly as 'speech evaluate' does for a user.
-    run(["evaluate", str(best), "--data", str(synth), "--cache-dir", str(out / "cache"),
-         "--out", str(reports / "synthetic-test"), "--json", str(reports / "synthetic-test.json")])
-    synthetic = held_out(json.loads((reports / "synthetic-test.json").read_text()), "synthetic")
+    # The checkpoint's record of its training split picks the held-out partition of the synthetic set (its
+    # voices were never trained on), exactly as 'speech evaluate' does for a user.
+    synthetic = evaluate_held_out(best, synth, reports / "synthetic-test", out / "cache", "synthetic")
+    say(f"synthetic held-out accuracy {synthetic.accuracy:.1%}; report in {reports / 'synthetic-test'}")
     real = None
     if real_data is not None and Path(real_data).is_dir():
-        run(["evaluate", str(best), "--data", str(real_data), "--cache-dir", str(out / "cache"),
-             "--out", str(reports / "real-test"), "--json", str(reports / "real-test.json")])
-        real = held_out(json.loads((reports / "real-test.json").read_text()), "real")
-    onnx = run_dir / "model.onnx"
-    run(["export", str(best), "--onnx", str(onnx)])
-    run(["stream-test", str(onnx), "--data", str(synth), "--minutes", str(stream_minutes),
-         "--stream-seed", str(seed), "--out", str(reports / "stream-test"), "--json", str(reports / "stream-test.json")])
-    stream = json.loads((reports / "stream-test.json").read_text())
+        real = evaluate_held_out(best, Path(real_data), reports / "real-test", out / "cache", "real")
+        say(f"real-speaker accuracy {real.accuracy:.1%}; report in {reports / 'real-test'}")
+    onnx = export_onnx(best, run_dir / "model.onnx")
+    say(f"exported {onnx}")
+    scorer = _scorer(onnx)
+    stream = run_stream_test(
+        scorer, synth, _held_out_split(scorer, synth), StreamingConfig(), model=onnx,
+        spec=StreamSpec(minutes=stream_minutes, seed=seed), out_dir=reports / "stream-test",
+        json_path=reports / "stream-test.json", progress=say,
+    ).figures
     return QuickstartResult(out, best, onnx, synthetic, real, stream, time.perf_counter() - start)
+
+
+def _train_main(train: Callable[[list[str]], int] | None) -> Callable[[list[str]], int]:
+    if train is not None:
+        return train
+    from speech.cli.train import main
+
+    return main
+
+
+def _scorer(path: Path):
+    from speech.scorers import load_scorer
+
+    return load_scorer(path, intra_op_threads=1)
+
+
+def _held_out_split(scorer, root: Path):
+    """The split the model's record gives for ``root``: its own held-out partition when it trained on ``root``,
+    else the defaults (as the commands do when no split option is given)."""
+    from speech.data.record import DataRecord, choose_split
+
+    return choose_split(DataRecord.from_dict(scorer.metadata.get("data")), root)
+
+
+def evaluate_held_out(checkpoint: Path, root: Path, report_dir: Path, cache_dir: Path, what: str) -> HeldOut:
+    """Evaluate ``checkpoint`` on the held-out split of ``root``: the report folder ``report_dir`` and its JSON
+    figures next to it (``<report_dir>.json``), as ``speech evaluate --out --json`` writes them."""
+    from speech.evaluation import evaluate_model
+    from speech.report import report_json, write_json, write_report
+
+    scorer = _scorer(checkpoint)
+    evaluation = evaluate_model(scorer, checkpoint, root, _held_out_split(scorer, root), cache_dir=cache_dir)
+    report = report_json([evaluation])
+    write_report([evaluation], report_dir)
+    write_json(report_dir.with_suffix(".json"), report)
+    return held_out(report, what)
 
 
 def held_out(report: dict, what: str) -> HeldOut:

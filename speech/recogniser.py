@@ -1,9 +1,9 @@
 """A complete recogniser: front end + classifier + label list, waveform in, logits out.
 
-Checkpoints written by training carry everything needed to rebuild it (see :mod:`speech.checkpoint`).
-Besides the network description, the metadata may hold plain-data sections that describe how the model was
-made and should be used: ``"data"`` (a :class:`speech.data.record.DataRecord`: the split and the training
-speakers) and ``"detection"`` (calibrated streaming thresholds). They travel into the ONNX export unchanged.
+Model files carry everything needed to rebuild it (the schema: :mod:`speech.scorers`). Besides the network,
+``sections`` holds plain-data descriptions of how the model was made and should be used: ``"data"`` (a
+:class:`speech.data.record.DataRecord`: the split and the training speakers) and ``"detection"`` (calibrated
+streaming thresholds). They travel into the ONNX export unchanged.
 """
 
 from __future__ import annotations
@@ -41,22 +41,10 @@ class Recogniser(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.frontend(wave))
 
-    def metadata(self) -> dict:
-        """Plain-data description (str/int/float/list/dict only) that rebuilds this recogniser."""
+    def settings(self) -> dict:
+        """The architecture as plain data: ``labels``, ``frontend`` and ``classifier`` settings (no weights)."""
         return {
-            "format": 1,
             "labels": list(self.labels),
             "frontend": self.frontend.config.to_dict(),
             "classifier": self.classifier.config.to_dict(),
-            **{key: self.sections[key] for key in INFO_SECTIONS if self.sections.get(key) is not None},
         }
-
-    @classmethod
-    def from_metadata(cls, meta: dict) -> Recogniser:
-        model = cls(
-            meta["labels"],
-            FrontEndConfig.from_dict(meta["frontend"]),
-            ClassifierConfig.from_dict(meta["classifier"]),
-        )
-        model.sections = {key: meta[key] for key in INFO_SECTIONS if isinstance(meta.get(key), dict)}
-        return model

@@ -9,69 +9,29 @@ Files written by :func:`write_report` into the report folder (``<name>`` is one 
 * ``snr.csv`` / ``snr.png`` -- accuracy vs SNR, when a noise evaluation ran.
 
 Nothing is ever overwritten silently: an existing non-empty folder or JSON file is refused unless
-``overwrite`` is given.
+``overwrite`` is given (:class:`~speech.evaluation.OutputExistsError`, whose ``param`` names the parameter).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
-import re
 import string
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from speech.evaluate import Metrics, Result
+from speech.evaluation.errors import OutputExistsError
+from speech.evaluation.metrics import Metrics
+from speech.evaluation.model_eval import ModelEvaluation
+from speech.evaluation.scoring import Result
 from speech.plots import new_figure
 
 REPORT_FORMAT = "speech-eval-report"
 REPORT_VERSION = 1
 MAX_MARKDOWN_CONFUSION = 15  # classes up to which report.md also shows the confusion matrix as a table
-
-
-@dataclass
-class ModelEvaluation:
-    """One evaluated model file: where it came from and its :class:`~speech.evaluate.Result`."""
-
-    name: str  # short unique name used in tables and file names
-    path: str
-    backend: str  # "torch" | "onnx"
-    num_parameters: int
-    data: dict  # EvalSet.describe()
-    result: Result
-
-
-def model_names(paths: list[str | Path]) -> list[str]:
-    """Short, unique, file-name-safe names: ``runs/a/best.ckpt`` -> ``best-ckpt`` (``-2``, ``-3`` on clashes)."""
-    names: list[str] = []
-    for path in paths:
-        p = Path(path)
-        base = (
-            re.sub(r"[^A-Za-z0-9_.-]+", "_", p.stem + ("-" + p.suffix.lstrip(".") if p.suffix else ""))
-            or "model"
-        )
-        name, n = base, 1
-        while name in names:
-            n += 1
-            name = f"{base}-{n}"
-        names.append(name)
-    return names
-
-
-def clip_set_id(examples: list, labels: list[str], targets) -> str:
-    """A fingerprint of the clips a model was scored on: SHA-256 (first 12 hex digits) of the sorted
-    ``(file, true label name)`` pairs (``<silence>`` for generated silence). Two models share it exactly when
-    they were scored on the same clips with the same answers, whatever their label order."""
-    pairs = sorted(
-        f"{example.path or '<silence>'}\t{labels[int(target)]}"
-        for example, target in zip(examples, targets, strict=True)
-    )
-    return hashlib.sha256("\n".join(pairs).encode("utf-8", errors="surrogateescape")).hexdigest()[:12]
 
 
 def clip_sets(evals: list[ModelEvaluation]) -> dict[str, str]:
@@ -458,10 +418,10 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     """Refuse an existing, non-empty report folder unless ``overwrite`` (call before the long evaluation)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a folder")
+        raise OutputExistsError(f"{out}: exists and is not a folder", param="out_dir")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{out}: report folder exists and is not empty; refusing to overwrite it (pass --overwrite)"
+        raise OutputExistsError(
+            f"{out}: report folder exists and is not empty; refusing to overwrite it", param="overwrite"
         )
     check_can_create(out, "report folder")
     return out
@@ -470,16 +430,16 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
 def check_json_path(path: str | Path, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.is_dir():
-        raise FileExistsError(f"{path}: is a folder; --json takes a file name")
+        raise OutputExistsError(f"{path}: is a folder; the JSON report needs a file name", param="json_path")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; refusing to overwrite it (pass --overwrite)")
+        raise OutputExistsError(f"{path} exists; refusing to overwrite it", param="overwrite")
     check_can_create(path, "JSON file")
     return path
 
 
 def check_outputs(out_dir: str | Path | None, json_path: str | Path | None, overwrite: bool = False) -> None:
-    """Every output check, to run before an evaluation starts: existing files, unwritable places, and a
-    ``--json`` file that the report in ``--out`` would write over."""
+    """Every output check, to run before an evaluation starts: existing files, unwritable places, and a JSON
+    file (``json_path``) that the report in ``out_dir`` would write over."""
     if out_dir:
         check_out_dir(out_dir, overwrite)
     if json_path:
@@ -487,9 +447,10 @@ def check_outputs(out_dir: str | Path | None, json_path: str | Path | None, over
     if out_dir and json_path:
         inside = Path(json_path).resolve().parent == Path(out_dir).resolve()
         if inside and Path(json_path).name in ("report.json", "report.md"):
-            raise FileExistsError(
-                f"--json {json_path}: the report written to --out {out_dir} has a file of that name; choose "
-                "another name or place"
+            raise OutputExistsError(
+                f"{json_path}: the report written to {out_dir} has a file of that name; choose another name or "
+                "place for the JSON file",
+                param="json_path",
             )
 
 

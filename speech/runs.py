@@ -57,14 +57,14 @@ def plot_learning_curve(
 ) -> Path:
     """Validation accuracy (%) and training loss per epoch of one or more runs, side by side; PNG at ``out``.
 
-    Refuses to replace an existing ``out`` unless ``overwrite``. Returns ``out``.
+    Refuses to replace an existing ``out`` (:class:`FileExistsError`) unless ``overwrite``. Returns ``out``.
     """
     out = Path(out)
     if out.exists() and not overwrite:
-        raise RunFolderError(f"{out} exists; refusing to overwrite it (pass --overwrite)")
+        raise FileExistsError(f"{out} exists; refusing to overwrite it")
     labels = list(labels) if labels else [str(r) for r in runs]
     if len(labels) != len(runs):
-        raise RunFolderError(f"{len(labels)} labels for {len(runs)} runs; give one --label per run")
+        raise RunFolderError(f"{len(labels)} labels for {len(runs)} runs; give one label per run")
     metrics = [epoch_metrics(run) for run in runs]
     fig = new_figure(10, 3.8)
     acc_ax, loss_ax = fig.subplots(1, 2)

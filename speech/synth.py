@@ -52,6 +52,7 @@ import soundfile as sf
 from speech.audio import CLIP_SAMPLES, SAMPLE_RATE, pcm_to_float, resample
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.data.noise import NOISE_COLOURS, coloured_noise
+from speech.progress import ProgressCallback, Step, reporter
 
 log = logging.getLogger(__name__)
 
@@ -542,8 +543,8 @@ def _prepare_output(out_dir: Path, planned: list[str], overwrite: bool) -> tuple
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
         raise FileExistsError(
             f"{out_dir}: output folder is not empty ({len(entries)} entries: {shown}); choose an empty or new "
-            "folder, or pass --overwrite (overwrite=True) to replace the clips an earlier 'speech synth' wrote "
-            "there (nothing else is touched)"
+            "folder, or overwrite, which replaces only the clips an earlier 'speech synth' wrote there (nothing "
+            "else is touched)"
         )
     try:
         manifest = read_manifest(out_dir)
@@ -555,7 +556,7 @@ def _prepare_output(out_dir: Path, planned: list[str], overwrite: bool) -> tuple
     if clashes:
         raise FileExistsError(
             f"{out_dir}: {len(clashes)} file(s) this run would write exist and were not written by speech synth "
-            f"(e.g. {', '.join(clashes[:3])}); nothing was changed. Move them, or choose another --out or --seed"
+            f"(e.g. {', '.join(clashes[:3])}); nothing was changed. Move them, or choose another folder or seed"
         )
     for path in ours:
         path.unlink()
@@ -597,7 +598,7 @@ def synthesize_dataset(
     seed: int = 0,
     jobs: int | None = None,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: ProgressCallback | bool | None = True,
     language: str = "en",
 ) -> SynthSummary:
     """Write a keyword data set spoken by espeak-ng into ``out_dir`` (layout in the module docstring).
@@ -669,8 +670,7 @@ def synthesize_dataset(
     _write_manifest(out_dir, manifest)  # before the first clip: a run cut short still knows its files
 
     jobs = jobs or os.cpu_count() or 1
-    bar = _progress_bar() if progress else None
-    written = _run_tasks(out_dir, tasks, jobs, bar)
+    written = _run_tasks(out_dir, tasks, jobs, reporter(progress))
     counts = Counter(clip.label for clip, _ in written)
     ordered = {label: counts.get(label, 0) for label in labels}
     files.update({clip.path: digest for clip, digest in written})
@@ -691,41 +691,20 @@ def synthesize_dataset(
 
 
 def _run_tasks(
-    out_dir: Path, tasks: list[RoundPlan | SilencePlan], jobs: int, bar
+    out_dir: Path, tasks: list[RoundPlan | SilencePlan], jobs: int, progress: ProgressCallback
 ) -> list[tuple[ClipPlan, str]]:
     """Run ``tasks`` in ``jobs`` threads; every clip written, with the SHA-256 of its file."""
     written: list[tuple[ClipPlan, str]] = []
     total = sum(len(t.clips) for t in tasks)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(_run_task, out_dir, task) for task in tasks]
-        task_id = bar.add_task("synthesising", total=total) if bar else None
-        if bar:
-            bar.start()
+        progress(Step("synthesising", 0, total, "clips"))
         try:
             for future in as_completed(futures):
-                done = future.result()
-                written += done
-                if bar:
-                    bar.advance(task_id, len(done))
+                written += future.result()
+                progress(Step("synthesising", len(written), total, "clips"))
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-        finally:
-            if bar:
-                bar.stop()
     return written
-
-
-def _progress_bar():
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )

@@ -69,7 +69,7 @@ def tiny_checkpoint(tmp_path_factory, sc_v2_clips) -> Path:
 def clips_the_model_knows(checkpoint: Path, clips: dict[str, list[Path]], count: int) -> list[tuple[str, Path]]:
     """``count`` (word, clip) pairs, each of a different word, that ``checkpoint`` scores above 0.9 offline."""
     from speech.audio import load_audio
-    from speech.inference import load_scorer
+    from speech.scorers import load_scorer
 
     scorer = load_scorer(checkpoint)
     chosen = []

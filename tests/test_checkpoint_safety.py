@@ -14,10 +14,9 @@ import torch
 
 from speech.checkpoint import CheckpointError, load_recogniser, save_checkpoint
 from speech.cli import main
-from speech.export import OnnxModelError, OnnxScorer
-from speech.inference import TorchScorer, load_scorer
 from speech.model import ClassifierConfig
 from speech.recogniser import Recogniser
+from speech.scorers import OnnxModelError, OnnxScorer, TorchScorer, load_scorer, model_metadata
 
 
 class RunsCommand:
@@ -38,14 +37,14 @@ def malicious_files(folder, marker) -> dict[str, object]:
     state = {"recogniser." + k: v for k, v in model.state_dict().items()}
     files = {}
     # 1. a checkpoint that looks right (weights + description) with the payload hidden in an extra entry
-    files["inside-real.ckpt"] = {"state_dict": state, "speech": model.metadata(), "callbacks": payload}
+    files["inside-real.ckpt"] = {"state_dict": state, "speech": model_metadata(model), "callbacks": payload}
     # 2. the payload as the whole file
     files["bare.ckpt"] = payload
     for name, obj in files.items():
         torch.save(obj, folder / name)
     # 3. a legacy (non-zip) pickle file
     with open(folder / "legacy.ckpt", "wb") as handle:
-        pickle.dump({"speech": model.metadata(), "x": payload}, handle, protocol=2)
+        pickle.dump({"speech": model_metadata(model), "x": payload}, handle, protocol=2)
     return {name: folder / name for name in [*files, "legacy.ckpt"]}
 
 

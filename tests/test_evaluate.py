@@ -10,21 +10,21 @@ import numpy as np
 import pytest
 from conftest import LABELS_12, SC_V1_SAMPLE, SC_V2_TEST
 
+from speech.activity import active_speech_power
 from speech.audio import load_audio
 from speech.cli import main
-from speech.evaluate import (
+from speech.cli.evaluate import parse_snrs
+from speech.evaluation import (
     EvaluationError,
-    active_speech_power,
     confusion_matrix,
     evaluate_waves,
     metrics_from_confusion,
     mix_at_snr,
     most_confused_pairs,
     noise_offsets,
-    parse_snrs,
 )
-from speech.inference import load_scorer
 from speech.report import read_confusion_csv
+from speech.scorers import load_scorer
 
 CLIPS_PER_LABEL = 6
 

@@ -13,10 +13,10 @@ from conftest import LABELS_12
 from speech.audio import load_audio
 from speech.checkpoint import load_recogniser
 from speech.cli import main
-from speech.export import OnnxModelError, OnnxScorer, export_onnx
-from speech.inference import TorchScorer, load_scorer
+from speech.export import export_onnx
 from speech.model import INPUT_LAYERS, POOLINGS, ClassifierConfig
 from speech.recogniser import Recogniser
+from speech.scorers import OnnxModelError, OnnxScorer, TorchScorer, load_scorer
 
 TOLERANCE = 1e-4
 

@@ -18,9 +18,9 @@ from speech.cli.train import main as train_main
 from speech.data import build_index
 from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.record import DataRecord, SpeakerLeakError, check_held_out
-from speech.evaluate import confusion_matrix, metrics_from_confusion
+from speech.evaluation import confusion_matrix, metrics_from_confusion
 from speech.export import export_onnx
-from speech.inference import load_scorer
+from speech.scorers import load_scorer
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from conftest import SC_V2_TEST
 from streaming_helpers import held_out_speakers, recorded_checkpoint
 
 from speech.cli import main
-from speech.inference import load_scorer
+from speech.scorers import load_scorer
 
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 

@@ -10,10 +10,10 @@ import torch
 from conftest import FSDD, LABELS_12, clips_the_model_knows
 
 from speech.audio import load_audio, read_audio, resample, to_mono
-from speech.inference import TorchScorer, load_scorer
 from speech.model import ClassifierConfig
 from speech.recogniser import Recogniser
 from speech.resample import StreamResampler
+from speech.scorers import TorchScorer, load_scorer
 from speech.streaming import (
     IncrementalFeatures,
     StreamingConfig,

@@ -11,7 +11,7 @@ from conftest import SC_V1_SAMPLE, SC_V2_TEST
 from streaming_helpers import held_out_speakers, recorded_checkpoint
 
 from speech.cli import main
-from speech.inference import load_scorer
+from speech.scorers import load_scorer
 from speech.streaming.scoring import (
     LabelledTime,
     keyword_accuracy,

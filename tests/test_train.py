@@ -151,6 +151,45 @@ def test_every_config_parses_and_fast_dev_runs(tmp_path, cache_dir):
         assert len(read_checkpoint(ckpt)["speech"]["labels"]) == labels
 
 
+def resolved_config(capsys, *configs: Path) -> dict:
+    """``speech train --config C1 --config C2 ... --print_config``, parsed."""
+    with pytest.raises(SystemExit) as stop:
+        train_main([*(arg for config in configs for arg in ("--config", str(config))), "--print_config"])
+    assert stop.value.code == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def leaves(tree: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_override_config_is_its_base_plus_what_it_states(tmp_path, capsys):
+    configs = REPO / "configs"
+    base = leaves(resolved_config(capsys, configs / "default.yaml"))
+    small = leaves(resolved_config(capsys, configs / "cpu-small.yaml"))
+    stated = yaml.safe_load((configs / "cpu-small.yaml").read_text())
+    assert stated.pop("base") == "default.yaml"
+    stated = leaves(stated)
+    assert set(stated) < set(base) and set(small) == set(base)
+    assert small == {key: stated.get(key, value) for key, value in base.items()}
+    assert small["model.lr"] != base["model.lr"] and small["trainer.gradient_clip_val"] == base["trainer.gradient_clip_val"]
+    # the same as naming the base by hand
+    assert leaves(resolved_config(capsys, configs / "default.yaml", configs / "cpu-small.yaml")) == small
+
+    override = tmp_path / "override.yaml"
+    override.write_text("base: missing.yaml\nrun_name: x\n")
+    assert train_main(["--config", str(override), "--print_config"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(override) in err and str(tmp_path / "missing.yaml") in err
+
+
 @pytest.mark.slow
 def test_ddp_fit_with_two_cpu_processes(small_tree, cache_dir, tmp_path):
     env = {**os.environ, "SPEECH_CACHE": str(cache_dir), "PYTHONUNBUFFERED": "1"}

@@ -1,7 +1,9 @@
 """``speech`` command line: a thin dispatcher.
 
-Each sub-command lives in its own module under ``speech.cli`` with ``add_arguments(parser)`` and
-``run(args) -> int``, imported only when it runs; ``train`` hands its arguments to LightningCLI.
+Every sub-command is a jsonargparse parser: ``train`` is LightningCLI's (itself jsonargparse), and every other one
+lives in its own module under ``speech.cli`` with ``add_arguments(parser)`` and ``run(args) -> int``, imported
+only when it runs, its parser made by :func:`command_parser` (no abbreviations, the same help layout). Only this
+layer prints, sets up logging and warning filters, and turns library errors into messages that name options.
 
 Exit codes, for every command: 0 success, 2 usage or bad input (one-line message naming what and why), 1 a
 failure while running, 130 Ctrl-C (a one-line message, no traceback).
@@ -15,6 +17,8 @@ import logging
 import os
 import sys
 import warnings
+
+import jsonargparse
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -37,6 +41,7 @@ KNOWN_WARNINGS = (
     (DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export"),
     (DeprecationWarning, r"The feature will be removed"),
     (UserWarning, r"Exporting a model to ONNX with a batch_size other than 1"),
+    (Warning, r"Converting a tensor to a Python boolean might cause the trace to be incorrect"),
 )
 
 
@@ -45,6 +50,34 @@ def quiet_known_warnings() -> None:
     touches warning filters)."""
     for category, message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+
+
+class HelpFormatter(jsonargparse.DefaultHelpFormatter):
+    """jsonargparse's layout, with each option's help as written (it states its own default where it has one)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help or ""
+
+
+def command_parser(prog: str, description: str | None = None, **kwargs) -> jsonargparse.ArgumentParser:
+    """The parser of one command (or one action of a command, e.g. ``speech data download``).
+
+    No abbreviations: ``--split`` must never quietly stand for ``--split-rule`` or ``--split-seed``.
+    """
+    return jsonargparse.ArgumentParser(
+        prog=prog, description=description, allow_abbrev=False, formatter_class=HelpFormatter, **kwargs
+    )
+
+
+def plain_namespace(parsed: jsonargparse.Namespace, subcommand_dest: str = "action") -> argparse.Namespace:
+    """Parsed arguments as a flat ``argparse.Namespace``: the chosen action's own options (``add_subcommands``
+    with ``dest=subcommand_dest``) join the command's."""
+    values = parsed.as_dict()
+    nested = {key for key, value in values.items() if isinstance(value, dict)}
+    flat = {key: value for key, value in values.items() if key not in nested}
+    if values.get(subcommand_dest) in nested:
+        flat.update(values[values[subcommand_dest]])
+    return argparse.Namespace(**flat)
 
 
 def usage() -> str:
@@ -80,11 +113,10 @@ def _dispatch(argv: list[str]) -> int:
         module = importlib.import_module(COMMANDS[name][0])
         if name == "train":
             return int(module.main(rest) or 0)
-        # no abbreviations: '--split' must never quietly stand for '--split-rule' or '--split-seed'
-        parser = argparse.ArgumentParser(prog=f"speech {name}", description=COMMANDS[name][1], allow_abbrev=False)
+        parser = command_parser(f"speech {name}", COMMANDS[name][1])
         parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         module.add_arguments(parser)
-        args = parser.parse_args(rest)
+        args = plain_namespace(parser.parse_args(rest))
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
         )

@@ -17,22 +17,15 @@ running; 130 Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from speech.cli.live import ModelError, add_stream_arguments, open_scorer, stream_config
-from speech.cli.stream_test import (
-    Refused,
-    add_stream_source_arguments,
-    output_dir,
-    rounded,
-    stream_clips,
-    stream_lengths,
-)
+from speech.cli.stream_args import add_stream_source_arguments, hinted, source_options, stream_spec
 
 REPORT_FILES = ("det_curve.png", "sweep.csv", "calibration.json")
+OWN_FLAGS = {"out_dir": "--report"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from speech.checkpoint import CheckpointError
     from speech.data import DatasetError
+    from speech.data.record import SpeakerLeakError
 
     if args.out is not None and args.in_place:
         print("speech calibrate: give --out FILE or --in-place, not both", file=sys.stderr)
@@ -75,11 +69,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("speech calibrate: stopped (Ctrl-C)", file=sys.stderr)
         return 130
-    except Refused as exc:
-        print(f"speech calibrate: refused: {exc}", file=sys.stderr)
+    except SpeakerLeakError as exc:
+        print(f"speech calibrate: refused: {exc} (--allow-trained-speakers)", file=sys.stderr)
         return 2
     except (ModelError, DatasetError, CheckpointError, FileExistsError, ValueError) as exc:
-        print(f"speech calibrate: error: {exc}", file=sys.stderr)
+        print(f"speech calibrate: error: {hinted(exc, OWN_FLAGS)}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"speech calibrate: error: {exc}", file=sys.stderr)
@@ -87,17 +81,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from speech.streaming.calibration import calibrate, detection_section, store_detection, table_rows
-    from speech.streaming.stream_eval import (
-        build_streams,
-        figures,
-        plot_det,
-        sweep,
-        threshold_config,
-        write_sweep_csv,
+    from speech.streaming.calibration import (
+        best_single,
+        calibrate,
+        detection_section,
+        store_detection,
+        table_rows,
     )
+    from speech.streaming.stream_eval import figures, plot_det, sweep, threshold_config, write_sweep_csv
+    from speech.streaming.stream_test import output_dir, public, rounded, stream_source, write_json_new
 
-    minutes, unknown_minutes, noise_minutes = stream_lengths(args)
+    spec = stream_spec(args)
+    minutes, unknown_minutes, noise_minutes = spec.lengths()
     for path in (args.json_file, args.out):
         if path is not None and path.exists():
             raise FileExistsError(f"{path} exists; refusing to overwrite it")
@@ -105,14 +100,14 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out}: must be a {Path(args.model).suffix} file like the model")
     scorer = open_scorer(args.model, args.backend, args.threads)
     config = stream_config(args)
-    clips, noise, data_info = stream_clips(args, scorer, default_partition="validation", default_half="a")
+    source = stream_source(scorer, args.data, **source_options(args, scorer, default_partition="validation",
+                                                                 default_half="a"))
+    clips, data_info = source.clips, source.info
     report = output_dir(args.report, REPORT_FILES, prefix="calibrate")
     print(f"calibrating on the {data_info['partition']} partition of {data_info['root']} ({data_info['speakers']} "
           f"speakers, split from the {data_info['source']}); running the model on "
           f"{minutes + unknown_minutes + noise_minutes:g} min of audio", file=sys.stderr)
-    streams = build_streams(scorer, config, clips, noise, minutes=minutes, unknown_minutes=unknown_minutes,
-                            noise_minutes=noise_minutes, unknown_share=args.unknown_share,
-                            background_volume=args.background_volume, seed=args.stream_seed)
+    streams = spec.build(scorer, config, source)
     labels = list(scorer.labels)
     result = calibrate(streams, labels, config.detector, target_false_accepts_per_hour=args.target_fa,
                        target_false_alarms_per_hour=args.target_noise, min_threshold=args.min_threshold,
@@ -163,31 +158,18 @@ def _run(args: argparse.Namespace) -> int:
         "budgets_in_streams": result.budgets,
         "mode": "single" if args.single else "per keyword",
         "per_keyword": table_rows(result),
-        "calibrated": {k: rounded(v) for k, v in got.items() if not k.startswith("_")},
-        "default_threshold": {k: rounded(v) for k, v in default.items() if not k.startswith("_")},
+        "calibrated": public(got),
+        "default_threshold": public(default),
         "best_single_threshold": single,
         "calibrated_on": calibrated_on,
         "settings": section["settings"],
         "sweep": [{k: rounded(v) for k, v in row.items()} for row in rows],
     }
-    with (report / "calibration.json").open("x", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2)
-        fh.write("\n")
+    write_json_new(report / "calibration.json", summary)
     if args.json_file is not None:
-        with args.json_file.open("x", encoding="utf-8") as fh:
-            json.dump(summary, fh, indent=2)
-            fh.write("\n")
+        write_json_new(args.json_file, summary)
     print("\n".join(report_lines(summary, data_info, report)))
     return 0
-
-
-def best_single(rows: list[dict], target_fa: float, target_noise: float) -> dict | None:
-    """The lowest single threshold of the sweep that meets both targets on the calibration streams."""
-    for row in rows:  # ascending thresholds: the first that meets the targets has the best recall
-        fa = row["false_accepts_per_hour"]
-        if fa is not None and fa <= target_fa + 1e-9 and row["false_alarms_per_hour"] <= target_noise + 1e-9:
-            return {k: rounded(v) for k, v in row.items()}
-    return None
 
 
 def report_lines(s: dict, data: dict, report: Path) -> list[str]:

@@ -12,16 +12,16 @@ import argparse
 import json
 import sys
 
+from speech.cli import command_parser
+from speech.cli.progress import ProgressBars
 from speech.cli.split_args import add_split_arguments, resolve_split
 from speech.data.download import DEFAULT_URL_BASE, KNOWN_SHA256, VERSIONS, DownloadError, archive_names
 from speech.data.errors import DatasetError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    down = sub.add_parser(
-        "download", help="download and extract the official Speech Commands archives", allow_abbrev=False
-    )
+    sub = parser.add_subcommands(dest="action", required=True, metavar="ACTION")
+    down = command_parser("speech data download", "download and extract the official Speech Commands archives")
     down.add_argument("--version", choices=VERSIONS, default="v0.02", help="data set version (default v0.02)")
     down.add_argument(
         "--root", required=True, help="folder to download into; archives extract into subfolders"
@@ -47,11 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     down.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    summ = sub.add_parser(
-        "summary",
-        allow_abbrev=False,
-        help="clips per split x label, speakers, bad files, durations",
-        description="Clips per split and label, speakers, bad (skipped) files and durations of a data folder. "
+    summ = command_parser(
+        "speech data summary",
+        "Clips per split and label, speakers, bad (skipped) files and durations of a data folder. "
         "The split options are those of 'speech evaluate' / 'speech stream-test' ('--data.split_rule', "
         "'--data.validation_percent', ... '--data.split_seed' in 'speech train').",
     )
@@ -65,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_split_arguments(summ, partition=False)
     summ.add_argument("--no-durations", action="store_true", help="skip reading the file headers")
     summ.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+    sub.add_subcommand("download", down, help="download and extract the official Speech Commands archives")
+    sub.add_subcommand("summary", summ, help="clips per split x label, speakers, bad files, durations")
 
 
 def _checksums(values: list[str], version: str, test_set: bool) -> dict[str, str]:
@@ -90,15 +90,16 @@ def run_download(args: argparse.Namespace) -> int:
             print(
                 f"note: no published checksum is known for {name}; it will not be verified", file=sys.stderr
             )
-    folders = download_dataset(
+    with ProgressBars(enabled=not args.no_progress) as bars:
+        folders = download_dataset(
         args.version,
         args.root,
         url_base=args.url_base,
         test_set=args.test_set,
         sha256=checksums,
-        progress=not args.no_progress,
+        progress=bars,
         keep_archives=not args.delete_archives,
-    )
+        )
     for name, folder in folders.items():
         print(f"{name} -> {folder}")
     return 0

@@ -11,15 +11,20 @@ cache or the report cannot be written), 130 for Ctrl-C (no traceback).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-from speech.cli.split_args import add_split_arguments, resolve_split
-from speech.evaluate import parse_snrs
+import numpy as np
 
-log = logging.getLogger(__name__)
+from speech.cli.split_args import add_split_arguments, resolve_split
+
+# the flag a user changes when the library blames one of its parameters (``exc.param``)
+FLAG_HINTS = {
+    "split": "choose another --split or --split-rule",
+    "overwrite": "pass --overwrite to replace it",
+    "out_dir": "--out",
+    "json_path": "--json takes a file name, apart from the --out report",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +67,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def parse_snrs(text: str) -> list[float]:
+    """``--snr "20,10,5,0"`` -> ``[20.0, 10.0, 5.0, 0.0]`` (dB; duplicates rejected)."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--snr {text!r}: expected comma-separated numbers in dB, e.g. 20,10,5,0") from None
+    if not values:
+        raise ValueError(f"--snr {text!r}: no SNR given")
+    if len(set(values)) != len(values):
+        raise ValueError(f"--snr {text!r}: repeated values")
+    if not all(np.isfinite(values)):
+        raise ValueError(f"--snr {text!r}: SNRs must be finite")
+    return values
+
+
+def with_hint(exc: Exception) -> str:
+    """The library's message plus the flag to change, when the error names a parameter."""
+    hint = FLAG_HINTS.get(getattr(exc, "param", None) or "")
+    return f"{exc} ({hint})" if hint else str(exc)
+
+
 def _fail(message: str, code: int = 2) -> int:
     print(f"speech evaluate: error: {message}", file=sys.stderr)
     return code
@@ -91,19 +117,10 @@ def run(args: argparse.Namespace) -> int:
 
     from speech.checkpoint import CheckpointError
     from speech.data import CacheError, DatasetError
-    from speech.data.record import DataRecord, SpeakerLeakError, check_held_out
-    from speech.evaluate import EvaluationError, evaluate_set, load_eval_set
-    from speech.export import OnnxModelError
-    from speech.inference import load_scorer
-    from speech.report import (
-        ModelEvaluation,
-        check_outputs,
-        clip_set_id,
-        model_names,
-        report_json,
-        write_json,
-        write_report,
-    )
+    from speech.data.record import DataRecord, SpeakerLeakError
+    from speech.evaluation import EvaluationError, evaluate_model, model_names
+    from speech.report import check_outputs, report_json, write_json, write_report
+    from speech.scorers import OnnxModelError, load_scorer
 
     try:
         snrs = parse_snrs(args.snr) if args.snr else None
@@ -111,72 +128,47 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
         check_outputs(args.out, args.json, args.overwrite)  # before anything slow: found now, not at the end
     except (ValueError, OSError) as exc:
-        return _fail(str(exc))
+        return _fail(with_hint(exc))
     if not Path(args.data).is_dir():
         return _fail(f"--data {args.data}: no such folder")
     if args.threads:
         torch.set_num_threads(args.threads)
 
     evals = []
-    loaded: dict[tuple[str, ...], object] = {}  # labels -> EvalSet, shared by models with the same classes
+    loaded: dict = {}  # decoded sets, shared by models with the same classes and split
     for name, path in zip(model_names(args.models), args.models, strict=True):
         try:
             scorer = load_scorer(path, intra_op_threads=args.threads or 1)
         except (CheckpointError, OnnxModelError) as exc:
             return _fail(str(exc))
         record = DataRecord.from_dict(scorer.metadata.get("data"))
-        choice = resolve_split(args, record, args.data)
-        options = dict(choice.index_options)
-        split_rule = options.pop("split")
-        key = (tuple(scorer.labels), choice.partition, tuple(sorted(options.items())), split_rule)
         try:
-            if key not in loaded:
-                loaded[key] = load_eval_set(
+            evals.append(
+                evaluate_model(
+                    scorer,
+                    path,
                     args.data,
-                    scorer.labels,
-                    split=choice.partition,
-                    split_rule=split_rule,
+                    resolve_split(args, record, args.data),
+                    name=name,
                     cache_dir=args.cache_dir,
-                    with_noise=bool(snrs),
+                    snrs=snrs,
+                    batch_size=args.batch_size,
+                    latency_clips=args.latency_clips,
+                    noise_seed=args.noise_seed,
+                    top_pairs=args.top_pairs,
+                    allow_trained_speakers=args.allow_trained_speakers,
+                    loaded=loaded,
                     progress=sys.stderr.isatty(),
-                    **options,
                 )
-            data = loaded[key]
-            trained = check_held_out(record, data.examples, data.root, allow=args.allow_trained_speakers)
-            data = replace(data, trained_clips=len(trained), split_settings=choice.describe())
-            if record is None:
-                log.warning(
-                    "%s carries no record of its training data: cannot check that the scored speakers are unseen",
-                    name,
-                )
-            log.info(
-                "%s: %d %s clips of %d speakers in %s (split from the %s)",
-                name,
-                data.num_clips,
-                choice.partition,
-                data.num_speakers,
-                data.root,
-                choice.source,
-            )
-            result = evaluate_set(
-                scorer,
-                data,
-                snrs=snrs,
-                batch_size=args.batch_size,
-                latency_clips=args.latency_clips,
-                noise_seed=args.noise_seed,
-                top_pairs=args.top_pairs,
             )
         except SpeakerLeakError as exc:
             return _fail(f"{path}: {exc} (--allow-trained-speakers)")
         except DatasetError as exc:
             return _fail(f"{path}: the model's labels {list(scorer.labels)} do not fit the data: {exc}")
         except (EvaluationError, ValueError) as exc:
-            return _fail(f"{path}: {exc}")
+            return _fail(f"{path}: {with_hint(exc)}")
         except (CacheError, OSError) as exc:
             return _fail(f"{path}: {exc}", code=1)
-        described = data.describe() | {"clip_set": clip_set_id(data.examples, list(data.labels), data.targets)}
-        evals.append(ModelEvaluation(name, str(path), scorer.backend, int(scorer.num_parameters), described, result))
 
     print("\n".join(_summary_lines(evals)))
     for ev in evals:
@@ -200,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(f"json: {write_json(args.json, report_json(evals), overwrite=args.overwrite)}")
     except FileExistsError as exc:
-        return _fail(str(exc))
+        return _fail(with_hint(exc))
     except OSError as exc:
         return _fail(f"cannot write the report: {exc}", code=1)
     return 0

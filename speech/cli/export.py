@@ -23,8 +23,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from speech.checkpoint import CheckpointError
-    from speech.export import OnnxModelError, OnnxScorer, export_onnx
+    from speech.export import export_onnx
     from speech.report import check_can_create
+    from speech.scorers import OnnxModelError, OnnxScorer
 
     try:
         target = Path(args.onnx)
@@ -33,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
         if not target.exists() or args.overwrite:
             check_can_create(target, "ONNX file")
         path = export_onnx(args.checkpoint, args.onnx, opset=args.opset, overwrite=args.overwrite)
-    except (CheckpointError, OnnxModelError, FileExistsError, PermissionError, ValueError) as exc:
+    except FileExistsError as exc:
+        print(f"speech export: error: {exc} (choose another name or pass --overwrite)", file=sys.stderr)
+        return 2
+    except (CheckpointError, OnnxModelError, PermissionError, ValueError) as exc:
         print(f"speech export: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -14,8 +14,10 @@ from speech.streaming.detection import DetectorConfig
 from speech.streaming.engine import StreamingConfig
 
 
-def gate_value(text: str) -> float | None:
+def gate_value(text: str | float | None) -> float | None:
     """``--gate-db`` parser: a level in dBFS, or ``off``."""
+    if text is None or isinstance(text, int | float):  # already parsed (jsonargparse checks it again)
+        return text
     if text.lower() in ("off", "none"):
         return None
     try:
@@ -80,7 +82,7 @@ def open_scorer(path: str, backend: str, threads: int = 1):
     """Load a checkpoint / ONNX model; errors become :class:`ModelError` with a one-line message."""
     import torch
 
-    from speech.inference import load_scorer
+    from speech.scorers import load_scorer
 
     torch.set_num_threads(max(1, threads))
     if not Path(path).is_file():
@@ -163,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"speech live: error: {exc}", file=sys.stderr)
         return 2
     except SourceError as exc:
-        print(f"speech live: error: {exc}", file=sys.stderr)
+        hint = " (--wav FILE, or --stdin --rate HZ)" if args.wav is None and not args.stdin else ""
+        print(f"speech live: error: {exc}{hint}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. `speech live --json ... | head -1`
         sys.stderr.close()

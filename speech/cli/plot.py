@@ -26,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.runs[0] / CURVE_FILE
     try:
         written = plot_learning_curve(args.runs, out, args.label, overwrite=args.overwrite)
+    except FileExistsError as exc:
+        print(f"speech plot: error: {exc} (pass --overwrite)", file=sys.stderr)
+        return 2
     except RunFolderError as exc:
         print(f"speech plot: error: {exc}", file=sys.stderr)
         return 2

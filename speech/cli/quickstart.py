@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from speech.quickstart import SHARED_REAL, next_steps, quickstart
 
@@ -20,6 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data)
+    def step(line: str) -> None:
+        print(f"quickstart: {line}", file=sys.stderr, flush=True)
+
+    try:
+        result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data,
+                            progress=step)
+    except (RuntimeError, ValueError, OSError) as exc:  # a step that failed (espeak-ng missing, training, ...)
+        print(f"speech quickstart: error: {exc}", file=sys.stderr)
+        return 1
     print(next_steps(result))
     return 0

@@ -13,21 +13,11 @@ library defaults.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 from speech.data.index import SPLIT_METHODS
-from speech.data.record import DataRecord
+from speech.data.record import SPLIT_SETTINGS, DataRecord, SplitChoice, choose_split
 from speech.data.splits import DEFAULT_SEED, PARTITIONS
-
-DEFAULTS = {
-    "split_rule": "auto",
-    "validation_percent": 10.0,
-    "testing_percent": 10.0,
-    "silence_percent": 10.0,
-    "unknown_percent": 10.0,
-    "split_seed": DEFAULT_SEED,
-}
 
 
 def add_split_arguments(parser: argparse.ArgumentParser, *, partition: bool = True) -> None:
@@ -67,41 +57,7 @@ def add_split_arguments(parser: argparse.ArgumentParser, *, partition: bool = Tr
     )
 
 
-@dataclass
-class SplitChoice:
-    """The resolved split: ``partition`` to score, ``index_options`` for :func:`speech.data.build_index`, and
-    ``source`` (``"model record"`` or ``"defaults"``) for the report."""
-
-    partition: str
-    index_options: dict
-    source: str
-
-    def describe(self) -> dict:
-        return {"partition": self.partition, "source": self.source, **self.index_options}
-
-
 def resolve_split(args: argparse.Namespace, record: DataRecord | None, root: str | Path) -> SplitChoice:
-    """Fill the options left unset from ``record`` when ``root`` is the folder it describes, else from defaults."""
-    own = record is not None and record.same_root(root)
-    base = dict(DEFAULTS)
-    if own:
-        base.update(
-            split_rule=record.split_rule,
-            validation_percent=record.validation_percent,
-            testing_percent=record.testing_percent,
-            silence_percent=record.silence_percent,
-            unknown_percent=record.unknown_percent,
-            split_seed=record.seed,
-        )
-    chosen = {key: getattr(args, key, None) for key in DEFAULTS}
-    values = {key: base[key] if chosen[key] is None else chosen[key] for key in DEFAULTS}
-    partition = getattr(args, "split", None) or (record.held_out_split() if own else "test")
-    options = {
-        "split": values["split_rule"],
-        "validation_percent": float(values["validation_percent"]),
-        "testing_percent": float(values["testing_percent"]),
-        "silence_percent": float(values["silence_percent"]),
-        "unknown_percent": float(values["unknown_percent"]),
-        "seed": int(values["split_seed"]),
-    }
-    return SplitChoice(partition, options, "model record" if own else "defaults")
+    """The split the options ask for: :func:`speech.data.record.choose_split` with what the user set."""
+    chosen = {key: getattr(args, key, None) for key in SPLIT_SETTINGS}
+    return choose_split(record, root, getattr(args, "split", None), **chosen)

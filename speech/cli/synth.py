@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from speech.cli.progress import ProgressBars
 from speech.synth import EspeakError, SynthSummary, synthesize_dataset
 
 
-def _word_list(text: str) -> list[str]:
+def _word_list(text: str | list[str]) -> list[str]:
+    if isinstance(text, list):  # already parsed (jsonargparse checks parsed values with the type again)
+        return text
     words = [part.strip() for part in text.split(",")]
     if not words or any(not w for w in words):
         raise argparse.ArgumentTypeError(f"expected comma-separated words without blanks, got {text!r}")
@@ -87,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     try:
-        summary = synthesize_dataset(
+        with ProgressBars(enabled=not args.no_progress) as bars:
+            summary = synthesize_dataset(
             args.out,
             args.words,
             negatives=args.negatives,
@@ -97,10 +101,13 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             jobs=args.jobs,
             overwrite=args.overwrite,
-            progress=not args.no_progress,
+            progress=bars,
             language=args.language,
-        )
-    except (EspeakError, FileExistsError, ValueError) as exc:
+            )
+    except FileExistsError as exc:  # the library names no options: say which ones choose
+        print(f"speech synth: error: {exc} (options: --out, --seed, --overwrite)", file=sys.stderr)
+        return 2
+    except (EspeakError, ValueError) as exc:
         print(f"speech synth: error: {exc}", file=sys.stderr)
         return 2
     console = Console()

@@ -8,7 +8,11 @@ accuracy and the next commands.
 
 Bad input is found before training starts and reported in one line (exit 2): a missing or unusable data
 folder, ``--ckpt_path last`` with no earlier run, a checkpoint that is not one, a run folder path that is a
-file. Ctrl-C stops after Lightning's clean shutdown with exit 130.
+file, a config whose ``base:`` is missing. Ctrl-C stops after Lightning's clean shutdown with exit 130.
+
+A config file may start from another one: a top-level ``base: FILE`` (a path relative to the config's own folder)
+makes ``--config CONFIG`` read as ``--config FILE --config CONFIG``, so the config states only what differs from
+its base (``configs/cpu-small.yaml`` and ``configs/sc-v2-35.yaml`` build on ``configs/default.yaml``).
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import warnings
 from pathlib import Path
 
 import torch
+import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from speech.checkpoint import CheckpointError, read_checkpoint
+from speech.cli.progress import ProgressBars
 from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.errors import CacheError, DatasetError
 from speech.data.labels import rejection_warning
@@ -82,6 +88,65 @@ def check_data_root(root: str | Path) -> None:
         )
     if not path.is_dir():
         raise DatasetError(f"--data.root {root}: is a file; expected a data folder with one subfolder per label")
+
+
+CONFIG_OPTIONS = ("--config", "-c")
+BASE_KEY = "base"
+_BASE_LINE = re.compile(rf"^{BASE_KEY}:[^\n]*(\n|$)", re.MULTILINE)
+
+
+def expand_config_bases(argv: list[str]) -> list[str]:
+    """``argv`` with every ``--config FILE`` whose FILE names a ``base:`` config replaced by the chain of configs.
+
+    ``--config FILE`` becomes ``--config BASE --config <FILE's text without its base line>``, recursively when
+    BASE has a base of its own, so LightningCLI merges FILE over its base exactly as for ``--config`` options given
+    one after another. jsonargparse has no deep-merging include of its own (a ``config: FILE`` key inside a config
+    file replaces whole top-level sections such as ``model``), and ``base`` itself never reaches the parser.
+    Options and values that are not config files with a base pass through unchanged.
+
+    Raises:
+        TrainSetupError: a base that is not a file, not a one-line ``base: FILE`` entry, or a cycle of bases.
+    """
+    expanded: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        option, sep, value = arg.partition("=")
+        if option in CONFIG_OPTIONS and sep:
+            expanded += _config_chain(option, value, ())
+        elif arg in CONFIG_OPTIONS:
+            value = next(args, None)
+            expanded += [arg] if value is None else _config_chain(arg, value, ())
+        else:
+            expanded.append(arg)
+    return expanded
+
+
+def _config_chain(option: str, value: str, seen: tuple[Path, ...]) -> list[str]:
+    """``[option, value]`` for a config without a base, else its base's chain followed by the config's own text."""
+    path = Path(value).expanduser()
+    if not path.is_file():
+        return [option, value]  # a YAML string, or a missing file that LightningCLI reports itself
+    text = path.read_text()
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return [option, value]  # LightningCLI reports the file's syntax error itself
+    if not isinstance(content, dict) or BASE_KEY not in content:
+        return [option, value]
+    base = content[BASE_KEY]
+    own_text = _BASE_LINE.sub("", text, count=1)
+    own = yaml.safe_load(own_text)
+    if not isinstance(base, str) or (isinstance(own, dict) and BASE_KEY in own):
+        raise TrainSetupError(f"--config {value}: expected a one-line '{BASE_KEY}: FILE' naming its base config")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise TrainSetupError(
+            f"--config {value}: its base config {base_path} is not a file ({BASE_KEY}: is relative to {path.parent})"
+        )
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise TrainSetupError(f"--config {value}: the base configs form a cycle through {base_path}")
+    chain = _config_chain(option, str(base_path), (*seen, path.resolve()))
+    return chain + [option, own_text] if own else chain
 
 
 class RunWatcher(Callback):
@@ -150,6 +215,8 @@ class SpeechCLI(LightningCLI):
         self.run_root, self.run_version = root, version
 
     def before_fit(self) -> None:
+        if self.trainer.progress_bar_callback is not None:  # the cache build draws bars like the training's
+            self.datamodule.progress = ProgressBars()
         warning = rejection_warning(self.datamodule.labels)
         if warning and self.trainer.is_global_zero:
             log.warning("%s", warning)
@@ -252,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         SpeechCLI(
             KeywordModule,
             SpeechCommandsDataModule,
-            args=["fit", *(argv or [])],
+            args=["fit", *expand_config_bases(list(argv or []))],
             save_config_kwargs={"overwrite": False},
             parser_kwargs={"fit": {"default_config_files": []}},
             trainer_defaults={"callbacks": [watcher]},

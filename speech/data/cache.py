@@ -2,8 +2,8 @@
 
 A split's cache is keyed by a SHA-256 of its file list (path, size, mtime of every clip, in order) and the
 decode settings; a change to any of them gives a new key and therefore a new file, so a stale cache is never
-read. The file is built once (parallel decode, rich progress bar), written to a temporary name and renamed
-into place (atomic), and afterwards read through ``np.load(mmap_mode="r")``, so an epoch costs page-cache copies
+read. The file is built once (parallel decode; progress through a :mod:`speech.progress` callback), written to a
+temporary name and renamed into place (atomic), and afterwards read through ``np.load(mmap_mode="r")``, so an epoch costs page-cache copies
 only. Clips that fail to decode are dropped from the cache and reported in :attr:`CachedSplit.bad_files`.
 
 Files: ``<cache_dir>/waves-<key20>.json`` (written first) and ``<cache_dir>/waves-<key20>.npy``. An existing
@@ -30,6 +30,7 @@ from speech.data.decode import decode_int16
 from speech.data.errors import CacheError
 from speech.data.index import Example
 from speech.files import write_text_atomically
+from speech.progress import ProgressCallback, Step, reporter
 
 log = logging.getLogger(__name__)
 
@@ -117,39 +118,13 @@ def _decode_chunk(
     return bad
 
 
-def _progress(enabled: bool, total: int, what: str):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),  # stdout stays clean for tables / JSON
-        disable=not enabled,
-        transient=False,
-    )
-    task = progress.add_task(what, total=total, rate="")
-    return progress, task
-
-
 def _build(
     examples: list[Example],
     npy: Path,
     sample_rate: int,
     samples: int,
     crop: str,
-    progress: bool,
+    progress: ProgressCallback,
     num_workers: int,
 ) -> list[tuple[int, str]]:
     """Decode every example into a temporary .npy next to ``npy`` (bad rows removed) and rename it there."""
@@ -160,9 +135,9 @@ def _build(
     try:
         rows = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(len(examples), samples))
         bad: list[tuple[int, str]] = []
-        started = time.perf_counter()
-        bar, task = _progress(progress, len(examples), f"decoding {len(examples)} clips -> {npy.name}")
-        with bar, ThreadPoolExecutor(max_workers=num_workers) as pool:
+        what = f"decoding {len(examples)} clips -> {npy.name}"
+        progress(Step(what, 0, len(examples), "clips"))
+        with ThreadPoolExecutor(max_workers=num_workers) as pool:
             futures = {
                 pool.submit(_decode_chunk, rows, examples[s : s + _CHUNK], s, sample_rate, samples, crop): s
                 for s in range(0, len(examples), _CHUNK)
@@ -171,8 +146,7 @@ def _build(
             for future in as_completed(futures):
                 bad += future.result()
                 done += min(_CHUNK, len(examples) - futures[future])
-                rate = done / max(time.perf_counter() - started, 1e-9)
-                bar.update(task, completed=done, rate=f"{rate:,.0f} clips/s")
+                progress(Step(what, done, len(examples), "clips"))
         bad.sort()
         rows.flush()
         if bad:
@@ -208,7 +182,7 @@ def cached_waveforms(
     sample_rate: int = 16000,
     samples: int = 16000,
     crop: str = "center",
-    progress: bool = True,
+    progress: ProgressCallback | bool | None = True,
     num_workers: int | None = None,
 ) -> CachedSplit:
     """Decode ``examples`` once into ``cache_dir`` and return them memory-mapped.
@@ -216,7 +190,8 @@ def cached_waveforms(
     ``waves`` is a read-only int16 memmap ``(N, samples)`` (divide by 32768 for float); silence examples
     (``path=None``) are zero rows. Clips that cannot be decoded are dropped (logged as warnings, listed in
     ``bad_files``). A later call with the same files (paths, sizes, mtimes) and settings reads the cache
-    without decoding. ``num_workers``: decode threads (default: CPU count, at most 8).
+    without decoding. ``num_workers``: decode threads (default: CPU count, at most 8). ``progress``: see
+    :mod:`speech.progress`.
     """
     if crop not in _CROPS:
         raise ValueError(f"crop must be one of {_CROPS}, got {crop!r}")
@@ -264,7 +239,7 @@ def cached_waveforms(
         }
         write_text_atomically(sidecar, json.dumps(meta), overwrite=True)  # claims the name before the big file lands
         started = time.perf_counter()
-        bad_rows = _build(examples, npy, sample_rate, samples, crop, progress, workers)
+        bad_rows = _build(examples, npy, sample_rate, samples, crop, reporter(progress), workers)
         meta["bad"] = [[i, reason] for i, reason in bad_rows]
         meta["build_seconds"] = round(time.perf_counter() - started, 3)
         write_text_atomically(sidecar, json.dumps(meta, indent=1), overwrite=True)

@@ -22,6 +22,7 @@ from speech.data.augment import AugmentConfig, WaveAugment
 from speech.data.cache import default_cache_dir
 from speech.data.record import DataRecord
 from speech.data.splits import DEFAULT_SEED, SPLITS
+from speech.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.seed = split_seed
         self.extra_roots = [Path(r) for r in (extra_roots or [])]
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.progress: ProgressCallback | bool = True  # cache building: see speech.progress (the CLI draws bars)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment_config = augment or AugmentConfig()
@@ -156,9 +158,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Build the waveform caches once (rank 0); other ranks then open them read-only."""
         for split in SPLITS:
-            self._cache(split, progress=True)
+            self._cache(split, progress=self.progress)
 
-    def _cache(self, split: str, progress: bool = False) -> CachedSplit:
+    def _cache(self, split: str, progress: ProgressCallback | bool = False) -> CachedSplit:
         return cached_waveforms(
             self.examples(split), self.cache_dir, samples=CLIP_SAMPLES, crop=self.crop, progress=progress
         )
@@ -172,7 +174,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             if not len(self.data["training"].labels):
                 raise ValueError(
                     f"{self.root}: the training split is empty (split rule {self.split_rule!r}); a folder in the "
-                    "official test-set layout (or made by 'speech synth') needs --data.split_rule speaker"
+                    "official test-set layout (or made by 'speech synth') needs split_rule 'speaker'"
                 )
             noise = torch.from_numpy(load_noise(self.training_noise_index(), seed=self.seed))
             silence = self.labels.index("_silence_") if "_silence_" in self.labels else None

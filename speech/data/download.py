@@ -26,6 +26,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from speech.progress import ProgressCallback, Step, reporter
+
 log = logging.getLogger(__name__)
 
 DEFAULT_URL_BASE = "http://download.tensorflow.org/data/"
@@ -68,29 +70,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),  # stdout stays clean for tables / JSON
-        disable=not enabled,
-    )
-
-
-def _fetch_once(url: str, part: Path, progress: bool, timeout: float) -> None:
+def _fetch_once(url: str, part: Path, progress: ProgressCallback, timeout: float) -> None:
     """One HTTP transfer into ``part``, resuming from its current size. Raises on a short or failed transfer."""
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "speech-data/1"})
@@ -123,8 +103,9 @@ def _fetch_once(url: str, part: Path, progress: bool, timeout: float) -> None:
             total = int(length) if length and length.isdigit() else None
         expected_body = int(length) if length and length.isdigit() else None
         received = 0
-        with _progress(progress) as bar, open(part, mode) as out:
-            task = bar.add_task(part.name.removesuffix(".part"), total=total, completed=have)
+        what = part.name.removesuffix(".part")
+        with open(part, mode) as out:
+            progress(Step(what, have, total, "bytes"))
             while True:
                 try:
                     block = response.read(_CHUNK)
@@ -136,7 +117,7 @@ def _fetch_once(url: str, part: Path, progress: bool, timeout: float) -> None:
                     break
                 out.write(block)
                 received += len(block)
-                bar.update(task, advance=len(block))
+                progress(Step(what, have + received, total, "bytes"))
         if expected_body is not None and received < expected_body:
             raise TransferInterrupted(
                 f"{url}: connection closed after {have + received} of {have + expected_body} bytes "
@@ -149,7 +130,7 @@ def download_file(
     dest: str | Path,
     *,
     sha256: str | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | bool | None = True,
     retries: int = 3,
     timeout: float = 60.0,
 ) -> Path:
@@ -173,7 +154,7 @@ def download_file(
     part = dest.with_name(dest.name + ".part")
     for attempt in range(retries + 1):
         try:
-            _fetch_once(url, part, progress, timeout)
+            _fetch_once(url, part, reporter(progress), timeout)
             break
         except TransferInterrupted as exc:
             if attempt == retries:
@@ -183,7 +164,7 @@ def download_file(
     digest = sha256_of(part)
     if expected is None:
         log.warning(
-            "%s: no known checksum; not verified (SHA-256 %s; pass --sha256 to check)", dest.name, digest
+            "%s: no known checksum; not verified (SHA-256 %s)", dest.name, digest
         )
     elif digest != expected:
         part.unlink()
@@ -217,7 +198,7 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def safe_extract(archive: str | Path, dest: str | Path, *, progress: bool = True) -> Path:
+def safe_extract(archive: str | Path, dest: str | Path, *, progress: ProgressCallback | bool | None = True) -> Path:
     """Extract ``archive`` into the new folder ``dest``, refusing it whole if any member is unsafe.
 
     Unsafe: absolute paths, ``..`` components, symlinks/hard links resolving outside ``dest``, device files.
@@ -244,11 +225,12 @@ def safe_extract(archive: str | Path, dest: str | Path, *, progress: bool = True
             shutil.rmtree(partial)
         partial.mkdir(parents=True)
         try:
-            with _progress(progress) as bar:
-                task = bar.add_task(f"extracting {archive.name}", total=sum(m.size for m in members))
-                for member in members:
-                    tar.extract(member, partial, filter="data")
-                    bar.update(task, advance=member.size)
+            report, what, total, done = reporter(progress), f"extracting {archive.name}", sum(m.size for m in members), 0
+            report(Step(what, 0, total, "bytes"))
+            for member in members:
+                tar.extract(member, partial, filter="data")
+                done += member.size
+                report(Step(what, done, total, "bytes"))
         except (tarfile.TarError, OSError) as exc:
             shutil.rmtree(partial, ignore_errors=True)
             raise DownloadError(f"{archive}: extraction failed ({exc})") from None
@@ -268,7 +250,7 @@ def download_dataset(
     url_base: str = DEFAULT_URL_BASE,
     test_set: bool = True,
     sha256: dict[str, str] | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | bool | None = True,
     keep_archives: bool = True,
 ) -> dict[str, Path]:
     """Fetch and extract the archives of ``version`` into ``root``; return ``{archive name: extracted folder}``.

@@ -89,7 +89,7 @@ def resolve_labels(
     if missing:
         raise DatasetError(
             f"requested word(s) {missing} have no clips; the label folders found are {sorted(folders)} "
-            "(--labels auto uses them)"
+            "(the label spec 'auto' uses them)"
         )
     return labels
 
@@ -120,5 +120,5 @@ def rejection_warning(labels: Iterable[str]) -> str | None:
     return (
         f"the model has no {' or '.join(missing)} class (labels {labels}): {heard} will be reported as one of its "
         "keywords. Train with an _unknown_ folder of other words and a _silence_ folder (speech synth writes both; "
-        "--data.labels auto uses them)"
+        "labels 'auto' uses them)"
     )

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from speech.data.index import DatasetIndex, Example
+from speech.data.splits import DEFAULT_SEED
 
 RECORD_VERSION = 1
 
@@ -168,3 +169,59 @@ def check_held_out(
             "the model was trained on) or allow it explicitly"
         )
     return leaked
+
+
+# the split settings a command may take from a model's record (the user's value wins), with the library defaults
+SPLIT_SETTINGS = {
+    "split_rule": "auto",
+    "validation_percent": 10.0,
+    "testing_percent": 10.0,
+    "silence_percent": 10.0,
+    "unknown_percent": 10.0,
+    "split_seed": DEFAULT_SEED,
+}
+
+
+@dataclass
+class SplitChoice:
+    """The resolved split: ``partition`` to score, ``index_options`` for :func:`speech.data.build_index`, and
+    ``source`` (``"model record"`` or ``"defaults"``) for the report."""
+
+    partition: str
+    index_options: dict
+    source: str
+
+    def describe(self) -> dict:
+        return {"partition": self.partition, "source": self.source, **self.index_options}
+
+
+def choose_split(
+    record: DataRecord | None, root: str | Path, partition: str | None = None, **settings: object
+) -> SplitChoice:
+    """The split of ``root`` to score: each of :data:`SPLIT_SETTINGS` given in ``settings`` (None: unset) wins;
+    the rest come from ``record`` when ``root`` is the folder it describes (so the training split is rebuilt
+    exactly), else from the defaults. ``partition`` (default: the record's held-out one, else ``"test"``)."""
+    unknown = set(settings) - set(SPLIT_SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown split settings {sorted(unknown)}; expected some of {list(SPLIT_SETTINGS)}")
+    own = record is not None and record.same_root(root)
+    values = dict(SPLIT_SETTINGS)
+    if own:
+        values.update(
+            split_rule=record.split_rule,
+            validation_percent=record.validation_percent,
+            testing_percent=record.testing_percent,
+            silence_percent=record.silence_percent,
+            unknown_percent=record.unknown_percent,
+            split_seed=record.seed,
+        )
+    values.update({key: value for key, value in settings.items() if value is not None})
+    options = {
+        "split": values["split_rule"],
+        "validation_percent": float(values["validation_percent"]),
+        "testing_percent": float(values["testing_percent"]),
+        "silence_percent": float(values["silence_percent"]),
+        "unknown_percent": float(values["unknown_percent"]),
+        "seed": int(values["split_seed"]),
+    }
+    return SplitChoice(partition or (record.held_out_split() if own else "test"), options, "model record" if own else "defaults")

@@ -25,7 +25,6 @@ only when asked, in place. ``speech live`` and ``speech stream-test`` then use i
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from pathlib import Path
 from speech.streaming.detection import NEVER_REPORTED, DetectorConfig
 from speech.streaming.engine import StreamingConfig
 from speech.streaming.scoring import LabelledTime, keyword_accuracy
-from speech.streaming.stream_eval import SWEEP_THRESHOLDS, StreamSet
+from speech.streaming.stream_eval import SWEEP_THRESHOLDS, StreamSet, rounded, threshold_config
 
 SECTION = "detection"
 SECTION_VERSION = 1
@@ -228,8 +227,7 @@ def detector_from_metadata(
     per-keyword thresholds stored in ``metadata``; else ``base.threshold``.
     """
     if threshold is not None:
-        release = None if base.release is None else min(base.release, threshold)
-        return replace(base, threshold=float(threshold), thresholds=None, release=release), f"--threshold {threshold:g}"
+        return threshold_config(base, threshold), f"--threshold {threshold:g}"
     stored = calibrated_thresholds(metadata)
     if stored:
         section = metadata[SECTION]
@@ -254,44 +252,15 @@ def store_detection(model: str | Path, section: dict, *, out: str | Path | None 
     """Write ``model`` with ``metadata["detection"] = section`` to ``out`` (a new file of the same kind), or over
     ``model`` itself when ``in_place``. Written to a temporary file first and renamed, so a failure leaves the
     original untouched; ``out`` must not exist. Returns the path written."""
-    import torch
-
-    from speech.checkpoint import META_KEY, read_checkpoint
-    from speech.files import replaced_atomically
+    from speech.scorers import write_section
 
     model = Path(model)
     if (out is None) == (not in_place):
-        raise ValueError("give either an output file (--out) or in_place (--in-place), not both / neither")
+        raise ValueError("give either an output file or in_place, not both / neither")
     target = model if in_place else Path(out)
-    suffix = model.suffix.lower()
-    if suffix not in (".ckpt", ".onnx"):
-        raise ValueError(f"{model}: thresholds can be stored in a .ckpt or .onnx model, not {model.suffix!r}")
-    if target.suffix.lower() != suffix:
-        raise ValueError(f"{target}: the output must be a {suffix} file like {model.name}")
     if not in_place and target.exists():
-        raise FileExistsError(f"{target} exists; refusing to overwrite it (choose another --out, or --in-place)")
-    section = json.loads(json.dumps(section))  # plain data only
-    with replaced_atomically(target, overwrite=in_place) as tmp:
-        if suffix == ".ckpt":
-            ckpt = read_checkpoint(model)
-            if not isinstance(ckpt.get(META_KEY), dict):
-                raise ValueError(f"{model}: not a speech checkpoint (no '{META_KEY}' entry)")
-            ckpt[META_KEY] = {**ckpt[META_KEY], SECTION: section}
-            torch.save(ckpt, tmp)
-        else:
-            import onnx
-
-            from speech.export import META_KEY as ONNX_KEY
-
-            proto = onnx.load(str(model))
-            entries = [p for p in proto.metadata_props if p.key == ONNX_KEY]
-            if not entries:
-                raise ValueError(f"{model}: ONNX model without the '{ONNX_KEY}' metadata; export it with 'speech export'")
-            meta = json.loads(entries[0].value)
-            meta[SECTION] = section
-            entries[0].value = json.dumps(meta)
-            onnx.save(proto, str(tmp))
-    return target
+        raise FileExistsError(f"{target} exists; refusing to overwrite it")
+    return write_section(model, SECTION, section, target, overwrite=in_place)
 
 
 def table_rows(calibration: Calibration) -> list[dict]:
@@ -304,9 +273,19 @@ def table_rows(calibration: Calibration) -> list[dict]:
     return rows
 
 
+def best_single(rows: list[dict], target_fa: float, target_noise: float) -> dict | None:
+    """The lowest single threshold of the sweep that meets both targets on the calibration streams."""
+    for row in rows:  # ascending thresholds: the first that meets the targets has the best recall
+        fa = row["false_accepts_per_hour"]
+        if fa is not None and fa <= target_fa + 1e-9 and row["false_alarms_per_hour"] <= target_noise + 1e-9:
+            return {k: rounded(v) for k, v in row.items()}
+    return None
+
+
 __all__ = [
     "Calibration",
     "KeywordTable",
+    "best_single",
     "calibrate",
     "calibrated_thresholds",
     "choose_thresholds",

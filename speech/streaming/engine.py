@@ -78,7 +78,7 @@ def to_float_mono(chunk: np.ndarray, channels: int = 1) -> np.ndarray:
 
 
 class StreamingRecogniser:
-    """Keyword spotting on a live stream with a scorer from :func:`speech.inference.load_scorer`.
+    """Keyword spotting on a live stream with a scorer from :func:`speech.scorers.load_scorer`.
 
     ``feed(chunk)`` accepts PCM at ``input_rate`` Hz (int16 or float, mono or ``(samples, channels)``) and
     returns the detections it completed; ``finish()`` ends the stream: it flushes the resampler and feeds

@@ -33,7 +33,7 @@ def import_sounddevice():
     except OSError as exc:  # raised by sounddevice when libportaudio cannot be loaded
         raise SourceError(
             f"the PortAudio library is missing ({exc}); microphone input needs it: "
-            "install it (Debian/Ubuntu: apt-get install libportaudio2) or use --wav / --stdin"
+            "install it (Debian/Ubuntu: apt-get install libportaudio2), or read the audio from a file or standard input"
         ) from None
     return sounddevice
 
@@ -188,7 +188,7 @@ class StdinSource:
         self, rate: int, channels: int = 1, stream: BinaryIO | None = None, block_ms: float = 20.0
     ) -> None:
         if rate <= 0 or channels <= 0:
-            raise SourceError(f"--rate and --channels must be positive, got {rate} Hz and {channels} channel(s)")
+            raise SourceError(f"the sample rate and channel count of raw PCM must be positive, got {rate} Hz and {channels} channel(s)")
         self.stream = stream if stream is not None else sys.stdin.buffer
         self.name = "stdin (s16le)"
         self.rate = int(rate)

@@ -260,6 +260,11 @@ def build_streams(
     return StreamSet(main, others, noise_stream, recording, info)
 
 
+def rounded(value):
+    """Floats to 3 decimals for reports; anything else unchanged."""
+    return round(value, 3) if isinstance(value, float) else value
+
+
 def keyword_thresholds(config: DetectorConfig, labels: list[str]) -> dict[str, float]:
     """The threshold each keyword (labels other than ``_silence_``/``_unknown_``) must exceed under ``config``."""
     return {label: config.threshold_for(label) for label in labels if label not in NEVER_REPORTED}
@@ -327,7 +332,7 @@ def figures(
 
 
 def threshold_config(base: DetectorConfig, threshold: float) -> DetectorConfig:
-    """``base`` with one threshold for every label (per-label ones dropped), as ``--threshold`` gives."""
+    """``base`` with one ``threshold`` for every label (per-label ones dropped; the release level capped at it)."""
     release = None if base.release is None else min(base.release, threshold)
     return replace(base, threshold=float(threshold), thresholds=None, release=release)
 
@@ -339,7 +344,7 @@ def sweep(
     thresholds: tuple[float, ...] = SWEEP_THRESHOLDS,
     late_ms: float = 1000.0,
 ) -> list[dict]:
-    """Figures for one threshold per row (all labels, as ``--threshold T``), from the stored scores.
+    """Figures for one threshold per row (the same for all labels, :func:`threshold_config`), from the stored scores.
 
     Rows (ascending threshold): ``threshold``, ``keyword_recall``, ``keyword_wrong`` (%),
     ``false_accepts_per_hour``, ``false_accepts_per_word``, ``false_alarms_per_hour``, ``median_delay_ms``.

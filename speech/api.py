@@ -1,0 +1,115 @@
+"""The public surface: ``speech.load(path)`` gives a :class:`Model` that scores clips and spots keywords in streams.
+
+::
+
+    import speech
+
+    model = speech.load("model.onnx")               # or a training checkpoint (.ckpt)
+    model.predict("yes.wav")                          # {"_silence_": 0.00, "_unknown_": 0.01, "yes": 0.98, ...}
+    model.predict(wave)                               # a (samples,) float array at 16 kHz
+    for detection in model.stream(chunks, sample_rate=48_000):   # int16 or float PCM chunks of any size
+        print(detection.label, detection.score, detection.time)
+
+``stream`` uses the thresholds calibrated into the model (``speech calibrate``) unless given ``threshold``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from speech.audio import fix_length, load_audio, pcm_to_float, resample
+from speech.scorers import Scorer, load_scorer
+from speech.streaming.calibration import detector_from_metadata
+from speech.streaming.detection import Detection
+from speech.streaming.engine import StreamingConfig, StreamingRecogniser
+
+
+class Model:
+    """A trained keyword recogniser loaded from a ``.ckpt`` or ``.onnx`` file (or wrapping a :class:`Scorer`).
+
+    ``backend``: ``"auto"`` (by suffix), ``"torch"`` or ``"onnx"``; ``threads``: ONNX Runtime threads per call.
+    """
+
+    def __init__(self, model: str | Path | Scorer, backend: str = "auto", threads: int = 1) -> None:
+        self.scorer: Scorer = model if isinstance(model, Scorer) else load_scorer(model, backend, threads)
+        self.path = None if isinstance(model, Scorer) else Path(model)
+
+    @property
+    def labels(self) -> list[str]:
+        """Class names, in the order of the model's outputs."""
+        return list(self.scorer.labels)
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate (Hz) the model's front end expects; :meth:`predict` and :meth:`stream` resample to it."""
+        return self.scorer.frontend.config.sample_rate
+
+    @property
+    def window_samples(self) -> int:
+        """The clip length the model was trained on, in samples at :attr:`sample_rate`."""
+        return int(self.scorer.frontend.config.sample_rate)  # one second
+
+    @property
+    def metadata(self) -> dict:
+        """The model file's metadata (schema: :mod:`speech.scorers`)."""
+        return self.scorer.metadata
+
+    def predict(self, clip: np.ndarray | str | Path, sample_rate: int | None = None) -> dict[str, float]:
+        """Class probabilities of one clip: ``{label: probability}``.
+
+        ``clip``: a sound file, or ``(samples,)`` PCM (int16 or float) at ``sample_rate`` (default: the model's
+        rate). It is resampled, then zero-padded or centre-cropped to the model's 1 s window.
+        """
+        return dict(zip(self.labels, self.predict_batch([clip], sample_rate)[0].tolist(), strict=True))
+
+    def predict_batch(self, clips: Iterable[np.ndarray | str | Path], sample_rate: int | None = None) -> np.ndarray:
+        """Probabilities ``(clips, classes)`` float32 of several clips (each as in :meth:`predict`)."""
+        waves = [self._window(clip, sample_rate) for clip in clips]
+        if not waves:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.scorer.scores(np.stack(waves))
+
+    def streamer(
+        self, sample_rate: int | None = None, threshold: float | None = None, config: StreamingConfig | None = None
+    ) -> StreamingRecogniser:
+        """A streaming engine for this model: ``feed(chunk) -> detections`` then ``finish()`` (see
+        :class:`~speech.streaming.engine.StreamingRecogniser`). Detection thresholds: ``threshold`` for every
+        keyword if given, else the model's calibrated ones, else ``config``'s."""
+        config = config or StreamingConfig()
+        detector, _ = detector_from_metadata(self.metadata, config.detector, threshold)
+        return StreamingRecogniser(self.scorer, replace(config, detector=detector), sample_rate or self.sample_rate)
+
+    def stream(
+        self,
+        chunks: Iterable[np.ndarray],
+        sample_rate: int | None = None,
+        threshold: float | None = None,
+        config: StreamingConfig | None = None,
+    ) -> Iterator[Detection]:
+        """Keyword detections in a stream of PCM chunks (int16/int32/float, mono or ``(samples, channels)``, any
+        size) at ``sample_rate``, yielded as they are decided; the end of ``chunks`` is flushed with silence."""
+        engine = self.streamer(sample_rate, threshold, config)
+        for chunk in chunks:
+            yield from engine.feed(chunk)
+        yield from engine.finish()
+
+    def _window(self, clip: np.ndarray | str | Path, sample_rate: int | None) -> np.ndarray:
+        if isinstance(clip, str | Path):
+            return load_audio(clip, self.sample_rate, self.window_samples)
+        wave = np.asarray(pcm_to_float(np.asarray(clip)), dtype=np.float32)
+        if wave.ndim != 1:
+            raise ValueError(f"a clip must be (samples,) mono audio, got shape {wave.shape}")
+        wave = resample(wave, sample_rate or self.sample_rate, self.sample_rate)
+        return fix_length(wave, self.window_samples, "center")
+
+    def __repr__(self) -> str:
+        return f"Model({str(self.path) if self.path else self.scorer.backend!r}, {len(self.labels)} labels)"
+
+
+def load(path: str | Path, backend: str = "auto", threads: int = 1) -> Model:
+    """Open a ``.ckpt`` or ``.onnx`` model file as a :class:`Model` (see :mod:`speech.api`)."""
+    return Model(path, backend, threads)

@@ -1,0 +1,68 @@
+"""Rich progress bars on stderr for the library's :class:`speech.progress.Step` reports (stdout stays clean)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from speech.progress import Step
+
+
+class ProgressBars:
+    """A ``progress`` callback that draws one bar per task. The display stops by itself once every task on it
+    has finished (so it never overlaps another live display, e.g. Lightning's); use it as a context manager so
+    that it also stops when a call fails."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bars: dict[str, Progress] = {}  # one per unit: bytes and counts want different columns
+        self._tasks: dict[str, tuple[Progress, TaskID]] = {}
+
+    def _bar(self, unit: str) -> Progress:
+        kind = "bytes" if unit == "bytes" else "count"
+        if kind not in self._bars:
+            columns = (
+                (DownloadColumn(), TransferSpeedColumn())
+                if kind == "bytes"
+                else (MofNCompleteColumn(), TimeElapsedColumn())
+            )
+            bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), *columns, TimeRemainingColumn(),
+                console=Console(stderr=True), disable=not self.enabled,
+            )  # fmt: skip
+            bar.start()
+            self._bars[kind] = bar
+        return self._bars[kind]
+
+    def __call__(self, step: Step) -> None:
+        if step.what not in self._tasks:
+            bar = self._bar(step.unit)
+            self._tasks[step.what] = (bar, bar.add_task(step.what, total=step.total))
+        bar, task = self._tasks[step.what]
+        bar.update(task, completed=step.done, total=step.total)
+        if step.finished and all(t.finished for t in bar.tasks):
+            bar.stop()
+            self._bars = {kind: b for kind, b in self._bars.items() if b is not bar}
+            self._tasks = {what: entry for what, entry in self._tasks.items() if entry[0] is not bar}
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.stop()
+        self._bars.clear()
+        self._tasks.clear()
+
+    def __enter__(self) -> ProgressBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

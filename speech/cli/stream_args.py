@@ -1,0 +1,80 @@
+"""Options shared by ``speech stream-test`` and ``speech calibrate``: the data folder and split, the extra
+non-keyword speech, how the streams are generated; and the flags a library error's parameter maps to."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from speech.cli.split_args import add_split_arguments, resolve_split
+
+# library parameter (``exc.param``) -> the flags that set it, shown after the library's message
+FLAG_HINTS = {
+    "split": "--split / --split-rule",
+    "minutes": "--minutes / --unknown-minutes / --noise-minutes",
+    "json_path": "--json",
+}
+
+
+def add_stream_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Data, split and stream-generation options shared by ``stream-test`` and ``calibrate``."""
+    parser.add_argument("model", help="trained checkpoint (.ckpt) or exported model (.onnx)")
+    parser.add_argument("--data", required=True, type=Path, help="data set root (any layout speech.data reads)")
+    add_split_arguments(parser)
+    parser.add_argument("--allow-trained-speakers", action="store_true",
+                        help="build the streams even from clips of speakers the model was trained on (the figures "
+                        "are then inflated)")
+    parser.add_argument("--negatives", action="append", default=[], metavar="DIR",
+                        help="more non-keyword speech for the false-accept stream: the clips of DIR whose word is none "
+                        "of the model's labels, of speakers the model never trained on (repeatable)")
+    parser.add_argument("--negatives-half", choices=("a", "b", "all"),
+                        help="which fixed half of the --negatives speakers (by speaker-id hash) to use; default: a "
+                        "for 'calibrate', b for 'stream-test', so the two never share a speaker")
+    s = parser.add_argument_group("streams")
+    s.add_argument("--minutes", type=float, default=10.0, help="length of the keyword stream (10)")
+    s.add_argument("--unknown-minutes", type=float,
+                   help="length of the non-keyword speech stream for false accepts (default: --minutes; 0: none)")
+    s.add_argument("--noise-minutes", type=float,
+                   help="length of the speech-free noise stream for false alarms (default: --minutes)")
+    s.add_argument("--unknown-share", type=float, default=30.0,
+                   help="percent of the keyword stream's words that are non-keywords (TF's 30)")
+    s.add_argument("--background-volume", type=float, default=0.1, help="noise volume drawn from U(0, V) (0.1)")
+    s.add_argument("--stream-seed", "--seed", dest="stream_seed", type=int, default=0,
+                   help="random seed of the streams (0)")
+    s.add_argument("--late-ms", type=float, default=1000.0,
+                   help="a detection belongs to a word up to this long after the word's speech ends (1000)")
+
+
+def stream_spec(args: argparse.Namespace):
+    """The :class:`~speech.streaming.stream_test.StreamSpec` of the options."""
+    from speech.streaming.stream_test import StreamSpec
+
+    return StreamSpec(minutes=args.minutes, unknown_minutes=args.unknown_minutes, noise_minutes=args.noise_minutes,
+                      unknown_share=args.unknown_share, background_volume=args.background_volume,
+                      seed=args.stream_seed, late_ms=args.late_ms)
+
+
+def source_options(args: argparse.Namespace, scorer, default_partition: str | None = None,
+                   default_half: str = "b") -> dict:
+    """The split and source arguments of :func:`speech.streaming.stream_test.stream_source` from the options:
+    the split resolved from the model's record (``default_partition`` when no ``--split`` is given), the
+    ``--negatives`` folders and half, and ``--unknown-percent`` (default: the stream test's full layout)."""
+    from speech.data.record import DataRecord
+    from speech.streaming.stream_test import STREAM_UNKNOWN_PERCENT
+
+    choice = resolve_split(args, DataRecord.from_dict(scorer.metadata.get("data")), args.data)
+    if default_partition is not None and args.split is None:
+        choice.partition = default_partition
+    return {
+        "split": choice,
+        "allow_trained_speakers": args.allow_trained_speakers,
+        "negatives": [Path(p) for p in args.negatives],
+        "negatives_half": args.negatives_half or default_half,
+        "unknown_percent": STREAM_UNKNOWN_PERCENT if args.unknown_percent is None else args.unknown_percent,
+    }
+
+
+def hinted(exc: Exception, own: dict[str, str] | None = None) -> str:
+    """The library's message plus the flag(s) of the parameter it names (``own`` adds a command's own flags)."""
+    flag = {**FLAG_HINTS, **(own or {})}.get(getattr(exc, "param", None) or "")
+    return f"{exc} ({flag})" if flag else str(exc)

@@ -1,0 +1,22 @@
+"""Errors of an evaluation that cannot run as asked. Each names the parameter it is about (``param``), so that a
+front end can point at its own spelling of it (a command-line flag, a config key) without the library naming one."""
+
+from __future__ import annotations
+
+
+class EvaluationError(ValueError):
+    """An evaluation that cannot be run as asked (empty split, labels that do not fit, bad shapes, bad stream
+    lengths). ``param``: the parameter to change, when one is to blame (e.g. ``"split"``, ``"minutes"``)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class OutputExistsError(FileExistsError):
+    """An output file or folder that exists or cannot be created there. ``param``: the parameter that names the
+    output (``"out_dir"``, ``"json_path"``) or that would allow replacing it (``"overwrite"``)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
