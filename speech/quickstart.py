@@ -81,14 +81,13 @@ def quickstart(
     seed: int = 0,
     real_data: str | Path | None = SHARED_REAL,
     *,
-    progress: Callable[[str], None] | None = None,
     train: Callable[[list[str]], int] | None = None,
 ) -> QuickstartResult:
     """Run the whole pipeline offline below ``out``; returns the figures :func:`next_steps` prints.
 
     ``per_word``: synthetic clips per keyword; ``epochs``: training epochs; ``stream_minutes``: length of each
     test stream; ``seed``: synthesis, training and the streams; ``real_data``: a folder of real clips also
-    evaluated when it exists. ``progress`` receives one line per step. ``train``: the training entry point,
+    evaluated when it exists; each step is logged (:mod:`logging`, logger ``speech.quickstart``). ``train``: the training entry point,
     called with LightningCLI arguments and returning an exit code (default :func:`speech.cli.train.main`).
     """
     from speech.export import export_onnx
@@ -96,7 +95,7 @@ def quickstart(
     from speech.streaming.stream_test import StreamSpec, run_stream_test
     from speech.synth import synthesize_dataset
 
-    say = progress or log.info
+    say = log.info
     start = time.perf_counter()
     out = Path(out)
     synth = out / "synth-12"
@@ -134,7 +133,7 @@ def quickstart(
     stream = run_stream_test(
         scorer, synth, _held_out_split(scorer, synth), StreamingConfig(), model=onnx,
         spec=StreamSpec(minutes=stream_minutes, seed=seed), out_dir=reports / "stream-test",
-        json_path=reports / "stream-test.json", progress=say,
+        json_path=reports / "stream-test.json",
     ).figures
     return QuickstartResult(out, best, onnx, synthetic, real, stream, time.perf_counter() - start)
 

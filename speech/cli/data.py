@@ -92,13 +92,13 @@ def run_download(args: argparse.Namespace) -> int:
             )
     with ProgressBars(enabled=not args.no_progress) as bars:
         folders = download_dataset(
-        args.version,
-        args.root,
-        url_base=args.url_base,
-        test_set=args.test_set,
-        sha256=checksums,
-        progress=bars,
-        keep_archives=not args.delete_archives,
+            args.version,
+            args.root,
+            url_base=args.url_base,
+            test_set=args.test_set,
+            sha256=checksums,
+            progress=bars,
+            keep_archives=not args.delete_archives,
         )
     for name, folder in folders.items():
         print(f"{name} -> {folder}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speech.cli.progress import ProgressBars
 from speech.cli.split_args import add_split_arguments, resolve_split
 
 # the flag a user changes when the library blames one of its parameters (``exc.param``)
@@ -29,10 +30,10 @@ FLAG_HINTS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "models", nargs="+", metavar="CKPT", help="checkpoint(s) (.ckpt) or exported model(s) (.onnx)"
+        "models", nargs="+", metavar="MODEL", help="trained checkpoint(s) (.ckpt) or exported model(s) (.onnx)"
     )
     parser.add_argument(
-        "--data", required=True, metavar="ROOT", help="data folder (any layout speech.data reads)"
+        "--data", required=True, metavar="DIR", help="data folder (any layout speech.data reads)"
     )
     add_split_arguments(parser)
     parser.add_argument(
@@ -136,39 +137,40 @@ def run(args: argparse.Namespace) -> int:
 
     evals = []
     loaded: dict = {}  # decoded sets, shared by models with the same classes and split
-    for name, path in zip(model_names(args.models), args.models, strict=True):
-        try:
-            scorer = load_scorer(path, intra_op_threads=args.threads or 1)
-        except (CheckpointError, OnnxModelError) as exc:
-            return _fail(str(exc))
-        record = DataRecord.from_dict(scorer.metadata.get("data"))
-        try:
-            evals.append(
-                evaluate_model(
-                    scorer,
-                    path,
-                    args.data,
-                    resolve_split(args, record, args.data),
-                    name=name,
-                    cache_dir=args.cache_dir,
-                    snrs=snrs,
-                    batch_size=args.batch_size,
-                    latency_clips=args.latency_clips,
-                    noise_seed=args.noise_seed,
-                    top_pairs=args.top_pairs,
-                    allow_trained_speakers=args.allow_trained_speakers,
-                    loaded=loaded,
-                    progress=sys.stderr.isatty(),
+    with ProgressBars(enabled=sys.stderr.isatty()) as bars:  # decoding a set: one bar, gone when done
+        for name, path in zip(model_names(args.models), args.models, strict=True):
+            try:
+                scorer = load_scorer(path, intra_op_threads=args.threads or 1)
+            except (CheckpointError, OnnxModelError) as exc:
+                return _fail(str(exc))
+            record = DataRecord.from_dict(scorer.metadata.get("data"))
+            try:
+                evals.append(
+                    evaluate_model(
+                        scorer,
+                        path,
+                        args.data,
+                        resolve_split(args, record, args.data),
+                        name=name,
+                        cache_dir=args.cache_dir,
+                        snrs=snrs,
+                        batch_size=args.batch_size,
+                        latency_clips=args.latency_clips,
+                        noise_seed=args.noise_seed,
+                        top_pairs=args.top_pairs,
+                        allow_trained_speakers=args.allow_trained_speakers,
+                        loaded=loaded,
+                        progress=bars,
+                    )
                 )
-            )
-        except SpeakerLeakError as exc:
-            return _fail(f"{path}: {exc} (--allow-trained-speakers)")
-        except DatasetError as exc:
-            return _fail(f"{path}: the model's labels {list(scorer.labels)} do not fit the data: {exc}")
-        except (EvaluationError, ValueError) as exc:
-            return _fail(f"{path}: {with_hint(exc)}")
-        except (CacheError, OSError) as exc:
-            return _fail(f"{path}: {exc}", code=1)
+            except SpeakerLeakError as exc:
+                return _fail(f"{path}: {exc} (--allow-trained-speakers)")
+            except DatasetError as exc:
+                return _fail(f"{path}: the model's labels {list(scorer.labels)} do not fit the data: {exc}")
+            except (EvaluationError, ValueError) as exc:
+                return _fail(f"{path}: {with_hint(exc)}")
+            except (CacheError, OSError) as exc:
+                return _fail(f"{path}: {exc}", code=1)
 
     print("\n".join(_summary_lines(evals)))
     for ev in evals:

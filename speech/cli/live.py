@@ -100,7 +100,7 @@ class ModelError(RuntimeError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", help="trained checkpoint (.ckpt) or exported model (.onnx)")
+    parser.add_argument("model", nargs="?", metavar="MODEL", help="trained checkpoint (.ckpt) or exported model (.onnx)")
     src = parser.add_argument_group("input (default: the system's default microphone)")
     src.add_argument("--device", help="microphone: device index or (part of its) name; see --list-devices")
     src.add_argument("--list-devices", action="store_true", help="list input devices and exit")

@@ -21,12 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def step(line: str) -> None:
-        print(f"quickstart: {line}", file=sys.stderr, flush=True)
-
     try:
         result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data,
-                            progress=step)
+)
     except (RuntimeError, ValueError, OSError) as exc:  # a step that failed (espeak-ng missing, training, ...)
         print(f"speech quickstart: error: {exc}", file=sys.stderr)
         return 1

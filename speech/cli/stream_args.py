@@ -18,8 +18,8 @@ FLAG_HINTS = {
 
 def add_stream_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Data, split and stream-generation options shared by ``stream-test`` and ``calibrate``."""
-    parser.add_argument("model", help="trained checkpoint (.ckpt) or exported model (.onnx)")
-    parser.add_argument("--data", required=True, type=Path, help="data set root (any layout speech.data reads)")
+    parser.add_argument("model", metavar="MODEL", help="trained checkpoint (.ckpt) or exported model (.onnx)")
+    parser.add_argument("--data", required=True, type=Path, metavar="DIR", help="data folder (any layout speech.data reads)")
     add_split_arguments(parser)
     parser.add_argument("--allow-trained-speakers", action="store_true",
                         help="build the streams even from clips of speakers the model was trained on (the figures "

@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     result = run_stream_test(
         scorer, args.data, config=stream_config(args), model=args.model, spec=spec, threshold=args.threshold,
         tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out, json_path=args.json_file,
-        progress=lambda line: print(line, file=sys.stderr), **source_options(args, scorer),
+        **source_options(args, scorer),
     )
     print("\n".join(report_lines(result.figures)))
     if args.json_file is not None:

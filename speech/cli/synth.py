@@ -92,17 +92,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         with ProgressBars(enabled=not args.no_progress) as bars:
             summary = synthesize_dataset(
-            args.out,
-            args.words,
-            negatives=args.negatives,
-            per_word=args.per_word,
-            silence=args.silence,
-            unknown=args.unknown,
-            seed=args.seed,
-            jobs=args.jobs,
-            overwrite=args.overwrite,
-            progress=bars,
-            language=args.language,
+                args.out,
+                args.words,
+                negatives=args.negatives,
+                per_word=args.per_word,
+                silence=args.silence,
+                unknown=args.unknown,
+                seed=args.seed,
+                jobs=args.jobs,
+                overwrite=args.overwrite,
+                progress=bars,
+                language=args.language,
             )
     except FileExistsError as exc:  # the library names no options: say which ones choose
         print(f"speech synth: error: {exc} (options: --out, --seed, --overwrite)", file=sys.stderr)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -247,7 +247,6 @@ def run_stream_test(
     negatives: Sequence[str | Path] = (),
     negatives_half: str = "b",
     unknown_percent: float = STREAM_UNKNOWN_PERCENT,
-    progress: Callable[[str], None] | None = None,
 ) -> StreamTestResult:
     """Build the streams from the held-out ``split`` of ``data_root``, score them with ``scorer`` (loaded from
     ``model``), compute the figures and write the stream files into ``out_dir`` (default: a new
@@ -256,7 +255,7 @@ def run_stream_test(
     ``config``: engine and detector settings; the model's calibrated thresholds replace the detector's unless
     ``threshold`` is given (:func:`speech.streaming.calibration.detector_from_metadata`). ``tolerance_ms``: TF's
     matching tolerance. ``sweep``: also the figures of one threshold for all keywords, 0.30 .. 0.99 (``sweep.csv``,
-    ``det_curve.png``). ``progress`` receives one line before the long scoring starts.
+    ``det_curve.png``). Its steps are logged.
     Outputs are checked before any scoring; nothing is written when the clips would include training speakers.
     """
     from dataclasses import replace
@@ -283,10 +282,11 @@ def run_stream_test(
         overlap = calibration_overlap(scorer.metadata, source.clips.speakers, data_info["root"],
                                       source.negative_speakers)
     out = output_dir(out_dir)
-    if progress is not None:
-        progress(f"building the streams from the {data_info['partition']} partition of {data_info['root']} "
-                 f"({data_info['speakers']} speakers, split from the {data_info['source']}); this runs the model on "
-                 f"{minutes + unknown_minutes + noise_minutes:g} min of audio")
+    log.info(
+        "building the streams from the %s partition of %s (%d speakers, split from the %s); this runs the model "
+        "on %g min of audio", data_info["partition"], data_info["root"], data_info["speakers"], data_info["source"],
+        minutes + unknown_minutes + noise_minutes,
+    )
     streams = spec.build(scorer, config, source)
     labels = list(scorer.labels)
     f = figures(streams, labels, config.detector, tolerance_ms, spec.late_ms)
