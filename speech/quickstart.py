@@ -11,13 +11,13 @@ Everything goes below one output folder; a second run reuses the synthetic data 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import speech
 from speech.data.labels import COMMAND_WORDS_10
+from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def quickstart(
     from speech.synth import synthesize_dataset
 
     say = log.info
-    start = time.perf_counter()
+    watch = Stopwatch().start()
     out = Path(out)
     synth = out / "synth-12"
     manifest = _manifest(synth)
@@ -135,7 +135,7 @@ def quickstart(
         spec=StreamSpec(minutes=stream_minutes, seed=seed), out_dir=reports / "stream-test",
         json_path=reports / "stream-test.json",
     ).figures
-    return QuickstartResult(out, best, onnx, synthetic, real, stream, time.perf_counter() - start)
+    return QuickstartResult(out, best, onnx, synthetic, real, stream, watch.elapsed)
 
 
 def _train_main(train: Callable[[list[str]], int] | None) -> Callable[[list[str]], int]:

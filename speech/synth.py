@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -53,6 +52,7 @@ from speech.audio import CLIP_SAMPLES, SAMPLE_RATE, pcm_to_float, resample
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.data.noise import NOISE_COLOURS, coloured_noise
 from speech.progress import ProgressCallback, Step, reporter
+from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -614,7 +614,7 @@ def synthesize_dataset(
     :class:`FileExistsError` for a non-empty folder (or a clash with a file synth did not write),
     :class:`ValueError` for bad arguments.
     """
-    started = time.perf_counter()
+    watch = Stopwatch().start()
     find_espeak()  # fail before anything else when espeak-ng is missing
     out_dir = Path(out_dir).expanduser()
     words = check_words(words, "words")
@@ -680,7 +680,7 @@ def synthesize_dataset(
     return SynthSummary(
         out_dir=out_dir,
         counts=ordered,
-        seconds=time.perf_counter() - started,
+        seconds=watch.elapsed,
         speakers=len({t.voice for t in rounds}),
         voices=len(voices),
         espeak_calls=len(rounds),

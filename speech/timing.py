@@ -9,19 +9,31 @@ import numpy as np
 
 
 class Stopwatch:
-    """Accumulated wall time in seconds of the blocks run inside it: ``with watch: work()``; ``watch.seconds``."""
+    """Accumulated wall time in seconds of the blocks run inside it: ``with watch: work()``; ``watch.seconds``.
+
+    Or started once for a whole procedure: ``watch = Stopwatch().start()`` ... ``watch.elapsed``.
+    """
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.laps = 0
         self._started: float | None = None
 
-    def __enter__(self) -> Stopwatch:
+    def start(self) -> Stopwatch:
         self._started = time.perf_counter()
         return self
 
+    @property
+    def elapsed(self) -> float:
+        """Seconds accumulated so far, the running lap included."""
+        return self.seconds + (time.perf_counter() - self._started if self._started is not None else 0.0)
+
+    def __enter__(self) -> Stopwatch:
+        return self.start()
+
     def __exit__(self, *exc: object) -> None:
         self.seconds += time.perf_counter() - self._started
+        self._started = None
         self.laps += 1
 
 

@@ -174,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from speech.streaming.calibration import detector_from_metadata, settings_mismatch
     from speech.cli.display import JsonLines, LiveDisplay
+    from speech.streaming.calibration import detector_from_metadata, settings_mismatch
     from speech.streaming.engine import StreamingRecogniser
     from speech.streaming.sources import MicrophoneSource, SourceError
 

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.errors import CacheError, DatasetError
 from speech.data.labels import rejection_warning
 from speech.module import KeywordModule
+from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class RunWatcher(Callback):
     def __init__(self) -> None:
         self.trainer = None
         self.interrupted = False
-        self.started = time.perf_counter()
+        self.watch = Stopwatch().start()
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         self.trainer = trainer
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return _interrupted(watcher)
     trainer = watcher.trainer
     if trainer is not None and trainer.is_global_zero:
-        print(training_summary(trainer, time.perf_counter() - watcher.started))
+        print(training_summary(trainer, watcher.watch.elapsed))
     return 0
 
 

@@ -31,6 +31,7 @@ from speech.data.errors import CacheError
 from speech.data.index import Example
 from speech.files import write_text_atomically
 from speech.progress import ProgressCallback, Step, reporter
+from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -238,10 +239,10 @@ def cached_waveforms(
             "bad": None,  # filled in once the .npy is in place
         }
         write_text_atomically(sidecar, json.dumps(meta), overwrite=True)  # claims the name before the big file lands
-        started = time.perf_counter()
-        bad_rows = _build(examples, npy, sample_rate, samples, crop, reporter(progress), workers)
+        with Stopwatch() as watch:
+            bad_rows = _build(examples, npy, sample_rate, samples, crop, reporter(progress), workers)
         meta["bad"] = [[i, reason] for i, reason in bad_rows]
-        meta["build_seconds"] = round(time.perf_counter() - started, 3)
+        meta["build_seconds"] = round(watch.seconds, 3)
         write_text_atomically(sidecar, json.dumps(meta, indent=1), overwrite=True)
         log.info(
             "cached %d clips in %s (%.1f s, %d bad)",

@@ -6,7 +6,6 @@ A scorer is :class:`speech.scorers.TorchScorer` or :class:`speech.scorers.OnnxSc
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +15,7 @@ from speech.audio import pcm_to_float
 from speech.evaluation.errors import EvaluationError
 from speech.evaluation.metrics import Metrics, confusion_matrix, metrics_from_confusion
 from speech.evaluation.noise import DEFAULT_NOISE_SEED, NoiseMix, noise_mixes
-from speech.timing import call_times_ms
+from speech.timing import Stopwatch, call_times_ms
 
 
 @dataclass
@@ -112,9 +111,9 @@ def evaluate_waves(
         raise EvaluationError(f"{len(waves)} clips but {len(targets)} targets")
     if len(targets) == 0:
         raise EvaluationError("no clips to evaluate")
-    started = time.perf_counter()
-    probs = predict(scorer, waves, batch_size, noise)
-    seconds = time.perf_counter() - started
+    with Stopwatch() as watch:
+        probs = predict(scorer, waves, batch_size, noise)
+    seconds = watch.seconds
     predictions = probs.argmax(axis=1).astype(np.int64)
     metrics = metrics_from_confusion(confusion_matrix(targets, predictions, len(labels)), labels, top_pairs)
     latency = None
