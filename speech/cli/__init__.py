@@ -24,13 +24,13 @@ import jsonargparse
 COMMANDS = {
     "quickstart": ("speech.cli.quickstart", "offline demo: synthesise data, train, evaluate, export, stream-test"),
     "train": ("speech.cli.train", "train a model (LightningCLI 'fit'; see 'speech train --help')"),
-    "evaluate": ("speech.cli.evaluate", "evaluate checkpoints / ONNX models on a data set"),
-    "export": ("speech.cli.export", "export a checkpoint to ONNX"),
-    "live": ("speech.cli.live", "live recognition from a microphone, a WAV file or stdin"),
-    "stream-test": ("speech.cli.stream_test", "streaming accuracy test on a generated long recording"),
-    "calibrate": ("speech.cli.calibrate", "per-keyword detection thresholds for a target false-accept rate"),
-    "data": ("speech.cli.data", "dataset tools: download, summary"),
-    "synth": ("speech.cli.synth", "synthesise a keyword data set with espeak-ng"),
+    "evaluate": ("speech.cli.evaluate", "score models (.ckpt / .onnx) on the held-out clips of a data folder"),
+    "export": ("speech.cli.export", "export a training checkpoint (.ckpt) to ONNX (.onnx)"),
+    "live": ("speech.cli.live", "live keyword spotting with a model, from a microphone, a sound file or stdin"),
+    "stream-test": ("speech.cli.stream_test", "streaming accuracy of a model on long recordings built from held-out clips"),
+    "calibrate": ("speech.cli.calibrate", "store per-keyword detection thresholds in a model for a target false-accept rate"),
+    "data": ("speech.cli.data", "data folder tools: download, summary"),
+    "synth": ("speech.cli.synth", "synthesise a keyword data folder with espeak-ng"),
     "plot": ("speech.cli.plot", "plot the learning curve of training runs (validation accuracy, loss)"),
 }
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
