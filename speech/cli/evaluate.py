@@ -1,4 +1,4 @@
-"""``speech evaluate CKPT [CKPT ...] --data ROOT``: accuracy, macro-F1, per-class metrics, confusion matrices,
+"""``speech evaluate MODEL [MODEL ...] --data DIR``: accuracy, macro-F1, per-class metrics, confusion matrices,
 a side-by-side comparison of several models and, with ``--snr``, accuracy with background noise.
 
 Each model file (``.ckpt`` or exported ``.onnx``) is evaluated on the data folder indexed with its own label
