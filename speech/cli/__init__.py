@@ -80,6 +80,13 @@ def plain_namespace(parsed: jsonargparse.Namespace, subcommand_dest: str = "acti
     return argparse.Namespace(**flat)
 
 
+def with_flag_hint(exc: Exception, hints: dict[str, str]) -> str:
+    """A library error's message plus the command's hint for the parameter it names (``exc.param``): the library
+    names parameters, each command knows its flags."""
+    hint = hints.get(getattr(exc, "param", None) or "")
+    return f"{exc} ({hint})" if hint else str(exc)
+
+
 def usage() -> str:
     lines = ["usage: speech COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<12} {help_text}" for name, (_, help_text) in COMMANDS.items()]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speech.cli import with_flag_hint
 from speech.cli.progress import ProgressBars
 from speech.cli.split_args import add_split_arguments, resolve_split
 
@@ -83,12 +84,6 @@ def parse_snrs(text: str) -> list[float]:
     return values
 
 
-def with_hint(exc: Exception) -> str:
-    """The library's message plus the flag to change, when the error names a parameter."""
-    hint = FLAG_HINTS.get(getattr(exc, "param", None) or "")
-    return f"{exc} ({hint})" if hint else str(exc)
-
-
 def _fail(message: str, code: int = 2) -> int:
     print(f"speech evaluate: error: {message}", file=sys.stderr)
     return code
@@ -129,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
         check_outputs(args.out, args.json, args.overwrite)  # before anything slow: found now, not at the end
     except (ValueError, OSError) as exc:
-        return _fail(with_hint(exc))
+        return _fail(with_flag_hint(exc, FLAG_HINTS))
     if not Path(args.data).is_dir():
         return _fail(f"--data {args.data}: no such folder")
     if args.threads:
@@ -168,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             except DatasetError as exc:
                 return _fail(f"{path}: the model's labels {list(scorer.labels)} do not fit the data: {exc}")
             except (EvaluationError, ValueError) as exc:
-                return _fail(f"{path}: {with_hint(exc)}")
+                return _fail(f"{path}: {with_flag_hint(exc, FLAG_HINTS)}")
             except (CacheError, OSError) as exc:
                 return _fail(f"{path}: {exc}", code=1)
 
@@ -194,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(f"json: {write_json(args.json, report_json(evals), overwrite=args.overwrite)}")
     except FileExistsError as exc:
-        return _fail(with_hint(exc))
+        return _fail(with_flag_hint(exc, FLAG_HINTS))
     except OSError as exc:
         return _fail(f"cannot write the report: {exc}", code=1)
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from speech.cli import with_flag_hint
 from speech.cli.split_args import add_split_arguments, resolve_split
 
 # library parameter (``exc.param``) -> the flags that set it, shown after the library's message
@@ -75,6 +76,5 @@ def source_options(args: argparse.Namespace, scorer, default_partition: str | No
 
 
 def hinted(exc: Exception, own: dict[str, str] | None = None) -> str:
-    """The library's message plus the flag(s) of the parameter it names (``own`` adds a command's own flags)."""
-    flag = {**FLAG_HINTS, **(own or {})}.get(getattr(exc, "param", None) or "")
-    return f"{exc} ({flag})" if flag else str(exc)
+    """:func:`speech.cli.with_flag_hint` with the stream commands' flags (``own`` adds a command's own)."""
+    return with_flag_hint(exc, {**FLAG_HINTS, **(own or {})})
