@@ -455,9 +455,12 @@ def check_outputs(out_dir: str | Path | None, json_path: str | Path | None, over
 
 
 def write_json(path: str | Path, data: dict, overwrite: bool = False) -> Path:
+    """``data`` as indented JSON at ``path``; an existing file is refused unless ``overwrite`` (also one that
+    appears between the check and the write)."""
     path = check_json_path(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    with path.open("w" if overwrite else "x", encoding="utf-8") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
     return path
 
 

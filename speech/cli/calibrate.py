@@ -1,9 +1,10 @@
 """``speech calibrate``: per-keyword detection thresholds for a target false-accept rate, stored in the model.
 
-Builds the three test streams of ``speech stream-test`` from held-out speakers (by default the validation
-partition of the model's own split), runs the model once per stream, chooses one threshold per keyword from the
-stored scores (:mod:`speech.streaming.calibration`), sweeps a single threshold for comparison and writes, in
-``--report`` (a new folder): ``det_curve.png``, ``sweep.csv`` and ``calibration.json``.
+Parses, calls :func:`speech.streaming.calibrate.run_calibration` and prints its summary. That builds the three
+test streams of ``speech stream-test`` from held-out speakers (by default the validation partition of the model's
+own split), runs the model once per stream, chooses one threshold per keyword from the stored scores, sweeps a
+single threshold for comparison and writes, in ``--report`` (a new folder): ``det_curve.png``, ``sweep.csv`` and
+``calibration.json``.
 
 The thresholds go into a copy of the model (``--out NEW.ckpt|NEW.onnx``) or, with ``--in-place``, into the model
 file itself (written to a temporary file and renamed). Without either, nothing is stored. ``speech live`` and
@@ -18,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from speech.cli.live import ModelError, add_stream_arguments, open_scorer, stream_config
 from speech.cli.stream_args import add_stream_source_arguments, hinted, source_options, stream_spec
 
-REPORT_FILES = ("det_curve.png", "sweep.csv", "calibration.json")
 OWN_FLAGS = {"out_dir": "--report"}
 
 
@@ -81,94 +80,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from speech.streaming.calibration import (
-        best_single,
-        calibrate,
-        detection_section,
-        store_detection,
-        table_rows,
-    )
-    from speech.streaming.stream_eval import figures, plot_det, sweep, threshold_config, write_sweep_csv
-    from speech.streaming.stream_test import output_dir, public, rounded, stream_source, write_json_new
+    from speech.streaming.calibrate import run_calibration
 
-    spec = stream_spec(args)
-    minutes, unknown_minutes, noise_minutes = spec.lengths()
-    for path in (args.json_file, args.out):
-        if path is not None and path.exists():
-            raise FileExistsError(f"{path} exists; refusing to overwrite it")
-    if args.out is not None and Path(args.out).suffix.lower() != Path(args.model).suffix.lower():
-        raise ValueError(f"--out {args.out}: must be a {Path(args.model).suffix} file like the model")
     scorer = open_scorer(args.model, args.backend, args.threads)
-    config = stream_config(args)
-    source = stream_source(scorer, args.data, **source_options(args, scorer, default_partition="validation",
-                                                                 default_half="a"))
-    clips, data_info = source.clips, source.info
-    report = output_dir(args.report, REPORT_FILES, prefix="calibrate")
-    print(f"calibrating on the {data_info['partition']} partition of {data_info['root']} ({data_info['speakers']} "
-          f"speakers, split from the {data_info['source']}); running the model on "
-          f"{minutes + unknown_minutes + noise_minutes:g} min of audio", file=sys.stderr)
-    streams = spec.build(scorer, config, source)
-    labels = list(scorer.labels)
-    result = calibrate(streams, labels, config.detector, target_false_accepts_per_hour=args.target_fa,
-                       target_false_alarms_per_hour=args.target_noise, min_threshold=args.min_threshold,
-                       wrong_weight=args.wrong_weight)
-    rows = sweep(streams, labels, config.detector, late_ms=args.late_ms)
-    single = best_single([r for r in rows if r["threshold"] >= args.min_threshold], args.target_fa, args.target_noise)
-    if args.single:
-        if single is None:
-            raise ValueError("no single threshold of the sweep meets both targets on the calibration streams")
-        result.thresholds = {k: float(single["threshold"]) for k in result.thresholds}
-    calibrated = replace(config.detector, thresholds=result.thresholds)
-    got = figures(streams, labels, calibrated, late_ms=args.late_ms)
-    default = figures(streams, labels, threshold_config(config.detector, config.detector.threshold), late_ms=args.late_ms)
-
-    calibrated_on = {
-        **{k: v for k, v in data_info.items() if k not in ("clips_of_training_speakers", "training_record")},
-        "speaker_ids": sorted(clips.speakers),
-        "minutes": minutes,
-        "unknown_minutes": unknown_minutes,
-        "noise_minutes": noise_minutes,
-        "keyword_words": got["keyword_words"],
-        "non_keyword_words": got["non_keyword_words"],
-        "distinct_non_keyword_clips": streams.info["unknown_clips_in_stream"],
-        "stream_seed": args.stream_seed,
-        "unknown_share": args.unknown_share,
-        "background_volume": args.background_volume,
-        "model_file": Path(args.model).name,
-    }
-    section = detection_section(result, config, calibrated_on=calibrated_on, figures_on_calibration=got)
-    written = None
-    if args.out is not None or args.in_place:
-        written = store_detection(args.model, section, out=args.out, in_place=args.in_place)
-        check = open_scorer(str(written), "auto", 1)
-        if check.metadata.get("detection", {}).get("thresholds") != section["thresholds"]:
-            raise ValueError(f"{written}: the stored thresholds did not read back the same")
-
-    plot_det(report / "det_curve.png", rows,
-             points={f"calibrated ({'single' if args.single else 'per keyword'})": got,
-                     f"default {config.detector.threshold:g}": default},
-             title=f"{Path(args.model).name}: calibration streams, {data_info['speakers']} held-out speakers "
-             f"({data_info['partition']})")
-    write_sweep_csv(report / "sweep.csv", rows)
-    summary = {
-        "model": str(args.model),
-        "written": None if written is None else str(written),
-        "thresholds": section["thresholds"],
-        "targets": {"false_accepts_per_hour": args.target_fa, "false_alarms_per_hour": args.target_noise},
-        "budgets_in_streams": result.budgets,
-        "mode": "single" if args.single else "per keyword",
-        "per_keyword": table_rows(result),
-        "calibrated": public(got),
-        "default_threshold": public(default),
-        "best_single_threshold": single,
-        "calibrated_on": calibrated_on,
-        "settings": section["settings"],
-        "sweep": [{k: rounded(v) for k, v in row.items()} for row in rows],
-    }
-    write_json_new(report / "calibration.json", summary)
-    if args.json_file is not None:
-        write_json_new(args.json_file, summary)
-    print("\n".join(report_lines(summary, data_info, report)))
+    result = run_calibration(
+        scorer, args.data, config=stream_config(args), model=args.model, spec=stream_spec(args),
+        target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
+        min_threshold=args.min_threshold, wrong_weight=args.wrong_weight, single=args.single, out=args.out,
+        in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
+        **source_options(args, scorer, default_partition="validation", default_half="a"),
+    )  # fmt: skip
+    print("\n".join(report_lines(result.summary, result.data, result.report)))
     return 0
 
 

@@ -14,6 +14,7 @@ FLAG_HINTS = {
     "split": "--split / --split-rule",
     "minutes": "--minutes / --unknown-minutes / --noise-minutes",
     "json_path": "--json",
+    "overwrite": "--json",  # an existing JSON file: these commands never replace one
 }
 
 

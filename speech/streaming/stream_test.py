@@ -12,7 +12,6 @@ Errors name the parameter to change (``param`` of :class:`~speech.evaluation.Eva
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -176,20 +175,6 @@ def output_dir(requested: str | Path | None, names: tuple[str, ...] = OUTPUT_FIL
     return folder
 
 
-def check_new_file(path: str | Path | None) -> None:
-    """Refuse an existing output file (``param`` ``"json_path"``) before any long work."""
-    if path is not None and Path(path).exists():
-        raise OutputExistsError(f"{path} exists; refusing to overwrite it", param="json_path")
-
-
-def write_json_new(path: str | Path, data: dict) -> Path:
-    """``data`` as indented JSON in a new file (refuses an existing one)."""
-    with Path(path).open("x", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-    return Path(path)
-
-
 def calibration_overlap(metadata: dict, speakers: set[str], root: str, negative_speakers: set[str]) -> int | None:
     """How many of the streams' speakers (``speakers`` of ``root``, ``negative_speakers`` of the extra
     non-keyword folders) the model's thresholds were calibrated on (None: not calibrated, or not recorded)."""
@@ -261,6 +246,7 @@ def run_stream_test(
     from dataclasses import replace
 
     from speech.audio import write_wav
+    from speech.report import check_json_path, write_json
     from speech.streaming.calibration import detector_from_metadata, settings_mismatch
     from speech.streaming.scoring import write_labels_file, write_words_file
     from speech.streaming.stream_eval import figures, keyword_thresholds, plot_det, write_sweep_csv
@@ -268,7 +254,8 @@ def run_stream_test(
 
     spec = spec or StreamSpec()
     minutes, unknown_minutes, noise_minutes = spec.lengths()
-    check_new_file(json_path)
+    if json_path is not None:
+        check_json_path(json_path)
     detector, threshold_source = detector_from_metadata(scorer.metadata, config.detector, threshold)
     config = replace(config, detector=detector)
     mismatch = settings_mismatch(scorer.metadata, config) if threshold is None else []
@@ -344,5 +331,5 @@ def run_stream_test(
     if rows is not None:
         report["sweep"] = [{k: rounded(v) for k, v in row.items()} for row in rows]
     if json_path is not None:
-        written["json"] = write_json_new(json_path, report)
+        written["json"] = write_json(json_path, report)
     return StreamTestResult(report, out, written, rows)

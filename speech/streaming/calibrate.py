@@ -1,0 +1,165 @@
+"""The calibration procedure: thresholds fitted on streams of held-out speakers, stored in a copy of the model.
+
+:func:`run_calibration` builds the three streams of the stream test (:mod:`speech.streaming.stream_test`) from one
+partition (by default the validation speakers of the model's own split), runs the model once per stream, chooses
+one threshold per keyword from the stored scores (:func:`speech.streaming.calibration.calibrate`), sweeps a single
+threshold for comparison, stores the thresholds in ``out`` (or the model itself when ``in_place``) and writes the
+report files (:data:`REPORT_FILES`) into a new folder. The maths is in :mod:`speech.streaming.calibration`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from speech.streaming.engine import StreamingConfig
+from speech.streaming.stream_test import STREAM_UNKNOWN_PERCENT, StreamSpec, output_dir, public, stream_source
+
+if TYPE_CHECKING:
+    from speech.data.record import SplitChoice
+
+log = logging.getLogger(__name__)
+
+REPORT_FILES = ("det_curve.png", "sweep.csv", "calibration.json")
+
+
+@dataclass
+class CalibrationRun:
+    """The outcome of :func:`run_calibration`: the ``summary`` (also ``calibration.json``), the ``report`` folder,
+    the model file ``written`` with the thresholds (None when not stored) and the streams' ``data`` description."""
+
+    summary: dict
+    report: Path
+    written: Path | None
+    data: dict
+
+
+def run_calibration(
+    scorer,
+    data_root: str | Path,
+    split: SplitChoice,
+    config: StreamingConfig,
+    *,
+    model: str | Path,
+    spec: StreamSpec | None = None,
+    target_false_accepts_per_hour: float = 1.0,
+    target_false_alarms_per_hour: float = 0.5,
+    min_threshold: float = 0.5,
+    wrong_weight: float = 1.0,
+    single: bool = False,
+    out: str | Path | None = None,
+    in_place: bool = False,
+    report_dir: str | Path | None = None,
+    json_path: str | Path | None = None,
+    allow_trained_speakers: bool = False,
+    negatives: Sequence[str | Path] = (),
+    negatives_half: str = "a",
+    unknown_percent: float = STREAM_UNKNOWN_PERCENT,
+) -> CalibrationRun:
+    """Calibrate ``scorer`` (loaded from ``model``) on the ``split`` partition of ``data_root``.
+
+    ``config``: engine and detector settings (its threshold is the default the calibrated one is compared with).
+    Thresholds: one per keyword, or with ``single`` the lowest of the sweep that meets both targets, never below
+    ``min_threshold``. They are stored in ``out`` (a new file of the model's kind) or, with ``in_place``, in
+    ``model`` itself, and read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
+    ``calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
+    """
+    from speech.report import check_json_path, write_json
+    from speech.scorers import read_metadata
+    from speech.streaming.calibration import (
+        best_single,
+        calibrate,
+        detection_section,
+        store_detection,
+        table_rows,
+    )
+    from speech.streaming.stream_eval import (
+        figures,
+        plot_det,
+        rounded,
+        sweep,
+        threshold_config,
+        write_sweep_csv,
+    )
+
+    spec = spec or StreamSpec()
+    minutes, unknown_minutes, noise_minutes = spec.lengths()
+    if json_path is not None:
+        check_json_path(json_path)
+    if out is not None and Path(out).exists():
+        raise FileExistsError(f"{out} exists; refusing to overwrite it")
+    if out is not None and Path(out).suffix.lower() != Path(model).suffix.lower():
+        raise ValueError(f"{out}: the calibrated model must be a {Path(model).suffix} file like {Path(model).name}")
+    source = stream_source(scorer, data_root, split, allow_trained_speakers=allow_trained_speakers,
+                           negatives=negatives, negatives_half=negatives_half, unknown_percent=unknown_percent)
+    data = source.info
+    report = output_dir(report_dir, REPORT_FILES, prefix="calibrate")
+    log.info("calibrating on the %s partition of %s (%d speakers, split from the %s); running the model on %g min "
+             "of audio", data["partition"], data["root"], data["speakers"], data["source"],
+             minutes + unknown_minutes + noise_minutes)
+    streams = spec.build(scorer, config, source)
+    labels = list(scorer.labels)
+    result = calibrate(streams, labels, config.detector, target_false_accepts_per_hour=target_false_accepts_per_hour,
+                       target_false_alarms_per_hour=target_false_alarms_per_hour, min_threshold=min_threshold,
+                       wrong_weight=wrong_weight)
+    rows = sweep(streams, labels, config.detector, late_ms=spec.late_ms)
+    best = best_single([r for r in rows if r["threshold"] >= min_threshold], target_false_accepts_per_hour,
+                       target_false_alarms_per_hour)
+    if single:
+        if best is None:
+            raise ValueError("no single threshold of the sweep meets both targets on the calibration streams")
+        result.thresholds = {k: float(best["threshold"]) for k in result.thresholds}
+    got = figures(streams, labels, replace(config.detector, thresholds=result.thresholds), late_ms=spec.late_ms)
+    default = figures(streams, labels, threshold_config(config.detector, config.detector.threshold),
+                      late_ms=spec.late_ms)
+
+    calibrated_on = {
+        **{k: v for k, v in data.items() if k not in ("clips_of_training_speakers", "training_record")},
+        "speaker_ids": sorted(source.clips.speakers),
+        "minutes": minutes,
+        "unknown_minutes": unknown_minutes,
+        "noise_minutes": noise_minutes,
+        "keyword_words": got["keyword_words"],
+        "non_keyword_words": got["non_keyword_words"],
+        "distinct_non_keyword_clips": streams.info["unknown_clips_in_stream"],
+        "stream_seed": spec.seed,
+        "unknown_share": spec.unknown_share,
+        "background_volume": spec.background_volume,
+        "model_file": Path(model).name,
+    }
+    section = detection_section(result, config, calibrated_on=calibrated_on, figures_on_calibration=got)
+    written = None
+    if out is not None or in_place:
+        written = store_detection(model, section, out=out, in_place=in_place)
+        if read_metadata(written).get("detection", {}).get("thresholds") != section["thresholds"]:
+            raise ValueError(f"{written}: the stored thresholds did not read back the same")
+
+    mode = "single" if single else "per keyword"
+    plot_det(report / "det_curve.png", rows,
+             points={f"calibrated ({mode})": got, f"default {config.detector.threshold:g}": default},
+             title=f"{Path(model).name}: calibration streams, {data['speakers']} held-out speakers "
+             f"({data['partition']})")
+    write_sweep_csv(report / "sweep.csv", rows)
+    summary = {
+        "model": str(model),
+        "written": None if written is None else str(written),
+        "thresholds": section["thresholds"],
+        "targets": {"false_accepts_per_hour": target_false_accepts_per_hour,
+                    "false_alarms_per_hour": target_false_alarms_per_hour},
+        "budgets_in_streams": result.budgets,
+        "mode": mode,
+        "per_keyword": table_rows(result),
+        "calibrated": public(got),
+        "default_threshold": public(default),
+        "best_single_threshold": best,
+        "calibrated_on": calibrated_on,
+        "settings": section["settings"],
+        "sweep": [{k: rounded(v) for k, v in row.items()} for row in rows],
+    }
+    write_json(report / "calibration.json", summary)
+    if json_path is not None:
+        write_json(json_path, summary)
+    return CalibrationRun(summary, report, written, data)
