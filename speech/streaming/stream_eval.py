@@ -23,6 +23,7 @@ import numpy as np
 
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.data.splits import partition_splits
+from speech.evaluation.errors import EvaluationError
 from speech.plots import new_figure
 from speech.streaming.detection import (
     NEVER_REPORTED,
@@ -204,6 +205,14 @@ class StreamSet:
         return [s for s in (self.keywords, self.non_keywords, self.noise) if s is not None]
 
 
+def check_stream_minutes(minutes: float, unknown_minutes: float, noise_minutes: float) -> None:
+    """Refuse stream lengths that are not positive minutes (:class:`EvaluationError`, ``param`` ``"minutes"``); the
+    non-keyword stream may be 0 (no such stream)."""
+    if minutes <= 0 or noise_minutes <= 0 or unknown_minutes < 0:
+        raise EvaluationError(f"stream lengths must be positive minutes, got minutes {minutes}, unknown_minutes "
+                              f"{unknown_minutes}, noise_minutes {noise_minutes}", param="minutes")
+
+
 def build_streams(
     scorer,
     config: StreamingConfig,
@@ -227,8 +236,7 @@ def build_streams(
     keywords = [label for label in scorer.labels if label not in NEVER_REPORTED]
     if not any(clips.keywords.get(k) for k in keywords):
         raise ValueError(f"no clips of the model's keywords {keywords} to build the stream from")
-    if minutes <= 0 or noise_minutes <= 0 or unknown_minutes < 0:
-        raise ValueError("stream lengths must be positive (minutes)")
+    check_stream_minutes(minutes, unknown_minutes, noise_minutes)
     rng = np.random.default_rng(seed)
     pools = {k: v for k, v in clips.keywords.items() if k in keywords}
     if clips.unknown:

@@ -24,7 +24,7 @@ import numpy as np
 
 from speech.evaluation.errors import EvaluationError, OutputExistsError
 from speech.streaming.engine import StreamingConfig
-from speech.streaming.stream_eval import StreamClips, StreamSet, build_streams, rounded
+from speech.streaming.stream_eval import StreamClips, StreamSet, build_streams, check_stream_minutes, rounded
 
 if TYPE_CHECKING:
     from speech.data.record import SplitChoice
@@ -69,9 +69,7 @@ class StreamSpec:
         minutes = self.minutes
         unknown = minutes if self.unknown_minutes is None else self.unknown_minutes
         noise = minutes if self.noise_minutes is None else self.noise_minutes
-        if minutes <= 0 or noise <= 0 or unknown < 0:
-            raise EvaluationError(f"stream lengths must be positive minutes, got minutes {minutes}, unknown_minutes "
-                                  f"{unknown}, noise_minutes {noise}", param="minutes")
+        check_stream_minutes(minutes, unknown, noise)
         return minutes, unknown, noise
 
     def build(self, scorer, config: StreamingConfig, source: StreamSource) -> StreamSet:
