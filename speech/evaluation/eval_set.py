@@ -62,6 +62,22 @@ class EvalSet:
         }
 
 
+def partition_examples(index, partition: str) -> list:
+    """The examples of ``partition`` (``test``/``validation``/``train``/``all``) of a :class:`speech.data.DatasetIndex`;
+    :class:`EvaluationError` (``param`` ``"split"``) when it holds none."""
+    from speech.data.splits import SPLITS, partition_splits
+
+    examples = [example for name in partition_splits(partition) for example in index.splits[name]]
+    if not examples:
+        counts = {name: len(index.splits[name]) for name in SPLITS}
+        raise EvaluationError(
+            f"{index.root}: the {partition!r} split is empty with split rule {index.split_method!r}; clips per "
+            f"split: {counts}. Choose another split or split rule (e.g. 'speaker')",
+            param="split",
+        )
+    return examples
+
+
 def load_eval_set(
     root: str | Path,
     labels: list[str],
@@ -85,20 +101,12 @@ def load_eval_set(
     """
     from speech.data import build_index, cached_waveforms, load_noise
     from speech.data.cache import default_cache_dir
-    from speech.data.splits import SPLITS, partition_splits
+    from speech.data.splits import SPLITS
 
     index = build_index(root, labels=list(labels), split=split_rule, **index_options)
     if list(index.labels) != list(labels):  # build_index keeps an explicit list as given; guard anyway
         raise EvaluationError(f"{index.root}: indexed labels {index.labels} differ from the model's {labels}")
-    names = list(partition_splits(split))
-    examples = [example for name in names for example in index.splits[name]]
-    if not examples:
-        counts = {name: len(index.splits[name]) for name in SPLITS}
-        raise EvaluationError(
-            f"{index.root}: the {split!r} split is empty with split rule {split_rule!r} (used: {index.split_method}); "
-            f"clips per split: {counts}. Choose another split or split rule (e.g. 'speaker')",
-            param="split",
-        )
+    examples = partition_examples(index, split)
     elsewhere = sum(len(index.splits[name]) for name in SPLITS) - len(examples)
     if index.layout == "test_set" and split == "test" and elsewhere:
         log.info(

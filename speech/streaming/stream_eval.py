@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
-from speech.data.splits import partition_splits
 from speech.evaluation.errors import EvaluationError
+from speech.evaluation.eval_set import partition_examples
 from speech.plots import new_figure
 from speech.streaming.detection import (
     NEVER_REPORTED,
@@ -70,23 +70,23 @@ class StreamClips:
 
 
 def partition_clips(index, partition: str) -> StreamClips:
-    """The clips of ``partition`` (``test``/``validation``/``train``/``all``) of a :class:`speech.data.DatasetIndex`."""
+    """The clips of ``partition`` (``test``/``validation``/``train``/``all``) of a :class:`speech.data.DatasetIndex`
+    (files only: generated silence has none); :class:`EvaluationError` for an empty partition."""
     keywords: dict[str, list[str]] = {}
     unknown, silence, examples, speakers = [], [], [], set()
-    for split in partition_splits(partition):
-        for ex in index.splits[split]:
-            if ex.path is None:
-                continue
-            label = index.labels[ex.label]
-            examples.append(ex)
-            if ex.speaker:
-                speakers.add(ex.speaker)
-            if label == UNKNOWN_LABEL:
-                unknown.append(ex.path)
-            elif label == SILENCE_LABEL:
-                silence.append(ex.path)
-            else:
-                keywords.setdefault(label, []).append(ex.path)
+    for ex in partition_examples(index, partition):
+        if ex.path is None:
+            continue
+        label = index.labels[ex.label]
+        examples.append(ex)
+        if ex.speaker:
+            speakers.add(ex.speaker)
+        if label == UNKNOWN_LABEL:
+            unknown.append(ex.path)
+        elif label == SILENCE_LABEL:
+            silence.append(ex.path)
+        else:
+            keywords.setdefault(label, []).append(ex.path)
     return StreamClips(keywords, unknown, silence, speakers, examples)
 
 
