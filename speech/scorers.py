@@ -128,18 +128,23 @@ def check_metadata(meta: object, source: str | Path, *, needs_normaliser: bool =
     return meta
 
 
+def load_normaliser(frontend: FrontEnd, meta: dict) -> FrontEnd:
+    """``frontend`` with the feature normaliser of ``meta`` (when it has one) loaded; returned in eval mode."""
+    norm = meta.get("normaliser")
+    if norm is not None:
+        frontend.mean.copy_(torch.tensor(norm["mean"], dtype=torch.float32))
+        frontend.std.copy_(torch.tensor(norm["std"], dtype=torch.float32))
+        frontend.fitted.fill_(bool(norm.get("fitted", True)))
+    return frontend.eval()
+
+
 def recogniser_from_metadata(meta: dict) -> Recogniser:
     """An untrained :class:`Recogniser` of the described shape, with the normaliser and sections filled in."""
     model = Recogniser(
         meta["labels"], FrontEndConfig.from_dict(meta["frontend"]), ClassifierConfig.from_dict(meta["classifier"])
     )
     model.sections = {key: meta[key] for key in INFO_SECTIONS if isinstance(meta.get(key), dict)}
-    norm = meta.get("normaliser")
-    if norm is not None:
-        fe = model.frontend
-        fe.mean.copy_(torch.tensor(norm["mean"], dtype=torch.float32))
-        fe.std.copy_(torch.tensor(norm["std"], dtype=torch.float32))
-        fe.fitted.fill_(bool(norm.get("fitted", True)))
+    load_normaliser(model.frontend, meta)
     return model.eval()
 
 
@@ -151,6 +156,22 @@ def with_section(meta: dict, key: str, section: dict | None) -> dict:
     if section is not None:
         out[key] = json.loads(json.dumps(section))  # plain data only
     return out
+
+
+def onnx_metadata_of(raw: str | None, path: str | Path) -> dict:
+    """The checked metadata from the JSON an ONNX file holds under ``metadata_props["speech"]`` (None: absent);
+    every problem is an :class:`OnnxModelError` naming ``path``."""
+    if raw is None:
+        raise OnnxModelError(
+            f"{path}: ONNX model without the '{META_KEY}' metadata (labels, front end, normaliser); "
+            "export it with 'speech export'"
+        )
+    try:
+        return check_metadata(json.loads(raw), path)
+    except ModelFileError as exc:
+        raise OnnxModelError(str(exc)) from None
+    except ValueError as exc:  # not JSON
+        raise OnnxModelError(f"{path}: invalid '{META_KEY}' metadata ({exc})") from None
 
 
 # ------------------------------------------------------------------------------------------------ scorers
@@ -241,22 +262,10 @@ class OnnxScorer(_FrontEndScorer):
         except Exception as exc:  # onnxruntime raises its own (InvalidProtobuf, Fail, ...) types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OnnxModelError(f"{path}: not a valid ONNX model ({first})") from None
-        raw = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
-        if raw is None:
-            raise OnnxModelError(
-                f"{path}: ONNX model without the '{META_KEY}' metadata (labels, front end, normaliser); "
-                "export it with 'speech export'"
-            )
-        try:
-            meta = json.loads(raw)
-        except ValueError as exc:
-            raise OnnxModelError(f"{path}: invalid '{META_KEY}' metadata ({exc})") from None
-        try:
-            self.metadata = check_metadata(meta, path)
-        except ModelFileError as exc:
-            raise OnnxModelError(str(exc)) from None
+        self.metadata = onnx_metadata_of(self.session.get_modelmeta().custom_metadata_map.get(META_KEY), path)
         self.labels: list[str] = list(self.metadata["labels"])
-        self.frontend: FrontEnd = recogniser_from_metadata(self.metadata).frontend
+        # the classifier runs in ONNX Runtime: only the front end is built in PyTorch
+        self.frontend: FrontEnd = load_normaliser(FrontEnd(FrontEndConfig.from_dict(self.metadata["frontend"])), self.metadata)
         self.num_parameters = int(self.metadata.get("num_parameters", 0))
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
@@ -303,9 +312,7 @@ def read_metadata(path: str | Path) -> dict:
         except Exception as exc:  # a damaged file fails in many ways
             raise OnnxModelError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from None
         entries = [p.value for p in proto.metadata_props if p.key == META_KEY]
-        if not entries:
-            raise OnnxModelError(f"{path}: ONNX model without the '{META_KEY}' metadata; export it with 'speech export'")
-        return check_metadata(json.loads(entries[0]), path)
+        return onnx_metadata_of(entries[0] if entries else None, path)
     from speech.checkpoint import read_checkpoint
 
     return check_metadata(read_checkpoint(path).get(META_KEY), path, needs_normaliser=False)
@@ -338,8 +345,7 @@ def write_section(model: str | Path, key: str, section: dict | None, target: str
 
             proto = onnx.load(str(model))
             entries = [p for p in proto.metadata_props if p.key == META_KEY]
-            if not entries:
-                raise OnnxModelError(f"{model}: ONNX model without the '{META_KEY}' metadata; export it with 'speech export'")
-            entries[0].value = json.dumps(with_section(check_metadata(json.loads(entries[0].value), model), key, section))
+            meta = onnx_metadata_of(entries[0].value if entries else None, model)
+            entries[0].value = json.dumps(with_section(meta, key, section))
             onnx.save(proto, str(tmp))
     return target
