@@ -21,8 +21,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from speech.cli.live import ModelError, add_stream_arguments, open_scorer, stream_config
-from speech.cli.stream_args import add_stream_source_arguments, hinted, source_options, stream_spec
+from speech.cli.live import add_stream_arguments, open_scorer, stream_config
+from speech.cli.stream_args import (
+    add_stream_source_arguments,
+    run_reporting_errors,
+    source_options,
+    stream_spec,
+)
 
 OWN_FLAGS = {"out_dir": "--report"}
 
@@ -53,30 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from speech.checkpoint import CheckpointError
-    from speech.data import DatasetError
-    from speech.data.record import SpeakerLeakError
-
     if args.out is not None and args.in_place:
         print("speech calibrate: give --out FILE or --in-place, not both", file=sys.stderr)
         return 2
     if args.threshold is not None:
         print("speech calibrate: --threshold does not apply (calibration chooses the thresholds)", file=sys.stderr)
         return 2
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("speech calibrate: stopped (Ctrl-C)", file=sys.stderr)
-        return 130
-    except SpeakerLeakError as exc:
-        print(f"speech calibrate: refused: {exc} (--allow-trained-speakers)", file=sys.stderr)
-        return 2
-    except (ModelError, DatasetError, CheckpointError, FileExistsError, ValueError) as exc:
-        print(f"speech calibrate: error: {hinted(exc, OWN_FLAGS)}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"speech calibrate: error: {exc}", file=sys.stderr)
-        return 1
+    return run_reporting_errors("calibrate", _run, args, OWN_FLAGS)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -21,8 +21,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from speech.cli.live import ModelError, add_stream_arguments, open_scorer, stream_config
-from speech.cli.stream_args import add_stream_source_arguments, hinted, source_options, stream_spec
+from speech.cli.live import add_stream_arguments, open_scorer, stream_config
+from speech.cli.stream_args import (
+    add_stream_source_arguments,
+    run_reporting_errors,
+    source_options,
+    stream_spec,
+)
 
 OWN_FLAGS = {"out_dir": "--out"}
 
@@ -39,23 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from speech.data import DatasetError
-    from speech.data.record import SpeakerLeakError
-
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("speech stream-test: stopped (Ctrl-C)", file=sys.stderr)
-        return 130
-    except SpeakerLeakError as exc:
-        print(f"speech stream-test: refused: {exc} (--allow-trained-speakers)", file=sys.stderr)
-        return 2
-    except (ModelError, DatasetError, FileExistsError, ValueError) as exc:
-        print(f"speech stream-test: error: {hinted(exc, OWN_FLAGS)}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"speech stream-test: error: {exc}", file=sys.stderr)
-        return 1
+    return run_reporting_errors("stream-test", _run, args, OWN_FLAGS)
 
 
 def _run(args: argparse.Namespace) -> int:
