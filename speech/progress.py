@@ -39,7 +39,7 @@ class _LogEveryTenth:
 
     def __call__(self, step: Step) -> None:
         tenth = 10 * step.done // step.total if step.total else 0
-        if self._shown.get(step.what, -1) < tenth or (step.finished and self._shown.get(step.what) != 10):
+        if self._shown.get(step.what, -1) < tenth:  # the start (tenth 0), each further tenth, the end (10)
             self._shown[step.what] = tenth
             total = f"/{step.total:,}" if step.total is not None else ""
             log.info("%s: %s%s %s", step.what, f"{step.done:,}", total, step.unit)
