@@ -258,9 +258,7 @@ def store_detection(model: str | Path, section: dict, *, out: str | Path | None 
     if (out is None) == (not in_place):
         raise ValueError("give either an output file or in_place, not both / neither")
     target = model if in_place else Path(out)
-    if not in_place and target.exists():
-        raise FileExistsError(f"{target} exists; refusing to overwrite it")
-    return write_section(model, SECTION, section, target, overwrite=in_place)
+    return write_section(model, SECTION, section, target, overwrite=in_place)  # refuses an existing ``out``
 
 
 def table_rows(calibration: Calibration) -> list[dict]:
