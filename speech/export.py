@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -115,14 +116,15 @@ def check_export(
 
 
 def export_onnx(
-    model: Recogniser | str | Path,
+    model: Recogniser | str | Path | Sequence[str | Path],
     path: str | Path,
     *,
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
     check: bool = True,
 ) -> Path:
-    """Export a recogniser (or a ``.ckpt`` path, loaded safely) to ``path`` as ONNX with its metadata.
+    """Export a recogniser (or a ``.ckpt`` path, loaded safely) to ``path`` as ONNX with its metadata. A list of
+    two or more ``.ckpt`` paths is exported as one ensemble (:func:`speech.ensemble.build_ensemble`).
 
     Refuses an existing ``path`` unless ``overwrite``. The file is written under a temporary name, checked
     (``onnx.checker`` and, when ``check``, ONNX Runtime vs PyTorch on random features at batch 1 and 3) and only
@@ -137,7 +139,16 @@ def export_onnx(
         raise FileExistsError(
             f"{path} exists; refusing to overwrite it"
         )
-    recogniser = load_recogniser(model) if isinstance(model, str | Path) else model
+    if isinstance(model, str | Path):
+        recogniser = load_recogniser(model)
+    elif isinstance(model, Recogniser):
+        recogniser = model
+    else:
+        from speech.ensemble import build_ensemble
+
+        paths = list(model)
+        recogniser = load_recogniser(paths[0]) if len(paths) == 1 else build_ensemble(
+            [load_recogniser(p) for p in paths], names=[str(p) for p in paths])
     recogniser = recogniser.eval().cpu()
     with replaced_atomically(path, overwrite=overwrite) as tmp:
         _export_graph(recogniser, tmp, opset)

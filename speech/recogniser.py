@@ -2,8 +2,9 @@
 
 Model files carry everything needed to rebuild it (the schema: :mod:`speech.scorers`). Besides the network,
 ``sections`` holds plain-data descriptions of how the model was made and should be used: ``"data"`` (a
-:class:`speech.data.record.DataRecord`: the split and the training speakers) and ``"detection"`` (calibrated
-streaming thresholds). They travel into the ONNX export unchanged.
+:class:`speech.data.record.DataRecord`: the split and the training speakers), ``"detection"`` (calibrated
+streaming thresholds) and, for an ensemble of models (:mod:`speech.ensemble`), ``"ensemble"`` (its members).
+They travel into the ONNX export unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import nn
 from speech.features import FrontEnd, FrontEndConfig
 from speech.model import BiGRUClassifier, ClassifierConfig
 
-INFO_SECTIONS = ("data", "detection")
+INFO_SECTIONS = ("data", "detection", "ensemble")
 
 
 class Recogniser(nn.Module):

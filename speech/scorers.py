@@ -20,6 +20,8 @@ The **metadata** a model file carries (a checkpoint under ``checkpoint["speech"]
     torch_version     the PyTorch that wrote it
     data              optional: the DataRecord of the training data (split, training speakers)
     detection         optional: calibrated streaming thresholds
+    ensemble          optional: the members of an ensemble (speech.ensemble); then ``classifier`` is the first
+                      member's settings and ``num_parameters`` the members' total
     onnx              ONNX files only: graph input and outputs
 
 Version-1 files (checkpoints with ``"format": 1``, ONNX files with ``"format": "speech-onnx"``) are read and
@@ -149,7 +151,7 @@ def recogniser_from_metadata(meta: dict) -> Recogniser:
 
 
 def with_section(meta: dict, key: str, section: dict | None) -> dict:
-    """``meta`` with the optional section ``key`` (one of ``data``, ``detection``) set, or removed for None."""
+    """``meta`` with the optional section ``key`` (one of :data:`~speech.recogniser.INFO_SECTIONS`) set, or removed for None."""
     if key not in INFO_SECTIONS:
         raise ValueError(f"unknown metadata section {key!r}; expected one of {INFO_SECTIONS}")
     out = {k: v for k, v in meta.items() if k != key}

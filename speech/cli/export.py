@@ -1,5 +1,7 @@
-"""``speech export CKPT --onnx FILE.onnx [--opset N] [--overwrite]``: the classifier as ONNX (dynamic batch), with
-labels, front-end settings and feature normaliser in the file's metadata, checked against PyTorch after export.
+"""``speech export CKPT [CKPT ...] --onnx FILE.onnx [--opset N] [--overwrite]``: the classifier as ONNX (dynamic
+batch), with labels, front-end settings and feature normaliser in the file's metadata, checked against PyTorch
+after export. Several checkpoints (e.g. the same recipe trained with different seeds) are exported as one ensemble
+that averages their probabilities (:mod:`speech.ensemble`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from speech.export import DEFAULT_OPSET
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="training checkpoint (.ckpt)")
+    parser.add_argument("checkpoint", metavar="CKPT", nargs="+",
+                        help="training checkpoint (.ckpt); two or more: one ensemble averaging their probabilities")
     parser.add_argument("--onnx", required=True, metavar="FILE.onnx", help="output file")
     parser.add_argument(
         "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
@@ -44,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"speech export: error: cannot write {args.onnx}: {exc}", file=sys.stderr)
         return 1
     scorer = OnnxScorer(path)
+    members = len(args.checkpoint)
     print(
-        f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, opset {args.opset}): {len(scorer.labels)} classes "
+        f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, opset {args.opset}"
+        + (f", an ensemble of {members} models" if members > 1 else "") + f"): {len(scorer.labels)} classes "
         f"{scorer.labels}, {scorer.num_parameters:,} parameters; checked against PyTorch"
     )
     return 0
