@@ -19,8 +19,8 @@ from rich.console import Console
 
 from speech.audio import load_audio, resample, write_wav
 from speech.cli import main
-from speech.streaming.detection import Detection
 from speech.cli.display import LiveDisplay
+from speech.streaming.detection import Detection
 from speech.streaming.engine import HopResult
 
 SPEECH = [sys.executable, "-m", "speech"]
