@@ -18,6 +18,8 @@ hop's ``feed`` returns) and, live, the capture block (20 ms).
 
     .venv/bin/python scripts/bench_streaming.py                              # default-size model, random weights
     .venv/bin/python scripts/bench_streaming.py --ckpt model.ckpt --json out.json
+    .venv/bin/python scripts/bench_streaming.py --ckpt seed0.ckpt seed1.ckpt   # an ensemble (speech.ensemble)
+    .venv/bin/python scripts/bench_streaming.py --members 2                    # default size, random weights
 """
 
 from __future__ import annotations
@@ -39,17 +41,34 @@ SC_V2_TEST = REPO.parent / "shared" / "data" / "sc-v2-test-fit"
 from speech.data.labels import COMMAND_WORDS_10, LABELS_12  # noqa: E402
 
 
-def default_checkpoint(folder: Path) -> Path:
-    """The project's default classifier (random weights) behind a front end fitted on real clips."""
+def default_checkpoints(folder: Path, members: int = 1) -> list[Path]:
+    """The project's default classifier (random weights, one seed per member) behind a front end fitted on
+    real clips."""
     from speech.audio import load_audio
     from speech.checkpoint import save_checkpoint
     from speech.recogniser import Recogniser
 
-    torch.manual_seed(0)
-    model = Recogniser(LABELS_12)
     clips = [p for w in COMMAND_WORDS_10 for p in sorted((SC_V2_TEST / w).glob("*.wav"))[:10]]
-    model.frontend.fit_normaliser(torch.from_numpy(np.stack([load_audio(p) for p in clips])))
-    return save_checkpoint(model.eval(), folder / "default-random.ckpt")
+    waves = torch.from_numpy(np.stack([load_audio(p) for p in clips]))
+    paths = []
+    for seed in range(members):
+        torch.manual_seed(seed)
+        model = Recogniser(LABELS_12)
+        model.frontend.fit_normaliser(waves)
+        paths.append(save_checkpoint(model.eval(), folder / f"default-random-{seed}.ckpt"))
+    return paths
+
+
+def open_scorers(ckpts: list[Path], onnx: Path) -> dict:
+    """PyTorch and ONNX Runtime scorers of one checkpoint, or of the ensemble of several."""
+    from speech.checkpoint import load_recogniser
+    from speech.ensemble import build_ensemble
+    from speech.export import export_onnx
+    from speech.scorers import TorchScorer, load_scorer
+
+    model = load_recogniser(ckpts[0]) if len(ckpts) == 1 else build_ensemble([load_recogniser(p) for p in ckpts], ckpts)
+    export_onnx(model, onnx)
+    return {"torch": TorchScorer(model), "onnx": load_scorer(onnx, "onnx", intra_op_threads=1)}
 
 
 def speech_stream(seconds: float, seed: int = 0) -> np.ndarray:
@@ -129,8 +148,13 @@ def delays(scorer, seconds: float, block_ms: float, hop_cost_ms: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", type=Path, help="checkpoint to time (default: the default model size, random weights)")
-    parser.add_argument("--delay-ckpt", type=Path, help="trained checkpoint for the delay (default: --ckpt)")
+    parser.add_argument("--ckpt", type=Path, nargs="+",
+                        help="checkpoint to time; several: their ensemble (default: the default model size, random "
+                        "weights)")
+    parser.add_argument("--members", type=int, default=1,
+                        help="without --ckpt: an ensemble of this many default-size random models (1)")
+    parser.add_argument("--delay-ckpt", type=Path, nargs="+",
+                        help="trained checkpoint(s) for the delay (default: --ckpt)")
     parser.add_argument("--seconds", type=float, default=60.0, help="stream length for the timing (60)")
     parser.add_argument("--delay-seconds", type=float, default=180.0, help="stream length for the delay (180)")
     parser.add_argument("--hops", default="100,20", help="hop lengths in ms, comma-separated (100,20)")
@@ -141,15 +165,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
-    from speech.export import export_onnx
-    from speech.scorers import load_scorer
-
     results: dict = {"threads": 1, "timing": []}
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = args.ckpt or default_checkpoint(Path(tmp))
-        onnx = export_onnx(ckpt, Path(tmp) / "bench.onnx")
-        scorers = {"torch": load_scorer(ckpt, "torch"), "onnx": load_scorer(onnx, "onnx", intra_op_threads=1)}
-        results["model"] = str(args.ckpt) if args.ckpt else "default ClassifierConfig, random weights"
+        ckpts = args.ckpt or default_checkpoints(Path(tmp), args.members)
+        scorers = open_scorers(ckpts, Path(tmp) / "bench.onnx")
+        what = " + ".join(map(str, args.ckpt)) if args.ckpt else "default ClassifierConfig, random weights"
+        results["model"] = what if len(ckpts) == 1 else f"ensemble of {len(ckpts)}: {what}"
         results["parameters"] = scorers["torch"].num_parameters
         wave = speech_stream(args.seconds)
         print(f"model: {results['model']} ({results['parameters']:,} parameters); 1 thread; "
@@ -171,13 +192,14 @@ def main(argv: list[str] | None = None) -> int:
         if delay_ckpt is None:
             print("delay: skipped (needs a trained model: --delay-ckpt or --ckpt)")
         else:
-            delay_onnx = export_onnx(delay_ckpt, Path(tmp) / "delay.onnx")
+            delay_scorer = open_scorers(delay_ckpt, Path(tmp) / "delay.onnx")["onnx"]
             onnx_100 = next(r for r in results["timing"] if r["backend"] == "onnx" and r["input_rate"] == 16_000)
-            d = delays(load_scorer(delay_onnx, "onnx"), args.delay_seconds, 20.0, onnx_100["median_ms"])
-            results["delay"] = {"model": str(delay_ckpt), **d}
+            d = delays(delay_scorer, args.delay_seconds, 20.0, onnx_100["median_ms"])
+            names = " + ".join(p.name for p in delay_ckpt)
+            results["delay"] = {"model": names, **d}
             if d["correct_words"]:
                 s = d["stream_delay_from_end_ms"]
-                print(f"delay ({delay_ckpt.name}, {d['correct_words']}/{d['words']} words detected correctly, "
+                print(f"delay ({names}, {d['correct_words']}/{d['words']} words detected correctly, "
                       f"hop 100 ms): word end -> event median {s['median']:.0f} ms (p10 {s['p10']:.0f}, "
                       f"p90 {s['p90']:.0f}); speech onset -> event {d['stream_delay_from_onset_ms']:.0f} ms; "
                       f"end to end live (+ hop compute + 20 ms capture block) {d['end_to_end_from_end_ms']:.0f} ms")

@@ -69,6 +69,19 @@ def test_bench_streaming_costs_and_delay(tmp_path, tiny_checkpoint):
     assert "delay" in results and results["delay"]["words"] > 0
 
 
+def test_bench_streaming_times_an_ensemble(tmp_path):
+    out = tmp_path / "ensemble.json"
+    stdout = run_script("bench_streaming.py", "--members", "2", "--seconds", "3", "--hops", "100", "--repeat", "1",
+                        "--json", str(out))
+    assert "delay: skipped" in stdout
+    results = json.loads(out.read_text())
+    assert results["model"].startswith("ensemble of 2")
+    from speech.model import BiGRUClassifier
+
+    assert results["parameters"] == 2 * BiGRUClassifier(40, 12).num_parameters
+    assert all(row["hops"] > 0 and row["model_ms"] > 0 for row in results["timing"])
+
+
 def test_bench_train_compares_both_paths():
     stdout = run_script("bench_train.py", "--steps", "2", "--batch-size", "16", "--workers", "1")
     assert "(a) per-file" in stdout and "(b) cached" in stdout
