@@ -64,6 +64,17 @@ def test_ensemble_onnx_is_the_mean_of_its_members_on_real_clips(tiny_checkpoint,
     assert ensemble.num_parameters == sum(m.num_parameters for m in members)
 
 
+def test_speech_load_takes_an_ensemble(tiny_checkpoint, second_member, ensemble_onnx, sc_v2_clips):
+    import speech
+
+    clip = sc_v2_clips["yes"][0]
+    got = speech.load(ensemble_onnx).predict(clip)
+    members = [speech.load(p).predict(clip) for p in (tiny_checkpoint, second_member)]
+    assert list(got) == LABELS_12
+    for label in LABELS_12:
+        assert abs(got[label] - (members[0][label] + members[1][label]) / 2) < TOLERANCE
+
+
 def test_ensemble_metadata_names_its_members_and_drops_member_thresholds(tiny_checkpoint, ensemble_onnx):
     meta = read_metadata(ensemble_onnx)
     members = meta["ensemble"]["members"]
