@@ -103,9 +103,11 @@ def load_recogniser(path: str | Path) -> Recogniser:
 def save_checkpoint(model: Recogniser, path: str | Path, overwrite: bool = False, **extra) -> Path:
     """Write a lean checkpoint (weights + description, no optimiser state) that :func:`load_recogniser` reads.
 
-    Refuses to replace an existing file unless ``overwrite`` is true.
+    Refuses to replace an existing file unless ``overwrite`` is true, and an ensemble (it has no checkpoint form).
     """
     path = Path(path)
+    if "ensemble" in model.sections:
+        raise ValueError(f"{path}: an ensemble is stored as ONNX (speech.export.export_onnx), not as a checkpoint")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; refusing to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,10 @@ def test_members_must_agree(tiny_checkpoint, tmp_path, capsys):
     assert "other-labels.ckpt" in err and "labels" in err and not out.exists()
     with pytest.raises(EnsembleError, match="at least two"):
         build_ensemble([load_recogniser(tiny_checkpoint)])
+    ensemble = build_ensemble([load_recogniser(tiny_checkpoint), load_recogniser(tiny_checkpoint)])
+    with pytest.raises(ValueError, match="stored as ONNX"):
+        save_checkpoint(ensemble, tmp_path / "ensemble.ckpt")
+    assert not (tmp_path / "ensemble.ckpt").exists()
 
 
 def test_the_data_record_is_the_union_of_the_members_training_speakers():
