@@ -147,6 +147,8 @@ def export_onnx(
         from speech.ensemble import build_ensemble
 
         paths = list(model)
+        if not paths:
+            raise ValueError(f"{path}: no checkpoint to export")
         recogniser = load_recogniser(paths[0]) if len(paths) == 1 else build_ensemble(
             [load_recogniser(p) for p in paths], names=[str(p) for p in paths])
     recogniser = recogniser.eval().cpu()
