@@ -61,12 +61,11 @@ def default_checkpoints(folder: Path, members: int = 1) -> list[Path]:
 
 def open_scorers(ckpts: list[Path], onnx: Path) -> dict:
     """PyTorch and ONNX Runtime scorers of one checkpoint, or of the ensemble of several."""
-    from speech.checkpoint import load_recogniser
-    from speech.ensemble import build_ensemble
+    from speech.ensemble import load_ensemble
     from speech.export import export_onnx
     from speech.scorers import TorchScorer, load_scorer
 
-    model = load_recogniser(ckpts[0]) if len(ckpts) == 1 else build_ensemble([load_recogniser(p) for p in ckpts], ckpts)
+    model = load_ensemble(ckpts)
     export_onnx(model, onnx)
     return {"torch": TorchScorer(model), "onnx": load_scorer(onnx, "onnx", intra_op_threads=1)}
 

@@ -133,3 +133,16 @@ def build_ensemble(recognisers: Sequence[Recogniser], names: Sequence[str] | Non
     if data is not None:
         ensemble.sections["data"] = data
     return ensemble.eval()
+
+
+def load_ensemble(paths: Sequence[str | Path]) -> Recogniser:
+    """The recogniser of one ``.ckpt`` path, or the ensemble (:func:`build_ensemble`) of several, each loaded
+    safely (:func:`speech.checkpoint.load_recogniser`). Raises ``ValueError`` for no path."""
+    from speech.checkpoint import load_recogniser
+
+    paths = list(paths)
+    if not paths:
+        raise ValueError("no checkpoint given")
+    if len(paths) == 1:
+        return load_recogniser(paths[0])
+    return build_ensemble([load_recogniser(p) for p in paths], names=[str(p) for p in paths])

@@ -124,13 +124,13 @@ def export_onnx(
     check: bool = True,
 ) -> Path:
     """Export a recogniser (or a ``.ckpt`` path, loaded safely) to ``path`` as ONNX with its metadata. A list of
-    two or more ``.ckpt`` paths is exported as one ensemble (:func:`speech.ensemble.build_ensemble`).
+    two or more ``.ckpt`` paths is exported as one ensemble (:func:`speech.ensemble.load_ensemble`).
 
     Refuses an existing ``path`` unless ``overwrite``. The file is written under a temporary name, checked
     (``onnx.checker`` and, when ``check``, ONNX Runtime vs PyTorch on random features at batch 1 and 3) and only
     then renamed into place, so a failed export leaves nothing behind.
     """
-    from speech.checkpoint import load_recogniser
+    from speech.ensemble import load_ensemble
 
     path = Path(path)
     if path.suffix.lower() != ".onnx":
@@ -139,18 +139,10 @@ def export_onnx(
         raise FileExistsError(
             f"{path} exists; refusing to overwrite it"
         )
-    if isinstance(model, str | Path):
-        recogniser = load_recogniser(model)
-    elif isinstance(model, Recogniser):
+    if isinstance(model, Recogniser):
         recogniser = model
     else:
-        from speech.ensemble import build_ensemble
-
-        paths = list(model)
-        if not paths:
-            raise ValueError(f"{path}: no checkpoint to export")
-        recogniser = load_recogniser(paths[0]) if len(paths) == 1 else build_ensemble(
-            [load_recogniser(p) for p in paths], names=[str(p) for p in paths])
+        recogniser = load_ensemble([model] if isinstance(model, str | Path) else model)
     recogniser = recogniser.eval().cpu()
     with replaced_atomically(path, overwrite=overwrite) as tmp:
         _export_graph(recogniser, tmp, opset)
