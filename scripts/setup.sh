@@ -2,7 +2,8 @@
 # Set up everything `speech` needs on a fresh Debian/Ubuntu machine, idempotently:
 #   - system packages: PortAudio (microphone), espeak-ng (synthetic speech), PulseAudio + ALSA plugin
 #     (virtual microphone for the tests);
-#   - a virtual environment in .venv with the package (editable) and its test extras.
+#   - a virtual environment in .venv with the package (editable), its training extra and its test extras
+#     (the base install, `pip install .`, only runs exported models; see README "Run a model anywhere").
 # A second run checks and returns in a few seconds. Options: --no-system (skip apt), --python PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +49,7 @@ stamp=.venv/.speech-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import speech" 2>/dev/null; then
   echo "setup.sh: installing Python packages into .venv (first time: a few minutes)"
-  .venv/bin/python -m pip install -e ".[dev]" > .venv/pip-install.log 2>&1 \
+  .venv/bin/python -m pip install -e ".[train,dev]" > .venv/pip-install.log 2>&1 \
     || { tail -n 40 .venv/pip-install.log; echo "setup.sh: pip install failed (log: .venv/pip-install.log)" >&2; exit 1; }
   .venv/bin/python -c "import speech, torch, torchaudio, lightning, onnxruntime, sounddevice" \
     || { echo "setup.sh: the Python install failed" >&2; exit 1; }

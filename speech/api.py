@@ -23,9 +23,9 @@ import numpy as np
 
 from speech.audio import fix_length, load_audio, pcm_to_float, resample
 from speech.scorers import Scorer, load_scorer
-from speech.streaming.calibration import detector_from_metadata
 from speech.streaming.detection import Detection
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser
+from speech.streaming.thresholds import detector_from_metadata
 
 
 class Model:
@@ -55,7 +55,7 @@ class Model:
 
     @property
     def metadata(self) -> dict:
-        """The model file's metadata (schema: :mod:`speech.scorers`)."""
+        """The model file's metadata (schema: :mod:`speech.model_file`)."""
         return self.scorer.metadata
 
     def predict(self, clip: np.ndarray | str | Path, sample_rate: int | None = None) -> dict[str, float]:

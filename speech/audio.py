@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from speech.resample import StreamResampler
 
@@ -141,12 +140,14 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
-def pcm_to_float(samples: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+def pcm_to_float(samples):
     """PCM samples of any shape -> float32 in [-1, 1): int16 / 32768, int32 / 2**31; float stays (as float32).
 
     NumPy in, NumPy out (a copy only when the type changes); a torch tensor stays a tensor on its device.
     """
-    if isinstance(samples, torch.Tensor):
+    if type(samples).__module__.partition(".")[0] == "torch":  # a tensor (torch is loaded if one exists)
+        import torch
+
         scale = {torch.int16: INT16_SCALE, torch.int32: INT32_SCALE}.get(samples.dtype)
         return samples.float() if scale is None else samples.float() / scale
     samples = np.asarray(samples)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from speech.recogniser import Recogniser
-from speech.scorers import META_KEY, ModelFileError, check_metadata, model_metadata, recogniser_from_metadata
+from speech.model_file import META_KEY, ModelFileError, check_metadata, model_metadata
+from speech.recogniser import Recogniser, recogniser_from_metadata
 
 STATE_PREFIX = "recogniser."
 

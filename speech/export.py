@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from speech.files import replaced_atomically
+from speech.model_file import META_KEY, ONNX_INPUT, ONNX_OUTPUTS, OnnxModelError, model_metadata
 from speech.recogniser import Recogniser
-from speech.scorers import META_KEY, ONNX_INPUT, ONNX_OUTPUTS, OnnxModelError, OnnxScorer, model_metadata
+from speech.scorers import OnnxScorer
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The MFCC front end: one module serves training, evaluation, streaming and export.
+"""The MFCC front end in PyTorch: training, checkpoints and export (:mod:`speech.mfcc` holds its settings and the
+NumPy twin that runs exported models).
 
 Frames are computed without centre padding (``center=False``), so frame ``i`` depends only on samples
 ``[i * hop, i * hop + win)``. That makes the features of a 1 s window equal to the last frames of a
@@ -9,55 +10,15 @@ they travel inside every checkpoint and exported model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torchaudio
 from torch import nn
 
-from speech.settings import settings_from_dict
+from speech.mfcc import FrontEndConfig
 
-
-@dataclass
-class FrontEndConfig:
-    """MFCC settings. Times are in milliseconds, frequencies in Hz."""
-
-    sample_rate: int = 16_000
-    n_mfcc: int = 40
-    n_mels: int = 80  # kws_streaming's mel_num_bins; 40 MFCCs are kept from them
-    win_ms: float = 30.0
-    hop_ms: float = 10.0
-    n_fft: int = 512
-    f_min: float = 20.0
-    f_max: float = 7600.0
-    log_floor: float = 1e-6
-
-    @property
-    def win_length(self) -> int:
-        """Analysis window in samples."""
-        return int(round(self.sample_rate * self.win_ms / 1000))
-
-    @property
-    def hop_length(self) -> int:
-        """Frame step in samples."""
-        return int(round(self.sample_rate * self.hop_ms / 1000))
-
-    def num_frames(self, num_samples: int) -> int:
-        """Frames produced for ``num_samples`` samples (0 when shorter than one FFT frame).
-
-        Frame ``i`` covers samples ``[i * hop_length, i * hop_length + n_fft)`` (the window sits centred
-        inside the FFT frame), so 1 s at the defaults gives 97 frames.
-        """
-        if num_samples < self.n_fft:
-            return 0
-        return 1 + (num_samples - self.n_fft) // self.hop_length
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> FrontEndConfig:
-        return settings_from_dict(cls, values, "front-end")
+__all__ = ["FrontEnd", "FrontEndConfig", "SpecAugment", "SpecAugmentConfig"]
 
 
 class FrontEnd(nn.Module):
@@ -66,8 +27,7 @@ class FrontEnd(nn.Module):
     def __init__(self, config: FrontEndConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or FrontEndConfig()
-        if config.win_length > config.n_fft:
-            raise ValueError(f"window of {config.win_length} samples is longer than n_fft={config.n_fft}")
+        config.check()
         self.melspec = torchaudio.transforms.MelSpectrogram(
             sample_rate=config.sample_rate,
             n_fft=config.n_fft,

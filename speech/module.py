@@ -18,8 +18,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from speech.features import FrontEndConfig, SpecAugment, SpecAugmentConfig
 from speech.model import ClassifierConfig
+from speech.model_file import META_KEY, model_metadata
 from speech.recogniser import Recogniser
-from speech.scorers import META_KEY, model_metadata
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A complete recogniser: front end + classifier + label list, waveform in, logits out.
 
-Model files carry everything needed to rebuild it (the schema: :mod:`speech.scorers`). Besides the network,
+Model files carry everything needed to rebuild it (the schema: :mod:`speech.model_file`). Besides the network,
 ``sections`` holds plain-data descriptions of how the model was made and should be used: ``"data"`` (a
 :class:`speech.data.record.DataRecord`: the split and the training speakers), ``"detection"`` (calibrated
 streaming thresholds) and, for an ensemble of models (:mod:`speech.ensemble`), ``"ensemble"`` (its members).
@@ -14,8 +14,7 @@ from torch import nn
 
 from speech.features import FrontEnd, FrontEndConfig
 from speech.model import BiGRUClassifier, ClassifierConfig
-
-INFO_SECTIONS = ("data", "detection", "ensemble")
+from speech.model_file import INFO_SECTIONS
 
 
 class Recogniser(nn.Module):
@@ -49,3 +48,18 @@ class Recogniser(nn.Module):
             "frontend": self.frontend.config.to_dict(),
             "classifier": self.classifier.config.to_dict(),
         }
+
+
+def recogniser_from_metadata(meta: dict) -> Recogniser:
+    """An untrained :class:`Recogniser` of the shape ``meta`` (checked model-file metadata) describes, in eval
+    mode, with its feature normaliser (when ``meta`` has one) and optional sections filled in."""
+    model = Recogniser(
+        meta["labels"], FrontEndConfig.from_dict(meta["frontend"]), ClassifierConfig.from_dict(meta["classifier"])
+    )
+    model.sections = {key: meta[key] for key in INFO_SECTIONS if isinstance(meta.get(key), dict)}
+    norm = meta.get("normaliser")
+    if norm is not None:
+        model.frontend.mean.copy_(torch.tensor(norm["mean"], dtype=torch.float32))
+        model.frontend.std.copy_(torch.tensor(norm["std"], dtype=torch.float32))
+        model.frontend.fitted.fill_(bool(norm.get("fitted", True)))
+    return model.eval()

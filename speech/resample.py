@@ -13,7 +13,15 @@ import math
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import firwin
+
+
+def kaiser_lowpass(taps: int, cutoff: float, beta: float) -> np.ndarray:
+    """A linear-phase low-pass FIR filter: ``taps`` coefficients of a Kaiser-windowed sinc with ``cutoff`` as a
+    fraction of the Nyquist frequency, scaled to unit gain at 0 Hz (``scipy.signal.firwin(taps, cutoff,
+    window=("kaiser", beta))``, without scipy)."""
+    m = np.arange(taps) - 0.5 * (taps - 1)
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(taps, beta)
+    return h / h.sum()
 
 
 class StreamResampler:
@@ -44,7 +52,7 @@ class StreamResampler:
             return
         widest = max(self.up, self.down)
         self.half = zero_crossings * widest  # filter half-length, at the upsampled rate
-        taps = firwin(2 * self.half + 1, rolloff / widest, window=("kaiser", beta)) * self.up
+        taps = kaiser_lowpass(2 * self.half + 1, rolloff / widest, beta) * self.up
         self.taps_per_phase = -(-taps.size // self.up)
         padded = np.zeros(self.taps_per_phase * self.up)
         padded[: taps.size] = taps

@@ -15,18 +15,16 @@ import speech
 from speech.audio import load_audio, resample
 from speech.checkpoint import CheckpointError, read_checkpoint
 from speech.export import export_onnx
-from speech.scorers import (
+from speech.model_file import (
     META_KEY,
     SCHEMA_VERSION,
     ModelFileError,
     OnnxModelError,
-    OnnxScorer,
-    Scorer,
-    TorchScorer,
     check_metadata,
     read_metadata,
     write_section,
 )
+from speech.scorers import OnnxScorer, Scorer, TorchScorer
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ import torch
 from speech.checkpoint import CheckpointError, load_recogniser, save_checkpoint
 from speech.cli import main
 from speech.model import ClassifierConfig
+from speech.model_file import OnnxModelError, model_metadata
 from speech.recogniser import Recogniser
-from speech.scorers import OnnxModelError, OnnxScorer, TorchScorer, load_scorer, model_metadata
+from speech.scorers import OnnxScorer, TorchScorer, load_scorer
 
 
 class RunsCommand:

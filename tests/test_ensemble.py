@@ -12,7 +12,8 @@ from speech.checkpoint import load_recogniser, save_checkpoint
 from speech.cli import main
 from speech.data.record import DataRecord
 from speech.ensemble import EnsembleError, build_ensemble, merge_records
-from speech.scorers import OnnxScorer, TorchScorer, read_metadata
+from speech.model_file import read_metadata
+from speech.scorers import OnnxScorer, TorchScorer
 from speech.streaming import StreamingConfig, StreamingRecogniser
 
 TOLERANCE = 1e-4

@@ -10,20 +10,22 @@ import numpy as np
 import pytest
 
 from speech.streaming.calibration import (
-    NEVER,
     KeywordTable,
     calibrate,
-    calibrated_thresholds,
     choose_thresholds,
     detection_section,
-    detector_from_metadata,
-    settings_mismatch,
     store_detection,
 )
-from speech.streaming.detection import DetectorConfig
+from speech.streaming.detection import DetectorConfig, threshold_config
 from speech.streaming.engine import StreamingConfig
 from speech.streaming.scoring import Word
-from speech.streaming.stream_eval import ScoredStream, StreamSet, figures, sweep, threshold_config
+from speech.streaming.stream_eval import ScoredStream, StreamSet, figures, sweep
+from speech.streaming.thresholds import (
+    NEVER,
+    calibrated_thresholds,
+    detector_from_metadata,
+    settings_mismatch,
+)
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up"]
 HOP = 0.1

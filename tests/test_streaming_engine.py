@@ -84,7 +84,7 @@ def test_incremental_mfcc_equals_offline_with_random_chunks(scorer, speech_strea
     with torch.inference_mode():
         offline = front(torch.from_numpy(speech_stream)[None])[0].numpy()
     for seed in range(3):
-        inc = IncrementalFeatures(front)
+        inc = IncrementalFeatures(scorer.features, front.config)
         feats = [inc.push(c)[0] for c in random_chunks(speech_stream, np.random.default_rng(seed))]
         streamed = np.concatenate(feats)
         assert streamed.shape == offline.shape

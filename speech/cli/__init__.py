@@ -33,6 +33,9 @@ COMMANDS = {
     "synth": ("speech.cli.synth", "synthesise a keyword data folder with espeak-ng"),
     "plot": ("speech.cli.plot", "plot the learning curve of training runs (validation accuracy, loss)"),
 }
+# commands that run on the base install (no torch: numpy, onnxruntime, soundfile, sounddevice, rich); every other
+# one needs the training extra and says so in one line (exit 2) when it is missing (speech.extras)
+BASE_INSTALL_COMMANDS = ("live", "data", "synth")
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
@@ -116,7 +119,11 @@ def _dispatch(argv: list[str]) -> int:
     if name not in COMMANDS:
         print(f"speech: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    from speech.extras import MissingExtraError, require_training_extra
+
     try:
+        if name not in BASE_INSTALL_COMMANDS:
+            require_training_extra("this command")
         module = importlib.import_module(COMMANDS[name][0])
         if name == "train":
             return int(module.main(rest) or 0)
@@ -129,6 +136,9 @@ def _dispatch(argv: list[str]) -> int:
         )
         quiet_known_warnings()
         return int(module.run(args) or 0)
+    except MissingExtraError as exc:
+        print(f"speech {name}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\nspeech {name}: interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -115,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
     from speech.data import CacheError, DatasetError
     from speech.data.record import DataRecord, SpeakerLeakError
     from speech.evaluation import EvaluationError, evaluate_model, model_names
+    from speech.model_file import OnnxModelError
     from speech.report import check_outputs, report_json, write_json, write_report
-    from speech.scorers import OnnxModelError, load_scorer
+    from speech.scorers import load_scorer
 
     try:
         snrs = parse_snrs(args.snr) if args.snr else None

@@ -27,8 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
     from speech.checkpoint import CheckpointError
     from speech.export import export_onnx
+    from speech.model_file import OnnxModelError
     from speech.report import check_can_create
-    from speech.scorers import OnnxModelError, OnnxScorer
+    from speech.scorers import OnnxScorer
 
     try:
         target = Path(args.onnx)

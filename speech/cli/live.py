@@ -59,7 +59,7 @@ def probability(text: str) -> float:
 
 def stream_config(args: argparse.Namespace) -> StreamingConfig:
     """Engine and detector settings from the options. The detector's threshold is ``--threshold`` when given,
-    else the default; :func:`speech.streaming.calibration.detector_from_metadata` then puts in a model's
+    else the default; :func:`speech.streaming.thresholds.detector_from_metadata` then puts in a model's
     calibrated thresholds."""
     base = DetectorConfig()
     threshold = base.threshold if args.threshold is None else args.threshold
@@ -79,19 +79,24 @@ def stream_config(args: argparse.Namespace) -> StreamingConfig:
 
 
 def open_scorer(path: str, backend: str, threads: int = 1):
-    """Load a checkpoint / ONNX model; errors become :class:`ModelError` with a one-line message."""
-    import torch
-
+    """Load a checkpoint / ONNX model; errors become :class:`ModelError` with a one-line message. An ``.onnx``
+    model needs only the base install; a checkpoint needs the training extra (torch)."""
+    from speech.extras import MissingExtraError
     from speech.scorers import load_scorer
 
-    torch.set_num_threads(max(1, threads))
     if not Path(path).is_file():
         raise ModelError(f"{path}: no such model file (expected a .ckpt checkpoint or an .onnx export)")
     try:
         scorer = load_scorer(path, backend=backend, intra_op_threads=max(1, threads))
+    except MissingExtraError as exc:
+        raise ModelError(str(exc)) from None
     except (ValueError, OSError, RuntimeError, KeyError) as exc:  # CheckpointError, OnnxModelError: ValueError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: cannot load the model ({first})") from None
+    if scorer.backend == "torch":
+        import torch
+
+        torch.set_num_threads(max(1, threads))
     return scorer
 
 
@@ -175,9 +180,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from speech.cli.display import JsonLines, LiveDisplay
-    from speech.streaming.calibration import detector_from_metadata, settings_mismatch
     from speech.streaming.engine import StreamingRecogniser
     from speech.streaming.sources import MicrophoneSource, SourceError
+    from speech.streaming.thresholds import detector_from_metadata, settings_mismatch
 
     if args.list_devices:
         return print_devices()

@@ -67,8 +67,8 @@ def run_calibration(
     ``model`` itself, and read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
     ``calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
     """
+    from speech.model_file import read_metadata
     from speech.report import check_json_path, write_json
-    from speech.scorers import read_metadata
     from speech.streaming.calibration import (
         best_single,
         calibrate,
@@ -76,12 +76,12 @@ def run_calibration(
         store_detection,
         table_rows,
     )
+    from speech.streaming.detection import threshold_config
     from speech.streaming.stream_eval import (
         figures,
         plot_det,
         rounded,
         sweep,
-        threshold_config,
         write_sweep_csv,
     )
 

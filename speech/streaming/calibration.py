@@ -20,7 +20,7 @@ built from speakers the model never trained on), one threshold per keyword:
 The result goes into the model's metadata under ``"detection"`` (:func:`store_detection`): a ``.ckpt`` (its
 ``"speech"`` entry) or an ``.onnx`` file (``metadata_props["speech"]``), written atomically to a new file or,
 only when asked, in place. ``speech live`` and ``speech stream-test`` then use it by default
-(:func:`detector_from_metadata`); ``--threshold`` overrides it.
+(:func:`speech.streaming.thresholds.detector_from_metadata`); ``--threshold`` overrides it.
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ from pathlib import Path
 from speech.streaming.detection import NEVER_REPORTED, DetectorConfig
 from speech.streaming.engine import StreamingConfig
 from speech.streaming.scoring import LabelledTime, keyword_accuracy
-from speech.streaming.stream_eval import SWEEP_THRESHOLDS, StreamSet, rounded, threshold_config
+from speech.streaming.stream_eval import SWEEP_THRESHOLDS, StreamSet, rounded
+from speech.streaming.thresholds import NEVER, SECTION, detector_settings
 
-SECTION = "detection"
 SECTION_VERSION = 1
-NEVER = 1.0  # an averaged probability never exceeds 1: the keyword is never reported
 
 
 @dataclass
@@ -168,20 +167,6 @@ def calibrate(
     return Calibration(chosen, target_false_accepts_per_hour, target_false_alarms_per_hour, budgets, tables)
 
 
-def detector_settings(config: StreamingConfig) -> dict:
-    """The engine and detector settings thresholds are only valid for (stored beside them)."""
-    d = config.detector
-    return {
-        "hop_ms": config.hop_ms,
-        "average_window_ms": d.average_window_ms,
-        "suppression_ms": d.suppression_ms,
-        "minimum_count": d.minimum_count,
-        "release": d.release,
-        "gate_db": config.gate_db,
-        "flush_ms": config.flush_ms,
-    }
-
-
 def detection_section(
     calibration: Calibration,
     config: StreamingConfig,
@@ -207,52 +192,12 @@ def detection_section(
     }
 
 
-def calibrated_thresholds(metadata: dict | None) -> dict[str, float] | None:
-    """The per-keyword thresholds stored in a model's metadata, or None when it was never calibrated."""
-    section = (metadata or {}).get(SECTION)
-    if not isinstance(section, dict) or not isinstance(section.get("thresholds"), dict):
-        return None
-    try:
-        return {str(k): float(v) for k, v in section["thresholds"].items()}
-    except (TypeError, ValueError):
-        return None
-
-
-def detector_from_metadata(
-    metadata: dict | None, base: DetectorConfig, threshold: float | None = None
-) -> tuple[DetectorConfig, str]:
-    """The detector settings to use and where its thresholds come from.
-
-    ``threshold`` (the user's ``--threshold``) wins: one threshold for every label. Else the calibrated
-    per-keyword thresholds stored in ``metadata``; else ``base.threshold``.
-    """
-    if threshold is not None:
-        return threshold_config(base, threshold), f"--threshold {threshold:g}"
-    stored = calibrated_thresholds(metadata)
-    if stored:
-        section = metadata[SECTION]
-        target = section.get("target_false_accepts_per_hour")
-        what = "calibrated per keyword (model metadata"
-        what += f", target {target:g} false accepts/hour)" if isinstance(target, int | float) else ")"
-        return replace(base, thresholds=stored), what
-    return base, f"default {base.threshold:g} (model not calibrated)"
-
-
-def settings_mismatch(metadata: dict | None, config: StreamingConfig) -> list[str]:
-    """Settings of ``config`` that differ from those the stored thresholds were calibrated with."""
-    section = (metadata or {}).get(SECTION)
-    if not isinstance(section, dict) or not isinstance(section.get("settings"), dict):
-        return []
-    now = detector_settings(config)
-    return [f"{k} {now[k]} (calibrated with {v})" for k, v in section["settings"].items() if k in now and now[k] != v]
-
-
 def store_detection(model: str | Path, section: dict, *, out: str | Path | None = None,
                     in_place: bool = False) -> Path:
     """Write ``model`` with ``metadata["detection"] = section`` to ``out`` (a new file of the same kind), or over
     ``model`` itself when ``in_place``. Written to a temporary file first and renamed, so a failure leaves the
     original untouched; ``out`` must not exist. Returns the path written."""
-    from speech.scorers import write_section
+    from speech.model_file import write_section
 
     model = Path(model)
     if (out is None) == (not in_place):
@@ -285,12 +230,8 @@ __all__ = [
     "KeywordTable",
     "best_single",
     "calibrate",
-    "calibrated_thresholds",
     "choose_thresholds",
     "detection_section",
-    "detector_from_metadata",
-    "detector_settings",
-    "settings_mismatch",
     "store_detection",
     "table_rows",
 ]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -227,3 +227,9 @@ def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) 
         if found_one is not None:
             found.append(found_one)
     return found
+
+
+def threshold_config(base: DetectorConfig, threshold: float) -> DetectorConfig:
+    """``base`` with one ``threshold`` for every label (per-label ones dropped; the release level capped at it)."""
+    release = None if base.release is None else min(base.release, threshold)
+    return replace(base, threshold=float(threshold), thresholds=None, release=release)

@@ -109,7 +109,7 @@ class StreamingRecogniser:
             raise ValueError(f"a window of {c.window_samples} samples is shorter than one FFT frame")
         self.input_rate = int(input_rate)
         self.resampler = StreamResampler(self.input_rate, self.sample_rate)
-        self.features = IncrementalFeatures(scorer.frontend)
+        self.features = IncrementalFeatures(scorer.features, front)
         self.detector = CommandDetector(self.labels, c.detector)
         self.on_hop = on_hop
         self._silence_scores = np.zeros(len(self.labels), dtype=np.float32)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from speech.streaming.detection import (
     SmoothedScores,
     replay,
     smooth_scores,
+    threshold_config,
 )
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser, stream_array
 from speech.streaming.long_recording import LongRecording, generate_long_recording, noise_recording
@@ -337,12 +338,6 @@ def figures(
     result["_stats"] = stats
     result["_detections"] = found
     return result
-
-
-def threshold_config(base: DetectorConfig, threshold: float) -> DetectorConfig:
-    """``base`` with one ``threshold`` for every label (per-label ones dropped; the release level capped at it)."""
-    release = None if base.release is None else min(base.release, threshold)
-    return replace(base, threshold=float(threshold), thresholds=None, release=release)
 
 
 def sweep(

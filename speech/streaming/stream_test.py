@@ -231,7 +231,7 @@ def run_stream_test(
     ``stream-test-<time>`` folder) and, when given, the figures to ``json_path`` (a new file).
 
     ``config``: engine and detector settings; the model's calibrated thresholds replace the detector's unless
-    ``threshold`` is given (:func:`speech.streaming.calibration.detector_from_metadata`). ``tolerance_ms``: TF's
+    ``threshold`` is given (:func:`speech.streaming.thresholds.detector_from_metadata`). ``tolerance_ms``: TF's
     matching tolerance. ``sweep``: also the figures of one threshold for all keywords, 0.30 .. 0.99 (``sweep.csv``,
     ``det_curve.png``). Its steps are logged.
     Outputs are checked before any scoring; nothing is written when the clips would include training speakers.
@@ -240,10 +240,10 @@ def run_stream_test(
 
     from speech.audio import write_wav
     from speech.report import check_json_path, write_json
-    from speech.streaming.calibration import detector_from_metadata, settings_mismatch
     from speech.streaming.scoring import write_labels_file, write_words_file
     from speech.streaming.stream_eval import figures, keyword_thresholds, plot_det, write_sweep_csv
     from speech.streaming.stream_eval import sweep as sweep_rows
+    from speech.streaming.thresholds import detector_from_metadata, settings_mismatch
 
     spec = spec or StreamSpec()
     minutes, unknown_minutes, noise_minutes = spec.lengths()

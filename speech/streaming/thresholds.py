@@ -1,0 +1,69 @@
+"""Which thresholds a stream detector uses: the user's one threshold, the model's calibrated per-keyword ones,
+or the default; read from a model file's ``"detection"`` section (written by :mod:`speech.streaming.calibration`).
+
+This is what ``speech live``, ``speech stream-test`` and :class:`speech.Model` use; it needs no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from speech.streaming.detection import DetectorConfig, threshold_config
+from speech.streaming.engine import StreamingConfig
+
+SECTION = "detection"
+NEVER = 1.0  # an averaged probability never exceeds 1: the keyword is never reported
+
+
+def detector_settings(config: StreamingConfig) -> dict:
+    """The engine and detector settings thresholds are only valid for (stored beside them)."""
+    d = config.detector
+    return {
+        "hop_ms": config.hop_ms,
+        "average_window_ms": d.average_window_ms,
+        "suppression_ms": d.suppression_ms,
+        "minimum_count": d.minimum_count,
+        "release": d.release,
+        "gate_db": config.gate_db,
+        "flush_ms": config.flush_ms,
+    }
+
+
+def calibrated_thresholds(metadata: dict | None) -> dict[str, float] | None:
+    """The per-keyword thresholds stored in a model's metadata, or None when it was never calibrated."""
+    section = (metadata or {}).get(SECTION)
+    if not isinstance(section, dict) or not isinstance(section.get("thresholds"), dict):
+        return None
+    try:
+        return {str(k): float(v) for k, v in section["thresholds"].items()}
+    except (TypeError, ValueError):
+        return None
+
+
+def detector_from_metadata(
+    metadata: dict | None, base: DetectorConfig, threshold: float | None = None
+) -> tuple[DetectorConfig, str]:
+    """The detector settings to use and where its thresholds come from.
+
+    ``threshold`` (the user's ``--threshold``) wins: one threshold for every label. Else the calibrated
+    per-keyword thresholds stored in ``metadata``; else ``base.threshold``.
+    """
+    if threshold is not None:
+        return threshold_config(base, threshold), f"--threshold {threshold:g}"
+    stored = calibrated_thresholds(metadata)
+    if stored:
+        section = metadata[SECTION]
+        target = section.get("target_false_accepts_per_hour")
+        what = "calibrated per keyword (model metadata"
+        what += f", target {target:g} false accepts/hour)" if isinstance(target, int | float) else ")"
+        return replace(base, thresholds=stored), what
+    return base, f"default {base.threshold:g} (model not calibrated)"
+
+
+def settings_mismatch(metadata: dict | None, config: StreamingConfig) -> list[str]:
+    """Settings of ``config`` that differ from those the stored thresholds were calibrated with."""
+    section = (metadata or {}).get(SECTION)
+    if not isinstance(section, dict) or not isinstance(section.get("settings"), dict):
+        return []
+    now = detector_settings(config)
+    return [f"{k} {now[k]} (calibrated with {v})" for k, v in section["settings"].items() if k in now and now[k] != v]
