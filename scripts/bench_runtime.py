@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -65,16 +64,27 @@ def du_mb(path: Path) -> float:
     return int(out.split()[0]) / 1e6
 
 
+# A process's peak RSS (ru_maxrss) includes what its parent had mapped when it forked (the kernel records the old
+# address space's high-water mark at exec), so the measured commands are started by this small launcher, not by
+# the benchmark itself, which holds torch. The launcher's own ~10 MB is then the most that can be over-counted.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - start
+print(json.dumps([wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status),
+                  proc.stderr.read().decode()[-2000:]]))
+"""
+
+
 def run_measured(command: list[str], cwd: Path) -> tuple[float, float, float]:
     """Run ``command``; return (wall seconds, CPU seconds, peak RSS in MB) of that process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"bench_runtime: {' '.join(command)} failed ({proc.returncode}): {proc.stderr.read().decode()}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True, cwd=cwd, check=True)
+    wall, cpu, rss, code, err = json.loads(out.stdout)
+    if code != 0:
+        raise SystemExit(f"bench_runtime: {' '.join(command)} failed ({code}): {err}")
+    return wall, cpu, rss
 
 
 def make_inputs(folder: Path, listen_seconds: float) -> tuple[Path, Path]:

@@ -94,3 +94,17 @@ def test_bench_data_on_a_small_generated_tree():
     assert len(rows) == 1 and rows[0]["files"] == 400
     row = rows[0]
     assert row["cache_clips"] > 0 and row["read_clips_per_s"] > 0 and row["scan_s"] > 0
+
+
+def test_bench_runtime_measures_the_installs_side_by_side(tmp_path, tiny_checkpoint):
+    """Run against this install as the "base" one (no new venv): the table has its three rows, and running the
+    .onnx model never loads torch, which the .ckpt run does (hundreds of MB of resident memory)."""
+    out = tmp_path / "runtime.json"
+    stdout = run_script(
+        "bench_runtime.py", "--ckpt", str(tiny_checkpoint), "--base-venv", sys.prefix, "--runs", "1",
+        "--listen-seconds", "3", "--realtime-seconds", "1", "--json", str(out),
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert list(rows) == ["base install, .onnx", "full install, .onnx", "full install, .ckpt"]
+    assert all(name in stdout for name in rows)
+    assert rows["full install, .onnx"]["peak_rss_mb"] < rows["full install, .ckpt"]["peak_rss_mb"] / 2
