@@ -10,6 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def replaced_atomically(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder to write; on a clean exit rename it to ``target``.
@@ -24,6 +30,7 @@ def replaced_atomically(target: str | Path, *, overwrite: bool = False) -> Itera
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600); the result is an ordinary file
     try:
         yield tmp
         if target.exists() and not overwrite:  # appeared while we were writing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from speech.files import replaced_atomically
+from speech.files import replaced_atomically, write_text_atomically
 
 
 def test_a_failed_write_leaves_the_target_and_no_temporary_file(tmp_path):
@@ -37,3 +37,16 @@ def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path):
         target.write_text("someone else's")
     assert target.read_text() == "someone else's"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_written_files_get_the_ordinary_permissions_of_new_files(tmp_path):
+    """The temporary file is private (mkstemp) while it is written; the finished file has the mode any new file
+    gets under the user's umask, so a model exported for another user (a service account) can be read by it."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = write_text_atomically(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
