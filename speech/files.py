@@ -11,6 +11,14 @@ from pathlib import Path
 
 
 def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
