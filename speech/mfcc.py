@@ -5,9 +5,9 @@
 - :class:`speech.features.FrontEnd` (PyTorch, torchaudio's filter bank): training, checkpoints, export;
 - :class:`MfccFrontEnd` here (NumPy): what an exported ``.onnx`` model runs with, so running a model needs
   only onnxruntime and NumPy. It builds the same Hann window, Slaney mel filter bank and orthonormal DCT as
-  torchaudio's ``MelSpectrogram`` and ``create_dct``, frames without centre padding, and computes in float64;
-  its normalised features equal the PyTorch front end's to about 1e-5 on real clips
-  (``tests/test_mfcc.py``; the PyTorch front end computes in float32).
+  torchaudio's ``MelSpectrogram`` and ``create_dct`` (holding the float32 values torchaudio builds) and frames
+  without centre padding; it computes in float64, and its normalised features equal the PyTorch front end's (which computes in float32) within 1e-4 on real clips
+  (``tests/test_runtime.py``).
 
 Frame ``i`` covers samples ``[i * hop, i * hop + n_fft)`` (the ``win_length`` window sits centred inside the
 FFT frame), so a 1 s clip at the defaults gives 97 frames and the features of a stream computed piece by piece
@@ -87,8 +87,9 @@ def _mel_to_hz_slaney(mels: np.ndarray) -> np.ndarray:
 
 
 def mel_filterbank(config: FrontEndConfig) -> np.ndarray:
-    """Slaney-normalised triangular mel filters on the Slaney mel scale: ``(n_fft // 2 + 1, n_mels)`` float64,
-    the matrix of torchaudio's ``melscale_fbanks(..., norm="slaney", mel_scale="slaney")``."""
+    """Slaney-normalised triangular mel filters on the Slaney mel scale: ``(n_fft // 2 + 1, n_mels)`` float64
+    (values rounded to float32, as torchaudio's ``melscale_fbanks(..., norm="slaney", mel_scale="slaney")`` holds
+    them)."""
     c = config
     freqs = np.linspace(0.0, c.sample_rate // 2, c.n_fft // 2 + 1)
     mel_points = np.linspace(_hz_to_mel_slaney(c.f_min), _hz_to_mel_slaney(c.f_max), c.n_mels + 2)
@@ -97,24 +98,28 @@ def mel_filterbank(config: FrontEndConfig) -> np.ndarray:
     slopes = hz_points[None, :] - freqs[:, None]  # (freqs, n_mels + 2)
     down = -slopes[:, :-2] / widths[:-1]
     up = slopes[:, 2:] / widths[1:]
-    bank = np.maximum(0.0, np.minimum(down, up))
-    return bank * (2.0 / (hz_points[2:] - hz_points[:-2]))[None, :]
+    bank = np.maximum(0.0, np.minimum(down, up)) * (2.0 / (hz_points[2:] - hz_points[:-2]))[None, :]
+    return bank.astype(np.float32).astype(np.float64)
 
 
 def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
-    """Orthonormal DCT-II: log-mel ``(..., n_mels)`` @ it -> MFCC ``(..., n_mfcc)`` (torchaudio's ``create_dct``)."""
-    n = np.arange(n_mels, dtype=np.float64)
-    k = np.arange(n_mfcc, dtype=np.float64)[:, None]
-    dct = np.cos(math.pi / n_mels * (n + 0.5) * k)
-    dct[0] *= 1.0 / math.sqrt(2.0)
-    return (dct * math.sqrt(2.0 / n_mels)).T
+    """Orthonormal DCT-II: log-mel ``(..., n_mels)`` @ it -> MFCC ``(..., n_mfcc)``, float64 holding the float32
+    values torchaudio's ``create_dct`` computes (its cosine arguments, up to ~121 rad, are rounded in float32, which
+    moves entries by up to ~2e-6 from the exact DCT: the model was trained with these)."""
+    f32 = np.float32
+    n = np.arange(n_mels, dtype=f32)
+    k = np.arange(n_mfcc, dtype=f32)[:, None]
+    dct = np.cos(f32(math.pi / n_mels) * (n + f32(0.5)) * k).astype(f32)
+    dct[0] *= f32(1.0 / math.sqrt(2.0))
+    dct *= f32(math.sqrt(2.0 / n_mels))
+    return dct.T.astype(np.float64)
 
 
 def fft_window(config: FrontEndConfig) -> np.ndarray:
-    """The periodic Hann window of ``win_length`` samples, zero-padded to ``n_fft`` with the window centred
-    (what ``torch.stft`` does with a shorter window)."""
-    w = config.win_length
-    hann = 0.5 - 0.5 * np.cos(2.0 * math.pi * np.arange(w) / w)
+    """The periodic Hann window of ``win_length`` samples as ``torch.hann_window`` computes it (in float32),
+    zero-padded to ``n_fft`` with the window centred (what ``torch.stft`` does with a shorter window)."""
+    w, f32 = config.win_length, np.float32
+    hann = f32(0.5) - f32(0.5) * np.cos(f32(2.0 * math.pi / w) * np.arange(w, dtype=f32))
     left = (config.n_fft - w) // 2
     window = np.zeros(config.n_fft)
     window[left : left + w] = hann
