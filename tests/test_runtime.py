@@ -137,13 +137,43 @@ def test_live_on_the_base_install_gives_the_full_installs_events(tiny_checkpoint
     assert np.abs(np.array([e["score"] for e in base_events]) - [e["score"] for e in torch_events]).max() < 1e-3
 
 
-def test_predict_on_the_base_install_gives_the_full_installs_probabilities(tiny_checkpoint, tiny_onnx, sc_v2_clips):
+def test_the_base_install_reads_stdin_and_uses_calibrated_thresholds(tiny_onnx, stream_wav, tmp_path, capsys):
+    """48 kHz stereo int16 PCM on stdin, and an .onnx model with calibrated per-keyword thresholds (one keyword
+    never reported): the base install prints the full install's events and names the thresholds it uses."""
+    from speech.audio import float_to_int16, resample
+    from speech.cli import main
+    from speech.streaming.calibration import store_detection
+
+    assert main(["live", str(tiny_onnx), "--wav", str(stream_wav), "--json"]) == 0
+    heard = [e["label"] for e in events(capsys.readouterr().out)]
+    section = {"version": 1, "thresholds": {w: (1.0 if w == heard[0] else 0.5) for w in LABELS_12[2:]},
+               "threshold": 0.7, "settings": {"hop_ms": 100.0}}
+    calibrated = store_detection(tiny_onnx, section, out=tmp_path / "calibrated.onnx")
+    wave = load_audio(stream_wav, samples=None)
+    stereo = np.repeat(float_to_int16(resample(wave, 16000, 48000))[:, None], 2, axis=1)
+    live = ["live", str(calibrated), "--stdin", "--rate", "48000", "--channels", "2", "--json"]
+    runs = [subprocess.run([*prefix, *live], input=stereo.tobytes(), capture_output=True, timeout=120, cwd=REPO)
+            for prefix in (BASE, [sys.executable, "-m", "speech"])]
+    for run in runs:
+        assert run.returncode == 0, run.stderr.decode()
+        assert "thresholds: calibrated per keyword" in run.stderr.decode()
+    base, full = (events(run.stdout.decode()) for run in runs)
+    assert base == full and len(base) >= 3
+    assert heard[0] not in [e["label"] for e in base]
+
+
+def test_predict_on_the_base_install_gives_the_full_installs_probabilities(tiny_checkpoint, tiny_onnx, sc_v2_clips,
+                                                                           stream_wav):
     clips = [sc_v2_clips[label][5] for label in LABELS_12]
     code = (
         "import json, sys, speech\n"
         f"model = speech.load({str(tiny_onnx)!r})\n"
         f"clips = {[str(p) for p in clips]!r}\n"
+        "import soundfile as sf\n"
+        f"wave, rate = sf.read({str(stream_wav)!r}, dtype='int16')\n"
+        "found = [(d.label, d.time) for d in model.stream([wave[i:i + 700] for i in range(0, len(wave), 700)], rate)]\n"
         "print(json.dumps({'batch': model.predict_batch(clips).tolist(), 'one': model.predict(clips[2]),\n"
+        "                  'stream': found,\n"
         "                  'torch': [m for m in ('torch', 'torchaudio', 'lightning') if sys.modules.get(m)]}))\n"
     )
     result = run_base("-c", code)
@@ -155,6 +185,8 @@ def test_predict_on_the_base_install_gives_the_full_installs_probabilities(tiny_
     full = speech.load(tiny_onnx).predict_batch(clips)
     assert np.abs(np.array(got["batch"]) - full).max() < 1e-5
     assert got["one"] == pytest.approx(dict(zip(LABELS_12, full[2].tolist(), strict=True)), abs=1e-5)
+    full_stream = [[d.label, d.time] for d in speech.load(tiny_checkpoint).stream([load_audio(stream_wav, samples=None)])]
+    assert got["stream"] == full_stream and len(full_stream) >= 4
     in_torch = TorchScorer(load_recogniser(tiny_checkpoint)).scores(np.stack([load_audio(p) for p in clips]))
     assert np.abs(np.array(got["batch"]) - in_torch).max() < 1e-4  # the ONNX export check's tolerance
 
