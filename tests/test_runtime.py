@@ -233,3 +233,22 @@ def test_a_fresh_pip_install_of_the_package_runs_live_without_torch(tiny_onnx, s
 
     assert main(["live", str(tiny_onnx), "--wav", str(stream_wav), "--json"]) == 0
     assert events(live.stdout) == events(capsys.readouterr().out) and len(events(live.stdout)) >= 4
+
+
+def test_an_ensemble_exported_as_one_file_runs_on_the_base_install(tiny_checkpoint, tmp_path, sc_v2_clips):
+    from speech.checkpoint import save_checkpoint
+    from speech.export import export_onnx
+
+    other = load_recogniser(tiny_checkpoint)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in other.classifier.parameters():
+            p += 0.05 * torch.randn_like(p)
+    ensemble = export_onnx([tiny_checkpoint, save_checkpoint(other, tmp_path / "other.ckpt")], tmp_path / "both.onnx")
+    clips = [str(sc_v2_clips[label][9]) for label in LABELS_12]
+    code = f"import json, speech\nprint(json.dumps(speech.load({str(ensemble)!r}).predict_batch({clips!r}).tolist()))"
+    result = run_base("-c", code)
+    assert result.returncode == 0, result.stderr
+    import speech
+
+    assert np.abs(np.array(json.loads(result.stdout)) - speech.load(ensemble).predict_batch(clips)).max() < 1e-6
