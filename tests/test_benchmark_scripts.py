@@ -64,7 +64,6 @@ def test_bench_streaming_costs_and_delay(tmp_path, tiny_checkpoint):
     assert set(rows) == {("torch", 16_000), ("onnx", 16_000), ("onnx", 48_000)}
     for row in rows.values():
         assert row["hops"] > 0 and 0 < row["model_ms"] and 0 < row["median_ms"] <= row["p99_ms"]
-        assert row["rtf"] > 1  # even on a loaded CI machine a 100 ms hop costs far less than 100 ms
     assert results["parameters"] > 0
     assert "delay" in results and results["delay"]["words"] > 0
 

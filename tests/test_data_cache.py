@@ -31,7 +31,7 @@ def small_split():
     return index.splits["validation"][:120]
 
 
-def test_cache_matches_load_audio_and_is_reused(tmp_path, small_split):
+def test_cache_matches_load_audio_and_is_reused(tmp_path, small_split, monkeypatch):
     cached = cached_waveforms(small_split, tmp_path / "cache", progress=False, num_workers=2)
     assert isinstance(cached.waves, np.memmap) and not cached.waves.flags.writeable
     assert cached.waves.shape == (120, 16000) and cached.waves.dtype == np.int16
@@ -44,9 +44,12 @@ def test_cache_matches_load_audio_and_is_reused(tmp_path, small_split):
     npy, sidecar = cache_paths(tmp_path / "cache", cache_key(small_split, 16000, 16000, "center"))
     assert cached.path == npy and json.loads(sidecar.read_text())["clips"] == 120
     stamp = (npy.stat().st_mtime_ns, sidecar.stat().st_mtime_ns)
-    started = time.perf_counter()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a cached split was decoded again")
+
+    monkeypatch.setattr("speech.data.cache.decode_int16", no_decoding)
     again = cached_waveforms(small_split, tmp_path / "cache", progress=False)
-    assert time.perf_counter() - started < 0.5
     assert (npy.stat().st_mtime_ns, sidecar.stat().st_mtime_ns) == stamp  # read, not rebuilt
     np.testing.assert_array_equal(again.waves, cached.waves)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
@@ -149,16 +152,16 @@ def test_an_interrupted_build_is_rebuilt(tmp_path, small_split):
     assert json.loads(first.path.with_suffix(".json").read_text())["bad"] == []
 
 
-def test_cached_epoch_read_speed(tmp_path, small_split):
+def test_shuffled_batches_read_from_the_cache_are_the_decoded_clips(tmp_path, small_split):
+    """How an epoch reads the cache: sorted index batches of a random order, straight from the memory map (its speed
+    is measured by scripts/bench_data.py)."""
     cached = cached_waveforms(small_split, tmp_path, progress=False)
     order = np.random.default_rng(0).permutation(len(cached))
-    started = time.perf_counter()
-    read = 0
-    for _ in range(50):
-        for s in range(0, len(order), 64):
-            read += pcm_to_float(cached.waves[np.sort(order[s : s + 64])]).shape[0]
-    rate = read / (time.perf_counter() - started)
-    assert rate > 20_000, f"cached read {rate:,.0f} clips/s"
+    for s in range(0, len(order), 64):
+        rows = np.sort(order[s : s + 64])
+        batch = pcm_to_float(cached.waves[rows])
+        for i in (0, len(rows) - 1):
+            np.testing.assert_array_equal(batch[i], load_audio(small_split[rows[i]].path))
 
 
 def test_load_noise_sources(tmp_path, sc_v2_clips):

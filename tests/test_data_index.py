@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -292,22 +291,25 @@ def test_generated_full_layout_with_noise_and_without_lists(tmp_path, sc_v2_clip
     assert_speaker_disjoint(by_lists)
 
 
-def test_scan_of_a_generated_tree_is_fast(tmp_path):
+def test_the_scan_reads_headers_and_decodes_nothing(tmp_path, monkeypatch):
+    """What keeps a scan of 105k files to seconds (scripts/bench_data.py measures it): no audio is decoded."""
+    import soundfile
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the scan decoded audio")
+
     root = tiny_wav_tree(tmp_path / "tree", files=6000, words=30, speakers=400)
-    started = time.perf_counter()
+    monkeypatch.setattr(soundfile, "read", no_decoding)
+    monkeypatch.setattr(soundfile, "SoundFile", no_decoding)
     index = build_index(root, "all")
-    elapsed = time.perf_counter() - started
     assert sum(len(v) for v in index.splits.values()) == 6000
     assert_speaker_disjoint(index)
-    assert elapsed < 3.0, f"indexing 6,000 files took {elapsed:.2f} s"
 
 
 @pytest.mark.slow
-def test_scan_and_split_of_105k_files_under_10_s(tmp_path):
+def test_scan_and_split_of_105k_files(tmp_path):
     root = tiny_wav_tree(tmp_path / "big", files=105_829)
-    started = time.perf_counter()
     index = build_index(root, ["_silence_", "_unknown_", "word00", "word01"])
-    elapsed = time.perf_counter() - started
-    assert elapsed < 10.0, f"indexing 105,829 files took {elapsed:.2f} s"
+    assert sum(len(v) for v in index.splits.values()) == 105_829
     assert_speaker_disjoint(index)
     assert sum(index.label_counts("training").values()) > 5000
