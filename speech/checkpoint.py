@@ -1,78 +1,25 @@
-"""Safe loading of the project's checkpoints: nothing in a file is ever executed.
+"""Training checkpoints as recognisers: rebuild a :class:`Recogniser` from a ``.ckpt`` file, save a lean one.
 
-Checkpoints are read with ``torch.load(weights_only=True)``, PyTorch's restricted unpickler that only
-builds tensors and plain containers; anything else (a class, a function call such as ``os.system``)
-is refused with :class:`CheckpointError`.
+Reading the file (safely: nothing in it is ever executed) is :func:`speech.model_file.read_checkpoint`.
 """
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
 
-from speech.model_file import META_KEY, ModelFileError, check_metadata, model_metadata
+from speech.model_file import (
+    META_KEY,
+    CheckpointError,
+    ModelFileError,
+    check_metadata,
+    model_metadata,
+    read_checkpoint,
+)
 from speech.recogniser import Recogniser, recogniser_from_metadata
 
 STATE_PREFIX = "recogniser."
-
-
-class CheckpointError(ModelFileError):
-    """A checkpoint that cannot be used; the message names the file and what was expected."""
-
-
-def _unpickling_reason(message: str) -> str:
-    """The specific line of torch's weights-only error (e.g. "Trying to load unsupported GLOBAL posix.system")."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    specific = [line for line in lines if line.startswith(("Trying to load", "Unsupported")) or "GLOBAL" in line]
-    return (specific or lines or ["UnpicklingError"])[0]
-
-
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6 (and Lightning's checkpoints)
-PICKLE_MAGIC = b"\x80"  # a legacy torch.save file: a pickle, protocol 2 or later
-
-
-def _check_magic(path: Path) -> None:
-    """Refuse files that cannot be a ``torch.save`` checkpoint (text, audio, ...) before the unpickler sees them:
-    on text it fails with errors such as ``KeyError: 101`` or ``IndexError: pop from empty list``."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
-    if not head:
-        raise CheckpointError(f"{path}: empty file; expected a checkpoint written by 'speech train' (.ckpt)")
-    if not (head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC)):
-        raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint (it starts with {head!r}; expected a .ckpt file written by "
-            "'speech train', or an .onnx export)"
-        )
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint dictionary with the weights-only unpickler (tensors and plain data only)."""
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder; expected a checkpoint file (.ckpt)")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    _check_magic(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = _unpickling_reason(str(exc))
-        if "Unsupported operand" in reason:  # not a pickle at all (text, random bytes)
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
-        raise CheckpointError(
-            f"{path}: refused to load: the file holds objects outside the weights-only allow-list "
-            f"(tensors, numbers, strings, lists, dicts), so loading it could run code. ({reason})"
-        ) from None
-    except Exception as exc:  # a damaged file fails in many ways (RuntimeError, EOFError, KeyError, ...)
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path}: expected a checkpoint dictionary, found {type(ckpt).__name__}")
-    return ckpt
 
 
 def load_recogniser(path: str | Path) -> Recogniser:

@@ -22,12 +22,14 @@ Version-1 files (checkpoints with ``"format": 1``, ONNX files with ``"format": "
 upgraded; a newer version is refused with a message that says so.
 
 Nothing here imports torch at module level: the runtime (:mod:`speech.scorers`) reads ONNX files with ONNX
-Runtime alone; checkpoints (:mod:`speech.checkpoint`) need the training extra.
+Runtime alone; reading a checkpoint (:func:`read_checkpoint`) needs the training extra (torch), and
+:mod:`speech.checkpoint` builds recognisers from them.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 from speech.classifier_config import ClassifierConfig
@@ -150,6 +152,67 @@ def onnx_metadata_of(raw: str | None, path: str | Path) -> dict:
         raise OnnxModelError(f"{path}: invalid '{META_KEY}' metadata ({exc})") from None
 
 
+class CheckpointError(ModelFileError):
+    """A checkpoint that cannot be used; the message names the file and what was expected."""
+
+
+def _unpickling_reason(message: str) -> str:
+    """The specific line of torch's weights-only error (e.g. "Trying to load unsupported GLOBAL posix.system")."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    specific = [line for line in lines if line.startswith(("Trying to load", "Unsupported")) or "GLOBAL" in line]
+    return (specific or lines or ["UnpicklingError"])[0]
+
+
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6 (and Lightning's checkpoints)
+PICKLE_MAGIC = b"\x80"  # a legacy torch.save file: a pickle, protocol 2 or later
+
+
+def _check_magic(path: Path) -> None:
+    """Refuse files that cannot be a ``torch.save`` checkpoint (text, audio, ...) before the unpickler sees them:
+    on text it fails with errors such as ``KeyError: 101`` or ``IndexError: pop from empty list``."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
+    if not head:
+        raise CheckpointError(f"{path}: empty file; expected a checkpoint written by 'speech train' (.ckpt)")
+    if not (head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC)):
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (it starts with {head!r}; expected a .ckpt file written by "
+            "'speech train', or an .onnx export)"
+        )
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint dictionary with the weights-only unpickler (tensors and plain data only): nothing in the
+    file is ever executed (a class, a function call such as ``os.system`` is refused with :class:`CheckpointError`).
+    Needs the training extra (torch)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; expected a checkpoint file (.ckpt)")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    _check_magic(path)
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = _unpickling_reason(str(exc))
+        if "Unsupported operand" in reason:  # not a pickle at all (text, random bytes)
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds objects outside the weights-only allow-list "
+            f"(tensors, numbers, strings, lists, dicts), so loading it could run code. ({reason})"
+        ) from None
+    except Exception as exc:  # a damaged file fails in many ways (RuntimeError, EOFError, KeyError, ...)
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected a checkpoint dictionary, found {type(ckpt).__name__}")
+    return ckpt
+
+
 def onnx_session(path: str | Path, intra_op_threads: int = 1):
     """An ONNX Runtime CPU session of ``path`` (sequential, fully optimised, quiet); a file that is missing or
     not a valid ONNX model is an :class:`OnnxModelError` naming it."""
@@ -182,8 +245,6 @@ def read_metadata(path: str | Path) -> dict:
     if path.suffix.lower() == ".onnx":
         return session_metadata(onnx_session(path), path)
     require_training_extra(f"{path}: reading a training checkpoint")
-    from speech.checkpoint import read_checkpoint
-
     return check_metadata(read_checkpoint(path).get(META_KEY), path, needs_normaliser=False)
 
 
@@ -205,8 +266,6 @@ def write_section(model: str | Path, key: str, section: dict | None, target: str
     with replaced_atomically(target, overwrite=overwrite) as tmp:
         if suffix == ".ckpt":
             import torch
-
-            from speech.checkpoint import read_checkpoint
 
             ckpt = read_checkpoint(model)
             meta = check_metadata(ckpt.get(META_KEY), model, needs_normaliser=False)

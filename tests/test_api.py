@@ -13,14 +13,15 @@ from conftest import LABELS_12, clips_the_model_knows
 
 import speech
 from speech.audio import load_audio, resample
-from speech.checkpoint import CheckpointError, read_checkpoint
 from speech.export import export_onnx
 from speech.model_file import (
     META_KEY,
     SCHEMA_VERSION,
+    CheckpointError,
     ModelFileError,
     OnnxModelError,
     check_metadata,
+    read_checkpoint,
     read_metadata,
     write_section,
 )

@@ -12,10 +12,10 @@ import zipfile
 import pytest
 import torch
 
-from speech.checkpoint import CheckpointError, load_recogniser, save_checkpoint
+from speech.checkpoint import load_recogniser, save_checkpoint
 from speech.cli import main
 from speech.model import ClassifierConfig
-from speech.model_file import OnnxModelError, model_metadata
+from speech.model_file import CheckpointError, OnnxModelError, model_metadata
 from speech.recogniser import Recogniser
 from speech.scorers import OnnxScorer, TorchScorer, load_scorer
 

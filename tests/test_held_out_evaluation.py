@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from conftest import LABELS_12, REPO, SC_V2_TEST
 
-from speech.checkpoint import read_checkpoint
 from speech.cli import main as speech_main
 from speech.cli.train import main as train_main
 from speech.data import build_index
@@ -20,6 +19,7 @@ from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.record import DataRecord, SpeakerLeakError, check_held_out
 from speech.evaluation import confusion_matrix, metrics_from_confusion
 from speech.export import export_onnx
+from speech.model_file import read_checkpoint
 from speech.scorers import load_scorer
 
 

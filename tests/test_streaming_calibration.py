@@ -163,8 +163,8 @@ def test_section_and_detector_from_metadata(section):
 
 
 def test_thresholds_stored_in_ckpt_and_onnx_and_kept_by_export(tiny_checkpoint, tmp_path, section):
-    from speech.checkpoint import read_checkpoint
     from speech.export import export_onnx
+    from speech.model_file import read_checkpoint
     from speech.scorers import load_scorer
 
     before = tiny_checkpoint.read_bytes()

@@ -15,9 +15,10 @@ import yaml
 from conftest import LABELS_12, REPO, SC_V1_SAMPLE, SC_V2_TEST
 
 from speech.audio import load_audio
-from speech.checkpoint import load_recogniser, read_checkpoint
+from speech.checkpoint import load_recogniser
 from speech.cli.train import main as train_main
 from speech.data.datamodule import SpeechCommandsDataModule
+from speech.model_file import read_checkpoint
 from speech.module import KeywordModule
 
 SMALL_MODEL = [

@@ -111,11 +111,10 @@ def _summary_lines(evals) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from speech.checkpoint import CheckpointError
     from speech.data import CacheError, DatasetError
     from speech.data.record import DataRecord, SpeakerLeakError
     from speech.evaluation import EvaluationError, evaluate_model, model_names
-    from speech.model_file import OnnxModelError
+    from speech.model_file import CheckpointError, OnnxModelError
     from speech.report import check_outputs, report_json, write_json, write_report
     from speech.scorers import load_scorer
 

@@ -25,9 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from speech.checkpoint import CheckpointError
     from speech.export import export_onnx
-    from speech.model_file import OnnxModelError
+    from speech.model_file import CheckpointError, OnnxModelError
     from speech.report import check_can_create
     from speech.scorers import OnnxScorer
 

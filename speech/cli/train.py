@@ -30,11 +30,11 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from speech.checkpoint import CheckpointError, read_checkpoint
 from speech.cli.progress import ProgressBars
 from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.errors import CacheError, DatasetError
 from speech.data.labels import rejection_warning
+from speech.model_file import CheckpointError, read_checkpoint
 from speech.module import KeywordModule
 from speech.timing import Stopwatch
 
