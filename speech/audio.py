@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from speech.errors import SpeechError
 from speech.resample import StreamResampler
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ _PLACEHOLDER_SIZE = 0x7FFF0000
 _WAV_FAST_FORMATS = (1, 3)  # PCM integer, IEEE float (also as the sub-format of WAVE_FORMAT_EXTENSIBLE)
 
 
-class AudioError(ValueError):
+class AudioError(SpeechError, ValueError):
     """A file that cannot be decoded as audio. The message names the file and the reason."""
 
 

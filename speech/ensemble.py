@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from speech.data.record import DataRecord, speakers_hash
+from speech.errors import SpeechError
 from speech.recogniser import Recogniser
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 SHARED_SPLIT_FIELDS = ("root", "split_rule", "validation_percent", "testing_percent", "silence_percent", "seed")
 
 
-class EnsembleError(ValueError):
+class EnsembleError(SpeechError, ValueError):
     """Models that cannot be combined; the message names the member and what differs."""
 
 

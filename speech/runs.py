@@ -11,13 +11,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from speech.errors import SpeechError
 from speech.plots import new_figure
 
 CURVE_FILE = "learning_curve.png"
 _BEST = re.compile(r"best-epoch(\d+)-acc([0-9.]+)\.ckpt$")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(SpeechError, ValueError):
     """A folder that is not a training run (no metrics.csv), or an output that would replace a file."""
 
 

@@ -37,6 +37,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from speech.errors import SpeechError
 from speech.features import FrontEnd, FrontEndConfig
 from speech.model import ClassifierConfig
 from speech.recogniser import INFO_SECTIONS, Recogniser
@@ -49,7 +50,7 @@ ONNX_INPUT = "features"
 ONNX_OUTPUTS = ("logits", "probs")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(SpeechError, ValueError):
     """A model file that cannot be used (missing, corrupt, not ours, a newer schema); the message names it."""
 
 

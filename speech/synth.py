@@ -51,6 +51,7 @@ import soundfile as sf
 from speech.audio import CLIP_SAMPLES, SAMPLE_RATE, pcm_to_float, resample
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.data.noise import NOISE_COLOURS, coloured_noise
+from speech.errors import SpeechError
 from speech.progress import ProgressCallback, Step, reporter
 from speech.timing import Stopwatch
 
@@ -97,12 +98,16 @@ EDGE_MS = 5.0  # kept around each word when it is cut out
 MAX_WORD_SECONDS = 0.97  # longer words are spoken again, faster
 
 
-class EspeakError(RuntimeError):
+class EspeakError(SpeechError, RuntimeError):
     """espeak-ng failed or produced something unusable; the message says which voice and text."""
+
+    exit_code = 1
 
 
 class EspeakNotFoundError(EspeakError):
     """espeak-ng is not installed (not on PATH)."""
+
+    exit_code = 2  # the setup to fix, like a missing input
 
 
 # --------------------------------------------------------------------------------------------- espeak-ng

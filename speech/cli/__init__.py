@@ -6,7 +6,10 @@ only when it runs, its parser made by :func:`command_parser` (no abbreviations, 
 layer prints, sets up logging and warning filters, and turns library errors into messages that name options.
 
 Exit codes, for every command: 0 success, 2 usage or bad input (one-line message naming what and why), 1 a
-failure while running, 130 Ctrl-C (a one-line message, no traceback).
+failure while running, 130 Ctrl-C (a one-line message, no traceback). They are decided here, once: a
+:class:`speech.errors.SpeechError` carries its own (``exit_code``) and the parameter it concerns (``param``), which
+the command's ``FLAG_HINTS`` turn into the flag to change; any other exception is a bug, reported in one line as an
+internal error (exit 1) with the traceback in the debug log (``-v``, or ``SPEECH_DEBUG=1``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import sys
 import warnings
 
 import jsonargparse
+
+from speech.errors import SpeechError
+
+log = logging.getLogger("speech.cli")
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -84,13 +91,14 @@ def with_flag_hint(exc: Exception, hints: dict[str, str]) -> str:
     """A library error's message plus the command's hint for the parameter it names (``exc.param``): the library
     names parameters, each command knows its flags."""
     hint = hints.get(getattr(exc, "param", None) or "")
-    return f"{exc} ({hint})" if hint else str(exc)
+    message = one_line(str(exc))
+    return f"{message} ({hint})" if hint else message
 
 
 def usage() -> str:
     lines = ["usage: speech COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<12} {help_text}" for name, (_, help_text) in COMMANDS.items()]
-    lines += ["", "'speech COMMAND --help' describes a command."]
+    lines += ["", "'speech COMMAND --help' describes a command; 'speech --version' prints the version."]
     return "\n".join(lines)
 
 
@@ -112,12 +120,19 @@ def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
+    if argv[0] in ("-V", "--version"):
+        from speech import __version__
+
+        print(f"speech {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"speech: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    hints: dict[str, str] = {}
     try:
         module = importlib.import_module(COMMANDS[name][0])
+        hints = getattr(module, "FLAG_HINTS", {})
         if name == "train":
             return int(module.main(rest) or 0)
         parser = command_parser(f"speech {name}", COMMANDS[name][1])
@@ -132,6 +147,46 @@ def _dispatch(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print(f"\nspeech {name}: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except SpeechError as exc:
+        print(f"speech {name}: error: {with_flag_hint(exc, hints)}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:  # e.g. `speech live --json ... | head -1`: the reader has what it wanted
+        _quiet_stdout()
+        return 0
+    except OSError as exc:  # not the input's fault (those are SpeechErrors): a failure while running
+        log.debug("traceback", exc_info=True)
+        print(f"speech {name}: error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: one line, the traceback in the debug log
+        _log_internal_error()
+        print(
+            f"speech {name}: internal error: {type(exc).__name__}: {one_line(str(exc))} (a bug; run with "
+            f"{'SPEECH_DEBUG=1' if name == 'train' else '-v or SPEECH_DEBUG=1'} for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def one_line(message: str) -> str:
+    """The first non-empty line of ``message`` (library messages are one line; a wrapped error's may not be)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
+
+
+def _log_internal_error() -> None:
+    if os.environ.get("SPEECH_DEBUG") and not log.isEnabledFor(logging.DEBUG):
+        logging.basicConfig(format="%(levelname)s %(message)s")
+        log.setLevel(logging.DEBUG)
+    log.debug("internal error, traceback:", exc_info=True)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so that the interpreter's final flush says nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from speech.errors import SpeechError
 from speech.progress import ProgressCallback, Step, reporter
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,10 @@ KNOWN_SIZES = {  # bytes, from TensorFlow Datasets
 _CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(SpeechError, RuntimeError):
     """A download or extraction that failed; the message names the URL or file and what went wrong."""
+
+    exit_code = 1
 
 
 class TransferInterrupted(DownloadError):
