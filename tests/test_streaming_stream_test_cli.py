@@ -121,7 +121,7 @@ def test_default_split_is_held_out_and_training_speakers_are_refused(recorded, t
     # the training partition is refused with one line and exit 2, and nothing is written
     assert stream_test(recorded, tmp_path / "train", tmp_path / "train.json", "--split", "train", minutes="0.5") == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("speech stream-test: refused:") and "--allow-trained-speakers" in err and len(err.splitlines()) == 1
+    assert err.startswith("speech stream-test: error:") and "--allow-trained-speakers" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "train.json").exists() and not (tmp_path / "train").exists()
     # ... unless allowed, and then the output says so
     assert stream_test(recorded, tmp_path / "train", tmp_path / "train.json", "--split", "train",

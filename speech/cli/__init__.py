@@ -147,24 +147,32 @@ def _dispatch(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print(f"\nspeech {name}: interrupted", file=sys.stderr)
         return INTERRUPTED
-    except SpeechError as exc:
-        print(f"speech {name}: error: {with_flag_hint(exc, hints)}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line and an exit code
+        return failure(name, exc, hints)
+
+
+def failure(name: str, exc: Exception, hints: dict[str, str] | None = None) -> int:
+    """Report ``exc``, which ended ``speech NAME``, in one line on stderr and return the exit code: a
+    :class:`~speech.errors.SpeechError`'s own (2 bad input, 1 a failure while running) with the command's hint
+    for its parameter; 0 for a broken pipe (the reader has gone); 1 for another ``OSError``; 1 and "internal
+    error" for anything else (a bug: the traceback goes to the debug log). The one place exceptions become exit
+    codes (``speech train``'s entry point uses it too)."""
+    if isinstance(exc, SpeechError):
+        print(f"speech {name}: error: {with_flag_hint(exc, hints or {})}", file=sys.stderr)
         return exc.exit_code
-    except BrokenPipeError:  # e.g. `speech live --json ... | head -1`: the reader has what it wanted
+    if isinstance(exc, BrokenPipeError):  # e.g. `speech live --json ... | head -1`: the reader has what it wanted
         _quiet_stdout()
         return 0
-    except OSError as exc:  # not the input's fault (those are SpeechErrors): a failure while running
-        log.debug("traceback", exc_info=True)
+    _log_traceback()
+    if isinstance(exc, OSError):  # not the input's fault (those are SpeechErrors): a failure while running
         print(f"speech {name}: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
-    except Exception as exc:  # a bug: one line, the traceback in the debug log
-        _log_internal_error()
-        print(
-            f"speech {name}: internal error: {type(exc).__name__}: {one_line(str(exc))} (a bug; run with "
-            f"{'SPEECH_DEBUG=1' if name == 'train' else '-v or SPEECH_DEBUG=1'} for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+    print(
+        f"speech {name}: internal error: {type(exc).__name__}: {one_line(str(exc))} (a bug; run with "
+        f"{'SPEECH_DEBUG=1' if name == 'train' else '-v or SPEECH_DEBUG=1'} for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def one_line(message: str) -> str:
@@ -173,11 +181,11 @@ def one_line(message: str) -> str:
     return lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
 
 
-def _log_internal_error() -> None:
+def _log_traceback() -> None:
     if os.environ.get("SPEECH_DEBUG") and not log.isEnabledFor(logging.DEBUG):
         logging.basicConfig(format="%(levelname)s %(message)s")
         log.setLevel(logging.DEBUG)
-    log.debug("internal error, traceback:", exc_info=True)
+    log.debug("traceback:", exc_info=True)
 
 
 def _quiet_stdout() -> None:

@@ -30,11 +30,14 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from speech.checkpoint import CheckpointError, read_checkpoint
+from speech.checkpoint import read_checkpoint
+from speech.cli import failure
 from speech.cli.progress import ProgressBars
+from speech.cli.threads import AUTO, apply_threads, threads_value
 from speech.data.datamodule import SpeechCommandsDataModule
-from speech.data.errors import CacheError, DatasetError
+from speech.data.errors import DatasetError
 from speech.data.labels import rejection_warning
+from speech.errors import SpeechError
 from speech.module import KeywordModule
 from speech.timing import Stopwatch
 
@@ -44,8 +47,12 @@ VERSION_ENV = "SPEECH_RUN_VERSION"
 INTERRUPTED = 130
 
 
-class TrainSetupError(ValueError):
+class TrainSetupError(SpeechError, ValueError):
     """Bad input found before training starts; the message names the option and what was expected."""
+
+
+# the option to change when the library blames one of its parameters (``exc.param``)
+FLAG_HINTS = {"labels": "--data.labels / --data.root", "threads": "--threads", "split": "--data.split_rule"}
 
 
 def next_version(run_root: Path) -> int:
@@ -88,6 +95,29 @@ def check_data_root(root: str | Path) -> None:
         )
     if not path.is_dir():
         raise DatasetError(f"--data.root {root}: is a file; expected a data folder with one subfolder per label")
+
+
+def check_resumable(ckpt_path: str | Path) -> dict:
+    """``--ckpt_path`` must be a training checkpoint (an ONNX export cannot be trained on); returns it."""
+    if Path(ckpt_path).suffix.lower() == ".onnx":
+        raise TrainSetupError(
+            f"--ckpt_path {ckpt_path}: an ONNX export holds no training state; give a training checkpoint (.ckpt, "
+            "e.g. runs/<run_name>/version_<N>/checkpoints/last.ckpt) or 'last'"
+        )
+    return read_checkpoint(ckpt_path)
+
+
+def check_same_labels(ckpt_path: str | Path, labels: list[str]) -> None:
+    """Resuming needs the checkpoint's classes: the data's labels (``--data.labels``) must be the same list."""
+    from speech.scorers import META_KEY
+
+    stored = (read_checkpoint(ckpt_path).get(META_KEY) or {}).get("labels")
+    if stored is not None and list(stored) != list(labels):
+        raise TrainSetupError(
+            f"--ckpt_path {ckpt_path}: the checkpoint has {len(stored)} classes {list(stored)}, the data gives "
+            f"{len(labels)} {list(labels)}; resume with the same --data.labels and --data.root, or train anew "
+            "without --ckpt_path"
+        )
 
 
 CONFIG_OPTIONS = ("--config", "-c")
@@ -183,15 +213,21 @@ class SpeechCLI(LightningCLI):
         checkpoint first (a text file made its unpickler fail with ``IndexError: pop from empty list``)."""
         ckpt_path = self.config.get(self.config.get("subcommand") or "fit", {}).get("ckpt_path")
         if ckpt_path and ckpt_path != "last":
-            read_checkpoint(ckpt_path)
+            check_resumable(ckpt_path)
         super()._parse_ckpt_path()
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--run_name", type=str, default="speech", help="run folder name below default_root_dir")
+        parser.add_argument(
+            "--threads", type=threads_value, default=AUTO,
+            help="CPU threads for PyTorch (default auto: the idle CPUs, at least 1; README, 'Threads')",
+        )  # fmt: skip
         parser.link_arguments("data.labels", "model.labels", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        threads = apply_threads(config.get("threads"))
+        log.info("%d CPU thread(s) for PyTorch (--threads %s)", threads, config.get("threads") or AUTO)
         trainer = config.trainer
         if str(trainer.precision).startswith("bf16") and not torch.cuda.is_available():
             log.warning("no CUDA device: training in 32-bit instead of %s", trainer.precision)
@@ -204,7 +240,7 @@ class SpeechCLI(LightningCLI):
             config.ckpt_path = str(newest_last_checkpoint(root))
             log.info("resuming from %s", config.ckpt_path)
         elif config.get("ckpt_path") and not Path(config.ckpt_path).is_file():
-            read_checkpoint(config.ckpt_path)  # a missing file: one clear line, before anything
+            check_resumable(config.ckpt_path)  # a missing file: one clear line, before anything
         # A new version folder per run: loggers and checkpoints never overwrite an earlier run. DDP worker
         # processes (started later by Lightning with LOCAL_RANK set) inherit the number the launcher chose.
         if os.environ.get("LOCAL_RANK", "0") != "0" and VERSION_ENV in os.environ:
@@ -215,6 +251,9 @@ class SpeechCLI(LightningCLI):
         self.run_root, self.run_version = root, version
 
     def before_fit(self) -> None:
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path:  # before any run folder is made: a checkpoint of other classes cannot be resumed here
+            check_same_labels(ckpt_path, self.datamodule.labels)
         if self.trainer.progress_bar_callback is not None:  # the cache build draws bars like the training's
             self.datamodule.progress = ProgressBars()
         warning = rejection_warning(self.datamodule.labels)
@@ -301,11 +340,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)`? is deprecated.*")
 
 
-def _fail(message: str, code: int = 2) -> int:
-    print(f"speech train: error: {message}", file=sys.stderr)
-    return code
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``speech train ARGS``; returns the exit code (0, 1 runtime failure, 2 bad input, 130 Ctrl-C)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -324,16 +358,14 @@ def main(argv: list[str] | None = None) -> int:
             parser_kwargs={"fit": {"default_config_files": []}},
             trainer_defaults={"callbacks": [watcher]},
         )
-    except (DatasetError, CheckpointError, TrainSetupError) as exc:
-        return _fail(str(exc))
-    except CacheError as exc:
-        return _fail(str(exc), code=1)
     except SystemExit as exc:
         if watcher.interrupted:
             return _interrupted(watcher)
         raise SystemExit(exc.code) from None
     except KeyboardInterrupt:
         return _interrupted(watcher)
+    except Exception as exc:  # noqa: BLE001 - one line and the exit code, as for every command
+        return failure("train", exc, FLAG_HINTS)
     trainer = watcher.trainer
     if trainer is not None and trainer.is_global_zero:
         print(training_summary(trainer, watcher.watch.elapsed))
