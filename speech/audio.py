@@ -142,6 +142,19 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
+def check_pcm(wave: np.ndarray, sample_rate: int | None) -> None:
+    """PCM handed to the API directly (not read from a file) must have a positive whole sample rate (None: the
+    model's) and finite samples; :class:`~speech.errors.SettingError` / :class:`AudioError` otherwise."""
+    from speech.errors import SettingError
+
+    if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer)
+                                    or sample_rate <= 0):
+        raise SettingError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}",
+                           param="sample_rate")
+    if not np.isfinite(wave).all():
+        raise AudioError(f"the clip holds {int(np.count_nonzero(~np.isfinite(wave)))} NaN or infinite samples")
+
+
 def pcm_to_float(samples: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """PCM samples of any shape -> float32 in [-1, 1): int16 / 32768, int32 / 2**31; float stays (as float32).
 

@@ -144,6 +144,10 @@ def load_ensemble(paths: Sequence[str | Path]) -> Recogniser:
     paths = list(paths)
     if not paths:
         raise ValueError("no checkpoint given")
+    for i, path in enumerate(paths):  # one model twice is no ensemble: it would only cost twice the time
+        for other in paths[:i]:
+            if Path(path).resolve() == Path(other).resolve():
+                raise EnsembleError(f"{path} is given twice; an ensemble needs different models (e.g. other seeds)")
     if len(paths) == 1:
         return load_recogniser(paths[0])
     return build_ensemble([load_recogniser(p) for p in paths], names=[str(p) for p in paths])

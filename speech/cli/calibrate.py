@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speech.cli.live import add_stream_arguments, open_scorer, stream_config
+from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
 from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
 from speech.cli.stream_args import add_stream_source_arguments, source_options, stream_spec
 from speech.errors import SettingError
@@ -65,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
     from speech.streaming.calibrate import run_calibration
 
     scorer = open_scorer(args.model, args.backend, args.threads)
+    check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
     result = run_calibration(
         scorer, args.data, config=stream_config(args), model=args.model, spec=stream_spec(args),
         target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,

@@ -11,7 +11,6 @@ cache or the report cannot be written), 130 for Ctrl-C (no traceback).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     evals = []
     loaded: dict = {}  # decoded sets, shared by models with the same classes and split
-    with ProgressBars(enabled=sys.stderr.isatty()) as bars:  # decoding a set: one bar, gone when done
+    with ProgressBars() as bars:  # decoding a set: one bar, gone when done (plain lines in a log)
         for name, path in zip(model_names(args.models), args.models, strict=True):
             scorer = load_scorer(path, intra_op_threads=threads)
             record = DataRecord.from_dict(scorer.metadata.get("data"))

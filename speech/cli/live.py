@@ -92,6 +92,17 @@ def stream_config(args: argparse.Namespace) -> StreamingConfig:
         raise SettingError(str(exc)) from None
 
 
+def check_engine(scorer, config: StreamingConfig, input_rate: int = 16_000):
+    """The streaming engine for ``scorer`` with the options' ``config``; settings it refuses for this model (a hop
+    that is no multiple of its frame hop, ...) are bad input. Returns the engine."""
+    from speech.streaming.engine import StreamingRecogniser
+
+    try:
+        return StreamingRecogniser(scorer, config, input_rate=input_rate)
+    except ValueError as exc:  # the engine's checks of the option values against the model
+        raise SettingError(str(exc)) from None
+
+
 def open_scorer(path: str, backend: str, threads: int | str | None = 1):
     """Load a checkpoint / ONNX model with ``threads`` CPU threads (``--threads``); an unusable file is a
     :class:`~speech.scorers.ModelFileError` naming it."""
@@ -171,7 +182,6 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from speech.cli.display import JsonLines, LiveDisplay
     from speech.streaming.calibration import detector_from_metadata, settings_mismatch
-    from speech.streaming.engine import StreamingRecogniser
     from speech.streaming.sources import MicrophoneSource, SourceError
 
     if args.list_devices:
@@ -188,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"speech live: warning: {warning}", file=sys.stderr)
     config = stream_config(args)
     config.detector, threshold_source = detector_from_metadata(scorer.metadata, config.detector, args.threshold)
-    engine = StreamingRecogniser(scorer, config, input_rate=source.rate)
+    engine = check_engine(scorer, config, source.rate)
     mismatch = settings_mismatch(scorer.metadata, config) if args.threshold is None else []
     limit = args.seconds
     view = JsonLines() if args.json else LiveDisplay(scorer.labels, source.name)

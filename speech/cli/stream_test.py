@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from speech.cli.live import add_stream_arguments, open_scorer, stream_config
+from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
 from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
 from speech.cli.stream_args import add_stream_source_arguments, source_options, stream_spec
 
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     spec = stream_spec(args)
     spec.lengths()  # bad lengths are refused before the model is loaded
     scorer = open_scorer(args.model, args.backend, args.threads)
+    check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
     result = run_stream_test(
         scorer, args.data, config=stream_config(args), model=args.model, spec=spec, threshold=args.threshold,
         tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out, json_path=args.json_file,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -32,7 +33,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from speech.checkpoint import read_checkpoint
 from speech.cli import failure
-from speech.cli.progress import ProgressBars
+from speech.cli.progress import ProgressBars, on_terminal
 from speech.cli.threads import AUTO, apply_threads, threads_value
 from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.errors import DatasetError
@@ -195,6 +196,31 @@ class RunWatcher(Callback):
         self.interrupted = isinstance(exception, KeyboardInterrupt)
 
 
+class EpochLines(Callback):
+    """One plain log line per epoch (and when the fit starts), for output that is not a terminal: a log file or a
+    pipe gets no progress bar, and without this it got nothing for the whole fit."""
+
+    def __init__(self) -> None:
+        self.watch = Stopwatch()
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.watch.start()
+        if trainer.is_global_zero:
+            log.info("training: %s epoch(s) of %s batches", trainer.max_epochs, trainer.num_training_batches)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        for key, name, scale, unit in (("train/loss_epoch", "train loss", 1.0, ""), ("val/acc", "val acc", 100.0, " %"),
+                                       ("val/loss", "val loss", 1.0, "")):
+            if key in metrics:
+                parts.append(f"{name} {scale * float(metrics[key]):.{2 if unit else 4}f}{unit}")
+        parts.append(f"{self.watch.elapsed:.0f} s")
+        log.info("%s", ", ".join(parts))
+
+
 class SpeechCLI(LightningCLI):
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
@@ -266,7 +292,10 @@ class SpeechCLI(LightningCLI):
         callbacks = list(trainer_config.get("callbacks") or [])
         if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             callbacks += default_checkpoint_callbacks()
-        if trainer_config.get("enable_progress_bar") is not False and not any(
+        if not on_terminal():  # a log file or a pipe: plain lines per epoch instead of a bar
+            callbacks.append(EpochLines())
+            kwargs["enable_progress_bar"] = False
+        elif trainer_config.get("enable_progress_bar") is not False and not any(
             isinstance(c, RichProgressBar) for c in callbacks
         ):
             callbacks.append(RichProgressBar())
@@ -417,15 +446,16 @@ def training_summary(trainer, seconds: float) -> str:
     data = getattr(trainer, "datamodule", None)
     root = getattr(data, "root", None) or "DATA"
     onnx = (run_dir or ckpt.parent) / "model.onnx"
+    q = shlex.quote  # every printed command can be pasted into a shell as it is
     lines += [
         "",
         "Next:",
-        f"  speech evaluate {ckpt} --data {root}   # held-out figures (the split comes from the checkpoint)",
-        f"  speech export {ckpt} --onnx {onnx}",
-        f"  speech live {onnx}",
+        f"  speech evaluate {q(str(ckpt))} --data {q(str(root))}   # held-out figures (the split comes from the checkpoint)",
+        f"  speech export {q(str(ckpt))} --onnx {q(str(onnx))}",
+        f"  speech live {q(str(onnx))}",
     ]
-    if run_dir is not None:
-        lines.append(f"  speech plot {run_dir}                        # the learning curve again")
+    if run_dir is not None:  # the curve is drawn again into a new file (learning_curve-1.png, ...)
+        lines.append(f"  speech plot {q(str(run_dir))}                        # the learning curve again")
     if warning:
         lines += ["", f"WARNING: {warning}"]
     return "\n".join(lines)

@@ -262,7 +262,10 @@ def download_dataset(
     already extracted folder is left as it is. ``sha256`` maps archive names to expected digests (overriding
     the known ones). Archives are kept in ``root`` unless ``keep_archives`` is False.
     """
+    from speech.files import check_can_create
+
     root = Path(root).expanduser()
+    check_can_create(root, "download folder", param="root")  # a read-only place: now, before any transfer
     root.mkdir(parents=True, exist_ok=True)
     base = url_base if url_base.endswith("/") else url_base + "/"
     result = {}
