@@ -9,7 +9,7 @@ Exit codes, for every command: 0 success, 2 usage or bad input (one-line message
 failure while running, 130 Ctrl-C (a one-line message, no traceback). They are decided here, once: a
 :class:`speech.errors.SpeechError` carries its own (``exit_code``) and the parameter it concerns (``param``), which
 the command's ``FLAG_HINTS`` turn into the flag to change; any other exception is a bug, reported in one line as an
-internal error (exit 1) with the traceback in the debug log (``-v``, or ``SPEECH_DEBUG=1``).
+internal error (exit 1), its traceback printed only with ``-v`` or ``SPEECH_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 import warnings
 
 import jsonargparse
@@ -148,22 +149,23 @@ def _dispatch(argv: list[str]) -> int:
         print(f"\nspeech {name}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every error ends as one line and an exit code
-        return failure(name, exc, hints)
+        return failure(name, exc, hints, verbose="-v" in rest or "--verbose" in rest)
 
 
-def failure(name: str, exc: Exception, hints: dict[str, str] | None = None) -> int:
+def failure(name: str, exc: Exception, hints: dict[str, str] | None = None, verbose: bool = False) -> int:
     """Report ``exc``, which ended ``speech NAME``, in one line on stderr and return the exit code: a
     :class:`~speech.errors.SpeechError`'s own (2 bad input, 1 a failure while running) with the command's hint
     for its parameter; 0 for a broken pipe (the reader has gone); 1 for another ``OSError``; 1 and "internal
-    error" for anything else (a bug: the traceback goes to the debug log). The one place exceptions become exit
-    codes (``speech train``'s entry point uses it too)."""
+    error" for anything else (a bug: its traceback is printed with ``verbose`` (``-v``) or ``SPEECH_DEBUG=1``).
+    The one place exceptions become exit codes (``speech train``'s entry point uses it too)."""
     if isinstance(exc, SpeechError):
         print(f"speech {name}: error: {with_flag_hint(exc, hints or {})}", file=sys.stderr)
         return exc.exit_code
     if isinstance(exc, BrokenPipeError):  # e.g. `speech live --json ... | head -1`: the reader has what it wanted
         _quiet_stdout()
         return 0
-    _log_traceback()
+    if verbose or os.environ.get("SPEECH_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, OSError):  # not the input's fault (those are SpeechErrors): a failure while running
         print(f"speech {name}: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
@@ -179,13 +181,6 @@ def one_line(message: str) -> str:
     """The first non-empty line of ``message`` (library messages are one line; a wrapped error's may not be)."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     return lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
-
-
-def _log_traceback() -> None:
-    if os.environ.get("SPEECH_DEBUG") and not log.isEnabledFor(logging.DEBUG):
-        logging.basicConfig(format="%(levelname)s %(message)s")
-        log.setLevel(logging.DEBUG)
-    log.debug("traceback:", exc_info=True)
 
 
 def _quiet_stdout() -> None:

@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
         in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
         **source_options(args, scorer, default_partition="validation", default_half="a"),
     )  # fmt: skip
-    print("\n".join(report_lines(result.summary, result.data, result.report)))
+    print("\n".join(report_lines(result.summary, {**result.data, "root": str(args.data)}, result.report)))
     return 0
 
 

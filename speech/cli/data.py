@@ -153,7 +153,7 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
-        print_summary(summary)
+        print_summary({**summary, "root": args.root})  # the folder as the user typed it
     return 0
 
 

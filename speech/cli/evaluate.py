@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         settings = d.get("split_settings", {})
         leak = d.get("clips_of_training_speakers", 0)
         print(
-            f"{ev.name}: scored the {d['split']} split of {d['root']} ({d['clips']} clips, {d.get('speakers', 0)} "
+            f"{ev.name}: scored the {d['split']} split of {args.data} ({d['clips']} clips, {d.get('speakers', 0)} "
             f"speakers; split rule {settings.get('split', d['split_rule'])}, from the {settings.get('source', 'defaults')})"
             + (f"; {d['skipped_files']} bad file(s) in the folder skipped" if d.get("skipped_files") else "")
             + (f"; WARNING: {leak} clips of training speakers" if leak else "")

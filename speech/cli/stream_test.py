@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out, json_path=args.json_file,
         **source_options(args, scorer),
     )
-    print("\n".join(report_lines(result.figures)))
+    shown = {**result.figures, "split": {**result.figures["split"], "root": str(args.data)}}  # as the user typed it
+    print("\n".join(report_lines(shown)))
     if args.json_file is not None:
         print(f"wrote {args.json_file}", file=sys.stderr)
     return 0

@@ -129,9 +129,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     @property
     def index(self) -> DatasetIndex:
         if self._index is None:
-            self._index = self._build(self.root, self.label_spec)
-            for path, reason in self._index.bad_files[:5]:
-                log.warning("skipped %s: %s", path, reason)
+            self._index = self._build(self.root, self.label_spec)  # build_index names each bad file once
         return self._index
 
     @property
