@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from speech.checkpoint import read_checkpoint
+from speech.checkpoint import CheckpointError, read_checkpoint
 from speech.cli import failure
 from speech.cli.progress import ProgressBars, on_terminal
 from speech.cli.threads import AUTO, apply_threads, threads_value
@@ -105,7 +105,10 @@ def check_resumable(ckpt_path: str | Path) -> dict:
             f"--ckpt_path {ckpt_path}: an ONNX export holds no training state; give a training checkpoint (.ckpt, "
             "e.g. runs/<run_name>/version_<N>/checkpoints/last.ckpt) or 'last'"
         )
-    return read_checkpoint(ckpt_path)
+    try:
+        return read_checkpoint(ckpt_path)
+    except CheckpointError as exc:  # its message may offer an .onnx export, which training cannot take
+        raise TrainSetupError(str(exc).replace(", or an .onnx export", "")) from None
 
 
 def check_same_labels(ckpt_path: str | Path, labels: list[str]) -> None:
