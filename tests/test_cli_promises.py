@@ -114,7 +114,8 @@ def test_unwritable_output_places_are_refused_before_any_work(tiny_checkpoint, o
         err = result.stderr
         assert result.returncode == 2, (args, err[-2000:])
         lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"speech {args[0]}: error: "), (args, err)
+        command = " ".join(args[:2]) if args[0] == "data" else args[0]
+        assert len(lines) == 1 and lines[0].startswith(f"speech {command}: error: "), (args, err)
         assert all(text in lines[0] for text in expected) and "is not writable" in lines[0], (args, err)
         assert "Traceback" not in err and "Errno" not in err
         # before any work: no stream was built, no calibration ran, nothing was written anywhere

@@ -149,7 +149,8 @@ def _dispatch(argv: list[str]) -> int:
         print(f"\nspeech {name}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every error ends as one line and an exit code
-        return failure(name, exc, hints, verbose="-v" in rest or "--verbose" in rest)
+        shown = f"{name} {rest[0]}" if name == "data" and rest and not rest[0].startswith("-") else name
+        return failure(shown, exc, hints, verbose="-v" in rest or "--verbose" in rest)
 
 
 def failure(name: str, exc: Exception, hints: dict[str, str] | None = None, verbose: bool = False) -> int:

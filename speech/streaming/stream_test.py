@@ -180,6 +180,20 @@ def output_dir(requested: str | Path | None, names: tuple[str, ...] = OUTPUT_FIL
     return folder
 
 
+def relative_clips(words: list, root: str | Path) -> list:
+    """``words`` with each clip path relative to the data folder ``root`` when it lies inside it (the CSVs name
+    clips as they are in the folder, not by the absolute path of the machine that wrote them)."""
+    from dataclasses import replace
+
+    base = os.path.realpath(root)
+    shown = []
+    for word in words:
+        clip = os.path.realpath(word.clip) if word.clip else ""
+        inside = clip and os.path.commonpath([base, clip]) == base
+        shown.append(replace(word, clip=os.path.relpath(clip, base)) if inside else word)
+    return shown
+
+
 def calibration_overlap(metadata: dict, speakers: set[str], root: str, negative_speakers: set[str]) -> int | None:
     """How many of the streams' speakers (``speakers`` of ``root``, ``negative_speakers`` of the extra
     non-keyword folders) the model's thresholds were calibrated on (None: not calibrated, or not recorded)."""
@@ -287,11 +301,11 @@ def run_stream_test(
     written = {name: out / name for name in (WAV, LABELS, WORDS, DETECTIONS, NOISE_DETECTIONS)}
     write_wav(written[WAV], streams.recording.wave)
     write_labels_file(written[LABELS], streams.recording.words)
-    write_words_file(written[WORDS], streams.keywords.words)
+    write_words_file(written[WORDS], relative_clips(streams.keywords.words, data_info["root"]))
     write_detections(written[DETECTIONS], f["_detections"])
     if streams.non_keywords is not None:
         written[NON_KEYWORD_WORDS], written[NON_KEYWORD_DETECTIONS] = out / NON_KEYWORD_WORDS, out / NON_KEYWORD_DETECTIONS
-        write_words_file(written[NON_KEYWORD_WORDS], streams.non_keywords.words)
+        write_words_file(written[NON_KEYWORD_WORDS], relative_clips(streams.non_keywords.words, data_info["root"]))
         write_detections(written[NON_KEYWORD_DETECTIONS], streams.non_keywords.detections(labels, config.detector))
     write_detections(written[NOISE_DETECTIONS], streams.noise.detections(labels, config.detector))
 
