@@ -33,6 +33,33 @@ def test_version(capsys):
     assert "--version" in subprocess.run([*SPEECH, "--help"], capture_output=True, text=True, timeout=120).stdout
 
 
+def test_every_library_error_about_its_input_is_a_speech_error():
+    """One base, with the parameter and the exit code; importable without torch."""
+    import speech
+    from speech.audio import AudioError
+    from speech.checkpoint import CheckpointError
+    from speech.cli.train import TrainSetupError
+    from speech.data.download import DownloadError
+    from speech.data.errors import CacheError, DatasetError
+    from speech.data.record import SpeakerLeakError
+    from speech.ensemble import EnsembleError
+    from speech.evaluation.errors import EvaluationError, OutputExistsError
+    from speech.runs import RunFolderError
+    from speech.scorers import ModelFileError, OnnxModelError
+    from speech.streaming.sources import SourceError
+    from speech.synth import EspeakError, EspeakNotFoundError
+
+    bad_input = [AudioError, CheckpointError, DatasetError, SpeakerLeakError, EnsembleError, EvaluationError,
+                 OutputExistsError, RunFolderError, ModelFileError, OnnxModelError, TrainSetupError, EspeakNotFoundError]
+    failures = [CacheError, DownloadError, EspeakError, SourceError]
+    assert all(issubclass(c, speech.SpeechError) and c.exit_code == 2 for c in bad_input)
+    assert all(issubclass(c, speech.SpeechError) and c.exit_code == 1 for c in failures)
+    assert issubclass(AudioError, ValueError) and issubclass(OutputExistsError, FileExistsError)  # as before
+    assert SpeakerLeakError("x").param == "allow_trained_speakers"
+    probe = "import sys, speech.errors; assert 'torch' not in sys.modules and 'numpy' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", probe], timeout=60).returncode == 0
+
+
 def test_an_unexpected_exception_is_one_line_and_exit_1_with_the_traceback_under_verbose(tmp_path, monkeypatch, capsys):
     """A bug is not "bad input": exit 1, one line that says so, the traceback only with -v."""
     import speech.cli.plot as plot

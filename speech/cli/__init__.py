@@ -26,8 +26,6 @@ import jsonargparse
 
 from speech.errors import SpeechError
 
-log = logging.getLogger("speech.cli")
-
 # name -> (module, one-line help)
 COMMANDS = {
     "quickstart": ("speech.cli.quickstart", "offline demo: synthesise data, train, evaluate, export, stream-test"),
