@@ -25,7 +25,8 @@ from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
 from speech.cli.stream_args import add_stream_source_arguments, source_options, stream_spec
 from speech.errors import SettingError
 
-FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--report", "out": "--out"}}
+FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--report", "out": "--out", "targets": "--target-fa / --target-noise",
+                                       "min_threshold": "--min-threshold", "single": "--single"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

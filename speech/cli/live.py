@@ -37,8 +37,9 @@ def gate_value(text: str | float | None) -> float | None:
     return value
 
 
-def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
-    """Engine and detector options shared by ``live`` and ``stream-test``."""
+def add_stream_arguments(parser: argparse.ArgumentParser, threads: int | str = "auto") -> None:
+    """Engine and detector options shared by ``live``, ``stream-test`` and ``calibrate`` (``threads``: the
+    default of ``--threads``)."""
     g = parser.add_argument_group("recognition")
     g.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                    help="model runtime; auto picks by file suffix (.onnx -> ONNX Runtime)")
@@ -54,7 +55,7 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
                    help="windows whose loudest 32 ms frame is below this RMS level (dBFS) count as silence; 'off' disables (-45)")
     g.add_argument("--flush-ms", type=float, default=1000.0,
                    help="silence fed after the end of a file or stdin, so that its last word is decided (1000)")
-    add_threads_argument(g, "the model")
+    add_threads_argument(g, "the model", default=threads)
 
 
 def probability(text: str) -> float:
@@ -128,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true",
                      help="print one JSON object per detection ({label, score, time}) instead of the live panel")
     out.add_argument("--seconds", type=positive_seconds, help="stop after this many seconds of audio (> 0)")
-    add_stream_arguments(parser)
+    add_stream_arguments(parser, threads=1)  # one 1 s window per hop: a second thread only adds latency jitter
 
 
 def positive_seconds(text: str | float) -> float:

@@ -10,7 +10,7 @@ from speech.cli.split_args import add_split_arguments, resolve_split
 
 # library parameter (``exc.param``) -> the flags that set it, shown after the library's message
 FLAG_HINTS = {
-    "split": "--split / --split-rule",
+    "split": "--split / --split-rule / --validation-percent / --testing-percent",
     "minutes": "--minutes / --unknown-minutes / --noise-minutes",
     "json_path": "--json",
     "overwrite": "--json",  # an existing JSON file: these commands never replace one

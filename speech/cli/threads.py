@@ -64,10 +64,11 @@ def resolve_threads(value: int | str | None) -> int:
     return value
 
 
-def add_threads_argument(parser, what: str = "PyTorch and ONNX Runtime") -> None:
+def add_threads_argument(parser, what: str = "PyTorch and ONNX Runtime", default: int | str = AUTO) -> None:
+    shown = "auto: the idle CPUs, at least 1" if default == AUTO else f"{default}"
     parser.add_argument(
-        "--threads", type=threads_value, default=AUTO, metavar="N|auto",
-        help=f"CPU threads for {what} (default auto: the idle CPUs, at least 1; see README, 'Threads')",
+        "--threads", type=threads_value, default=default, metavar="N|auto",
+        help=f"CPU threads for {what} (default {shown}; 'auto' takes the idle CPUs; README, 'Threads')",
     )  # fmt: skip
 
 

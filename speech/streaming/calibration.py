@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from speech.errors import SettingError
+from speech.evaluation.errors import EvaluationError
 from speech.streaming.detection import NEVER_REPORTED, DetectorConfig
 from speech.streaming.engine import StreamingConfig
 from speech.streaming.scoring import LabelledTime, keyword_accuracy
@@ -169,12 +171,13 @@ def calibrate(
     ``min_threshold``: no keyword gets a lower threshold (a keyword that no calibration negative ever triggers
     would otherwise sink to the bottom of the grid on the strength of a few dozen clips)."""
     if streams.non_keywords is None:
-        raise ValueError("calibration needs a stream of non-keyword speech (no _unknown_ clips in the split?)")
+        raise EvaluationError("calibration needs a stream of non-keyword speech (no _unknown_ clips in the split?)",
+                              param="minutes")
     if target_false_accepts_per_hour < 0 or target_false_alarms_per_hour < 0:
-        raise ValueError("the targets must be >= 0 per hour")
+        raise SettingError("the targets must be >= 0 per hour", param="targets")
     descending = [NEVER] + sorted({float(g) for g in grid if min_threshold <= g < NEVER}, reverse=True)
     if len(descending) == 1:
-        raise ValueError(f"no threshold of the grid is >= min_threshold {min_threshold}")
+        raise SettingError(f"no threshold of the grid is >= min_threshold {min_threshold}", param="min_threshold")
     keywords = [label for label in labels if label not in NEVER_REPORTED]
     tables = [keyword_table(streams, labels, base, k, descending) for k in keywords]
     budgets = {
