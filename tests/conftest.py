@@ -85,7 +85,7 @@ def clips_the_model_knows(checkpoint: Path, clips: dict[str, list[Path]], count:
 
 @pytest.fixture
 def other_user():
-    """:class:`other_user.OtherUser`: run the CLI as a user without write permission to its read-only folders."""
+    """:class:`other_user.OtherUser`: run the CLI unable to write into its read-only folders (even as root)."""
     from other_user import OtherUser
 
     user = OtherUser()

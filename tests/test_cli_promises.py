@@ -115,8 +115,8 @@ def test_synth_refuses_an_empty_set_and_says_which_letters_it_takes(tmp_path, ca
 
 
 def test_unwritable_output_places_are_refused_before_any_work(tiny_checkpoint, other_user):
-    """Issue #21 rows 5 and 6, as a user without write permission (nobody, when the tests run as root): each
-    command stops at once with exit 2 and one line naming the place and the option, and writes nothing."""
+    """Issue #21 rows 5 and 6, in a folder the command may not write into (tests/other_user.py): each command
+    stops at once with exit 2 and one line naming the place and the option, and writes nothing."""
     model = other_user.readable(tiny_checkpoint)
     ro = other_user.readonly()
     w = other_user.folder("w")  # writable by anyone: outputs that are fine, beside the one that is not

@@ -426,8 +426,8 @@ def test_cli_checks_outputs_before_evaluating(tiny_checkpoint, small_set, tmp_pa
 
 
 def test_cli_refuses_a_read_only_output_place_up_front(tiny_checkpoint, other_user):
-    """As a user who may not write there (root may write anywhere, so the command runs as 'nobody' then, with a
-    copy of the package it can read: the checkout may be private)."""
+    """Where the user may not write (root may write anywhere: tests/other_user.py mounts the folder read-only for
+    the command then, which needs no other user, so it passes in a private clone too)."""
     model = other_user.readable(tiny_checkpoint)
     ro = other_user.readonly()
     cache = other_user.folder("cache")
