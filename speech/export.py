@@ -140,10 +140,10 @@ def export_onnx(
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise SettingError(f"opset {opset}: the exporter writes ONNX opsets {MIN_OPSET} to {MAX_OPSET} (default "
                            f"{DEFAULT_OPSET})", param="opset")
-    if path.suffix.lower() != ".onnx":
-        raise SettingError(f"{path}: the output file should end in .onnx", param="onnx")
     if path.is_dir():
         raise OutputExistsError(f"{path}: is a folder; expected a file name (e.g. {path / 'model.onnx'})", param="onnx")
+    if path.suffix.lower() != ".onnx":
+        raise SettingError(f"{path}: the output file should end in .onnx", param="onnx")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; refusing to overwrite it", param="overwrite")
     check_can_create(path, "ONNX file", param="onnx")

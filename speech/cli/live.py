@@ -226,5 +226,5 @@ def _run(args: argparse.Namespace) -> int:
             error = exc
     if error is not None:
         print(f"speech live: error: {error} (after {engine.time:.1f} s of audio)", file=sys.stderr)
-        return 1
+        return error.exit_code  # 1 for a device lost, 2 for a file whose audio data is damaged
     return 0

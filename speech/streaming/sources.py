@@ -175,7 +175,14 @@ class WavSource:
     def __iter__(self) -> Iterator[np.ndarray]:
         start = time.monotonic()
         sent = 0
-        for block in sf.blocks(str(self.path), blocksize=self.block, dtype="float32", always_2d=True):
+        try:
+            blocks = sf.blocks(str(self.path), blocksize=self.block, dtype="float32", always_2d=True)
+            yield from self._paced(blocks, start, sent)
+        except (sf.LibsndfileError, RuntimeError) as exc:  # damaged audio data behind a sound header
+            raise SourceError(f"{self.path}: cannot decode the audio ({exc})", param="wav", exit_code=2) from None
+
+    def _paced(self, blocks, start: float, sent: int) -> Iterator[np.ndarray]:
+        for block in blocks:
             if self.realtime:  # release each block when its last sample would have been recorded
                 delay = start + (sent + block.shape[0]) / self.rate - time.monotonic()
                 if delay > 0:
