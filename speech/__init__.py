@@ -9,12 +9,14 @@ The public API (imported on first use, so ``import speech`` stays light)::
     model.stream(chunks, sample_rate=48_000)  # Detection(label, score, time) as words are decided
 
 ``speech.Scorer`` is the protocol of the model back ends (``speech.scorers.TorchScorer``, ``OnnxScorer``).
+``speech.SpeechError`` is the base of every error about the input (``param``: the parameter it concerns,
+``exit_code``: 2 bad input, 1 a failure while running; :mod:`speech.errors`).
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Model", "Scorer", "load"]
+__all__ = ["Model", "Scorer", "SpeechError", "load"]
 
 
 def __getattr__(name: str):
@@ -22,6 +24,10 @@ def __getattr__(name: str):
         from speech import api
 
         return getattr(api, name)
+    if name == "SpeechError":
+        from speech.errors import SpeechError
+
+        return SpeechError
     if name == "Scorer":
         from speech.scorers import Scorer
 

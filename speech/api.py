@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speech.audio import fix_length, load_audio, pcm_to_float, resample
+from speech.audio import check_pcm, fix_length, load_audio, pcm_to_float, resample
 from speech.scorers import Scorer, load_scorer
 from speech.streaming.detection import Detection
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser
@@ -103,6 +103,7 @@ class Model:
         wave = np.asarray(pcm_to_float(np.asarray(clip)), dtype=np.float32)
         if wave.ndim != 1:
             raise ValueError(f"a clip must be (samples,) mono audio, got shape {wave.shape}")
+        check_pcm(wave, sample_rate)
         wave = resample(wave, sample_rate or self.sample_rate, self.sample_rate)
         return fix_length(wave, self.window_samples, "center")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from speech.errors import SpeechError
 from speech.resample import StreamResampler
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ _PLACEHOLDER_SIZE = 0x7FFF0000
 _WAV_FAST_FORMATS = (1, 3)  # PCM integer, IEEE float (also as the sub-format of WAVE_FORMAT_EXTENSIBLE)
 
 
-class AudioError(ValueError):
+class AudioError(SpeechError, ValueError):
     """A file that cannot be decoded as audio. The message names the file and the reason."""
 
 
@@ -138,6 +139,19 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: holds NaN or infinite samples")
     return data, int(rate)
+
+
+def check_pcm(wave: np.ndarray, sample_rate: int | None) -> None:
+    """PCM handed to the API directly (not read from a file) must have a positive whole sample rate (None: the
+    model's) and finite samples; :class:`~speech.errors.SettingError` / :class:`AudioError` otherwise."""
+    from speech.errors import SettingError
+
+    if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer)
+                                    or sample_rate <= 0):
+        raise SettingError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}",
+                           param="sample_rate")
+    if not np.isfinite(wave).all():
+        raise AudioError(f"the clip holds {int(np.count_nonzero(~np.isfinite(wave)))} NaN or infinite samples")
 
 
 def pcm_to_float(samples):

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from speech.data.record import DataRecord, speakers_hash
+from speech.errors import SpeechError
 from speech.recogniser import Recogniser
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 SHARED_SPLIT_FIELDS = ("root", "split_rule", "validation_percent", "testing_percent", "silence_percent", "seed")
 
 
-class EnsembleError(ValueError):
+class EnsembleError(SpeechError, ValueError):
     """Models that cannot be combined; the message names the member and what differs."""
 
 
@@ -143,6 +144,10 @@ def load_ensemble(paths: Sequence[str | Path]) -> Recogniser:
     paths = list(paths)
     if not paths:
         raise ValueError("no checkpoint given")
+    for i, path in enumerate(paths):  # one model twice is no ensemble: it would only cost twice the time
+        for other in paths[:i]:
+            if Path(path).resolve() == Path(other).resolve():
+                raise EnsembleError(f"{path} is given twice; an ensemble needs different models (e.g. other seeds)")
     if len(paths) == 1:
         return load_recogniser(paths[0])
     return build_ensemble([load_recogniser(p) for p in paths], names=[str(p) for p in paths])

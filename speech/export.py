@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from speech.files import replaced_atomically
+from speech.errors import SettingError
+from speech.evaluation.errors import OutputExistsError
+from speech.files import check_can_create, replaced_atomically
 from speech.model_file import META_KEY, ONNX_INPUT, ONNX_OUTPUTS, OnnxModelError, model_metadata
 from speech.recogniser import Recogniser
 from speech.scorers import OnnxScorer
@@ -34,6 +36,8 @@ from speech.scorers import OnnxScorer
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
+MIN_OPSET = 14  # the GRU with linear_before_reset and the ops of the attention pooling
+MAX_OPSET = 20  # the highest opset PyTorch's TorchScript exporter writes
 EQUALITY_TOLERANCE = 1e-4  # max |onnx - torch| on probabilities accepted by the post-export check
 
 
@@ -136,12 +140,16 @@ def export_onnx(
     from speech.ensemble import load_ensemble
 
     path = Path(path)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise SettingError(f"opset {opset}: the exporter writes ONNX opsets {MIN_OPSET} to {MAX_OPSET} (default "
+                           f"{DEFAULT_OPSET})", param="opset")
+    if path.is_dir():
+        raise OutputExistsError(f"{path}: is a folder; expected a file name (e.g. {path / 'model.onnx'})", param="onnx")
     if path.suffix.lower() != ".onnx":
-        raise ValueError(f"{path}: the output file should end in .onnx")
+        raise SettingError(f"{path}: the output file should end in .onnx", param="onnx")
     if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} exists; refusing to overwrite it"
-        )
+        raise OutputExistsError(f"{path} exists; refusing to overwrite it", param="overwrite")
+    check_can_create(path, "ONNX file", param="onnx")
     if isinstance(model, Recogniser):
         recogniser = model
     else:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import importlib.util
 
+from speech.errors import SpeechError
+
 TRAINING_EXTRA_MODULES = ("torch", "torchaudio", "lightning", "torchmetrics", "onnx", "matplotlib")
 INSTALL_TRAINING_EXTRA = "pip install 'speech[train]'"
 
 
-class MissingExtraError(ImportError):
-    """A feature of the ``train`` extra was asked for on the base install; the message says what to install."""
+class MissingExtraError(SpeechError, ImportError):
+    """A feature of the ``train`` extra was asked for on the base install; the message says what to install
+    (exit 2: the install, not the program, lacks it)."""
 
 
 def missing_training_modules() -> list[str]:

@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from speech.errors import OutputPlaceError
+
 
 def _umask() -> int:
     """The process's umask, read without changing it where Linux tells it (/proc), else set and restored."""
@@ -55,3 +57,16 @@ def write_text_atomically(target: str | Path, text: str, *, overwrite: bool = Fa
     with replaced_atomically(target, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(target)
+
+
+def check_can_create(path: str | Path, what: str, *, param: str | None = None) -> None:
+    """Raise :class:`~speech.errors.OutputPlaceError` unless ``path`` (a file or folder to write) can be written:
+    the folder itself when it exists, else its nearest existing ancestor, must be a folder we may write into.
+    Every command calls it for its outputs before any long work starts. ``param``: the parameter naming ``path``."""
+    path = Path(path)
+    candidates = [path] if path.is_dir() else []
+    target = next((p for p in [*candidates, *path.parents] if p.exists()), Path("."))
+    if not target.is_dir():
+        raise OutputPlaceError(f"{path}: cannot create the {what}: {target} is a file, not a folder", param=param)
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise OutputPlaceError(f"{path}: cannot write the {what}: {target} is not writable", param=param)

@@ -33,6 +33,7 @@ import pickle
 from pathlib import Path
 
 from speech.classifier_config import ClassifierConfig
+from speech.errors import SpeechError
 from speech.extras import require_training_extra
 from speech.mfcc import FrontEndConfig
 
@@ -45,7 +46,7 @@ ONNX_INPUT = "features"
 ONNX_OUTPUTS = ("logits", "probs")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(SpeechError, ValueError):
     """A model file that cannot be used (missing, corrupt, not ours, a newer schema); the message names it."""
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from speech.errors import SettingError
 from speech.features import FrontEndConfig, SpecAugment, SpecAugmentConfig
 from speech.model import ClassifierConfig
 from speech.model_file import META_KEY, model_metadata
@@ -64,6 +65,12 @@ class KeywordModule(L.LightningModule):
         super().__init__()
         if not labels:
             raise ValueError("KeywordModule needs the label list (speech train links it from the data module)")
+        if len(labels) < 2:
+            raise SettingError(
+                f"a keyword model needs at least 2 classes, got {list(labels)}: add more label folders (or "
+                "_unknown_ / _silence_ ones) to the data folder, or choose other labels",
+                param="labels",
+            )
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
         if schedule not in SCHEDULES:

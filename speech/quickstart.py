@@ -11,12 +11,14 @@ Everything goes below one output folder; a second run reuses the synthetic data 
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import speech
 from speech.data.labels import COMMAND_WORDS_10
+from speech.errors import RuntimeFailure
 from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ def _manifest(folder: Path) -> dict:
 def newest_run(runs: Path) -> Path:
     versions = sorted(runs.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     if not versions:
-        raise RuntimeError(f"training wrote no run folder below {runs}")
+        raise RuntimeFailure(f"training wrote no run folder below {runs}")
     return versions[-1]
 
 
@@ -82,6 +84,7 @@ def quickstart(
     real_data: str | Path | None = SHARED_REAL,
     *,
     train: Callable[[list[str]], int] | None = None,
+    threads: int | None = None,
 ) -> QuickstartResult:
     """Run the whole pipeline offline below ``out``; returns the figures :func:`next_steps` prints.
 
@@ -89,6 +92,7 @@ def quickstart(
     test stream; ``seed``: synthesis, training and the streams; ``real_data``: a folder of real clips also
     evaluated when it exists; each step is logged (:mod:`logging`, logger ``speech.quickstart``). ``train``: the training entry point,
     called with LightningCLI arguments and returning an exit code (default :func:`speech.cli.train.main`).
+    ``threads``: handed to training as ``--threads`` (None: training's own default).
     """
     from speech.export import export_onnx
     from speech.streaming.engine import StreamingConfig
@@ -113,9 +117,11 @@ def quickstart(
     train_args = ["--config", str(CONFIGS / "quickstart.yaml"), "--data.root", str(synth),
                   "--data.cache_dir", str(out / "cache"), "--trainer.default_root_dir", str(runs),
                   "--trainer.max_epochs", str(epochs), "--seed_everything", str(seed)]
+    if threads is not None:
+        train_args += ["--threads", str(threads)]
     code = _train_main(train)(train_args)
     if code:
-        raise RuntimeError(f"training ('speech train {' '.join(train_args)}') failed with exit code {code}")
+        raise RuntimeFailure(f"training ('speech train {' '.join(train_args)}') failed with exit code {code}")
     run_dir = newest_run(runs / "quickstart")
     (best,) = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
     reports = run_dir / "reports"
@@ -126,6 +132,7 @@ def quickstart(
     real = None
     if real_data is not None and Path(real_data).is_dir():
         real = evaluate_held_out(best, Path(real_data), reports / "real-test", out / "cache", "real")
+        real.root = str(real_data)  # as given, not resolved: what the user typed (or the relative default)
         say(f"real-speaker accuracy {real.accuracy:.1%}; report in {reports / 'real-test'}")
     onnx = export_onnx(best, run_dir / "model.onnx")
     say(f"exported {onnx}")
@@ -178,7 +185,7 @@ def held_out(report: dict, what: str) -> HeldOut:
     """The figures of one 'speech evaluate' JSON report; refuses one that scored clips of training speakers."""
     data = report["data"]
     if data.get("clips_of_training_speakers"):
-        raise RuntimeError(f"the {what} evaluation scored {data['clips_of_training_speakers']} clips of training speakers")
+        raise RuntimeFailure(f"the {what} evaluation scored {data['clips_of_training_speakers']} clips of training speakers")
     return HeldOut(float(report["accuracy"]), int(data["clips"]), int(data.get("speakers", 0)), data["split"],
                    str(data["root"]), data.get("split_settings", {}).get("source", "defaults"))
 
@@ -200,6 +207,8 @@ def _stream_line(s: dict) -> str:
 
 
 def next_steps(result: QuickstartResult) -> str:
+    """The closing summary; every path as it was given, and shell-quoted in the commands."""
+    q = shlex.quote
     syn = result.synthetic
     lines = [
         "",
@@ -219,8 +228,8 @@ def next_steps(result: QuickstartResult) -> str:
         f"  streaming test  {_stream_line(result.stream)} (held-out synthetic voices)",
         "",
         "Next:",
-        f"  speech live {result.onnx}                      # talk to it (microphone)",
-        f"  speech live {result.onnx} --wav some.wav       # or feed a recording",
+        f"  speech live {q(str(result.onnx))}                      # talk to it (microphone)",
+        f"  speech live {q(str(result.onnx))} --wav some.wav       # or feed a recording",
         "  speech data download --version v0.02 --root data  # the real data set (2.3 GB)",
         "  speech train --config configs/default.yaml --data.root data/speech_commands_v0.02",
         "  speech synth --words WORD1,WORD2 --out data/mine # your own keywords (see README)",

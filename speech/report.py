@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import string
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from speech.evaluation.errors import OutputExistsError
 from speech.evaluation.metrics import Metrics
 from speech.evaluation.model_eval import ModelEvaluation
 from speech.evaluation.scoring import Result
+from speech.files import check_can_create
 from speech.plots import new_figure
 
 REPORT_FORMAT = "speech-eval-report"
@@ -402,18 +402,6 @@ def model_section(ev: ModelEvaluation, files: dict[str, str], show_data: bool = 
 # ------------------------------------------------------------------------------------------------ files
 
 
-def check_can_create(path: Path, what: str) -> None:
-    """Raise :class:`PermissionError` / :class:`FileExistsError` unless ``path`` (a file or folder to write) can
-    be written: the folder itself when it exists, else its nearest existing ancestor, must be a folder we may
-    write into (checked before any long work starts)."""
-    candidates = [path] if path.is_dir() else []
-    target = next((p for p in [*candidates, *path.parents] if p.exists()), Path("."))
-    if not target.is_dir():
-        raise FileExistsError(f"{path}: cannot create the {what}: {target} is a file, not a folder")
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise PermissionError(f"{path}: cannot write the {what}: {target} is not writable")
-
-
 def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     """Refuse an existing, non-empty report folder unless ``overwrite`` (call before the long evaluation)."""
     out = Path(out_dir)
@@ -423,7 +411,7 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
         raise OutputExistsError(
             f"{out}: report folder exists and is not empty; refusing to overwrite it", param="overwrite"
         )
-    check_can_create(out, "report folder")
+    check_can_create(out, "report folder", param="out_dir")
     return out
 
 
@@ -433,7 +421,7 @@ def check_json_path(path: str | Path, overwrite: bool = False) -> Path:
         raise OutputExistsError(f"{path}: is a folder; the JSON report needs a file name", param="json_path")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; refusing to overwrite it", param="overwrite")
-    check_can_create(path, "JSON file")
+    check_can_create(path, "JSON file", param="json_path")
     return path
 
 

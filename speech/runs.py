@@ -11,13 +11,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from speech.errors import SpeechError
 from speech.plots import new_figure
 
 CURVE_FILE = "learning_curve.png"
 _BEST = re.compile(r"best-epoch(\d+)-acc([0-9.]+)\.ckpt$")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(SpeechError, ValueError):
     """A folder that is not a training run (no metrics.csv), or an output that would replace a file."""
 
 
@@ -52,6 +53,37 @@ def best_checkpoint(run_dir: str | Path) -> BestCheckpoint | None:
     return max(found, key=lambda b: (b.accuracy, -b.epoch), default=None)
 
 
+CURVE_FORMATS = (".png", ".svg", ".pdf")
+
+
+def check_curve_output(out: str | Path, overwrite: bool = False) -> Path:
+    """``out`` must be a new (or, with ``overwrite``, replaceable) PNG/SVG/PDF file in a writable place."""
+    from speech.evaluation.errors import OutputExistsError
+    from speech.files import check_can_create
+
+    out = Path(out)
+    if out.suffix.lower() not in CURVE_FORMATS:
+        raise RunFolderError(f"{out}: the learning curve is written as {', '.join(CURVE_FORMATS)}; give a file name "
+                             "ending in one of them", param="out")
+    if out.is_dir():
+        raise OutputExistsError(f"{out}: is a folder; expected a file name (e.g. {out / CURVE_FILE})", param="out")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; refusing to overwrite it", param="overwrite")
+    check_can_create(out, "learning curve", param="out")
+    return out
+
+
+def free_curve_name(run_dir: str | Path) -> Path:
+    """``RUN/learning_curve.png``, or the first ``learning_curve-N.png`` that does not exist yet (never replaces
+    the one ``speech train`` wrote)."""
+    run_dir = Path(run_dir)
+    stem, suffix = Path(CURVE_FILE).stem, Path(CURVE_FILE).suffix
+    candidate, n = run_dir / CURVE_FILE, 1
+    while candidate.exists():
+        candidate, n = run_dir / f"{stem}-{n}{suffix}", n + 1
+    return candidate
+
+
 def plot_learning_curve(
     runs: list[str | Path], out: str | Path, labels: list[str] | None = None, overwrite: bool = False
 ) -> Path:
@@ -59,9 +91,7 @@ def plot_learning_curve(
 
     Refuses to replace an existing ``out`` (:class:`FileExistsError`) unless ``overwrite``. Returns ``out``.
     """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; refusing to overwrite it")
+    out = check_curve_output(out, overwrite)
     labels = list(labels) if labels else [str(r) for r in runs]
     if len(labels) != len(runs):
         raise RunFolderError(f"{len(labels)} labels for {len(runs)} runs; give one label per run")

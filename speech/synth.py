@@ -51,6 +51,9 @@ import soundfile as sf
 from speech.audio import CLIP_SAMPLES, SAMPLE_RATE, pcm_to_float, resample
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.data.noise import NOISE_COLOURS, coloured_noise
+from speech.errors import SettingError, SpeechError
+from speech.evaluation.errors import OutputExistsError
+from speech.files import check_can_create
 from speech.progress import ProgressCallback, Step, reporter
 from speech.timing import Stopwatch
 
@@ -97,12 +100,16 @@ EDGE_MS = 5.0  # kept around each word when it is cut out
 MAX_WORD_SECONDS = 0.97  # longer words are spoken again, faster
 
 
-class EspeakError(RuntimeError):
+class EspeakError(SpeechError, RuntimeError):
     """espeak-ng failed or produced something unusable; the message says which voice and text."""
+
+    exit_code = 1
 
 
 class EspeakNotFoundError(EspeakError):
     """espeak-ng is not installed (not on PATH)."""
+
+    exit_code = 2  # the setup to fix, like a missing input
 
 
 # --------------------------------------------------------------------------------------------- espeak-ng
@@ -350,14 +357,14 @@ def check_words(words: Iterable[str], what: str) -> list[str]:
     for raw in words:
         word = re.sub(r"\s+", " ", str(raw).strip().lower())
         if not re.fullmatch(r"[a-z0-9][a-z0-9' -]*", word):
-            raise ValueError(
-                f"{what}: {raw!r} is not a usable word (letters, digits, apostrophes, hyphens and spaces; "
-                "it must start with a letter or digit)"
+            raise SettingError(
+                f"{what}: {raw!r} is not a usable word (the ASCII letters a-z, digits, apostrophes, hyphens and "
+                "spaces, starting with a letter or digit: the word becomes a folder name and an espeak-ng input)"
             )
         result.append(word)
     repeated = sorted({label_of(w) for w in result if [label_of(x) for x in result].count(label_of(w)) > 1})
     if repeated:
-        raise ValueError(f"{what}: repeated words {repeated}")
+        raise SettingError(f"{what}: repeated words {repeated}")
     return result
 
 
@@ -481,9 +488,9 @@ def read_manifest(out_dir: Path) -> dict | None:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: unreadable synth manifest ({exc})") from None
+        raise SettingError(f"{path}: unreadable synth manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("generator") != "speech.synth":
-        raise ValueError(f"{path}: not a speech synth manifest")
+        raise SettingError(f"{path}: not a speech synth manifest")
     return manifest
 
 
@@ -498,10 +505,9 @@ def _files_of_earlier_run(out_dir: Path, manifest: dict) -> tuple[list[Path], li
     """(files an earlier run wrote that are still as it wrote them, folders it created), from its manifest."""
     files = manifest.get("files")
     if not isinstance(files, dict):
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out_dir / MANIFEST}: written by an older speech synth that kept no list of its files, so its clips "
-            "cannot be told apart from your own recordings; move them away (or use a new folder) and run again"
-        )
+            "cannot be told apart from your own recordings; move them away (or use a new folder) and run again", param="overwrite")
     ours, changed = [], []
     for rel, digest in files.items():
         path = out_dir / rel
@@ -532,7 +538,7 @@ def _prepare_output(out_dir: Path, planned: list[str], overwrite: bool) -> tuple
     anything is deleted. Returns (files removed, files kept, label folders created by earlier runs that remain).
     """
     if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir}: output path exists and is not a folder")
+        raise OutputExistsError(f"{out_dir}: output path exists and is not a folder", param="overwrite")
     if not out_dir.exists():
         out_dir.mkdir(parents=True)
         return 0, [], []
@@ -541,23 +547,21 @@ def _prepare_output(out_dir: Path, planned: list[str], overwrite: bool) -> tuple
         return 0, [], []
     if not overwrite:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out_dir}: output folder is not empty ({len(entries)} entries: {shown}); choose an empty or new "
             "folder, or overwrite, which replaces only the clips an earlier 'speech synth' wrote there (nothing "
-            "else is touched)"
-        )
+            "else is touched)", param="overwrite")
     try:
         manifest = read_manifest(out_dir)
     except ValueError as exc:
-        raise FileExistsError(f"{exc}; cannot tell which files speech synth wrote, so none is replaced") from None
+        raise OutputExistsError(f"{exc}; cannot tell which files speech synth wrote, so none is replaced", param="overwrite") from None
     ours, created = _files_of_earlier_run(out_dir, manifest) if manifest else ([], [])
     mine = {p.resolve() for p in ours}
     clashes = [rel for rel in planned if (out_dir / rel).exists() and (out_dir / rel).resolve() not in mine]
     if clashes:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out_dir}: {len(clashes)} file(s) this run would write exist and were not written by speech synth "
-            f"(e.g. {', '.join(clashes[:3])}); nothing was changed. Move them, or choose another folder or seed"
-        )
+            f"(e.g. {', '.join(clashes[:3])}); nothing was changed. Move them, or choose another folder or seed", param="overwrite")
     for path in ours:
         path.unlink()
     remaining = []
@@ -619,12 +623,12 @@ def synthesize_dataset(
     out_dir = Path(out_dir).expanduser()
     words = check_words(words, "words")
     if not words and per_word > 0:
-        raise ValueError("words: give at least one keyword")
+        raise SettingError("words: give at least one keyword")
     for name, value in (("per_word", per_word), ("silence", silence), ("unknown", unknown)):
         if value is not None and (not isinstance(value, int) or value < 0):
-            raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+            raise SettingError(f"{name} must be a whole number >= 0, got {value!r}")
     if jobs is not None and jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
+        raise SettingError(f"jobs must be >= 1, got {jobs}")
     silence = per_word if silence is None else silence
     unknown = per_word if unknown is None else unknown
     keyword_labels = {label_of(w) for w in words}
@@ -634,9 +638,12 @@ def synthesize_dataset(
         negatives = check_words(negatives, "negatives")
         clash = sorted(w for w in negatives if label_of(w) in keyword_labels)
         if clash:
-            raise ValueError(f"negatives: {clash} are also keywords; a word cannot be both")
+            raise SettingError(f"negatives: {clash} are also keywords; a word cannot be both")
     if unknown > 0 and not negatives:
-        raise ValueError("unknown > 0 needs at least one negative word")
+        raise SettingError("unknown > 0 needs at least one negative word")
+    if per_word + silence + unknown == 0:
+        raise SettingError("nothing to synthesise: per_word, silence and unknown are all 0", param="per_word")
+    check_can_create(out_dir, "output folder", param="out")  # a read-only place: now, not after the work
     voices = voice_pool(language)  # also checks that espeak-ng is there, before touching the folder
     if not voices:
         raise EspeakError(f"{ESPEAK} has no voices for language {language!r} (see `{ESPEAK} --voices={language}`)")

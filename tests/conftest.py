@@ -81,3 +81,15 @@ def clips_the_model_knows(checkpoint: Path, clips: dict[str, list[Path]], count:
         if len(chosen) == count:
             return chosen
     raise AssertionError("the tiny checkpoint should know a few clips well")
+
+
+@pytest.fixture
+def other_user():
+    """:class:`other_user.OtherUser`: run the CLI unable to write into its read-only folders (even as root)."""
+    from other_user import OtherUser
+
+    user = OtherUser()
+    try:
+        yield user
+    finally:
+        user.close()

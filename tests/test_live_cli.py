@@ -72,7 +72,7 @@ def test_wav_json_events_with_both_backends(tiny_checkpoint, tiny_onnx, words_wa
     assert [e["time"] for e in onnx_events] == [e["time"] for e in torch_events]
     # an ONNX file forced through the PyTorch loader is refused with a message, not a traceback
     assert main(["live", str(tiny_onnx), "--wav", str(words_wav), "--backend", "torch"]) == 2
-    assert "cannot load the model" in capsys.readouterr().err
+    assert "not a PyTorch checkpoint" in capsys.readouterr().err
 
 
 def test_realtime_pacing_and_seconds_limit(tiny_checkpoint, words_wav, known_words, capsys):
@@ -112,15 +112,41 @@ def test_error_messages(tiny_checkpoint, words_wav, tmp_path, capsys):
     fake_onnx = tmp_path / "fake.onnx"
     fake_onnx.write_bytes(b"\x00\x01 not onnx")
     fails([str(tmp_path / "missing.ckpt"), "--wav", str(words_wav)], 2, "no such model file")
-    fails([str(garbage), "--wav", str(words_wav)], 2, f"{garbage}: cannot load the model")
+    fails([str(garbage), "--wav", str(words_wav)], 2, f"{garbage}: not a PyTorch checkpoint")
     fails([str(fake_onnx), "--wav", str(words_wav)], 2, "not a valid ONNX model")
-    fails([str(tiny_checkpoint), "--wav", str(tmp_path / "none.wav")], 1, "none.wav: no such sound file")
-    fails([str(tiny_checkpoint), "--wav", str(garbage)], 1, "not a readable audio file")
+    # a missing or unusable sound file is bad input (exit 2, the README's rule), like a missing model
+    fails([str(tiny_checkpoint), "--wav", str(tmp_path / "none.wav")], 2, "none.wav: no such sound file")
+    fails([str(tiny_checkpoint), "--wav", str(garbage)], 2, "not a readable audio file")
+    fails([str(tiny_checkpoint), "--stdin", "--rate", "-5"], 2, "must be positive, got -5 Hz")
+    fails([str(tiny_checkpoint), "--stdin", "--rate", "16000", "--channels", "0"], 2, "and 0 channel(s)")
     fails([str(tiny_checkpoint), "--stdin"], 2, "--stdin needs --rate")
     fails([str(tiny_checkpoint), "--realtime"], 2, "--realtime only applies to --wav")
     fails([str(tiny_checkpoint), "--wav", str(words_wav), "--hop-ms", "25"], 2, "multiple of the 10 ms frame hop")
     fails(["--wav", str(words_wav)], 2, "give a model file")
     fails([str(tiny_checkpoint), "--device", "no-such-microphone-xyz"], 1, "no input device matching 'no-such-microphone-xyz'")
+    for option, value, message in (("--seconds", "-1", "expected a number of seconds above 0"),
+                                   ("--gate-db", "10", "at most 0"), ("--threads", "0", "threads >= 1")):
+        with pytest.raises(SystemExit) as exit_info:  # the parser refuses it, before anything runs
+            main(["live", str(tiny_checkpoint), "--wav", str(words_wav), option, value])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_truncated_wav_is_refused_as_evaluate_and_predict_refuse_it(tiny_checkpoint, words_wav, tmp_path, capsys):
+    """One header check for every command: a WAV cut in half (its header still declares the whole length) is
+    bad input for live --wav, as for speech.load(...).predict and the data scan."""
+    import speech
+    from speech.audio import AudioError, audio_problem
+
+    cut = tmp_path / "cut.wav"
+    data = words_wav.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    assert audio_problem(cut).startswith("truncated")
+    with pytest.raises(AudioError, match="truncated"):
+        speech.load(tiny_checkpoint).predict(cut)
+    assert main(["live", str(tiny_checkpoint), "--wav", str(cut), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "cut.wav: truncated: its header declares" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
 
 
 def reader(stream, sink: queue.Queue) -> threading.Thread:
@@ -172,7 +198,7 @@ def test_stdin_pcm_48k_stereo_then_ctrl_c(tiny_checkpoint, words_wave, known_wor
         code = proc.wait(timeout=90)  # generous: CI machines can be heavily loaded
         err = proc.stderr.read().decode()
         assert code == 130, err
-        assert "stopped (Ctrl-C)" in err and "Traceback" not in err
+        assert err.rstrip().splitlines()[-1] == "speech live: interrupted" and "Traceback" not in err
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -259,6 +285,10 @@ def test_calibrated_thresholds_are_used_unless_threshold_is_given(tiny_checkpoin
     # other engine settings than those calibrated are named
     assert main(["live", str(calibrated), "--wav", str(words_wav), "--json", "--hop-ms", "50"]) == 0
     assert "calibrated with other settings: hop_ms 50.0 (calibrated with 100.0)" in capsys.readouterr().err
+    # a keyword calibration could not fit is named in the banner (never silently disabled)
+    over = store_detection(tiny_checkpoint, {**section, "over_target": [heard[0]]}, out=tmp_path / "over.ckpt")
+    assert main(["live", str(over), "--wav", str(words_wav), "--json"]) == 0
+    assert f"WARNING: no threshold met the targets for {heard[0]}" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # argparse refuses it
         main(["live", str(calibrated), "--wav", str(words_wav), "--threshold", "1.5"])
     assert exit_info.value.code == 2 and "expected a probability in [0, 1]" in capsys.readouterr().err

@@ -34,7 +34,8 @@ def test_cache_build_reports_steps_to_a_callback_and_prints_nothing(tmp_path, ca
     assert out == "" and err == ""
 
 
-def test_progress_bars_stop_by_themselves_when_every_task_is_done(capsys):
+def test_progress_bars_stop_by_themselves_when_every_task_is_done(capsys, monkeypatch):
+    monkeypatch.setattr("speech.cli.progress.on_terminal", lambda: True)  # bars, as on a terminal
     bars = ProgressBars()
     for done in range(0, 101, 25):
         bars(Step("decoding", done, 100, "clips"))

@@ -202,7 +202,7 @@ def test_the_base_install_refuses_checkpoints_and_training_commands_in_one_line(
         result = run_base(*command)
         assert result.returncode == 2, command
         assert result.stderr.strip() == (
-            f"speech {command[0]}: this command needs the training extra (torch is not installed): "
+            f"speech {command[0]}: error: this command needs the training extra (torch is not installed): "
             "pip install 'speech[train]'"
         )
     code = "import speech\nspeech.load(" + repr(str(tiny_checkpoint)) + ")"

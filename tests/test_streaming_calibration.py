@@ -15,6 +15,7 @@ from speech.streaming.calibration import (
     choose_thresholds,
     detection_section,
     store_detection,
+    table_rows,
 )
 from speech.streaming.detection import DetectorConfig, threshold_config
 from speech.streaming.engine import StreamingConfig
@@ -117,6 +118,29 @@ def test_calibration_picks_per_keyword_thresholds_for_the_target():
     assert calibrate(streams, LABELS, base, min_threshold=0.3).thresholds["no"] == 0.43
     with pytest.raises(ValueError, match="non-keyword"):
         calibrate(StreamSet(streams.keywords, None, streams.noise), LABELS, base)
+
+
+def test_a_keyword_the_targets_cannot_fit_gets_its_best_threshold_and_a_warning():
+    """Never silently disabled (issue #21, row 1): 'no' has a non-keyword look-alike above every one of its words,
+    so no threshold meets a target of 0 false accepts; the greedy step leaves it at NEVER ("never"), and the
+    calibration gives it the threshold that finds its words at the fewest false accepts instead, and names it."""
+    streams = hand_made_streams()
+    loud = scored("non_keywords", 90.0, [("yes", 6.5, 0.705), ("yes", 30.5, 0.605), ("up", 60.5, 0.855),
+                                         ("no", 45.5, 0.965)], streams.non_keywords.words)
+    streams = StreamSet(streams.keywords, loud, streams.noise)
+    base = DetectorConfig()
+    result = calibrate(streams, LABELS, base, target_false_accepts_per_hour=1.0)
+    tables = {table.keyword: table for table in result.tables}
+    assert choose_thresholds(list(tables.values()), 0, 0)["no"] == NEVER  # what used to be stored
+    # one false accept at every threshold below 0.96: all three "no" words at 0.50 .. 0.55, the middle of that
+    assert result.thresholds == {"yes": 0.76, "no": 0.53, "up": 0.88} and result.over_target == ["no"]
+    f = figures(streams, LABELS, replace(base, thresholds=result.thresholds))
+    assert f["false_accepts"] == 1  # the price, stated rather than hidden
+    section = detection_section(result, StreamingConfig(), calibrated_on={}, figures_on_calibration={})
+    assert section["over_target"] == ["no"]
+    _, what = detector_from_metadata({"detection": section}, base)
+    assert "WARNING: no threshold met the targets for no" in what
+    assert [row["meets_target"] for row in table_rows(result)] == [True, False, True]
 
 
 def test_choose_thresholds_greedy_on_hand_made_tables():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 from conftest import SC_V1_SAMPLE, SC_V2_TEST
@@ -72,6 +73,8 @@ def test_stream_test_writes_streams_and_figures(tiny_checkpoint, tiny_onnx, tmp_
     words = read_words_file(out / "streaming_test_words.csv")
     assert len(truth) == len(words) == 20 and [w.start_ms for w in words] == [t.time_ms for t in truth]
     assert all(w.start_ms <= w.onset_ms < w.end_ms <= w.start_ms + 1000 for w in words)
+    # each clip named as it is in the data folder, not by the absolute path of this machine (issue #21 row 14)
+    assert all(not Path(w.clip).is_absolute() and (SC_V2_TEST / w.clip).is_file() for w in words)
     assert (out / "streaming_test.wav").stat().st_size > 60 * 16000 * 2
     made = read_labels_file(out / "streaming_test_detections.txt")  # time of each detection (window end)
     stats = keyword_accuracy(words, made)
@@ -121,7 +124,7 @@ def test_default_split_is_held_out_and_training_speakers_are_refused(recorded, t
     # the training partition is refused with one line and exit 2, and nothing is written
     assert stream_test(recorded, tmp_path / "train", tmp_path / "train.json", "--split", "train", minutes="0.5") == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("speech stream-test: refused:") and "--allow-trained-speakers" in err and len(err.splitlines()) == 1
+    assert err.startswith("speech stream-test: error:") and "--allow-trained-speakers" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "train.json").exists() and not (tmp_path / "train").exists()
     # ... unless allowed, and then the output says so
     assert stream_test(recorded, tmp_path / "train", tmp_path / "train.json", "--split", "train",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -234,6 +235,10 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
     (tmp_path / "empty").mkdir()
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "notes.ckpt").write_text("epoch: 3\n")
+    (tmp_path / "one-word" / "yes").mkdir(parents=True)
+    for path in sorted((SC_V2_TEST / "yes").glob("*.wav"))[:8]:
+        (tmp_path / "one-word" / "yes" / path.name).symlink_to(path)
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x08\x12\x06 an onnx export")
     cases = {
         "missing root": (["--data.root", str(tmp_path / "missing")], ["missing: no such folder"]),
         "non-audio files": (["--data.root", str(tmp_path / "notes")], ["hold 1 non-audio file(s) and no audio"]),
@@ -242,6 +247,13 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
         "resume without a run": (["--ckpt_path", "last"], ["no earlier run named 'test' to resume"]),
         "root dir is a file": (["--trainer.default_root_dir", str(tmp_path / "a-file")], ["a-file is a file"]),
         "text checkpoint": (["--ckpt_path", str(tmp_path / "notes.ckpt")], ["notes.ckpt: not a PyTorch checkpoint"]),
+        # issue #21 rows 4 and 13: one word cannot be a classifier; an ONNX export cannot be resumed, and the
+        # message must not suggest that it could
+        "one word": (["--data.root", str(tmp_path / "one-word"), "--data.labels", "all"],
+                     ["needs at least 2 classes, got ['yes']", "(--data.labels / --data.root)"]),
+        "onnx checkpoint": (["--ckpt_path", str(tmp_path / "model.onnx")], ["an ONNX export holds no training state"]),
+        "labels a folder lacks": (["--data.labels", "12", "--data.root", str(tmp_path / "one-word")],
+                                  ["the 12 Speech Commands classes: word(s) ['no', 'up'"]),
     }
     for what, (extra, expected) in cases.items():
         code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1", *extra])
@@ -251,6 +263,21 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
         assert all(text in lines[0] for text in expected), (what, lines[0])
         assert "Traceback" not in err and "split_rule speaker" not in lines[0], what
         assert not runs.exists() or not list(runs.rglob("*.ckpt")), what
+        assert "'auto'" not in lines[0] and ".onnx export" not in lines[0], what
+
+
+def test_resuming_a_checkpoint_of_other_classes_is_refused_before_any_run_folder(trained_run, small_tree, cache_dir,
+                                                                                 tmp_path, capsys):
+    """Issue #21 row 3: --data.labels all orders the 12 classes otherwise than the checkpoint's; this was a
+    traceback (size mismatch ... head) after an empty run folder was made."""
+    runs = tmp_path / "runs"
+    code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "5", "--data.labels", "all",
+                       "--ckpt_path", str(trained_run / "checkpoints" / "last.ckpt")])  # fmt: skip
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert "the checkpoint has 12 classes" in lines[0] and "resume with the same --data.labels" in lines[0]
+    assert not (runs / "test").exists()
 
 
 def test_help_names_the_command(capsys):
@@ -264,20 +291,39 @@ def test_help_names_the_command(capsys):
 def test_a_run_ends_with_its_summary_and_learning_curve_and_no_lightning_noise(small_tree, cache_dir, tmp_path):
     """The real command as a user runs it. Labels without _unknown_/_silence_ also get the rejection warning."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # a data folder and a run folder with spaces in their names (issue #21 row 10), and one broken file (row 13)
+    data = tmp_path / "my data"
+    for label in ("yes", "no", "up"):
+        (data / label).mkdir(parents=True)
+        for path in sorted((small_tree / label).iterdir()):
+            (data / label / path.name).symlink_to(path.resolve())
+    (data / "up" / "zz_nohash_0.wav").write_text("not audio")
+    runs = tmp_path / "my runs"
     result = subprocess.run(
         [sys.executable, "-m", "speech", "train",
-         *train_args(small_tree, tmp_path, cache_dir, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2",
-                     "--trainer.limit_val_batches", "1", "--data.labels", "yes,no")],
+         *train_args(data, runs, cache_dir, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2",
+                     "--trainer.limit_val_batches", "1", "--data.labels", "yes,no", "--data.split_rule", "speaker")],
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "test" / "version_0"
+    run = runs / "test" / "version_0"
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
     out = result.stdout
     assert f"best checkpoint      {best}" in out and "validation accuracy  " in out
     assert f"learning curve       {run / 'learning_curve.png'}" in out and (run / "learning_curve.png").stat().st_size > 10_000
-    assert f"speech evaluate {best} --data {small_tree}" in out and f"speech export {best}" in out
+    # the Next: commands paste into a shell as they are
+    evaluate = next(line for line in out.splitlines() if line.strip().startswith("speech evaluate"))
+    assert shlex.split(evaluate.split("#")[0]) == ["speech", "evaluate", str(best), "--data", str(data)]
+    plot = next(line for line in out.splitlines() if line.strip().startswith("speech plot"))
+    # ... and the suggested 'speech plot RUN' works (row 9: it used to refuse, the curve being there already)
+    again = subprocess.run([sys.executable, "-m", *shlex.split(plot.split("#")[0])], capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+    assert again.returncode == 0 and f"wrote {run / 'learning_curve-1.png'}" in again.stdout, again.stderr
     err = result.stderr
+    # progress reaches a log file: one plain line per epoch (row 16); the broken file is named once (row 13)
+    assert [line.split(",")[0] for line in err.splitlines() if line.startswith("INFO epoch ")] == ["INFO epoch 1/2",
+                                                                                                  "INFO epoch 2/2"]
+    assert len([line for line in err.splitlines() if "zz_nohash_0.wav" in line]) == 1, err
     warning = [line for line in (out + err).splitlines() if "has no _unknown_ or _silence_ class" in line]
     assert len(warning) == 2, out + err  # once when training starts (log), once in the summary
     lines = [line.strip() for line in err.splitlines() if line.strip() and "━" not in line]

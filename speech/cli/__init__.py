@@ -6,7 +6,10 @@ only when it runs, its parser made by :func:`command_parser` (no abbreviations, 
 layer prints, sets up logging and warning filters, and turns library errors into messages that name options.
 
 Exit codes, for every command: 0 success, 2 usage or bad input (one-line message naming what and why), 1 a
-failure while running, 130 Ctrl-C (a one-line message, no traceback).
+failure while running, 130 Ctrl-C (a one-line message, no traceback). They are decided here, once: a
+:class:`speech.errors.SpeechError` carries its own (``exit_code``) and the parameter it concerns (``param``), which
+the command's ``FLAG_HINTS`` turn into the flag to change; any other exception is a bug, reported in one line as an
+internal error (exit 1), its traceback printed only with ``-v`` or ``SPEECH_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 import warnings
 
 import jsonargparse
+
+from speech.errors import SpeechError
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -87,13 +93,14 @@ def with_flag_hint(exc: Exception, hints: dict[str, str]) -> str:
     """A library error's message plus the command's hint for the parameter it names (``exc.param``): the library
     names parameters, each command knows its flags."""
     hint = hints.get(getattr(exc, "param", None) or "")
-    return f"{exc} ({hint})" if hint else str(exc)
+    message = one_line(str(exc))
+    return f"{message} ({hint})" if hint else message
 
 
 def usage() -> str:
     lines = ["usage: speech COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<12} {help_text}" for name, (_, help_text) in COMMANDS.items()]
-    lines += ["", "'speech COMMAND --help' describes a command."]
+    lines += ["", "'speech COMMAND --help' describes a command; 'speech --version' prints the version."]
     return "\n".join(lines)
 
 
@@ -115,16 +122,23 @@ def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
+    if argv[0] in ("-V", "--version"):
+        from speech import __version__
+
+        print(f"speech {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"speech: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    from speech.extras import MissingExtraError, require_training_extra
+    from speech.extras import require_training_extra
 
+    hints: dict[str, str] = {}
     try:
         if name not in BASE_INSTALL_COMMANDS:
             require_training_extra("this command")
         module = importlib.import_module(COMMANDS[name][0])
+        hints = getattr(module, "FLAG_HINTS", {})
         if name == "train":
             return int(module.main(rest) or 0)
         parser = command_parser(f"speech {name}", COMMANDS[name][1])
@@ -136,12 +150,52 @@ def _dispatch(argv: list[str]) -> int:
         )
         quiet_known_warnings()
         return int(module.run(args) or 0)
-    except MissingExtraError as exc:
-        print(f"speech {name}: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"\nspeech {name}: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line and an exit code
+        shown = f"{name} {rest[0]}" if name == "data" and rest and not rest[0].startswith("-") else name
+        return failure(shown, exc, hints, verbose="-v" in rest or "--verbose" in rest)
+
+
+def failure(name: str, exc: Exception, hints: dict[str, str] | None = None, verbose: bool = False) -> int:
+    """Report ``exc``, which ended ``speech NAME``, in one line on stderr and return the exit code: a
+    :class:`~speech.errors.SpeechError`'s own (2 bad input, 1 a failure while running) with the command's hint
+    for its parameter; 0 for a broken pipe (the reader has gone); 1 for another ``OSError``; 1 and "internal
+    error" for anything else (a bug: its traceback is printed with ``verbose`` (``-v``) or ``SPEECH_DEBUG=1``).
+    The one place exceptions become exit codes (``speech train``'s entry point uses it too)."""
+    if isinstance(exc, SpeechError):
+        print(f"speech {name}: error: {with_flag_hint(exc, hints or {})}", file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, BrokenPipeError):  # e.g. `speech live --json ... | head -1`: the reader has what it wanted
+        _quiet_stdout()
+        return 0
+    if verbose or os.environ.get("SPEECH_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, OSError):  # not the input's fault (those are SpeechErrors): a failure while running
+        print(f"speech {name}: error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    print(
+        f"speech {name}: internal error: {type(exc).__name__}: {one_line(str(exc))} (a bug; run with "
+        f"{'SPEECH_DEBUG=1' if name == 'train' else '-v or SPEECH_DEBUG=1'} for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def one_line(message: str) -> str:
+    """The first non-empty line of ``message`` (library messages are one line; a wrapped error's may not be)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so that the interpreter's final flush says nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

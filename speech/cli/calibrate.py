@@ -18,18 +18,15 @@ running; 130 Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from speech.cli.live import add_stream_arguments, open_scorer, stream_config
-from speech.cli.stream_args import (
-    add_stream_source_arguments,
-    run_reporting_errors,
-    source_options,
-    stream_spec,
-)
+from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
+from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
+from speech.cli.stream_args import add_stream_source_arguments, source_options, stream_spec
+from speech.errors import SettingError
 
-OWN_FLAGS = {"out_dir": "--report"}
+FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--report", "out": "--out", "targets": "--target-fa / --target-noise",
+                                       "min_threshold": "--min-threshold", "single": "--single"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--out", type=Path, help="write the model with the thresholds to this new file (same kind)")
     c.add_argument("--in-place", action="store_true", help="store the thresholds in MODEL itself")
     c.add_argument("--report", type=Path, help="folder for det_curve.png, sweep.csv, calibration.json "
-                   "(default: a new calibrate-<time> folder)")
+                   "(default: a new speech-runs/calibrate-<time> folder)")
     c.add_argument("--json", type=Path, dest="json_file", help="also write the summary to this JSON file")
     add_stream_arguments(parser)
     options = parser._option_string_actions  # adjust two shared options' help for this command
@@ -59,18 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.in_place:
-        print("speech calibrate: give --out FILE or --in-place, not both", file=sys.stderr)
-        return 2
+        raise SettingError("give --out FILE or --in-place, not both")
     if args.threshold is not None:
-        print("speech calibrate: --threshold does not apply (calibration chooses the thresholds)", file=sys.stderr)
-        return 2
-    return run_reporting_errors("calibrate", _run, args, OWN_FLAGS)
+        raise SettingError("--threshold does not apply (calibration chooses the thresholds)")
+    return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
     from speech.streaming.calibrate import run_calibration
 
     scorer = open_scorer(args.model, args.backend, args.threads)
+    check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
     result = run_calibration(
         scorer, args.data, config=stream_config(args), model=args.model, spec=stream_spec(args),
         target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
@@ -78,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
         **source_options(args, scorer, default_partition="validation", default_half="a"),
     )  # fmt: skip
-    print("\n".join(report_lines(result.summary, result.data, result.report)))
+    print("\n".join(report_lines(result.summary, {**result.data, "root": str(args.data)}, result.report)))
     return 0
 
 
@@ -95,8 +91,13 @@ def report_lines(s: dict, data: dict, report: Path) -> list[str]:
     ]
     for row in s["per_keyword"]:
         t = "never" if row["threshold"] >= 1.0 else f"{row['threshold']:.2f}"
+        note = "" if row.get("meets_target", True) else "  OVER TARGET: the best threshold it can have"
         lines.append(f"  {row['keyword']:<9} {t:>9}  {row['correct']:7d}  {row['wrong']:5d}  {row['false_accepts']:13d}"
-                     f"  {row['false_alarms']:12d}")
+                     f"  {row['false_alarms']:12d}{note}")
+    if s.get("over_target"):
+        from speech.streaming.thresholds import over_target_warning
+
+        lines.append(f"  {over_target_warning(s['over_target'])}")
 
     def line(name: str, f: dict) -> str:
         fa = "n/a" if f["false_accepts_per_hour"] is None else f"{f['false_accepts_per_hour']:.1f}"

@@ -15,8 +15,10 @@ import sys
 from speech.cli import command_parser
 from speech.cli.progress import ProgressBars
 from speech.cli.split_args import add_split_arguments, resolve_split
-from speech.data.download import DEFAULT_URL_BASE, KNOWN_SHA256, VERSIONS, DownloadError, archive_names
-from speech.data.errors import DatasetError
+from speech.data.download import DEFAULT_URL_BASE, KNOWN_SHA256, VERSIONS, archive_names
+from speech.errors import SettingError
+
+FLAG_HINTS = {"root": "--root"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,9 +76,9 @@ def _checksums(values: list[str], version: str, test_set: bool) -> dict[str, str
         name, _, digest = value.rpartition("=")
         name = name or names[0]
         if name not in names:
-            raise ValueError(f"--sha256 {value!r}: archive must be one of {names}")
+            raise SettingError(f"--sha256 {value!r}: archive must be one of {names}")
         if len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
-            raise ValueError(f"--sha256 {value!r}: expected 64 hexadecimal digits")
+            raise SettingError(f"--sha256 {value!r}: expected 64 hexadecimal digits")
         result[name] = digest.lower()
     return result
 
@@ -151,16 +153,9 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
-        print_summary(summary)
+        print_summary({**summary, "root": args.root})  # the folder as the user typed it
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return run_download(args) if args.action == "download" else run_summary(args)
-    except (DatasetError, ValueError) as exc:  # bad input: a folder or option that does not fit
-        print(f"speech data {args.action}: error: {exc}", file=sys.stderr)
-        return 2
-    except DownloadError as exc:
-        print(f"speech data {args.action}: error: {exc}", file=sys.stderr)
-        return 1
+    return run_download(args) if args.action == "download" else run_summary(args)

@@ -11,14 +11,14 @@ cache or the report cannot be written), 130 for Ctrl-C (no traceback).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from speech.cli import with_flag_hint
 from speech.cli.progress import ProgressBars
 from speech.cli.split_args import add_split_arguments, resolve_split
+from speech.cli.threads import add_threads_argument, apply_threads
+from speech.errors import InputFileError, SettingError
 
 # the flag a user changes when the library blames one of its parameters (``exc.param``)
 FLAG_HINTS = {
@@ -26,6 +26,10 @@ FLAG_HINTS = {
     "overwrite": "pass --overwrite to replace it",
     "out_dir": "--out",
     "json_path": "--json takes a file name, apart from the --out report",
+    "allow_trained_speakers": "--allow-trained-speakers",
+    "snr": "--snr",
+    "batch_size": "--batch-size",
+    "data": "--data",
 }
 
 
@@ -54,12 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--noise-seed", type=int, default=0, help="seed of the noise offsets (default 0)")
     parser.add_argument("--batch-size", type=int, default=256, help="clips per scoring call (default 256)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="CPU threads (torch and ONNX Runtime; default: torch's default, ORT 1)",
-    )
+    add_threads_argument(parser)
     parser.add_argument(
         "--latency-clips", type=int, default=20, help="batch-1 calls timed per model (default 20; 0: skip)"
     )
@@ -74,19 +73,14 @@ def parse_snrs(text: str) -> list[float]:
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"--snr {text!r}: expected comma-separated numbers in dB, e.g. 20,10,5,0") from None
+        raise SettingError(f"--snr {text!r}: expected comma-separated numbers in dB, e.g. 20,10,5,0") from None
     if not values:
-        raise ValueError(f"--snr {text!r}: no SNR given")
+        raise SettingError(f"--snr {text!r}: no SNR given")
     if len(set(values)) != len(values):
-        raise ValueError(f"--snr {text!r}: repeated values")
+        raise SettingError(f"--snr {text!r}: repeated values")
     if not all(np.isfinite(values)):
-        raise ValueError(f"--snr {text!r}: SNRs must be finite")
+        raise SettingError(f"--snr {text!r}: SNRs must be finite")
     return values
-
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"speech evaluate: error: {message}", file=sys.stderr)
-    return code
 
 
 def _summary_lines(evals) -> list[str]:
@@ -108,36 +102,34 @@ def _summary_lines(evals) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+def check_data_folder(data: str) -> None:
+    """``--data`` must be a folder: say what it is otherwise."""
+    path = Path(data)
+    if not path.exists():
+        raise InputFileError(f"--data {data}: no such folder; expected a data folder with one subfolder per label")
+    if not path.is_dir():
+        raise InputFileError(f"--data {data}: is a file, not a folder; expected a data folder with one subfolder per label")
 
-    from speech.data import CacheError, DatasetError
-    from speech.data.record import DataRecord, SpeakerLeakError
-    from speech.evaluation import EvaluationError, evaluate_model, model_names
-    from speech.model_file import CheckpointError, OnnxModelError
+
+def run(args: argparse.Namespace) -> int:
+    from speech.data import DatasetError
+    from speech.data.record import DataRecord
+    from speech.evaluation import evaluate_model, model_names
     from speech.report import check_outputs, report_json, write_json, write_report
     from speech.scorers import load_scorer
 
-    try:
-        snrs = parse_snrs(args.snr) if args.snr else None
-        if args.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-        check_outputs(args.out, args.json, args.overwrite)  # before anything slow: found now, not at the end
-    except (ValueError, OSError) as exc:
-        return _fail(with_flag_hint(exc, FLAG_HINTS))
-    if not Path(args.data).is_dir():
-        return _fail(f"--data {args.data}: no such folder")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    snrs = parse_snrs(args.snr) if args.snr else None
+    if args.batch_size < 1:
+        raise SettingError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_outputs(args.out, args.json, args.overwrite)  # before anything slow: found now, not at the end
+    check_data_folder(args.data)
+    threads = apply_threads(args.threads)
 
     evals = []
     loaded: dict = {}  # decoded sets, shared by models with the same classes and split
-    with ProgressBars(enabled=sys.stderr.isatty()) as bars:  # decoding a set: one bar, gone when done
+    with ProgressBars() as bars:  # decoding a set: one bar, gone when done (plain lines in a log)
         for name, path in zip(model_names(args.models), args.models, strict=True):
-            try:
-                scorer = load_scorer(path, intra_op_threads=args.threads or 1)
-            except (CheckpointError, OnnxModelError) as exc:
-                return _fail(str(exc))
+            scorer = load_scorer(path, intra_op_threads=threads)
             record = DataRecord.from_dict(scorer.metadata.get("data"))
             try:
                 evals.append(
@@ -158,14 +150,10 @@ def run(args: argparse.Namespace) -> int:
                         progress=bars,
                     )
                 )
-            except SpeakerLeakError as exc:
-                return _fail(f"{path}: {exc} (--allow-trained-speakers)")
-            except DatasetError as exc:
-                return _fail(f"{path}: the model's labels {list(scorer.labels)} do not fit the data: {exc}")
-            except (EvaluationError, ValueError) as exc:
-                return _fail(f"{path}: {with_flag_hint(exc, FLAG_HINTS)}")
-            except (CacheError, OSError) as exc:
-                return _fail(f"{path}: {exc}", code=1)
+            except DatasetError as exc:  # the same message, naming the model whose labels do not fit
+                raise DatasetError(
+                    f"{path}: the model's labels {list(scorer.labels)} do not fit the data: {exc}", param=exc.param
+                ) from None
 
     print("\n".join(_summary_lines(evals)))
     for ev in evals:
@@ -173,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         settings = d.get("split_settings", {})
         leak = d.get("clips_of_training_speakers", 0)
         print(
-            f"{ev.name}: scored the {d['split']} split of {d['root']} ({d['clips']} clips, {d.get('speakers', 0)} "
+            f"{ev.name}: scored the {d['split']} split of {args.data} ({d['clips']} clips, {d.get('speakers', 0)} "
             f"speakers; split rule {settings.get('split', d['split_rule'])}, from the {settings.get('source', 'defaults')})"
             + (f"; {d['skipped_files']} bad file(s) in the folder skipped" if d.get("skipped_files") else "")
             + (f"; WARNING: {leak} clips of training speakers" if leak else "")
@@ -182,14 +170,10 @@ def run(args: argparse.Namespace) -> int:
         if ev.result.noisy:
             accs = ", ".join(f"{r.snr_db:g} dB: {100 * r.accuracy:.2f}%" for r in ev.result.noisy)
             print(f"{ev.name} with noise: {accs}")
-    try:
-        if args.out:
-            written = write_report(evals, args.out, overwrite=args.overwrite)
-            print(f"report: {written['markdown']}")
-        if args.json:
-            print(f"json: {write_json(args.json, report_json(evals), overwrite=args.overwrite)}")
-    except FileExistsError as exc:
-        return _fail(with_flag_hint(exc, FLAG_HINTS))
-    except OSError as exc:
-        return _fail(f"cannot write the report: {exc}", code=1)
+    if args.out:
+        write_report(evals, args.out, overwrite=args.overwrite)
+        print(f"report: {Path(args.out) / 'report.md'}")
+    if args.json:
+        write_json(args.json, report_json(evals), overwrite=args.overwrite)
+        print(f"json: {args.json}")
     return 0

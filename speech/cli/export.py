@@ -7,9 +7,10 @@ that averages their probabilities (:mod:`speech.ensemble`).
 from __future__ import annotations
 
 import argparse
-import sys
 
-from speech.export import DEFAULT_OPSET
+from speech.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+
+FLAG_HINTS = {"opset": "--opset", "onnx": "--onnx", "overwrite": "choose another name or pass --overwrite"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,35 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training checkpoint (.ckpt); two or more: one ensemble averaging their probabilities")
     parser.add_argument("--onnx", required=True, metavar="FILE.onnx", help="output file")
     parser.add_argument(
-        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
+        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from speech.export import export_onnx
-    from speech.model_file import CheckpointError, OnnxModelError
-    from speech.report import check_can_create
     from speech.scorers import OnnxScorer
 
-    try:
-        target = Path(args.onnx)
-        if target.is_dir():
-            raise FileExistsError(f"{target}: is a folder; --onnx takes a file name (e.g. {target / 'model.onnx'})")
-        if not target.exists() or args.overwrite:
-            check_can_create(target, "ONNX file")
-        path = export_onnx(args.checkpoint, args.onnx, opset=args.opset, overwrite=args.overwrite)
-    except FileExistsError as exc:
-        print(f"speech export: error: {exc} (choose another name or pass --overwrite)", file=sys.stderr)
-        return 2
-    except (CheckpointError, OnnxModelError, PermissionError, ValueError) as exc:
-        print(f"speech export: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"speech export: error: cannot write {args.onnx}: {exc}", file=sys.stderr)
-        return 1
+    path = export_onnx(args.checkpoint, args.onnx, opset=args.opset, overwrite=args.overwrite)
     scorer = OnnxScorer(path)
     members = len(args.checkpoint)
     print(

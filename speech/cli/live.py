@@ -1,6 +1,7 @@
 """``speech live``: keyword spotting on a microphone, a WAV file or raw PCM on stdin.
 
-Exit codes: 0 done, 1 error (no device, PortAudio missing, device lost, unreadable model), 130 Ctrl-C.
+Exit codes: 0 done; 2 bad input (an unreadable model, a missing, broken or truncated --wav file, an option out of
+range); 1 a failure while running (no input device, PortAudio missing, a device lost mid-stream); 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,8 +11,13 @@ import signal
 import sys
 from pathlib import Path
 
+from speech.cli.threads import add_threads_argument, apply_threads, resolve_threads
+from speech.errors import SettingError
 from speech.streaming.detection import DetectorConfig
 from speech.streaming.engine import StreamingConfig
+
+# the flag a user changes when the library blames one of its parameters (``exc.param``)
+FLAG_HINTS = {"threads": "--threads", "rate": "--rate / --channels", "wav": "--wav"}
 
 
 def gate_value(text: str | float | None) -> float | None:
@@ -21,13 +27,19 @@ def gate_value(text: str | float | None) -> float | None:
     if text.lower() in ("off", "none"):
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a level in dBFS (e.g. -45) or 'off', got {text!r}") from None
+        value = float("nan")
+    if not value <= 0.0:  # also NaN
+        raise argparse.ArgumentTypeError(
+            f"expected a level in dBFS, at most 0 (e.g. -45), or 'off', got {text!r}"
+        ) from None
+    return value
 
 
-def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
-    """Engine and detector options shared by ``live`` and ``stream-test``."""
+def add_stream_arguments(parser: argparse.ArgumentParser, threads: int | str = "auto") -> None:
+    """Engine and detector options shared by ``live``, ``stream-test`` and ``calibrate`` (``threads``: the
+    default of ``--threads``)."""
     g = parser.add_argument_group("recognition")
     g.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                    help="model runtime; auto picks by file suffix (.onnx -> ONNX Runtime)")
@@ -43,7 +55,7 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
                    help="windows whose loudest 32 ms frame is below this RMS level (dBFS) count as silence; 'off' disables (-45)")
     g.add_argument("--flush-ms", type=float, default=1000.0,
                    help="silence fed after the end of a file or stdin, so that its last word is decided (1000)")
-    g.add_argument("--threads", type=int, default=1, help="CPU threads for the model (1)")
+    add_threads_argument(g, "the model", default=threads)
 
 
 def probability(text: str) -> float:
@@ -60,48 +72,52 @@ def probability(text: str) -> float:
 def stream_config(args: argparse.Namespace) -> StreamingConfig:
     """Engine and detector settings from the options. The detector's threshold is ``--threshold`` when given,
     else the default; :func:`speech.streaming.thresholds.detector_from_metadata` then puts in a model's
-    calibrated thresholds."""
+    calibrated thresholds. Settings the engine refuses are bad input (:class:`~speech.errors.SettingError`)."""
     base = DetectorConfig()
     threshold = base.threshold if args.threshold is None else args.threshold
     release = None if base.release is None else min(base.release, threshold)
-    return StreamingConfig(
-        hop_ms=args.hop_ms,
-        gate_db=args.gate_db,
-        flush_ms=args.flush_ms,
-        detector=DetectorConfig(
-            average_window_ms=args.average_ms,
-            threshold=threshold,
-            suppression_ms=args.suppression_ms,
-            minimum_count=args.min_count,
-            release=release,
-        ),
-    )
+    try:
+        return StreamingConfig(
+            hop_ms=args.hop_ms,
+            gate_db=args.gate_db,
+            flush_ms=args.flush_ms,
+            detector=DetectorConfig(
+                average_window_ms=args.average_ms,
+                threshold=threshold,
+                suppression_ms=args.suppression_ms,
+                minimum_count=args.min_count,
+                release=release,
+            ),
+        )
+    except ValueError as exc:  # the engine's own checks of these option values
+        raise SettingError(str(exc)) from None
 
 
-def open_scorer(path: str, backend: str, threads: int = 1):
-    """Load a checkpoint / ONNX model; errors become :class:`ModelError` with a one-line message. An ``.onnx``
-    model needs only the base install; a checkpoint needs the training extra (torch)."""
-    from speech.extras import MissingExtraError
+def check_engine(scorer, config: StreamingConfig, input_rate: int = 16_000):
+    """The streaming engine for ``scorer`` with the options' ``config``; settings it refuses for this model (a hop
+    that is no multiple of its frame hop, ...) are bad input. Returns the engine."""
+    from speech.streaming.engine import StreamingRecogniser
+
+    try:
+        return StreamingRecogniser(scorer, config, input_rate=input_rate)
+    except ValueError as exc:  # the engine's checks of the option values against the model
+        raise SettingError(str(exc)) from None
+
+
+def open_scorer(path: str, backend: str, threads: int | str | None = 1):
+    """Load a checkpoint / ONNX model with ``threads`` CPU threads (``--threads``); an unusable file is a
+    :class:`~speech.model_file.ModelFileError` naming it. An ``.onnx`` model needs only the base install (torch is
+    not imported for it); a checkpoint needs the training extra."""
+    from speech.model_file import ModelFileError
     from speech.scorers import load_scorer
 
+    threads = resolve_threads(threads)
     if not Path(path).is_file():
-        raise ModelError(f"{path}: no such model file (expected a .ckpt checkpoint or an .onnx export)")
-    try:
-        scorer = load_scorer(path, backend=backend, intra_op_threads=max(1, threads))
-    except MissingExtraError as exc:
-        raise ModelError(str(exc)) from None
-    except (ValueError, OSError, RuntimeError, KeyError) as exc:  # CheckpointError, OnnxModelError: ValueError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load the model ({first})") from None
+        raise ModelFileError(f"{path}: no such model file (expected a .ckpt checkpoint or an .onnx export)")
+    scorer = load_scorer(path, backend=backend, intra_op_threads=threads)
     if scorer.backend == "torch":
-        import torch
-
-        torch.set_num_threads(max(1, threads))
+        apply_threads(threads)
     return scorer
-
-
-class ModelError(RuntimeError):
-    pass
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,26 +133,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true",
                      help="print one JSON object per detection ({label, score, time}) instead of the live panel")
-    out.add_argument("--seconds", type=float, help="stop after this many seconds of audio")
-    add_stream_arguments(parser)
+    out.add_argument("--seconds", type=positive_seconds, help="stop after this many seconds of audio (> 0)")
+    add_stream_arguments(parser, threads=1)  # one 1 s window per hop: a second thread only adds latency jitter
+
+
+def positive_seconds(text: str | float) -> float:
+    """``--seconds`` parser: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
 
 
 def make_source(args: argparse.Namespace):
-    from speech.streaming.sources import MicrophoneSource, StdinSource, WavSource
+    from speech.streaming.sources import MicrophoneSource, SourceError, StdinSource, WavSource
 
     if args.wav is not None and args.stdin:
-        raise UsageError("choose one input: --wav FILE or --stdin")
+        raise SettingError("choose one input: --wav FILE or --stdin")
     if args.wav is not None:
         return WavSource(args.wav, realtime=args.realtime)
     if args.stdin:
         if not args.rate:
-            raise UsageError("--stdin needs --rate R (the sample rate of the PCM on stdin)")
+            raise SettingError("--stdin needs --rate R (the sample rate of the PCM on stdin)")
         return StdinSource(args.rate, args.channels)
-    return MicrophoneSource(args.device)
-
-
-class UsageError(ValueError):
-    pass
+    try:
+        return MicrophoneSource(args.device)
+    except SourceError as exc:
+        raise SourceError(f"{exc} (--wav FILE, or --stdin --rate HZ)") from None
 
 
 def print_devices() -> int:
@@ -153,55 +179,32 @@ def print_devices() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from speech.streaming.sources import SourceError
-
     # Ctrl-C must stop the demo even when it was started from a context that ignores SIGINT (a background job
     # of a non-interactive shell inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("speech live: stopped (Ctrl-C)", file=sys.stderr)
-        return 130
-    except UsageError as exc:
-        print(f"speech live: {exc}", file=sys.stderr)
-        return 2
-    except ModelError as exc:  # an unreadable model file is bad input
-        print(f"speech live: error: {exc}", file=sys.stderr)
-        return 2
-    except SourceError as exc:
-        hint = " (--wav FILE, or --stdin --rate HZ)" if args.wav is None and not args.stdin else ""
-        print(f"speech live: error: {exc}{hint}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:  # e.g. `speech live --json ... | head -1`
-        sys.stderr.close()
-        return 0
+    return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
     from speech.cli.display import JsonLines, LiveDisplay
-    from speech.streaming.engine import StreamingRecogniser
     from speech.streaming.sources import MicrophoneSource, SourceError
     from speech.streaming.thresholds import detector_from_metadata, settings_mismatch
 
     if args.list_devices:
         return print_devices()
     if not args.model:
-        raise UsageError("give a model file (.ckpt or .onnx), or --list-devices")
+        raise SettingError("give a model file (.ckpt or .onnx), or --list-devices")
     if args.realtime and args.wav is None:
-        raise UsageError("--realtime only applies to --wav")
+        raise SettingError("--realtime only applies to --wav")
     source = make_source(args)
     scorer = open_scorer(args.model, args.backend, args.threads)
     from speech.data.labels import rejection_warning
 
     if warning := rejection_warning(scorer.labels):
         print(f"speech live: warning: {warning}", file=sys.stderr)
-    try:
-        config = stream_config(args)
-        config.detector, threshold_source = detector_from_metadata(scorer.metadata, config.detector, args.threshold)
-        engine = StreamingRecogniser(scorer, config, input_rate=source.rate)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    config = stream_config(args)
+    config.detector, threshold_source = detector_from_metadata(scorer.metadata, config.detector, args.threshold)
+    engine = check_engine(scorer, config, source.rate)
     mismatch = settings_mismatch(scorer.metadata, config) if args.threshold is None else []
     limit = args.seconds
     view = JsonLines() if args.json else LiveDisplay(scorer.labels, source.name)
@@ -228,5 +231,5 @@ def _run(args: argparse.Namespace) -> int:
             error = exc
     if error is not None:
         print(f"speech live: error: {error} (after {engine.time:.1f} s of audio)", file=sys.stderr)
-        return 1
+        return error.exit_code  # 1 for a device lost, 2 for a file whose audio data is damaged
     return 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import os
+from pathlib import Path
 
+from speech.cli.threads import add_threads_argument, apply_threads
 from speech.quickstart import SHARED_REAL, next_steps, quickstart
 
 
@@ -16,16 +18,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="one seed for every step: synthesis (synth --seed), training (--seed_everything) and "
                         "the streaming test (--stream-seed); default 0")
-    parser.add_argument("--real-data", default=str(SHARED_REAL),
+    parser.add_argument("--real-data", default=shown_path(SHARED_REAL),
                         help="also evaluate on this folder of real clips when it exists (default: the shared test portion)")
+    add_threads_argument(parser, "PyTorch (training, evaluation)")
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working folder when that is how a user would type it (e.g.
+    ``../shared/data/sc-v2-test-fit`` in a checkout), else absolute."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return relative if relative.count("..") <= 2 else str(path)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data,
-)
-    except (RuntimeError, ValueError, OSError) as exc:  # a step that failed (espeak-ng missing, training, ...)
-        print(f"speech quickstart: error: {exc}", file=sys.stderr)
-        return 1
+    threads = apply_threads(args.threads)
+    result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data,
+                        threads=threads)
     print(next_steps(result))
     return 0

@@ -21,7 +21,11 @@ from speech.data.splits import DEFAULT_SEED, PARTITIONS
 
 
 def add_split_arguments(parser: argparse.ArgumentParser, *, partition: bool = True) -> None:
-    """Add the split options (all default to None: "from the model's record, else the library default")."""
+    """Add the split options (all default to None: "from the model's record, else the library default").
+    ``partition`` False: a command without a model (``data summary``), whose help speaks of no model."""
+    model = "the model's training rule on its own folder, else " if partition else ""
+    setting = "the model's training setting, else " if partition else ""
+    seed_from = "the model's, else " if partition else ""
     if partition:
         parser.add_argument(
             "--split",
@@ -35,7 +39,7 @@ def add_split_arguments(parser: argparse.ArgumentParser, *, partition: bool = Tr
         choices=SPLIT_METHODS,
         default=None,
         help="how clips are split: official lists when present else the hash rule (auto), lists, hash, or a "
-        "seeded speaker-disjoint split (speaker); default: the model's training rule on its own folder, else auto",
+        f"seeded speaker-disjoint split (speaker); default: {model}auto",
     )
     for name, what in (
         ("validation", "validation share"),
@@ -47,13 +51,13 @@ def add_split_arguments(parser: argparse.ArgumentParser, *, partition: bool = Tr
             f"--{name}-percent",
             type=float,
             default=None,
-            help=f"{what} in percent (default: the model's training setting, else 10)",
+            help=f"{what} in percent (default: {setting}10)",
         )
     parser.add_argument(
         "--split-seed",
         type=int,
         default=None,
-        help=f"seed of the speaker rule and of _unknown_/_silence_ sampling (default: the model's, else {DEFAULT_SEED})",
+        help=f"seed of the speaker rule and of _unknown_/_silence_ sampling (default: {seed_from}{DEFAULT_SEED})",
     )
 
 

@@ -4,18 +4,20 @@ non-keyword speech, how the streams are generated; and the flags a library error
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from speech.cli import with_flag_hint
 from speech.cli.split_args import add_split_arguments, resolve_split
 
 # library parameter (``exc.param``) -> the flags that set it, shown after the library's message
 FLAG_HINTS = {
-    "split": "--split / --split-rule",
+    "split": "--split / --split-rule / --validation-percent / --testing-percent",
     "minutes": "--minutes / --unknown-minutes / --noise-minutes",
     "json_path": "--json",
     "overwrite": "--json",  # an existing JSON file: these commands never replace one
+    "allow_trained_speakers": "--allow-trained-speakers",
+    "threads": "--threads",
+    "data": "--data",
+    "negatives": "--negatives",
 }
 
 
@@ -75,32 +77,3 @@ def source_options(args: argparse.Namespace, scorer, default_partition: str | No
         "negatives_half": args.negatives_half or default_half,
         "unknown_percent": STREAM_UNKNOWN_PERCENT if args.unknown_percent is None else args.unknown_percent,
     }
-
-
-def run_reporting_errors(command: str, body, args: argparse.Namespace, own: dict[str, str]) -> int:
-    """``body(args)``, with its errors as one line and an exit code: 130 Ctrl-C, 2 bad input (a refused training
-    speaker, an unreadable model or data folder, an existing output, a bad setting; the flag to change named after
-    the message), 1 a failure while running."""
-    from speech.cli.live import ModelError
-    from speech.data import DatasetError
-    from speech.data.record import SpeakerLeakError
-
-    try:
-        return body(args)
-    except KeyboardInterrupt:
-        print(f"speech {command}: stopped (Ctrl-C)", file=sys.stderr)
-        return 130
-    except SpeakerLeakError as exc:
-        print(f"speech {command}: refused: {exc} (--allow-trained-speakers)", file=sys.stderr)
-        return 2
-    except (ModelError, DatasetError, FileExistsError, ValueError) as exc:  # CheckpointError is a ValueError
-        print(f"speech {command}: error: {hinted(exc, own)}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"speech {command}: error: {exc}", file=sys.stderr)
-        return 1
-
-
-def hinted(exc: Exception, own: dict[str, str] | None = None) -> str:
-    """:func:`speech.cli.with_flag_hint` with the stream commands' flags (``own`` adds a command's own)."""
-    return with_flag_hint(exc, {**FLAG_HINTS, **(own or {})})

@@ -21,15 +21,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from speech.cli.live import add_stream_arguments, open_scorer, stream_config
-from speech.cli.stream_args import (
-    add_stream_source_arguments,
-    run_reporting_errors,
-    source_options,
-    stream_spec,
-)
+from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
+from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
+from speech.cli.stream_args import add_stream_source_arguments, source_options, stream_spec
 
-OWN_FLAGS = {"out_dir": "--out"}
+FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--out"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,27 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep", action="store_true",
                         help="also compute recall vs false accepts/hour for thresholds 0.30..0.99 from the stored "
                         "scores: sweep.csv and det_curve.png in --out")
-    parser.add_argument("--out", type=Path, help="folder for the streams' files (default: a new stream-test-<time> folder)")
+    parser.add_argument("--out", type=Path, help="folder for the streams' files (default: a new speech-runs/stream-test-<time> folder)")
     parser.add_argument("--json", type=Path, dest="json_file", help="write the figures to this JSON file")
     add_stream_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_reporting_errors("stream-test", _run, args, OWN_FLAGS)
-
-
-def _run(args: argparse.Namespace) -> int:
     from speech.streaming.stream_test import run_stream_test
 
     spec = stream_spec(args)
     spec.lengths()  # bad lengths are refused before the model is loaded
     scorer = open_scorer(args.model, args.backend, args.threads)
+    check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
     result = run_stream_test(
         scorer, args.data, config=stream_config(args), model=args.model, spec=spec, threshold=args.threshold,
         tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out, json_path=args.json_file,
         **source_options(args, scorer),
     )
-    print("\n".join(report_lines(result.figures)))
+    shown = {**result.figures, "split": {**result.figures["split"], "root": str(args.data)}}  # as the user typed it
+    print("\n".join(report_lines(shown)))
     if args.json_file is not None:
         print(f"wrote {args.json_file}", file=sys.stderr)
     return 0

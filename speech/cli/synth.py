@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from speech.cli.progress import ProgressBars
-from speech.synth import EspeakError, SynthSummary, synthesize_dataset
+from speech.synth import SynthSummary, synthesize_dataset
+
+# the options a user changes when the library blames one of its parameters (``exc.param``)
+FLAG_HINTS = {"out": "--out", "per_word": "--per-word / --silence / --unknown",
+              "overwrite": "options: --out, --seed, --overwrite"}
 
 
 def _word_list(text: str | list[str]) -> list[str]:
@@ -89,27 +92,20 @@ def summary_line(summary: SynthSummary) -> str:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    try:
-        with ProgressBars(enabled=not args.no_progress) as bars:
-            summary = synthesize_dataset(
-                args.out,
-                args.words,
-                negatives=args.negatives,
-                per_word=args.per_word,
-                silence=args.silence,
-                unknown=args.unknown,
-                seed=args.seed,
-                jobs=args.jobs,
-                overwrite=args.overwrite,
-                progress=bars,
-                language=args.language,
-            )
-    except FileExistsError as exc:  # the library names no options: say which ones choose
-        print(f"speech synth: error: {exc} (options: --out, --seed, --overwrite)", file=sys.stderr)
-        return 2
-    except (EspeakError, ValueError) as exc:
-        print(f"speech synth: error: {exc}", file=sys.stderr)
-        return 2
+    with ProgressBars(enabled=not args.no_progress) as bars:
+        summary = synthesize_dataset(
+            args.out,
+            args.words,
+            negatives=args.negatives,
+            per_word=args.per_word,
+            silence=args.silence,
+            unknown=args.unknown,
+            seed=args.seed,
+            jobs=args.jobs,
+            overwrite=args.overwrite,
+            progress=bars,
+            language=args.language,
+        )
     console = Console()
     console.print(summary_table(summary))
     console.print(summary_line(summary))

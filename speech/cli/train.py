@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -30,10 +31,13 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from speech.cli.progress import ProgressBars
+from speech.cli import failure
+from speech.cli.progress import ProgressBars, on_terminal
+from speech.cli.threads import AUTO, apply_threads, threads_value
 from speech.data.datamodule import SpeechCommandsDataModule
-from speech.data.errors import CacheError, DatasetError
+from speech.data.errors import DatasetError
 from speech.data.labels import rejection_warning
+from speech.errors import SpeechError
 from speech.model_file import CheckpointError, read_checkpoint
 from speech.module import KeywordModule
 from speech.timing import Stopwatch
@@ -44,8 +48,12 @@ VERSION_ENV = "SPEECH_RUN_VERSION"
 INTERRUPTED = 130
 
 
-class TrainSetupError(ValueError):
+class TrainSetupError(SpeechError, ValueError):
     """Bad input found before training starts; the message names the option and what was expected."""
+
+
+# the option to change when the library blames one of its parameters (``exc.param``)
+FLAG_HINTS = {"labels": "--data.labels / --data.root", "threads": "--threads", "split": "--data.split_rule"}
 
 
 def next_version(run_root: Path) -> int:
@@ -88,6 +96,32 @@ def check_data_root(root: str | Path) -> None:
         )
     if not path.is_dir():
         raise DatasetError(f"--data.root {root}: is a file; expected a data folder with one subfolder per label")
+
+
+def check_resumable(ckpt_path: str | Path) -> dict:
+    """``--ckpt_path`` must be a training checkpoint (an ONNX export cannot be trained on); returns it."""
+    if Path(ckpt_path).suffix.lower() == ".onnx":
+        raise TrainSetupError(
+            f"--ckpt_path {ckpt_path}: an ONNX export holds no training state; give a training checkpoint (.ckpt, "
+            "e.g. runs/<run_name>/version_<N>/checkpoints/last.ckpt) or 'last'"
+        )
+    try:
+        return read_checkpoint(ckpt_path)
+    except CheckpointError as exc:  # its message may offer an .onnx export, which training cannot take
+        raise TrainSetupError(str(exc).replace(", or an .onnx export", "")) from None
+
+
+def check_same_labels(ckpt_path: str | Path, labels: list[str]) -> None:
+    """Resuming needs the checkpoint's classes: the data's labels (``--data.labels``) must be the same list."""
+    from speech.model_file import META_KEY
+
+    stored = (read_checkpoint(ckpt_path).get(META_KEY) or {}).get("labels")
+    if stored is not None and list(stored) != list(labels):
+        raise TrainSetupError(
+            f"--ckpt_path {ckpt_path}: the checkpoint has {len(stored)} classes {list(stored)}, the data gives "
+            f"{len(labels)} {list(labels)}; resume with the same --data.labels and --data.root, or train anew "
+            "without --ckpt_path"
+        )
 
 
 CONFIG_OPTIONS = ("--config", "-c")
@@ -165,6 +199,31 @@ class RunWatcher(Callback):
         self.interrupted = isinstance(exception, KeyboardInterrupt)
 
 
+class EpochLines(Callback):
+    """One plain log line per epoch (and when the fit starts), for output that is not a terminal: a log file or a
+    pipe gets no progress bar, and without this it got nothing for the whole fit."""
+
+    def __init__(self) -> None:
+        self.watch = Stopwatch()
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.watch.start()
+        if trainer.is_global_zero:
+            log.info("training: %s epoch(s) of %s batches", trainer.max_epochs, trainer.num_training_batches)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        for key, name, scale, unit in (("train/loss_epoch", "train loss", 1.0, ""), ("val/acc", "val acc", 100.0, " %"),
+                                       ("val/loss", "val loss", 1.0, "")):
+            if key in metrics:
+                parts.append(f"{name} {scale * float(metrics[key]):.{2 if unit else 4}f}{unit}")
+        parts.append(f"{self.watch.elapsed:.0f} s")
+        log.info("%s", ", ".join(parts))
+
+
 class SpeechCLI(LightningCLI):
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
@@ -183,15 +242,21 @@ class SpeechCLI(LightningCLI):
         checkpoint first (a text file made its unpickler fail with ``IndexError: pop from empty list``)."""
         ckpt_path = self.config.get(self.config.get("subcommand") or "fit", {}).get("ckpt_path")
         if ckpt_path and ckpt_path != "last":
-            read_checkpoint(ckpt_path)
+            check_resumable(ckpt_path)
         super()._parse_ckpt_path()
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--run_name", type=str, default="speech", help="run folder name below default_root_dir")
+        parser.add_argument(
+            "--threads", type=threads_value, default=AUTO,
+            help="CPU threads for PyTorch (default auto: the idle CPUs, at least 1; README, 'Threads')",
+        )  # fmt: skip
         parser.link_arguments("data.labels", "model.labels", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        threads = apply_threads(config.get("threads"))
+        log.info("%d CPU thread(s) for PyTorch (--threads %s)", threads, config.get("threads") or AUTO)
         trainer = config.trainer
         if str(trainer.precision).startswith("bf16") and not torch.cuda.is_available():
             log.warning("no CUDA device: training in 32-bit instead of %s", trainer.precision)
@@ -204,7 +269,7 @@ class SpeechCLI(LightningCLI):
             config.ckpt_path = str(newest_last_checkpoint(root))
             log.info("resuming from %s", config.ckpt_path)
         elif config.get("ckpt_path") and not Path(config.ckpt_path).is_file():
-            read_checkpoint(config.ckpt_path)  # a missing file: one clear line, before anything
+            check_resumable(config.ckpt_path)  # a missing file: one clear line, before anything
         # A new version folder per run: loggers and checkpoints never overwrite an earlier run. DDP worker
         # processes (started later by Lightning with LOCAL_RANK set) inherit the number the launcher chose.
         if os.environ.get("LOCAL_RANK", "0") != "0" and VERSION_ENV in os.environ:
@@ -215,6 +280,9 @@ class SpeechCLI(LightningCLI):
         self.run_root, self.run_version = root, version
 
     def before_fit(self) -> None:
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path:  # before any run folder is made: a checkpoint of other classes cannot be resumed here
+            check_same_labels(ckpt_path, self.datamodule.labels)
         if self.trainer.progress_bar_callback is not None:  # the cache build draws bars like the training's
             self.datamodule.progress = ProgressBars()
         warning = rejection_warning(self.datamodule.labels)
@@ -227,7 +295,10 @@ class SpeechCLI(LightningCLI):
         callbacks = list(trainer_config.get("callbacks") or [])
         if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             callbacks += default_checkpoint_callbacks()
-        if trainer_config.get("enable_progress_bar") is not False and not any(
+        if not on_terminal():  # a log file or a pipe: plain lines per epoch instead of a bar
+            callbacks.append(EpochLines())
+            kwargs["enable_progress_bar"] = False
+        elif trainer_config.get("enable_progress_bar") is not False and not any(
             isinstance(c, RichProgressBar) for c in callbacks
         ):
             callbacks.append(RichProgressBar())
@@ -301,11 +372,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)`? is deprecated.*")
 
 
-def _fail(message: str, code: int = 2) -> int:
-    print(f"speech train: error: {message}", file=sys.stderr)
-    return code
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``speech train ARGS``; returns the exit code (0, 1 runtime failure, 2 bad input, 130 Ctrl-C)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -324,16 +390,14 @@ def main(argv: list[str] | None = None) -> int:
             parser_kwargs={"fit": {"default_config_files": []}},
             trainer_defaults={"callbacks": [watcher]},
         )
-    except (DatasetError, CheckpointError, TrainSetupError) as exc:
-        return _fail(str(exc))
-    except CacheError as exc:
-        return _fail(str(exc), code=1)
     except SystemExit as exc:
         if watcher.interrupted:
             return _interrupted(watcher)
         raise SystemExit(exc.code) from None
     except KeyboardInterrupt:
         return _interrupted(watcher)
+    except Exception as exc:  # noqa: BLE001 - one line and the exit code, as for every command
+        return failure("train", exc, FLAG_HINTS)
     trainer = watcher.trainer
     if trainer is not None and trainer.is_global_zero:
         print(training_summary(trainer, watcher.watch.elapsed))
@@ -385,15 +449,16 @@ def training_summary(trainer, seconds: float) -> str:
     data = getattr(trainer, "datamodule", None)
     root = getattr(data, "root", None) or "DATA"
     onnx = (run_dir or ckpt.parent) / "model.onnx"
+    q = shlex.quote  # every printed command can be pasted into a shell as it is
     lines += [
         "",
         "Next:",
-        f"  speech evaluate {ckpt} --data {root}   # held-out figures (the split comes from the checkpoint)",
-        f"  speech export {ckpt} --onnx {onnx}",
-        f"  speech live {onnx}",
+        f"  speech evaluate {q(str(ckpt))} --data {q(str(root))}   # held-out figures (the split comes from the checkpoint)",
+        f"  speech export {q(str(ckpt))} --onnx {q(str(onnx))}",
+        f"  speech live {q(str(onnx))}",
     ]
-    if run_dir is not None:
-        lines.append(f"  speech plot {run_dir}                        # the learning curve again")
+    if run_dir is not None:  # the curve is drawn again into a new file (learning_curve-1.png, ...)
+        lines.append(f"  speech plot {q(str(run_dir))}                        # the learning curve again")
     if warning:
         lines += ["", f"WARNING: {warning}"]
     return "\n".join(lines)

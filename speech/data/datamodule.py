@@ -20,6 +20,7 @@ from speech.audio import CLIP_SAMPLES, pcm_to_float
 from speech.data import CachedSplit, DatasetIndex, Example, build_index, cached_waveforms, load_noise
 from speech.data.augment import AugmentConfig, WaveAugment
 from speech.data.cache import default_cache_dir
+from speech.data.errors import DatasetError
 from speech.data.record import DataRecord
 from speech.data.splits import DEFAULT_SEED, SPLITS
 from speech.progress import ProgressCallback
@@ -129,9 +130,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     @property
     def index(self) -> DatasetIndex:
         if self._index is None:
-            self._index = self._build(self.root, self.label_spec)
-            for path, reason in self._index.bad_files[:5]:
-                log.warning("skipped %s: %s", path, reason)
+            self._index = self._build(self.root, self.label_spec)  # build_index names each bad file once
         return self._index
 
     @property
@@ -172,7 +171,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                 self.data[split] = self._cache(split)
         if stage in (None, "fit") and self.augment is None:
             if not len(self.data["training"].labels):
-                raise ValueError(
+                raise DatasetError(
                     f"{self.root}: the training split is empty (split rule {self.split_rule!r}); a folder in the "
                     "official test-set layout (or made by 'speech synth') needs split_rule 'speaker'"
                 )
@@ -206,7 +205,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.data[split]
         if not len(data.labels):
-            raise ValueError(f"{self.root}: the {split} split is empty (split rule {self.split_rule!r})")
+            raise DatasetError(f"{self.root}: the {split} split is empty (split rule {self.split_rule!r})")
         dataset = BatchedWaves(data.waves, data.labels)
         sampler_cls = RandomSampler if shuffle else SequentialSampler
         sampler = BatchSampler(sampler_cls(dataset), self.batch_size, drop_last=False)

@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from speech.errors import SpeechError
 from speech.progress import ProgressCallback, Step, reporter
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,10 @@ KNOWN_SIZES = {  # bytes, from TensorFlow Datasets
 _CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(SpeechError, RuntimeError):
     """A download or extraction that failed; the message names the URL or file and what went wrong."""
+
+    exit_code = 1
 
 
 class TransferInterrupted(DownloadError):
@@ -259,7 +262,10 @@ def download_dataset(
     already extracted folder is left as it is. ``sha256`` maps archive names to expected digests (overriding
     the known ones). Archives are kept in ``root`` unless ``keep_archives`` is False.
     """
+    from speech.files import check_can_create
+
     root = Path(root).expanduser()
+    check_can_create(root, "download folder", param="root")  # a read-only place: now, before any transfer
     root.mkdir(parents=True, exist_ok=True)
     base = url_base if url_base.endswith("/") else url_base + "/"
     result = {}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-
-class DatasetError(ValueError):
-    """A data folder that does not fit any supported layout, or a request it cannot satisfy."""
+from speech.errors import SpeechError
 
 
-class CacheError(RuntimeError):
-    """A cache file that cannot be written or read without clobbering something that is not ours."""
+class DatasetError(SpeechError, ValueError):
+    """A data folder that does not fit any supported layout, or a request it cannot satisfy (exit 2)."""
+
+
+class CacheError(SpeechError, RuntimeError):
+    """A cache file that cannot be written or read without clobbering something that is not ours (exit 1)."""
+
+    exit_code = 1

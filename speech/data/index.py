@@ -29,6 +29,7 @@ from speech.data.splits import (
     speaker_split,
     split_of_percentage,
 )
+from speech.errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def build_index(
         raise ValueError(f"split must be one of {SPLIT_METHODS}, got {split!r}")
     check_percentages(validation_percent, testing_percent, silence_percent, unknown_percent)
     if validation_percent + testing_percent > 100.0:
-        raise ValueError("validation_percent + testing_percent must not exceed 100")
+        raise SettingError("validation_percent + testing_percent must not exceed 100", param="split")
     scan = scan_folder(root)
     clips = _clips(scan)
     words = sorted({c.word for c in clips} | set(scan.clips))

@@ -87,9 +87,11 @@ def resolve_labels(
     available = set(words) | set(folders)
     missing = [name for name in labels if name not in SPECIAL_LABELS and name not in available]
     if missing:
+        asked = "the 12 Speech Commands classes" if parsed == "12" else f"labels {list(parsed)}"
         raise DatasetError(
-            f"requested word(s) {missing} have no clips; the label folders found are {sorted(folders)} "
-            "(the label spec 'auto' uses them)"
+            f"{asked}: word(s) {missing} have no clips in this folder; its label folders are {sorted(folders)}. "
+            "Name those (comma-separated), or use 'all' for one class per label folder",
+            param="labels",
         )
     return labels
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from speech.data.index import DatasetIndex, Example
 from speech.data.splits import DEFAULT_SEED
+from speech.errors import SpeechError
 
 RECORD_VERSION = 1
 
@@ -148,8 +149,11 @@ class DataRecord:
         ]
 
 
-class SpeakerLeakError(ValueError):
+class SpeakerLeakError(SpeechError, ValueError):
     """Scoring would include clips whose speakers the model was trained on."""
+
+    def __init__(self, message: str, *, param: str | None = "allow_trained_speakers") -> None:
+        super().__init__(message, param=param)
 
 
 def check_held_out(

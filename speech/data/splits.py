@@ -12,6 +12,8 @@ import random
 import re
 from pathlib import Path
 
+from speech.errors import SettingError
+
 SPLITS = ("training", "validation", "testing")
 # the partitions a user scores (``evaluate``/``stream-test`` ``--split``), each a tuple of splits
 PARTITIONS = {"test": ("testing",), "validation": ("validation",), "train": ("training",), "all": SPLITS}
@@ -99,7 +101,7 @@ def sample_size(set_size: int, percent: float) -> int:
 def check_percentages(*percents: float) -> None:
     for value in percents:
         if not 0.0 <= value <= 100.0:
-            raise ValueError(f"percentages must be in [0, 100], got {value}")
+            raise SettingError(f"percentages must be in [0, 100], got {value}", param="split")
 
 
 def partition_splits(partition: str) -> tuple[str, ...]:

@@ -3,20 +3,14 @@ front end can point at its own spelling of it (a command-line flag, a config key
 
 from __future__ import annotations
 
+from speech.errors import SpeechError
 
-class EvaluationError(ValueError):
+
+class EvaluationError(SpeechError, ValueError):
     """An evaluation that cannot be run as asked (empty split, labels that do not fit, bad shapes, bad stream
     lengths). ``param``: the parameter to change, when one is to blame (e.g. ``"split"``, ``"minutes"``)."""
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
 
-
-class OutputExistsError(FileExistsError):
+class OutputExistsError(SpeechError, FileExistsError):
     """An output file or folder that exists or cannot be created there. ``param``: the parameter that names the
     output (``"out_dir"``, ``"json_path"``) or that would allow replacing it (``"overwrite"``)."""
-
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from speech.errors import RuntimeFailure, SettingError
+from speech.evaluation.errors import OutputExistsError
 from speech.streaming.engine import StreamingConfig
 from speech.streaming.stream_test import STREAM_UNKNOWN_PERCENT, StreamSpec, output_dir, public, stream_source
 
@@ -35,6 +37,27 @@ class CalibrationRun:
     report: Path
     written: Path | None
     data: dict
+
+
+def check_model_output(model: str | Path, out: str | Path | None, in_place: bool) -> None:
+    """Where the calibrated model goes (a new ``out`` file of the model's kind, or ``model`` itself with
+    ``in_place``) must be writable, before the calibration runs."""
+    from speech.files import check_can_create
+
+    if out is not None and in_place:
+        raise SettingError("give an output file or in_place, not both", param="in_place")
+    target = Path(model) if in_place else None if out is None else Path(out)
+    if target is None:
+        return
+    if out is not None:
+        if target.is_dir():
+            raise OutputExistsError(f"{target}: is a folder; expected a new model file", param="out")
+        if target.exists():
+            raise OutputExistsError(f"{target} exists; refusing to overwrite it", param="out")
+        if target.suffix.lower() != Path(model).suffix.lower():
+            raise SettingError(f"{target}: the calibrated model must be a {Path(model).suffix} file like "
+                               f"{Path(model).name}", param="out")
+    check_can_create(target.parent if in_place else target, "calibrated model", param="out")
 
 
 def run_calibration(
@@ -65,7 +88,7 @@ def run_calibration(
     Thresholds: one per keyword, or with ``single`` the lowest of the sweep that meets both targets, never below
     ``min_threshold``. They are stored in ``out`` (a new file of the model's kind) or, with ``in_place``, in
     ``model`` itself, and read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
-    ``calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
+    ``speech-runs/calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
     """
     from speech.model_file import read_metadata
     from speech.report import check_json_path, write_json
@@ -89,14 +112,12 @@ def run_calibration(
     minutes, unknown_minutes, noise_minutes = spec.lengths()
     if json_path is not None:
         check_json_path(json_path)
-    if out is not None and Path(out).exists():
-        raise FileExistsError(f"{out} exists; refusing to overwrite it")
-    if out is not None and Path(out).suffix.lower() != Path(model).suffix.lower():
-        raise ValueError(f"{out}: the calibrated model must be a {Path(model).suffix} file like {Path(model).name}")
+    check_model_output(model, out, in_place)
+    report = output_dir(report_dir, REPORT_FILES, prefix="calibrate", create=False)  # checked before any work
     source = stream_source(scorer, data_root, split, allow_trained_speakers=allow_trained_speakers,
                            negatives=negatives, negatives_half=negatives_half, unknown_percent=unknown_percent)
     data = source.info
-    report = output_dir(report_dir, REPORT_FILES, prefix="calibrate")
+    report = output_dir(report, REPORT_FILES, prefix="calibrate")
     log.info("calibrating on the %s partition of %s (%d speakers, split from the %s); running the model on %g min "
              "of audio", data["partition"], data["root"], data["speakers"], data["source"],
              minutes + unknown_minutes + noise_minutes)
@@ -110,7 +131,8 @@ def run_calibration(
                        target_false_alarms_per_hour)
     if single:
         if best is None:
-            raise ValueError("no single threshold of the sweep meets both targets on the calibration streams")
+            raise SettingError("no single threshold of the sweep meets both targets on the calibration streams",
+                               param="single")
         result.thresholds = {k: float(best["threshold"]) for k in result.thresholds}
     got = figures(streams, labels, replace(config.detector, thresholds=result.thresholds), late_ms=spec.late_ms)
     default = figures(streams, labels, threshold_config(config.detector, config.detector.threshold),
@@ -135,7 +157,7 @@ def run_calibration(
     if out is not None or in_place:
         written = store_detection(model, section, out=out, in_place=in_place)
         if read_metadata(written).get("detection", {}).get("thresholds") != section["thresholds"]:
-            raise ValueError(f"{written}: the stored thresholds did not read back the same")
+            raise RuntimeFailure(f"{written}: the stored thresholds did not read back the same")
 
     mode = "single" if single else "per keyword"
     plot_det(report / "det_curve.png", rows,
@@ -152,6 +174,7 @@ def run_calibration(
         "budgets_in_streams": result.budgets,
         "mode": mode,
         "per_keyword": table_rows(result),
+        "over_target": list(result.over_target),
         "calibrated": public(got),
         "default_threshold": public(default),
         "best_single_threshold": best,

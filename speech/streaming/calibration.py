@@ -14,6 +14,10 @@ built from speakers the model never trained on), one threshold per keyword:
    gains.
 4. Each threshold is then moved to the middle of the run of thresholds around it that give the same counts,
    halfway between the nearest keyword word it would lose and the nearest false accept it would add.
+5. A keyword is never silently disabled: one that no threshold lets detect a word within the budgets gets the
+   best threshold it can have (the one that finds its words at the fewest false accepts and alarms, centred as
+   in step 4; the base threshold when no threshold finds any of its words), and is listed in ``over_target``:
+   the report, the JSON, the stored section and ``speech live``'s banner name it.
 
 ``_silence_`` and ``_unknown_`` keep the base threshold (their wins only start the suppression time).
 
@@ -30,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from speech.errors import SettingError
+from speech.evaluation.errors import EvaluationError
 from speech.streaming.detection import NEVER_REPORTED, DetectorConfig
 from speech.streaming.engine import StreamingConfig
 from speech.streaming.scoring import LabelledTime, keyword_accuracy
@@ -61,6 +67,7 @@ class Calibration:
     target_false_alarms_per_hour: float
     budgets: dict[str, int]
     tables: list[KeywordTable] = field(default_factory=list)
+    over_target: list[str] = field(default_factory=list)  # keywords whose threshold could not meet the targets
 
 
 def keyword_table(streams: StreamSet, labels: list[str], base: DetectorConfig, keyword: str,
@@ -118,6 +125,18 @@ def choose_thresholds(tables: list[KeywordTable], fa_budget: int, alarm_budget: 
     return {t.keyword: float(t.grid[centre(t, at[t.keyword])]) for t in tables}
 
 
+def best_over_target(table: KeywordTable, base_threshold: float, wrong_weight: float = 1.0) -> float:
+    """The threshold of a keyword the budgets left at ``NEVER`` (step 5): of the grid points where it gains
+    (correct - ``wrong_weight`` x wrong > 0), the one with the fewest false accepts + false alarms, then the most
+    gain, centred; ``base_threshold`` when it gains nowhere."""
+    gains = [c - wrong_weight * w for c, w in zip(table.correct, table.wrong, strict=True)]
+    candidates = [j for j in range(1, len(table.grid)) if gains[j] > 0]
+    if not candidates:  # the grid point nearest the base threshold
+        return float(min(table.grid[1:], key=lambda g: abs(g - base_threshold)))
+    best = min(candidates, key=lambda j: (table.false_accepts[j] + table.false_alarms[j], -gains[j], -table.grid[j]))
+    return float(table.grid[centre(table, best)])
+
+
 def centre(table: KeywordTable, i: int) -> int:
     """The middle of the run of grid points around ``i`` with the same counts as ``i`` (so the threshold sits
     halfway between the nearest changes in the calibration data); ``NEVER`` stays."""
@@ -151,12 +170,13 @@ def calibrate(
     ``min_threshold``: no keyword gets a lower threshold (a keyword that no calibration negative ever triggers
     would otherwise sink to the bottom of the grid on the strength of a few dozen clips)."""
     if streams.non_keywords is None:
-        raise ValueError("calibration needs a stream of non-keyword speech (no _unknown_ clips in the split?)")
+        raise EvaluationError("calibration needs a stream of non-keyword speech (no _unknown_ clips in the split?)",
+                              param="minutes")
     if target_false_accepts_per_hour < 0 or target_false_alarms_per_hour < 0:
-        raise ValueError("the targets must be >= 0 per hour")
+        raise SettingError("the targets must be >= 0 per hour", param="targets")
     descending = [NEVER] + sorted({float(g) for g in grid if min_threshold <= g < NEVER}, reverse=True)
     if len(descending) == 1:
-        raise ValueError(f"no threshold of the grid is >= min_threshold {min_threshold}")
+        raise SettingError(f"no threshold of the grid is >= min_threshold {min_threshold}", param="min_threshold")
     keywords = [label for label in labels if label not in NEVER_REPORTED]
     tables = [keyword_table(streams, labels, base, k, descending) for k in keywords]
     budgets = {
@@ -164,7 +184,11 @@ def calibrate(
         "false_alarms": math.floor(target_false_alarms_per_hour * streams.noise.seconds / 3600.0 + 1e-9),
     }
     chosen = choose_thresholds(tables, budgets["false_accepts"], budgets["false_alarms"], wrong_weight)
-    return Calibration(chosen, target_false_accepts_per_hour, target_false_alarms_per_hour, budgets, tables)
+    over = [t.keyword for t in tables if chosen[t.keyword] >= NEVER]
+    for table in tables:  # never silently disabled (step 5)
+        if table.keyword in over:
+            chosen[table.keyword] = best_over_target(table, max(base.threshold, min_threshold), wrong_weight)
+    return Calibration(chosen, target_false_accepts_per_hour, target_false_alarms_per_hour, budgets, tables, over)
 
 
 def detection_section(
@@ -181,6 +205,7 @@ def detection_section(
         "threshold": config.detector.threshold,  # for _silence_ / _unknown_ (never reported)
         "target_false_accepts_per_hour": calibration.target_false_accepts_per_hour,
         "target_false_alarms_per_hour": calibration.target_false_alarms_per_hour,
+        "over_target": list(calibration.over_target),
         "settings": detector_settings(config),
         "calibrated_on": calibrated_on,
         "figures_on_calibration_streams": {
@@ -212,7 +237,8 @@ def table_rows(calibration: Calibration) -> list[dict]:
     for t in calibration.tables:
         i = t.grid.index(calibration.thresholds[t.keyword])
         rows.append({"keyword": t.keyword, "threshold": t.grid[i], "correct": t.correct[i], "wrong": t.wrong[i],
-                     "false_accepts": t.false_accepts[i], "false_alarms": t.false_alarms[i]})
+                     "false_accepts": t.false_accepts[i], "false_alarms": t.false_alarms[i],
+                     "meets_target": t.keyword not in calibration.over_target})
     return rows
 
 

@@ -19,11 +19,16 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
+from speech.errors import SpeechError
+
 log = logging.getLogger(__name__)
 
 
-class SourceError(RuntimeError):
-    """An audio source that cannot start or that stopped; the message says what to do."""
+class SourceError(SpeechError, RuntimeError):
+    """An audio source that cannot start or that stopped; the message says what to do. Exit code 1 (a failure
+    while running: no device, a device lost), or 2 for bad input (a missing or broken file, a bad rate)."""
+
+    exit_code = 1
 
 
 def import_sounddevice():
@@ -148,17 +153,18 @@ class WavSource:
     """A sound file read in ``block_ms`` chunks ``(block, channels)`` float32, paced in real time if asked."""
 
     def __init__(self, path: str | Path, realtime: bool = False, block_ms: float = 20.0) -> None:
+        from speech.audio import audio_problem, read_header
+
         self.path = Path(path)
         if not self.path.is_file():
-            raise SourceError(f"{self.path}: no such sound file")
-        try:
-            info = sf.info(str(self.path))
-        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-            raise SourceError(f"{self.path}: not a readable audio file ({exc})") from None
-        except OSError as exc:
-            raise SourceError(f"{self.path}: cannot open ({exc})") from None
-        if info.frames == 0:
-            raise SourceError(f"{self.path}: holds no samples")
+            what = "is a folder" if self.path.is_dir() else "no such sound file"
+            raise SourceError(f"{self.path}: {what}", param="wav", exit_code=2)
+        # the one header check of every command (speech.audio.audio_problem): a truncated WAV is refused here
+        # as it is by 'speech evaluate', 'speech.load(...).predict' and the data scan
+        problem = audio_problem(self.path)
+        info = read_header(self.path) if problem is None else problem
+        if isinstance(info, str):
+            raise SourceError(f"{self.path}: {info}", param="wav", exit_code=2)
         self.name = str(self.path)
         self.rate = int(info.samplerate)
         self.channels = int(info.channels)
@@ -169,7 +175,14 @@ class WavSource:
     def __iter__(self) -> Iterator[np.ndarray]:
         start = time.monotonic()
         sent = 0
-        for block in sf.blocks(str(self.path), blocksize=self.block, dtype="float32", always_2d=True):
+        try:
+            blocks = sf.blocks(str(self.path), blocksize=self.block, dtype="float32", always_2d=True)
+            yield from self._paced(blocks, start, sent)
+        except (sf.LibsndfileError, RuntimeError) as exc:  # damaged audio data behind a sound header
+            raise SourceError(f"{self.path}: cannot decode the audio ({exc})", param="wav", exit_code=2) from None
+
+    def _paced(self, blocks, start: float, sent: int) -> Iterator[np.ndarray]:
+        for block in blocks:
             if self.realtime:  # release each block when its last sample would have been recorded
                 delay = start + (sent + block.shape[0]) / self.rate - time.monotonic()
                 if delay > 0:
@@ -188,7 +201,8 @@ class StdinSource:
         self, rate: int, channels: int = 1, stream: BinaryIO | None = None, block_ms: float = 20.0
     ) -> None:
         if rate <= 0 or channels <= 0:
-            raise SourceError(f"the sample rate and channel count of raw PCM must be positive, got {rate} Hz and {channels} channel(s)")
+            raise SourceError(f"the sample rate and channel count of raw PCM must be positive, got {rate} Hz and "
+                              f"{channels} channel(s)", param="rate", exit_code=2)
         self.stream = stream if stream is not None else sys.stdin.buffer
         self.name = "stdin (s16le)"
         self.rate = int(rate)

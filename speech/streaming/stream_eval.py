@@ -143,7 +143,8 @@ def negative_clips(roots: list[str | Path], labels: list[str], half: str = "all"
                 paths.append(str(Path(scan.root) / folder / name))
                 speakers.add(speaker)
     if roots and not paths:
-        raise ValueError(f"no non-keyword clips of unseen speakers in half {half!r} of {', '.join(map(str, roots))}")
+        raise EvaluationError(f"no non-keyword clips of unseen speakers in half {half!r} of {', '.join(map(str, roots))}",
+                              param="negatives")
     return NegativeClips(paths, speakers, [str(Path(r).resolve()) for r in roots], half, trained)
 
 
@@ -236,7 +237,7 @@ def build_streams(
     """
     keywords = [label for label in scorer.labels if label not in NEVER_REPORTED]
     if not any(clips.keywords.get(k) for k in keywords):
-        raise ValueError(f"no clips of the model's keywords {keywords} to build the stream from")
+        raise EvaluationError(f"no clips of the model's keywords {keywords} to build the stream from", param="split")
     check_stream_minutes(minutes, unknown_minutes, noise_minutes)
     rng = np.random.default_rng(seed)
     pools = {k: v for k, v in clips.keywords.items() if k in keywords}
@@ -388,7 +389,7 @@ def plot_det(
         raise FileExistsError(f"{path} exists; refusing to overwrite it")
     xs = [r["false_accepts_per_hour"] for r in rows]
     if any(x is None for x in xs):
-        raise ValueError("the DET curve needs a non-keyword stream (false accepts per hour)")
+        raise EvaluationError("the DET curve needs a non-keyword stream (false accepts per hour)", param="minutes")
     ys = [100.0 - r["keyword_recall"] for r in rows]
     fig = new_figure(6.4, 4.8, dpi=120)
     ax = fig.subplots()

@@ -156,16 +156,42 @@ def stream_source(
     return StreamSource(clips, noise, info)
 
 
-def output_dir(requested: str | Path | None, names: tuple[str, ...] = OUTPUT_FILES, prefix: str = "stream-test") -> Path:
-    """The folder to write into: ``requested`` (must not hold earlier results) or a new timestamped one
-    (``<prefix>-<time>`` in the working folder). Raises :class:`OutputExistsError` (``param`` ``"out_dir"``)."""
-    folder = Path(f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}") if requested is None else Path(requested)
+RUNS_DIR = Path("speech-runs")  # default report folders go below it (git-ignored), never loose in the working folder
+
+
+def output_dir(requested: str | Path | None, names: tuple[str, ...] = OUTPUT_FILES, prefix: str = "stream-test",
+               *, create: bool = True) -> Path:
+    """The folder to write into: ``requested`` (must not hold earlier results, must be writable) or a new
+    timestamped one (``speech-runs/<prefix>-<time>``). Raises :class:`OutputExistsError` /
+    :class:`~speech.errors.OutputPlaceError` (``param`` ``"out_dir"``). ``create=False`` only checks (call it
+    before any long work, then again with the returned path to create it)."""
+    from speech.files import check_can_create
+
+    folder = RUNS_DIR / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}" if requested is None else Path(requested)
+    if folder.exists() and not folder.is_dir():
+        raise OutputExistsError(f"{folder}: exists and is not a folder", param="out_dir")
     clash = [name for name in names if (folder / name).exists()]
     if clash:
         raise OutputExistsError(f"{folder} already holds {', '.join(clash)}; refusing to overwrite; choose another "
                                 "folder", param="out_dir")
-    folder.mkdir(parents=True, exist_ok=True)
+    check_can_create(folder, "output folder", param="out_dir")
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def relative_clips(words: list, root: str | Path) -> list:
+    """``words`` with each clip path relative to the data folder ``root`` when it lies inside it (the CSVs name
+    clips as they are in the folder, not by the absolute path of the machine that wrote them)."""
+    from dataclasses import replace
+
+    base = os.path.realpath(root)
+    shown = []
+    for word in words:
+        clip = os.path.realpath(word.clip) if word.clip else ""
+        inside = clip and os.path.commonpath([base, clip]) == base
+        shown.append(replace(word, clip=os.path.relpath(clip, base)) if inside else word)
+    return shown
 
 
 def calibration_overlap(metadata: dict, speakers: set[str], root: str, negative_speakers: set[str]) -> int | None:
@@ -228,7 +254,7 @@ def run_stream_test(
 ) -> StreamTestResult:
     """Build the streams from the held-out ``split`` of ``data_root``, score them with ``scorer`` (loaded from
     ``model``), compute the figures and write the stream files into ``out_dir`` (default: a new
-    ``stream-test-<time>`` folder) and, when given, the figures to ``json_path`` (a new file).
+    ``speech-runs/stream-test-<time>`` folder) and, when given, the figures to ``json_path`` (a new file).
 
     ``config``: engine and detector settings; the model's calibrated thresholds replace the detector's unless
     ``threshold`` is given (:func:`speech.streaming.thresholds.detector_from_metadata`). ``tolerance_ms``: TF's
@@ -249,6 +275,7 @@ def run_stream_test(
     minutes, unknown_minutes, noise_minutes = spec.lengths()
     if json_path is not None:
         check_json_path(json_path)
+    out = output_dir(out_dir, create=False)  # checked before any work, created once the streams are built
     detector, threshold_source = detector_from_metadata(scorer.metadata, config.detector, threshold)
     config = replace(config, detector=detector)
     mismatch = settings_mismatch(scorer.metadata, config) if threshold is None else []
@@ -261,7 +288,7 @@ def run_stream_test(
     if threshold is None:
         overlap = calibration_overlap(scorer.metadata, source.clips.speakers, data_info["root"],
                                       source.negative_speakers)
-    out = output_dir(out_dir)
+    out = output_dir(out)
     log.info(
         "building the streams from the %s partition of %s (%d speakers, split from the %s); this runs the model "
         "on %g min of audio", data_info["partition"], data_info["root"], data_info["speakers"], data_info["source"],
@@ -274,11 +301,11 @@ def run_stream_test(
     written = {name: out / name for name in (WAV, LABELS, WORDS, DETECTIONS, NOISE_DETECTIONS)}
     write_wav(written[WAV], streams.recording.wave)
     write_labels_file(written[LABELS], streams.recording.words)
-    write_words_file(written[WORDS], streams.keywords.words)
+    write_words_file(written[WORDS], relative_clips(streams.keywords.words, data_info["root"]))
     write_detections(written[DETECTIONS], f["_detections"])
     if streams.non_keywords is not None:
         written[NON_KEYWORD_WORDS], written[NON_KEYWORD_DETECTIONS] = out / NON_KEYWORD_WORDS, out / NON_KEYWORD_DETECTIONS
-        write_words_file(written[NON_KEYWORD_WORDS], streams.non_keywords.words)
+        write_words_file(written[NON_KEYWORD_WORDS], relative_clips(streams.non_keywords.words, data_info["root"]))
         write_detections(written[NON_KEYWORD_DETECTIONS], streams.non_keywords.detections(labels, config.detector))
     write_detections(written[NOISE_DETECTIONS], streams.noise.detections(labels, config.detector))
 

@@ -56,8 +56,24 @@ def detector_from_metadata(
         target = section.get("target_false_accepts_per_hour")
         what = "calibrated per keyword (model metadata"
         what += f", target {target:g} false accepts/hour)" if isinstance(target, int | float) else ")"
+        if over := over_target(metadata):
+            what += f"; {over_target_warning(over)}"
         return replace(base, thresholds=stored), what
     return base, f"default {base.threshold:g} (model not calibrated)"
+
+
+def over_target(metadata: dict | None) -> list[str]:
+    """The keywords whose stored threshold could not meet the calibration targets (they have the best one found)."""
+    section = (metadata or {}).get(SECTION)
+    over = section.get("over_target") if isinstance(section, dict) else None
+    return [str(k) for k in over] if isinstance(over, list) else []
+
+
+def over_target_warning(keywords: list[str]) -> str:
+    """The one warning every front end shows for :func:`over_target` keywords."""
+    return (f"WARNING: no threshold met the targets for {', '.join(keywords)} on the calibration streams; "
+            f"{'it has' if len(keywords) == 1 else 'they have'} the best threshold found, with more false accepts "
+            "than the target")
 
 
 def settings_mismatch(metadata: dict | None, config: StreamingConfig) -> list[str]:
