@@ -310,6 +310,5 @@ def test_the_scan_reads_headers_and_decodes_nothing(tmp_path, monkeypatch):
 def test_scan_and_split_of_105k_files(tmp_path):
     root = tiny_wav_tree(tmp_path / "big", files=105_829)
     index = build_index(root, ["_silence_", "_unknown_", "word00", "word01"])
-    assert sum(len(v) for v in index.splits.values()) == 105_829
     assert_speaker_disjoint(index)
     assert sum(index.label_counts("training").values()) > 5000
