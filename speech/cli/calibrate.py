@@ -25,6 +25,7 @@ from speech.cli.live import add_stream_arguments, open_scorer, stream_config
 from speech.cli.stream_args import (
     add_stream_source_arguments,
     run_reporting_errors,
+    running_options,
     source_options,
     stream_spec,
 )
@@ -77,8 +78,15 @@ def _run(args: argparse.Namespace) -> int:
         min_threshold=args.min_threshold, wrong_weight=args.wrong_weight, single=args.single, out=args.out,
         in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
         **source_options(args, scorer, default_partition="validation", default_half="a"),
+        running=running_options(args, "calibration"),
     )  # fmt: skip
     print("\n".join(report_lines(result.summary, result.data, result.report)))
+    if "running_speech" in result.summary:
+        from speech.streaming.running_stream import report_lines as running_lines
+
+        r = result.summary["running_speech"]
+        print("on the calibration readers' running speech (the thresholds' own data: optimistic), calibrated:")
+        print("\n".join(running_lines({**r["calibrated"], "stream": r["stream"], "source": r["source"]})))
     return 0
 
 

@@ -25,6 +25,7 @@ from speech.cli.live import add_stream_arguments, open_scorer, stream_config
 from speech.cli.stream_args import (
     add_stream_source_arguments,
     run_reporting_errors,
+    running_options,
     source_options,
     stream_spec,
 )
@@ -56,9 +57,13 @@ def _run(args: argparse.Namespace) -> int:
     result = run_stream_test(
         scorer, args.data, config=stream_config(args), model=args.model, spec=spec, threshold=args.threshold,
         tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out, json_path=args.json_file,
-        **source_options(args, scorer),
+        **source_options(args, scorer), running=running_options(args, "test"),
     )
     print("\n".join(report_lines(result.figures)))
+    if "running_speech" in result.figures:
+        from speech.streaming.running_stream import report_lines as running_lines
+
+        print("\n".join(running_lines(result.figures["running_speech"])))
     if args.json_file is not None:
         print(f"wrote {args.json_file}", file=sys.stderr)
     return 0

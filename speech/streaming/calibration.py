@@ -75,7 +75,10 @@ def keyword_table(streams: StreamSet, labels: list[str], base: DetectorConfig, k
         stats = keyword_accuracy(streams.keywords.words, [LabelledTime(d.label, 1000.0 * d.time) for d in found])
         correct.append(stats.correct)
         wrong.append(stats.wrong)
-        accepts.append(len(streams.non_keywords.detections(labels, config)) if streams.non_keywords else 0)
+        if streams.running is not None:  # running speech: its false accepts are the cost (issue #18)
+            accepts.append(streams.running.false_accepts(labels, config))
+        else:
+            accepts.append(len(streams.non_keywords.detections(labels, config)) if streams.non_keywords else 0)
         alarms.append(len(streams.noise.detections(labels, config)))
     for costs in (accepts, alarms):  # cost at t = the worst cost at any threshold >= t
         for i in range(1, len(costs)):
@@ -151,7 +154,7 @@ def calibrate(
 
     ``min_threshold``: no keyword gets a lower threshold (a keyword that no calibration negative ever triggers
     would otherwise sink to the bottom of the grid on the strength of a few dozen clips)."""
-    if streams.non_keywords is None:
+    if streams.non_keywords is None and streams.running is None:
         raise ValueError("calibration needs a stream of non-keyword speech (no _unknown_ clips in the split?)")
     if target_false_accepts_per_hour < 0 or target_false_alarms_per_hour < 0:
         raise ValueError("the targets must be >= 0 per hour")
@@ -160,8 +163,9 @@ def calibrate(
         raise ValueError(f"no threshold of the grid is >= min_threshold {min_threshold}")
     keywords = [label for label in labels if label not in NEVER_REPORTED]
     tables = [keyword_table(streams, labels, base, k, descending) for k in keywords]
+    fa_stream = streams.running if streams.running is not None else streams.non_keywords  # the budget's hours
     budgets = {
-        "false_accepts": math.floor(target_false_accepts_per_hour * streams.non_keywords.seconds / 3600.0 + 1e-9),
+        "false_accepts": math.floor(target_false_accepts_per_hour * fa_stream.seconds / 3600.0 + 1e-9),
         "false_alarms": math.floor(target_false_alarms_per_hour * streams.noise.seconds / 3600.0 + 1e-9),
     }
     chosen = choose_thresholds(tables, budgets["false_accepts"], budgets["false_alarms"], wrong_weight)
