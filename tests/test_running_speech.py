@@ -225,3 +225,39 @@ def test_running_speech_refusals(tiny_checkpoint, tmp_path, capsys):
     assert main([*base[:-1], str(SC_V2_TEST), "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
     assert "no transcripts found" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_hard_negatives_are_mined_from_train_readers_and_train_as_unknown(tiny_checkpoint, tmp_path, capsys):
+    from speech.data.datamodule import SpeechCommandsDataModule
+    from speech.data.hard_negatives import main as mine_main
+    from speech.data.hard_negatives import mine
+    from speech.scorers import load_scorer
+
+    scorer = load_scorer(tiny_checkpoint)
+    windows, info = mine(scorer, LIBRI, threshold=0.3, max_minutes=0.5)
+    train = split_readers(read_running_speech(LIBRI).readers).readers("train")
+    assert info["readers"] == train and windows.dtype == np.int16 and windows.shape[1:] == (16000,)
+    assert len(windows) == info["windows"] == sum(info["as_keyword"].values()) > 0  # the tiny model fires a lot
+    out = tmp_path / "hard.npy"
+    args = [str(tiny_checkpoint), "--running-speech", str(LIBRI), "--out", str(out), "--threshold", "0.3",
+            "--max-windows", "5", "--max-minutes", "0.5"]
+    assert mine_main(args) == 0 and np.load(out).shape == (5, 16000)
+    assert json.loads(out.with_suffix(".json").read_text())["readers"] == train
+    assert mine_main(args) == 2 and "refusing to overwrite" in capsys.readouterr().err
+    dm = SpeechCommandsDataModule(root=str(SC_V2_TEST), labels="12", split_rule="speaker", validation_percent=10,
+                                  testing_percent=20, cache_dir=str(tmp_path), running_speech=str(LIBRI),
+                                  running_speech_windows=16, running_speech_hard_negatives=str(out))
+    dm.setup("fit")
+    assert (dm.data["training"].labels[-21:] == dm.labels.index("_unknown_")).all()
+    assert dm.record().running_speech["hard_negatives"]["windows"] == 5
+    # windows mined from held-out readers are refused
+    meta = json.loads(out.with_suffix(".json").read_text())
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.load(out))
+    bad.with_suffix(".json").write_text(json.dumps({**meta, "readers": split_readers(
+        read_running_speech(LIBRI).readers).readers("test")}))
+    dm = SpeechCommandsDataModule(root=str(SC_V2_TEST), labels="12", split_rule="speaker", validation_percent=10,
+                                  testing_percent=20, cache_dir=str(tmp_path), running_speech=str(LIBRI),
+                                  running_speech_windows=16, running_speech_hard_negatives=str(bad))
+    with pytest.raises(DatasetError, match="not train readers"):
+        dm.setup("fit")

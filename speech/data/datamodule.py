@@ -83,6 +83,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             readers are split into train / calibration / test (seeded by ``running_speech_seed``, recorded in the
             model's data record) and ``running_speech_windows`` 1 s windows of the train readers' sentences that
             say none of the keywords are added to training as ``_unknown_`` (they get the clips' augmentation).
+            ``running_speech_hard_negatives``: a ``.npy`` of mined windows (:mod:`speech.data.hard_negatives`) added
+            as ``_unknown_`` too.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         running_speech: str | None = None,
         running_speech_windows: int = 1500,
         running_speech_seed: int = 0,
+        running_speech_hard_negatives: str | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -129,7 +132,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self._examples: dict[str, list[Example]] = {}
         self.data: dict[str, CachedSplit] = {}
         self.augment: WaveAugment | None = None
-        self.running = RunningSpeechSource(running_speech, running_speech_windows, running_speech_seed) if running_speech else None
+        self.running = (RunningSpeechSource(running_speech, running_speech_windows, running_speech_seed,
+                                            running_speech_hard_negatives) if running_speech else None)
 
     # -- index and labels ---------------------------------------------------------------------------
     def _build(self, root: Path, labels) -> DatasetIndex:

@@ -11,6 +11,7 @@ other readers.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -39,10 +40,12 @@ def model_keywords(labels: list[str]) -> list[str]:
 class RunningSpeechSource:
     """``windows`` training windows of the keyword-free sentences of ``root``'s train readers (split ``seed``)."""
 
-    def __init__(self, root: str | Path, windows: int = 1500, seed: int = 0) -> None:
+    def __init__(self, root: str | Path, windows: int = 1500, seed: int = 0, hard_negatives: str | None = None) -> None:
         if windows < 0:
             raise ValueError(f"running_speech_windows must be 0 or more, got {windows}")
         self.root = Path(root)
+        self.hard_negatives = Path(hard_negatives) if hard_negatives else None
+        self._mined: tuple[np.ndarray, dict] | None = None
         self.count = int(windows)
         self.seed = int(seed)
         self._speech: RunningSpeech | None = None
@@ -71,9 +74,31 @@ class RunningSpeechSource:
             if self.count and not sentences:
                 raise DatasetError(f"{self.root}: the train readers have no sentence free of the keywords")
             self._windows = training_windows(sentences, self.count, self.seed, cache_dir)
+            if self.hard_negatives is not None:
+                self._windows = np.concatenate([np.asarray(self._windows), self.mined()[0]])
             log.info("running speech: %d _unknown_ windows from %d keyword-free sentences of %d train readers of %s",
                      len(self._windows), len(sentences), len(self.split.readers("train")), self.speech.root)
         return self._windows
+
+    def mined(self) -> tuple[np.ndarray, dict]:
+        """The hard negatives (:mod:`speech.data.hard_negatives`): windows and their ``.json`` description, which
+        must name only train readers of this folder's split."""
+        if self._mined is None:
+            path = self.hard_negatives
+            try:
+                windows = np.load(path)
+                info = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise DatasetError(f"{path}: cannot read the hard negatives and their .json ({exc})") from exc
+            if windows.dtype != np.int16 or windows.ndim != 2 or windows.shape[1] != 16_000:
+                raise DatasetError(f"{path}: expected int16 windows shaped (n, 16000), got {windows.dtype} "
+                                   f"{windows.shape}")
+            others = set(info.get("readers") or []) - set(self.split.readers("train"))
+            if others:
+                raise DatasetError(f"{path}: mined from readers that are not train readers of {self.root} "
+                                   f"({', '.join(sorted(others)[:3])}); they are held out for calibration/test")
+            self._mined = (windows, info)
+        return self._mined
 
     def add_to(self, data: CachedSplit, labels: list[str], cache_dir: str | Path | None) -> CachedSplit:
         """``data`` (the training split) with the windows appended as ``_unknown_`` examples."""
@@ -96,4 +121,8 @@ class RunningSpeechSource:
             "windows": self.count,
             "keyword_free_sentences": len(self.sentences(labels)),
             "bad_files": len(self.speech.bad_files),
+            "hard_negatives": None if self.hard_negatives is None else {
+                "file": str(self.hard_negatives.resolve()), "windows": int(len(self.mined()[0])),
+                "readers": self.mined()[1].get("readers"), "model": self.mined()[1].get("model"),
+                "threshold": self.mined()[1].get("threshold")},
         }

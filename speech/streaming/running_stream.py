@@ -94,6 +94,7 @@ class RunningStream:
     scored: ScoredStream
     sentences: list[Sentence]
     info: dict = field(default_factory=dict)
+    wave: np.ndarray | None = None  # the stream's audio, kept when asked (hard-negative mining)
 
     @property
     def seconds(self) -> float:
@@ -204,7 +205,7 @@ def join_sentences(waves: list[np.ndarray], rng: np.random.Generator, pause_s: t
 
 
 def build_running_stream(scorer, config, utterances, *, seed: int = 0, max_minutes: float | None = None,
-                         pause_s: tuple[float, float] = PAUSE_S) -> RunningStream:
+                         pause_s: tuple[float, float] = PAUSE_S, keep_wave: bool = False) -> RunningStream:
     """The sentences ``utterances`` (:class:`speech.data.running_speech.Utterance`) in a seeded random order, up to
     ``max_minutes`` of stream (None: all), joined (:func:`join_sentences`) and scored with ``scorer``."""
     from speech.data.running_speech import load_sentence
@@ -227,7 +228,7 @@ def build_running_stream(scorer, config, utterances, *, seed: int = 0, max_minut
     readers = sorted({u.reader for u in used})
     info = {"sentences": len(sentences), "readers": readers, "stream_seconds": round(scored.seconds, 1),
             "speech_seconds": round(sum(b - a for a, b in spans), 1), "seed": seed}
-    return RunningStream(scored, sentences, info)
+    return RunningStream(scored, sentences, info, wave if keep_wave else None)
 
 
 @dataclass
