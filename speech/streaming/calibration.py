@@ -8,7 +8,8 @@ built from speakers the model never trained on), one threshold per keyword:
    keywords' words) on the keyword stream, and its false accepts on the non-keyword stream and false alarms on
    the noise stream. Costs are made monotone: the cost at ``t`` is the largest cost at any threshold >= ``t``.
 2. Budgets: ``floor(target per hour x hours of stream)`` false accepts on non-keyword speech and false alarms
-   on noise, for all keywords together.
+   on noise, for all keywords together. With a running-speech stream (``StreamSet.running``, issue #18) the false
+   accepts and their hours are those of the running speech (:mod:`speech.streaming.running_stream`'s rule).
 3. Greedy: all keywords start at "never" (1.0); the move (one keyword to a lower threshold) with the best gain
    (correct - ``wrong_weight`` x wrong) per unit of cost that stays within both budgets is taken, until no move
    gains.
