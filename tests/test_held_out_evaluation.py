@@ -44,6 +44,8 @@ def run(tree, tmp_path_factory) -> Path:
             "--data.root", str(tree),
             "--data.cache_dir", str(tmp_path_factory.mktemp("cache")),
             "--data.batch_size", "32",
+            "--data.validation_percent", "20",  # this test scores the held-out validation split (no test part)
+            "--data.testing_percent", "0",
             "--trainer.default_root_dir", str(runs),
             "--trainer.enable_progress_bar", "false",
             "--trainer.max_epochs", "3",

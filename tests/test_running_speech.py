@@ -197,6 +197,8 @@ def test_stream_test_and_calibrate_with_running_speech(tiny_checkpoint, tmp_path
     hours = summary["running_speech"]["stream"]["stream_seconds"] / 3600
     assert summary["budgets_in_streams"]["false_accepts"] == int(60 * hours + 1e-9) >= 2
     assert summary["running_speech"]["calibrated"]["false_accepts"] <= summary["budgets_in_streams"]["false_accepts"]
+    best = summary["best_single_threshold"]  # chosen against the running speech's false accepts too
+    assert best is None or best["false_accepts_per_hour"] <= 60
     on = load_scorer(calibrated).metadata["detection"]["calibrated_on"]["running_speech"]
     assert set(on["readers"]) == set(cal_readers)
 

@@ -85,7 +85,8 @@ def _run(args: argparse.Namespace) -> int:
         from speech.streaming.running_stream import report_lines as running_lines
 
         r = result.summary["running_speech"]
-        print("on the calibration readers' running speech (the thresholds' own data: optimistic), calibrated:")
+        print("the false-accept target applied to the running speech of the calibration readers (and 'best single' "
+              "too); on that speech (the thresholds' own data: optimistic), calibrated:")
         print("\n".join(running_lines({**r["calibrated"], "stream": r["stream"], "source": r["source"]})))
     return 0
 

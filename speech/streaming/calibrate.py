@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from speech.streaming.engine import StreamingConfig
-from speech.streaming.running_stream import RunningOptions, build_running_stream
+from speech.streaming.running_stream import RunningOptions, build_running_stream, running_fa_rows
 from speech.streaming.stream_test import STREAM_UNKNOWN_PERCENT, StreamSpec, output_dir, public, stream_source
 
 if TYPE_CHECKING:
@@ -112,7 +112,8 @@ def run_calibration(
                        target_false_alarms_per_hour=target_false_alarms_per_hour, min_threshold=min_threshold,
                        wrong_weight=wrong_weight)
     rows = sweep(streams, labels, config.detector, late_ms=spec.late_ms)
-    best = best_single([r for r in rows if r["threshold"] >= min_threshold], target_false_accepts_per_hour,
+    fa_rows = rows if running_src is None else running_fa_rows(rows, streams.running, labels, config, running.late_s)
+    best = best_single([r for r in fa_rows if r["threshold"] >= min_threshold], target_false_accepts_per_hour,
                        target_false_alarms_per_hour)
     if single:
         if best is None:

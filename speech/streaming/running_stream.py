@@ -188,6 +188,14 @@ class RunningStream:
         return rows
 
 
+def running_fa_rows(rows: list[dict], stream: RunningStream, labels: list[str], config, late_s: float = 1.0) -> list[dict]:
+    """Sweep ``rows`` of the clip streams with ``false_accepts_per_hour`` replaced by the running stream's (for the
+    choice of a single threshold against a running-speech target)."""
+    by_t = {round(r["threshold"], 4): r["running_false_accepts_per_hour"]
+            for r in stream.sweep(labels, config.detector, thresholds=[r["threshold"] for r in rows], late_s=late_s)}
+    return [{**r, "false_accepts_per_hour": by_t[round(r["threshold"], 4)]} for r in rows]
+
+
 def join_sentences(waves: list[np.ndarray], rng: np.random.Generator, pause_s: tuple[float, float] = PAUSE_S,
                    noise_floor_dbfs: float = NOISE_FLOOR_DBFS) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """``waves`` (16 kHz float32) joined with a U(``pause_s``) pause before each and after the last, over white
