@@ -248,9 +248,11 @@ def test_hard_negatives_are_mined_from_train_readers_and_train_as_unknown(tiny_c
     assert mine_main(args) == 2 and "refusing to overwrite" in capsys.readouterr().err
     dm = SpeechCommandsDataModule(root=str(SC_V2_TEST), labels="12", split_rule="speaker", validation_percent=10,
                                   testing_percent=20, cache_dir=str(tmp_path), running_speech=str(LIBRI),
-                                  running_speech_windows=16, running_speech_hard_negatives=str(out))
+                                  running_speech_windows=16, running_speech_hard_negatives=str(out),
+                                  running_speech_hard_negatives_repeat=2)
     dm.setup("fit")
-    assert (dm.data["training"].labels[-21:] == dm.labels.index("_unknown_")).all()
+    assert len(dm.data["training"]) == len(dm.index.splits["training"]) + 16 + 2 * 5
+    assert (dm.data["training"].labels[-26:] == dm.labels.index("_unknown_")).all()
     assert dm.record().running_speech["hard_negatives"]["windows"] == 5
     # windows mined from held-out readers are refused
     meta = json.loads(out.with_suffix(".json").read_text())

@@ -84,7 +84,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             model's data record) and ``running_speech_windows`` 1 s windows of the train readers' sentences that
             say none of the keywords are added to training as ``_unknown_`` (they get the clips' augmentation).
             ``running_speech_hard_negatives``: a ``.npy`` of mined windows (:mod:`speech.data.hard_negatives`) added
-            as ``_unknown_`` too.
+            as ``_unknown_`` too, each ``running_speech_hard_negatives_repeat`` times (every copy is augmented anew).
     """
 
     def __init__(
@@ -108,6 +108,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         running_speech_windows: int = 1500,
         running_speech_seed: int = 0,
         running_speech_hard_negatives: str | None = None,
+        running_speech_hard_negatives_repeat: int = 4,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -133,7 +134,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.data: dict[str, CachedSplit] = {}
         self.augment: WaveAugment | None = None
         self.running = (RunningSpeechSource(running_speech, running_speech_windows, running_speech_seed,
-                                            running_speech_hard_negatives) if running_speech else None)
+                                            running_speech_hard_negatives, running_speech_hard_negatives_repeat)
+                        if running_speech else None)
 
     # -- index and labels ---------------------------------------------------------------------------
     def _build(self, root: Path, labels) -> DatasetIndex:

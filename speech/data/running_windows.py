@@ -40,11 +40,15 @@ def model_keywords(labels: list[str]) -> list[str]:
 class RunningSpeechSource:
     """``windows`` training windows of the keyword-free sentences of ``root``'s train readers (split ``seed``)."""
 
-    def __init__(self, root: str | Path, windows: int = 1500, seed: int = 0, hard_negatives: str | None = None) -> None:
+    def __init__(self, root: str | Path, windows: int = 1500, seed: int = 0, hard_negatives: str | None = None,
+                 hard_negatives_repeat: int = 4) -> None:
         if windows < 0:
             raise ValueError(f"running_speech_windows must be 0 or more, got {windows}")
         self.root = Path(root)
         self.hard_negatives = Path(hard_negatives) if hard_negatives else None
+        if hard_negatives_repeat < 1:
+            raise ValueError(f"running_speech_hard_negatives_repeat must be 1 or more, got {hard_negatives_repeat}")
+        self.repeat = int(hard_negatives_repeat)
         self._mined: tuple[np.ndarray, dict] | None = None
         self.count = int(windows)
         self.seed = int(seed)
@@ -75,7 +79,8 @@ class RunningSpeechSource:
                 raise DatasetError(f"{self.root}: the train readers have no sentence free of the keywords")
             self._windows = training_windows(sentences, self.count, self.seed, cache_dir)
             if self.hard_negatives is not None:
-                self._windows = np.concatenate([np.asarray(self._windows), self.mined()[0]])
+                mined = np.repeat(self.mined()[0], self.repeat, axis=0)  # each copy gets its own augmentation
+                self._windows = np.concatenate([np.asarray(self._windows), mined])
             log.info("running speech: %d _unknown_ windows from %d keyword-free sentences of %d train readers of %s",
                      len(self._windows), len(sentences), len(self.split.readers("train")), self.speech.root)
         return self._windows
@@ -122,7 +127,7 @@ class RunningSpeechSource:
             "keyword_free_sentences": len(self.sentences(labels)),
             "bad_files": len(self.speech.bad_files),
             "hard_negatives": None if self.hard_negatives is None else {
-                "file": str(self.hard_negatives.resolve()), "windows": int(len(self.mined()[0])),
+                "file": str(self.hard_negatives.resolve()), "windows": int(len(self.mined()[0])), "repeat": self.repeat,
                 "readers": self.mined()[1].get("readers"), "model": self.mined()[1].get("model"),
                 "threshold": self.mined()[1].get("threshold")},
         }
