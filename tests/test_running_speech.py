@@ -114,7 +114,8 @@ def test_datamodule_adds_running_speech_windows_and_records_the_readers(tmp_path
     from speech.data.datamodule import SpeechCommandsDataModule
 
     def module(**kw):
-        return SpeechCommandsDataModule(root=str(SC_V2_TEST), labels="12", split_rule="speaker",
+        kw.setdefault("labels", "12")
+        return SpeechCommandsDataModule(root=str(SC_V2_TEST), split_rule="speaker",
                                         validation_percent=10, testing_percent=20, cache_dir=str(tmp_path), **kw)
 
     plain = module()
@@ -132,6 +133,10 @@ def test_datamodule_adds_running_speech_windows_and_records_the_readers(tmp_path
     assert rs["training_readers"] == split.readers("train") and rs["reader_split"] == split.to_dict()
     assert rs["windows"] == 64 and rs["root"] == str(LIBRI.resolve())
     assert plain.record().running_speech is None
+    # labels without _unknown_ (one's own keywords under cpu-small.yaml): not used, not recorded
+    words_only = module(labels="yes,no", running_speech=str(LIBRI), running_speech_windows=8)
+    words_only.setup("fit")
+    assert "_unknown_" not in words_only.labels and words_only.record().running_speech is None
     with pytest.raises(DatasetError, match="no transcripts"):
         module(running_speech=str(SC_V2_TEST), running_speech_windows=8).setup("fit")
 

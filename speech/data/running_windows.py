@@ -71,9 +71,11 @@ class RunningSpeechSource:
 
     def windows(self, labels: list[str], cache_dir: str | Path | None) -> np.ndarray:
         if self._windows is None:
-            if UNKNOWN_LABEL not in labels:
-                raise DatasetError(f"{self.root}: running speech becomes _unknown_ windows, but the labels "
-                                   f"{labels} have no _unknown_ class")
+            if UNKNOWN_LABEL not in labels:  # e.g. cpu-small.yaml's default with one's own keywords and no _unknown_
+                log.warning("running speech %s not used: it becomes _unknown_ windows, but the labels %s have no "
+                            "_unknown_ class", self.root, labels)
+                self._windows = np.zeros((0, 16_000), np.int16)
+                return self._windows
             sentences = self.sentences(labels)
             if self.count and not sentences:
                 raise DatasetError(f"{self.root}: the train readers have no sentence free of the keywords")
@@ -116,8 +118,10 @@ class RunningSpeechSource:
         return CachedSplit(waves, np.concatenate([data.labels, np.full(len(windows), unknown, np.int64)]),
                            list(data.examples) + extra, data.bad_files, data.path)
 
-    def describe(self, labels: list[str]) -> dict:
+    def describe(self, labels: list[str]) -> dict | None:
         """What goes into the data record: the folder, the reader split and the train readers, the counts."""
+        if UNKNOWN_LABEL not in labels:
+            return None  # not used (see windows)
         split = self.split
         return {
             "root": str(self.speech.root),
