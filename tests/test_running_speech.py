@@ -206,6 +206,12 @@ def test_stream_test_and_calibrate_with_running_speech(tiny_checkpoint, tmp_path
     assert best is None or best["false_accepts_per_hour"] <= 60
     on = load_scorer(calibrated).metadata["detection"]["calibrated_on"]["running_speech"]
     assert set(on["readers"]) == set(cal_readers)
+    # stream-test of the calibrated model: none of the test readers was calibrated on; the calibration readers warn
+    assert main(["stream-test", str(calibrated), *st[2:], "--out", str(tmp_path / "st2"), "--json", str(tmp_path / "2.json")]) == 0
+    assert json.loads((tmp_path / "2.json").read_text())["running_speech"]["calibration_readers_in_stream"] == 0
+    capsys.readouterr()
+    assert main(["stream-test", str(calibrated), *st[2:], "--running-readers", "calibration", "--out", str(tmp_path / "st3")]) == 0
+    assert "the thresholds were calibrated on" in capsys.readouterr().out
 
 
 def test_running_speech_refusals(tiny_checkpoint, tmp_path, capsys):

@@ -342,6 +342,10 @@ def running_report(scorer, config, options: RunningOptions, source: RunningSourc
     labels = list(scorer.labels)
     stream, report = run_and_score(scorer, config, source, config.detector, seed=options.seed,
                                    max_minutes=options.minutes, late_s=options.late_s)
+    calibrated_on = (((scorer.metadata or {}).get("detection") or {}).get("calibrated_on") or {}).get("running_speech")
+    if isinstance(calibrated_on, dict):  # thresholds fitted on some of these readers: optimistic figures
+        report["calibration_readers_in_stream"] = len(set(calibrated_on.get("readers") or [])
+                                                      & set(report["stream"]["readers"]))
     if out is not None:
         write_offenders(out / RUNNING_DETECTIONS, stream, labels, config.detector, options.late_s)
         if sweep_rows:
@@ -376,6 +380,9 @@ def report_lines(r: dict) -> list[str]:
         lines.append("  as: " + ", ".join(f"{k} x{n}" for k, n in r["false_accepts_by_keyword"].items()))
     for o in r["false_accept_sentences"][:5]:
         lines.append(f"    {o['sentence']} as {o['as']} x{o['times']}: {o.get('text', '')[:70]}")
+    if r.get("calibration_readers_in_stream"):
+        lines.append(f"  WARNING: the thresholds were calibrated on {r['calibration_readers_in_stream']} of these readers; "
+                     "the figures are optimistic (test on the test readers)")
     if r["said_keywords"]:
         lines.append(f"  keywords said in the sentences: {r['said_keywords_detected']} of {r['said_keywords']} "
                      f"detected ({r['said_recall']:.1f} %)")
