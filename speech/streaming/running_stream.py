@@ -16,6 +16,7 @@ were detected within the sentence's span plus ``late_s`` (a word said twice and 
 from __future__ import annotations
 
 import bisect
+import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ from speech.streaming.stream_eval import (
     score_stream,
     threshold_config,
 )
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 PAUSE_S = (0.3, 1.0)
@@ -222,20 +225,28 @@ def build_running_stream(scorer, config, utterances, *, seed: int = 0, max_minut
         raise ValueError("no running-speech sentences to build the stream from")
     rng = np.random.default_rng(seed)
     order = [utterances[i] for i in rng.permutation(len(utterances))]
-    waves, used, seconds = [], [], 0.0
+    waves, used, seconds, undecodable = [], [], 0.0, 0
     for u in order:
         if max_minutes is not None and seconds >= max_minutes * 60.0:
             break
-        wave = load_sentence(u.path)
+        try:
+            wave = load_sentence(u.path)
+        except Exception as exc:  # noqa: BLE001 - a file that passed the header check but fails to decode: skipped
+            log.warning("%s: cannot decode, skipped (%s)", u.path, exc)
+            undecodable += 1
+            continue
         waves.append(wave)
         used.append(u)
         seconds += wave.shape[0] / SAMPLE_RATE + sum(PAUSE_S) / 2
+    if not waves:
+        raise ValueError(f"none of the {len(order)} running-speech sentences could be decoded")
     wave, spans = join_sentences(waves, rng, pause_s)
     sentences = [Sentence(u.id, u.reader, u.words, a, b) for u, (a, b) in zip(used, spans, strict=True)]
     scored = score_stream(scorer, config, wave, "running_speech", [])
     readers = sorted({u.reader for u in used})
     info = {"sentences": len(sentences), "readers": readers, "stream_seconds": round(scored.seconds, 1),
-            "speech_seconds": round(sum(b - a for a, b in spans), 1), "seed": seed}
+            "speech_seconds": round(sum(b - a for a, b in spans), 1), "seed": seed,
+            "undecodable_skipped": undecodable}
     return RunningStream(scored, sentences, info, wave if keep_wave else None)
 
 
