@@ -370,8 +370,8 @@ def running_report(scorer, config, options: RunningOptions, source: RunningSourc
                             f"{r['running_false_accepts_per_hour']:.6g},{said}\n")
             plot_det(out / RUNNING_DET,
                      [{**r, "false_accepts_per_hour": r["running_false_accepts_per_hour"]} for r in merged],
-                     title=f"{model_name}: keyword stream misses vs false accepts/h of running speech "
-                     f"({source.part} readers, {stream.seconds / 3600:.2f} h)")
+                     title=f"{model_name}: x = running speech of {len(stream.info['readers'])} {source.part} "
+                     f"readers ({stream.seconds / 3600:.2f} h)")
             report["sweep"] = [{k: rounded(v) for k, v in r.items()} for r in merged]
     return stream, report
 
