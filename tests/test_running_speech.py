@@ -234,6 +234,8 @@ def test_running_speech_refusals(tiny_checkpoint, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "refused" in err and "readers were trained on" in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
+    assert main([*base, "--running-minutes", "0", "--out", str(tmp_path / "z")]) == 2
+    assert "longer than 0 minutes" in capsys.readouterr().err
     # a folder without transcripts: one line, exit 2, no traceback
     assert main([*base[:-1], str(SC_V2_TEST), "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err

@@ -239,7 +239,7 @@ def build_running_stream(scorer, config, utterances, *, seed: int = 0, max_minut
         used.append(u)
         seconds += wave.shape[0] / SAMPLE_RATE + sum(PAUSE_S) / 2
     if not waves:
-        raise ValueError(f"none of the {len(order)} running-speech sentences could be decoded")
+        raise ValueError(f"none of the {undecodable} running-speech sentences tried could be decoded")
     wave, spans = join_sentences(waves, rng, pause_s)
     sentences = [Sentence(u.id, u.reader, u.words, a, b) for u, (a, b) in zip(used, spans, strict=True)]
     scored = score_stream(scorer, config, wave, "running_speech", [])
@@ -338,6 +338,11 @@ class RunningOptions:
     seed: int = 0
     late_s: float = 1.0
     allow_trained_speakers: bool = False
+
+    def __post_init__(self) -> None:
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"the running-speech stream must be longer than 0 minutes, got {self.minutes} "
+                             "(--running-minutes)")
 
     def source(self, metadata: dict | None) -> RunningSource:
         return running_source(self.root, metadata, self.part, allow_trained_speakers=self.allow_trained_speakers)
