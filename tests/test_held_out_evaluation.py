@@ -80,6 +80,8 @@ def test_checkpoint_and_onnx_record_the_split_and_training_speakers(run, tree, t
     assert not set(record.training_speakers) & index.speakers("validation")
     assert record.speakers["training"] == len(record.training_speakers) > 0
     assert record.training_files and all(name.startswith("_silence_/") for name in record.training_files)
+    # cpu-small.yaml adds the running speech of librispeech-mini's train readers (issue #18): recorded
+    assert len(record.training_readers()) == 8 and record.running_speech["windows"] == 1500
     onnx_path = export_onnx(best_checkpoint(run), tmp_path / "m.onnx")
     assert load_scorer(onnx_path).metadata["data"] == meta["data"]
 
