@@ -44,6 +44,8 @@ def run(tree, tmp_path_factory) -> Path:
             "--data.root", str(tree),
             "--data.cache_dir", str(tmp_path_factory.mktemp("cache")),
             "--data.batch_size", "32",
+            "--data.validation_percent", "20",  # this test scores the held-out validation split (no test part)
+            "--data.testing_percent", "0",
             "--trainer.default_root_dir", str(runs),
             "--trainer.enable_progress_bar", "false",
             "--trainer.max_epochs", "3",
@@ -78,6 +80,8 @@ def test_checkpoint_and_onnx_record_the_split_and_training_speakers(run, tree, t
     assert not set(record.training_speakers) & index.speakers("validation")
     assert record.speakers["training"] == len(record.training_speakers) > 0
     assert record.training_files and all(name.startswith("_silence_/") for name in record.training_files)
+    # cpu-small.yaml adds the running speech of librispeech-mini's train readers (issue #18): recorded
+    assert len(record.training_readers()) == 8 and record.running_speech["windows"] == 1500
     onnx_path = export_onnx(best_checkpoint(run), tmp_path / "m.onnx")
     assert load_scorer(onnx_path).metadata["data"] == meta["data"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
 from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
-from speech.cli.stream_args import add_stream_source_arguments, source_options, stream_spec
+from speech.cli.stream_args import add_stream_source_arguments, running_options, source_options, stream_spec
 from speech.errors import SettingError
 
 FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--report", "out": "--out", "targets": "--target-fa / --target-noise",
@@ -73,8 +73,16 @@ def _run(args: argparse.Namespace) -> int:
         min_threshold=args.min_threshold, wrong_weight=args.wrong_weight, single=args.single, out=args.out,
         in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
         **source_options(args, scorer, default_partition="validation", default_half="a"),
+        running=running_options(args, "calibration"),
     )  # fmt: skip
     print("\n".join(report_lines(result.summary, {**result.data, "root": str(args.data)}, result.report)))
+    if "running_speech" in result.summary:
+        from speech.streaming.running_stream import report_lines as running_lines
+
+        r = result.summary["running_speech"]
+        print("the false-accept target applied to the running speech of the calibration readers (and 'best single' "
+              "too); on that speech (the thresholds' own data: optimistic), calibrated:")
+        print("\n".join(running_lines({**r["calibrated"], "stream": r["stream"], "source": r["source"]})))
     return 0
 
 

@@ -35,6 +35,7 @@ def add_stream_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negatives-half", choices=("a", "b", "all"),
                         help="which fixed half of the --negatives speakers (by speaker-id hash) to use; default: a "
                         "for 'calibrate', b for 'stream-test', so the two never share a speaker")
+    add_running_arguments(parser)
     s = parser.add_argument_group("streams")
     s.add_argument("--minutes", type=float, default=10.0, help="length of the keyword stream (10)")
     s.add_argument("--unknown-minutes", type=float,
@@ -48,6 +49,30 @@ def add_stream_source_arguments(parser: argparse.ArgumentParser) -> None:
                    help="random seed of the streams (0)")
     s.add_argument("--late-ms", type=float, default=1000.0,
                    help="a detection belongs to a word up to this long after the word's speech ends (1000)")
+
+
+def add_running_arguments(parser: argparse.ArgumentParser) -> None:
+    """The running-speech stream (issue #18, :mod:`speech.streaming.running_stream`)."""
+    r = parser.add_argument_group("running speech")
+    r.add_argument("--running-speech", type=Path, metavar="DIR",
+                   help="a LibriSpeech-style folder (<reader>/<chapter>/*.flac|ogg|wav + *.trans.txt): adds a stream of "
+                   "its sentences joined with 0.3-1 s pauses; a detection is a false accept when the sentence it "
+                   "falls in (span + 1 s) does not say that word")
+    r.add_argument("--running-readers", choices=("test", "calibration", "all"),
+                   help="which readers of the model's recorded reader split (else the default seeded split) to use; "
+                   "default: test for 'stream-test', calibration for 'calibrate'")
+    r.add_argument("--running-minutes", type=float, help="at most this many minutes of running speech (default: all)")
+
+
+def running_options(args: argparse.Namespace, default_part: str):
+    """The :class:`~speech.streaming.running_stream.RunningOptions` of the options (None without --running-speech)."""
+    from speech.streaming.running_stream import RunningOptions
+
+    if getattr(args, "running_speech", None) is None:
+        return None
+    return RunningOptions(args.running_speech, args.running_readers or default_part, args.running_minutes,
+                          seed=args.stream_seed, late_s=args.late_ms / 1000.0,
+                          allow_trained_speakers=args.allow_trained_speakers)
 
 
 def stream_spec(args: argparse.Namespace):

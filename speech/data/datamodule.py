@@ -22,6 +22,7 @@ from speech.data.augment import AugmentConfig, WaveAugment
 from speech.data.cache import default_cache_dir
 from speech.data.errors import DatasetError
 from speech.data.record import DataRecord
+from speech.data.running_windows import RunningSpeechSource
 from speech.data.splits import DEFAULT_SEED, SPLITS
 from speech.progress import ProgressCallback
 
@@ -79,6 +80,12 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         augment: training-time waveform augmentation.
         crop: which part of a clip longer than 1 s is kept: ``"center"``, ``"start"`` or ``"end"``.
         normaliser_clips: training clips used to fit the feature normaliser.
+        running_speech: a LibriSpeech-style folder of running speech (:mod:`speech.data.running_speech`): its
+            readers are split into train / calibration / test (seeded by ``running_speech_seed``, recorded in the
+            model's data record) and ``running_speech_windows`` 1 s windows of the train readers' sentences that
+            say none of the keywords are added to training as ``_unknown_`` (they get the clips' augmentation).
+            ``running_speech_hard_negatives``: a ``.npy`` of mined windows (:mod:`speech.data.hard_negatives`) added
+            as ``_unknown_`` too, each ``running_speech_hard_negatives_repeat`` times (every copy is augmented anew).
     """
 
     def __init__(
@@ -98,6 +105,11 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         augment: AugmentConfig | None = None,
         crop: str = "center",
         normaliser_clips: int = 4096,
+        running_speech: str | None = None,
+        running_speech_windows: int = 1500,
+        running_speech_seed: int = 0,
+        running_speech_hard_negatives: str | None = None,
+        running_speech_hard_negatives_repeat: int = 4,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -122,6 +134,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self._examples: dict[str, list[Example]] = {}
         self.data: dict[str, CachedSplit] = {}
         self.augment: WaveAugment | None = None
+        self.running = (RunningSpeechSource(running_speech, running_speech_windows, running_speech_seed,
+                                            running_speech_hard_negatives, running_speech_hard_negatives_repeat)
+                        if running_speech else None)
 
     # -- index and labels ---------------------------------------------------------------------------
     def _build(self, root: Path, labels) -> DatasetIndex:
@@ -158,6 +173,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         """Build the waveform caches once (rank 0); other ranks then open them read-only."""
         for split in SPLITS:
             self._cache(split, progress=self.progress)
+        if self.running is not None:
+            self.running.windows(self.labels, self.cache_dir)
 
     def _cache(self, split: str, progress: ProgressCallback | bool = False) -> CachedSplit:
         return cached_waveforms(
@@ -169,6 +186,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         for split in wanted.get(stage, SPLITS):
             if split not in self.data:
                 self.data[split] = self._cache(split)
+                if split == "training" and self.running is not None:
+                    self.data[split] = self.running.add_to(self.data[split], self.labels, self.cache_dir)
         if stage in (None, "fit") and self.augment is None:
             if not len(self.data["training"].labels):
                 raise DatasetError(
@@ -200,6 +219,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             seed=self.seed,
             training=self.examples("training"),
             extra_roots=self.extra_roots,
+            running_speech=self.running.describe(self.labels) if self.running is not None else None,
         )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

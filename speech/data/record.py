@@ -61,6 +61,7 @@ class DataRecord:
     clips: dict[str, int] = field(default_factory=dict)
     speakers: dict[str, int] = field(default_factory=dict)
     extra_roots: list[str] = field(default_factory=list)
+    running_speech: dict | None = None  # speech.data.running_windows.RunningSpeechSource.describe (issue #18)
     version: int = RECORD_VERSION
 
     @classmethod
@@ -74,6 +75,7 @@ class DataRecord:
         seed: int,
         training: list[Example] | None = None,
         extra_roots: list[str | Path] = (),
+        running_speech: dict | None = None,
     ) -> DataRecord:
         """Describe ``index`` as built with these settings; ``training`` (default: the index's training split)
         may hold more clips, e.g. from extra roots."""
@@ -97,6 +99,7 @@ class DataRecord:
             clips={"training": len(training)} | {s: len(index.splits[s]) for s in ("validation", "testing")},
             speakers={"training": len(speakers)} | {s: len(index.speakers(s)) for s in ("validation", "testing")},
             extra_roots=[str(Path(r).resolve()) for r in extra_roots],
+            running_speech=running_speech,
         )
 
     def to_dict(self) -> dict:
@@ -112,6 +115,10 @@ class DataRecord:
             return cls(**known)
         except TypeError:
             return None
+
+    def training_readers(self) -> set[str]:
+        """The running-speech readers (:mod:`speech.data.running_speech`) whose sentences were trained on."""
+        return set((self.running_speech or {}).get("training_readers") or [])
 
     def index_options(self) -> dict:
         """Keyword arguments for :func:`speech.data.build_index` that rebuild the recorded split."""

@@ -8,7 +8,8 @@ built from speakers the model never trained on), one threshold per keyword:
    keywords' words) on the keyword stream, and its false accepts on the non-keyword stream and false alarms on
    the noise stream. Costs are made monotone: the cost at ``t`` is the largest cost at any threshold >= ``t``.
 2. Budgets: ``floor(target per hour x hours of stream)`` false accepts on non-keyword speech and false alarms
-   on noise, for all keywords together.
+   on noise, for all keywords together. With a running-speech stream (``StreamSet.running``, issue #18) the false
+   accepts and their hours are those of the running speech (:mod:`speech.streaming.running_stream`'s rule).
 3. Greedy: all keywords start at "never" (1.0); the move (one keyword to a lower threshold) with the best gain
    (correct - ``wrong_weight`` x wrong) per unit of cost that stays within both budgets is taken, until no move
    gains.
@@ -81,7 +82,10 @@ def keyword_table(streams: StreamSet, labels: list[str], base: DetectorConfig, k
         stats = keyword_accuracy(streams.keywords.words, [LabelledTime(d.label, 1000.0 * d.time) for d in found])
         correct.append(stats.correct)
         wrong.append(stats.wrong)
-        accepts.append(len(streams.non_keywords.detections(labels, config)) if streams.non_keywords else 0)
+        if streams.running is not None:  # running speech: its false accepts are the cost (issue #18)
+            accepts.append(streams.running.false_accepts(labels, config))
+        else:
+            accepts.append(len(streams.non_keywords.detections(labels, config)) if streams.non_keywords else 0)
         alarms.append(len(streams.noise.detections(labels, config)))
     for costs in (accepts, alarms):  # cost at t = the worst cost at any threshold >= t
         for i in range(1, len(costs)):
@@ -169,7 +173,7 @@ def calibrate(
 
     ``min_threshold``: no keyword gets a lower threshold (a keyword that no calibration negative ever triggers
     would otherwise sink to the bottom of the grid on the strength of a few dozen clips)."""
-    if streams.non_keywords is None:
+    if streams.non_keywords is None and streams.running is None:
         raise EvaluationError("calibration needs a stream of non-keyword speech (no _unknown_ clips in the split?)",
                               param="minutes")
     if target_false_accepts_per_hour < 0 or target_false_alarms_per_hour < 0:
@@ -179,8 +183,9 @@ def calibrate(
         raise SettingError(f"no threshold of the grid is >= min_threshold {min_threshold}", param="min_threshold")
     keywords = [label for label in labels if label not in NEVER_REPORTED]
     tables = [keyword_table(streams, labels, base, k, descending) for k in keywords]
+    fa_stream = streams.running if streams.running is not None else streams.non_keywords  # the budget's hours
     budgets = {
-        "false_accepts": math.floor(target_false_accepts_per_hour * streams.non_keywords.seconds / 3600.0 + 1e-9),
+        "false_accepts": math.floor(target_false_accepts_per_hour * fa_stream.seconds / 3600.0 + 1e-9),
         "false_alarms": math.floor(target_false_alarms_per_hour * streams.noise.seconds / 3600.0 + 1e-9),
     }
     chosen = choose_thresholds(tables, budgets["false_accepts"], budgets["false_alarms"], wrong_weight)

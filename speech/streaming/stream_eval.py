@@ -202,6 +202,7 @@ class StreamSet:
     noise: ScoredStream
     recording: LongRecording | None = None  # the keyword stream's audio and words (to write it out)
     info: dict = field(default_factory=dict)
+    running: object | None = None  # speech.streaming.running_stream.RunningStream: running speech (issue #18)
 
     def streams(self) -> list[ScoredStream]:
         return [s for s in (self.keywords, self.non_keywords, self.noise) if s is not None]

@@ -24,6 +24,7 @@ import numpy as np
 
 from speech.evaluation.errors import OutputExistsError
 from speech.streaming.engine import StreamingConfig
+from speech.streaming.running_stream import RUNNING_FILES, RunningOptions, running_report
 from speech.streaming.stream_eval import StreamClips, StreamSet, build_streams, check_stream_minutes, rounded
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ def run_stream_test(
     negatives: Sequence[str | Path] = (),
     negatives_half: str = "b",
     unknown_percent: float = STREAM_UNKNOWN_PERCENT,
+    running: RunningOptions | None = None,
 ) -> StreamTestResult:
     """Build the streams from the held-out ``split`` of ``data_root``, score them with ``scorer`` (loaded from
     ``model``), compute the figures and write the stream files into ``out_dir`` (default: a new
@@ -275,7 +277,7 @@ def run_stream_test(
     minutes, unknown_minutes, noise_minutes = spec.lengths()
     if json_path is not None:
         check_json_path(json_path)
-    out = output_dir(out_dir, create=False)  # checked before any work, created once the streams are built
+    out = output_dir(out_dir, OUTPUT_FILES + (RUNNING_FILES if running is not None else ()), create=False)  # checked before any work, created once the streams are built
     detector, threshold_source = detector_from_metadata(scorer.metadata, config.detector, threshold)
     config = replace(config, detector=detector)
     mismatch = settings_mismatch(scorer.metadata, config) if threshold is None else []
@@ -288,7 +290,8 @@ def run_stream_test(
     if threshold is None:
         overlap = calibration_overlap(scorer.metadata, source.clips.speakers, data_info["root"],
                                       source.negative_speakers)
-    out = output_dir(out)
+    running_src = running.source(scorer.metadata) if running is not None else None
+    out = output_dir(out, OUTPUT_FILES + (RUNNING_FILES if running is not None else ()))
     log.info(
         "building the streams from the %s partition of %s (%d speakers, split from the %s); this runs the model "
         "on %g min of audio", data_info["partition"], data_info["root"], data_info["speakers"], data_info["source"],
@@ -350,6 +353,10 @@ def run_stream_test(
     }
     if rows is not None:
         report["sweep"] = [{k: rounded(v) for k, v in row.items()} for row in rows]
+    if running_src is not None:  # issue #18: false accepts on the held-out readers' running speech
+        _, report["running_speech"] = running_report(scorer, config, running, running_src, out=out, sweep_rows=rows,
+                                                     model_name=Path(model).name)
+        written.update({name: out / name for name in RUNNING_FILES if (out / name).exists()})
     if json_path is not None:
         written["json"] = write_json(json_path, report)
     return StreamTestResult(report, out, written, rows)

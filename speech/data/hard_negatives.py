@@ -1,0 +1,117 @@
+"""Hard-negative mining (issue #18): windows of running speech on which a trained model (nearly) fires.
+
+:func:`mine` runs the model over the keyword-free sentences of the *train* readers of a running-speech folder (the
+model's recorded reader split; :mod:`speech.streaming.running_stream` joins them into one stream) and keeps the
+1 s windows whose raw score for some keyword exceeds ``threshold`` (below the detection threshold, so windows that
+nearly fire count too), at most one per ``min_gap_s`` (the highest first). They are written as an int16 ``.npy``
+with a ``.json`` beside it (model, readers, threshold, counts); training adds them as ``_unknown_`` with
+``--data.running_speech_hard_negatives FILE.npy`` (the readers go into the data record like the other windows).
+
+Command line: ``python -m speech.data.hard_negatives MODEL --running-speech DIR --out FILE.npy``.
+Only train readers are mined, so the readers held out for calibration and test stay unseen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from speech.data.errors import DatasetError
+
+WINDOW = 16_000
+
+
+def mine(scorer, running_root: str | Path, *, threshold: float = 0.5, min_gap_s: float = 0.5,
+         max_windows: int | None = None, seed: int = 0, max_minutes: float | None = None) -> tuple[np.ndarray, dict]:
+    """``(windows int16 (n, 16000), info)`` mined from the keyword-free sentences of the train readers (at most
+    ``max_minutes`` of them; None: all)."""
+    from speech.audio import float_to_int16
+    from speech.data.running_speech import keyword_free
+    from speech.data.running_windows import model_keywords
+    from speech.streaming.engine import StreamingConfig
+    from speech.streaming.running_stream import build_running_stream, running_source
+
+    labels = list(scorer.labels)
+    keywords = model_keywords(labels)
+    source = running_source(running_root, scorer.metadata, "train", allow_trained_speakers=True)  # train readers
+    sentences = keyword_free(source.utterances, keywords)
+    if not sentences:
+        raise DatasetError(f"{running_root}: the train readers have no keyword-free sentence to mine")
+    stream = build_running_stream(scorer, StreamingConfig(), sentences, seed=seed, keep_wave=True,
+                                  max_minutes=max_minutes)
+    columns = [labels.index(k) for k in keywords]
+    scores = stream.scored.scores[:, columns]
+    best = scores.max(axis=1)
+    order = np.argsort(-best, kind="stable")
+    times = stream.scored.times
+    kept: list[int] = []
+    for i in order:
+        if best[i] <= threshold or (max_windows is not None and len(kept) >= max_windows):
+            break
+        if all(abs(times[i] - times[j]) >= min_gap_s for j in kept):
+            kept.append(int(i))
+    windows = np.zeros((len(kept), WINDOW), np.int16)
+    for row, i in enumerate(kept):
+        end = int(round(times[i] * 16_000))
+        piece = stream.wave[max(0, end - WINDOW) : end]
+        windows[row, WINDOW - piece.shape[0] :] = float_to_int16(piece)
+    fired = {}
+    for i in kept:
+        k = keywords[int(scores[i].argmax())]
+        fired[k] = fired.get(k, 0) + 1
+    info = {
+        "root": source.root,
+        "readers": source.readers,
+        "reader_split": source.split,
+        "sentences": len(sentences),
+        "stream_seconds": round(stream.seconds, 1),
+        "threshold": threshold,
+        "min_gap_s": min_gap_s,
+        "windows": len(kept),
+        "as_keyword": dict(sorted(fired.items(), key=lambda kv: -kv[1])),
+        "windows_over_threshold_per_hour": round(float((best > threshold).sum()) * 3600.0 / stream.seconds, 1),
+    }
+    return windows, info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m speech.data.hard_negatives", description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="trained checkpoint (.ckpt) or exported model (.onnx)")
+    parser.add_argument("--running-speech", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--out", required=True, type=Path, help="new .npy file for the windows (a .json beside it)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="raw keyword score a window must exceed (0.5)")
+    parser.add_argument("--min-gap", type=float, default=0.5, help="seconds between kept windows (0.5)")
+    parser.add_argument("--max-windows", type=int, help="keep at most this many (the highest scores)")
+    parser.add_argument("--max-minutes", type=float, help="mine at most this many minutes of speech (default: all)")
+    args = parser.parse_args(argv)
+    from speech.data.record import SpeakerLeakError
+    from speech.scorers import load_scorer
+
+    meta = args.out.with_suffix(".json")
+    try:
+        if args.out.suffix != ".npy":
+            raise ValueError(f"{args.out}: the windows file must end in .npy")
+        for path in (args.out, meta):
+            if path.exists():
+                raise FileExistsError(f"{path} exists; refusing to overwrite it")
+        scorer = load_scorer(args.model)
+        windows, info = mine(scorer, args.running_speech, threshold=args.threshold, min_gap_s=args.min_gap,
+                             max_windows=args.max_windows, max_minutes=args.max_minutes)
+    except (DatasetError, SpeakerLeakError, FileExistsError, ValueError, OSError) as exc:
+        print(f"hard_negatives: error: {exc}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.out, windows)
+    meta.write_text(json.dumps({**info, "model": str(args.model)}, indent=2) + "\n")
+    print(f"{len(windows)} windows of {len(info['readers'])} train readers ({info['stream_seconds'] / 3600:.2f} h, "
+          f"{info['windows_over_threshold_per_hour']:.0f} hops/h over {args.threshold:g}) as "
+          f"{info['as_keyword']} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
