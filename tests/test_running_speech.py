@@ -201,7 +201,9 @@ def test_stream_test_and_calibrate_with_running_speech(tiny_checkpoint, tmp_path
     assert set(summary["running_speech"]["stream"]["readers"]) <= set(cal_readers)
     hours = summary["running_speech"]["stream"]["stream_seconds"] / 3600
     assert summary["budgets_in_streams"]["false_accepts"] == int(60 * hours + 1e-9) >= 2
-    assert summary["running_speech"]["calibrated"]["false_accepts"] <= summary["budgets_in_streams"]["false_accepts"]
+    # within the budget, except for keywords no threshold could fit: they get the best one, named as over target
+    if not summary["over_target"]:
+        assert summary["running_speech"]["calibrated"]["false_accepts"] <= summary["budgets_in_streams"]["false_accepts"]
     best = summary["best_single_threshold"]  # chosen against the running speech's false accepts too
     assert best is None or best["false_accepts_per_hour"] <= 60
     on = load_scorer(calibrated).metadata["detection"]["calibrated_on"]["running_speech"]
@@ -232,7 +234,7 @@ def test_running_speech_refusals(tiny_checkpoint, tmp_path, capsys):
             "--running-speech", str(LIBRI)]
     assert main([*base, "--running-readers", "calibration", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "refused" in err and "readers were trained on" in err and err.count("\n") == 1
+    assert err.startswith("speech stream-test: error: ") and "readers were trained on" in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
     assert main([*base, "--running-minutes", "0", "--out", str(tmp_path / "z")]) == 2
     assert "longer than 0 minutes" in capsys.readouterr().err

@@ -154,8 +154,23 @@ def _dispatch(argv: list[str]) -> int:
         print(f"\nspeech {name}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every error ends as one line and an exit code
+        if _caused_by_interrupt(exc):  # Ctrl-C inside a C extension's import or call surfaces as another error
+            print(f"\nspeech {name}: interrupted", file=sys.stderr)
+            return INTERRUPTED
         shown = f"{name} {rest[0]}" if name == "data" and rest and not rest[0].startswith("-") else name
         return failure(shown, exc, hints, verbose="-v" in rest or "--verbose" in rest)
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while handling a KeyboardInterrupt (e.g. an ImportError "initialization failed"
+    when Ctrl-C lands inside a lazily imported extension module)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def failure(name: str, exc: Exception, hints: dict[str, str] | None = None, verbose: bool = False) -> int:
