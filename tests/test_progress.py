@@ -39,9 +39,9 @@ def test_progress_bars_stop_by_themselves_when_every_task_is_done(capsys, monkey
     bars = ProgressBars()
     for done in range(0, 101, 25):
         bars(Step("decoding", done, 100, "clips"))
-    assert bars._bars == {}  # stopped: no live display left to clash with Lightning's progress bar
+    assert bars.showing == set()  # stopped: no live display left to clash with Lightning's progress bar
     with ProgressBars() as bars:
         bars(Step("download", 10, 1000, "bytes"))
-        assert set(bars._bars) == {"bytes"}
-    assert bars._bars == {}  # stopped on leaving the block, unfinished
+        assert bars.showing == {"bytes"}
+    assert bars.showing == set()  # stopped on leaving the block, unfinished
     assert reporter(None)(Step("x", 1, 2)) is None and reporter(False) is reporter(None)

@@ -71,6 +71,11 @@ class ProgressBars:
             self._bars = {kind: b for kind, b in self._bars.items() if b is not bar}
             self._tasks = {what: entry for what, entry in self._tasks.items() if entry[0] is not bar}
 
+    @property
+    def showing(self) -> set[str]:
+        """The kinds of bar (``"bytes"``, ``"count"``) on screen now; empty once the display has stopped."""
+        return set(self._bars)
+
     def close(self) -> None:
         for bar in self._bars.values():
             bar.stop()
