@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speech.audio import audio_problem
+from speech.audio import AudioError, audio_problem
 from speech.data.errors import DatasetError
 from speech.errors import SettingError
 
@@ -264,7 +264,7 @@ def training_windows(utterances: list[Utterance], count: int, seed: int, cache_d
     for u in utterances:
         try:
             waves.append(load_sentence(u.path))
-        except Exception as exc:  # noqa: BLE001 - a bad file is skipped and named, as the clip cache does
+        except AudioError as exc:  # a bad file is skipped and named, as the clip cache does
             log.warning("%s: cannot decode, skipped (%s)", u.path, exc)
     windows, _ = cut_windows(waves, count, np.random.default_rng(seed), samples)
     if path is not None:

@@ -25,14 +25,8 @@ import numpy as np
 
 from speech.data.errors import DatasetError
 from speech.errors import SettingError
-from speech.streaming.detection import NEVER_REPORTED, Detection, DetectorConfig
-from speech.streaming.stream_eval import (
-    SWEEP_THRESHOLDS,
-    ScoredStream,
-    rounded,
-    score_stream,
-    threshold_config,
-)
+from speech.streaming.detection import NEVER_REPORTED, Detection, DetectorConfig, threshold_config
+from speech.streaming.stream_eval import SWEEP_THRESHOLDS, ScoredStream, rounded, score_stream
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +95,9 @@ class RunningStream:
     info: dict = field(default_factory=dict)
     wave: np.ndarray | None = None  # the stream's audio, kept when asked (hard-negative mining)
 
+    def __post_init__(self) -> None:
+        self._starts = [s.start for s in self.sentences]  # in stream order: what holders() bisects
+
     @property
     def seconds(self) -> float:
         return self.scored.seconds
@@ -114,8 +111,7 @@ class RunningStream:
 
     def holders(self, time: float, late_s: float = 1.0) -> list[int]:
         """Indexes of the sentences whose ``[start, end + late_s]`` holds ``time`` (latest last)."""
-        starts = [s.start for s in self.sentences]
-        i = bisect.bisect_right(starts, time) - 1
+        i = bisect.bisect_right(self._starts, time) - 1
         found = []
         while i >= 0 and self.sentences[i].end + late_s >= time - 1e-9:
             found.append(i)
@@ -221,6 +217,7 @@ def build_running_stream(scorer, config, utterances, *, seed: int = 0, max_minut
                          pause_s: tuple[float, float] = PAUSE_S, keep_wave: bool = False) -> RunningStream:
     """The sentences ``utterances`` (:class:`speech.data.running_speech.Utterance`) in a seeded random order, up to
     ``max_minutes`` of stream (None: all), joined (:func:`join_sentences`) and scored with ``scorer``."""
+    from speech.audio import AudioError
     from speech.data.running_speech import load_sentence
 
     if not utterances:
@@ -233,7 +230,7 @@ def build_running_stream(scorer, config, utterances, *, seed: int = 0, max_minut
             break
         try:
             wave = load_sentence(u.path)
-        except Exception as exc:  # noqa: BLE001 - a file that passed the header check but fails to decode: skipped
+        except AudioError as exc:  # a file that passed the header check but fails to decode: skipped and counted
             log.warning("%s: cannot decode, skipped (%s)", u.path, exc)
             undecodable += 1
             continue
