@@ -154,9 +154,6 @@ def _dispatch(argv: list[str]) -> int:
         print(f"\nspeech {name}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every error ends as one line and an exit code
-        if _caused_by_interrupt(exc):  # Ctrl-C inside a C extension's import or call surfaces as another error
-            print(f"\nspeech {name}: interrupted", file=sys.stderr)
-            return INTERRUPTED
         shown = f"{name} {rest[0]}" if name == "data" and rest and not rest[0].startswith("-") else name
         return failure(shown, exc, hints, verbose="-v" in rest or "--verbose" in rest)
 
@@ -178,7 +175,11 @@ def failure(name: str, exc: Exception, hints: dict[str, str] | None = None, verb
     :class:`~speech.errors.SpeechError`'s own (2 bad input, 1 a failure while running) with the command's hint
     for its parameter; 0 for a broken pipe (the reader has gone); 1 for another ``OSError``; 1 and "internal
     error" for anything else (a bug: its traceback is printed with ``verbose`` (``-v``) or ``SPEECH_DEBUG=1``).
-    The one place exceptions become exit codes (``speech train``'s entry point uses it too)."""
+    The one place exceptions become exit codes (``speech train``'s entry point uses it too). An error raised while
+    a Ctrl-C was being handled is the interrupt (130)."""
+    if _caused_by_interrupt(exc):  # Ctrl-C inside a C extension's import or call surfaces as another error
+        print(f"\nspeech {name}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     if isinstance(exc, SpeechError):
         print(f"speech {name}: error: {with_flag_hint(exc, hints or {})}", file=sys.stderr)
         return exc.exit_code
