@@ -9,6 +9,7 @@ from conftest import SC_V2_TEST
 from speech.activity import speech_bounds
 from speech.audio import load_audio
 from speech.data.augment import AugmentConfig, WaveAugment
+from speech.data.reverb import room_responses
 from speech.data.windows import partial_words, place_anywhere
 
 RATE = 16_000
@@ -113,3 +114,49 @@ def test_stream_windows_relabel_partial_words_as_unknown_and_leave_silence_alone
     assert 4 <= int(relabelled.sum()) <= 24 and moved[:48].sum() > relabelled.sum()
     full, _ = augment(waves, labels, torch.Generator().manual_seed(0))  # the whole chain runs
     assert full.shape == waves.shape
+
+
+def schroeder_rt60(response: np.ndarray, rate: int) -> float:
+    """Reverberation time of an impulse response from the slope of its backward-integrated energy
+    (Schroeder 1965) between -5 and -25 dB, extrapolated to 60 dB (T20)."""
+    energy = np.cumsum(response[::-1] ** 2)[::-1]
+    db = 10 * np.log10(energy / energy[0])
+    t = np.arange(len(db)) / rate
+    fit = (db <= -5) & (db >= -25)
+    slope = np.polyfit(t[fit], db[fit], 1)[0]
+    return -60.0 / slope
+
+
+def test_room_responses_decay_at_their_drawn_reverberation_time_and_ratio():
+    responses, rt60 = room_responses(16, RATE, (0.2, 0.7), (3.0, 3.0), torch.Generator().manual_seed(0))
+    assert responses.shape == (16, int(0.7 * RATE)) and float(rt60.min()) >= 0.2 and float(rt60.max()) <= 0.7
+    for response, drawn in zip(responses.numpy().astype(np.float64), rt60.tolist(), strict=True):
+        assert abs(schroeder_rt60(response, RATE) - drawn) < 0.15 * drawn, drawn
+        tail = float((response[1:] ** 2).sum())
+        assert abs(10 * np.log10(response[0] ** 2 / tail) - 3.0) < 1e-3  # the direct-to-reverberant ratio asked for
+
+
+def test_reverberation_spreads_real_words_in_time_and_keeps_their_level():
+    waves = real_words(16)
+    labels = torch.zeros(16, dtype=torch.long)
+    augment = WaveAugment(torch.zeros(RATE), AugmentConfig(reverb_probability=1.0, reverb_rt60=(0.5, 0.7)))
+    out = augment.reverberate(waves, labels, torch.Generator().manual_seed(0))
+    assert out.shape == waves.shape and torch.isfinite(out).all()
+    assert torch.allclose(out.square().mean(1).sqrt(), waves.square().mean(1).sqrt(), rtol=1e-3)
+    start, end = speech_bounds(waves)
+    after = [(end[i] + 1600 < RATE - 1600) for i in range(16)]  # clips with room after the word
+    spread = [float(out[i, end[i] + 800 : end[i] + 2400].square().mean() / waves[i, end[i] + 800 : end[i] + 2400]
+                    .square().mean().clamp_min(1e-12)) for i in range(16) if after[i]]
+    # the tail rings on after the word ends (over the recording's own room tone and noise floor)
+    assert len(spread) >= 4 and np.median(spread) > 2, spread
+    # the direct path keeps the word where it was: the reverberant clip starts where the dry one does
+    assert (speech_bounds(out)[0] - start).abs().max() <= 800
+
+
+def test_reverberation_off_changes_nothing_and_never_touches_silence():
+    waves = real_words(8)
+    assert WaveAugment(torch.zeros(RATE), AugmentConfig()).reverberate(waves) is waves
+    augment = WaveAugment(torch.zeros(RATE), AugmentConfig(reverb_probability=1.0), silence_label=0)
+    labels = torch.tensor([0, 1] * 4)
+    out = augment.reverberate(waves, labels, torch.Generator().manual_seed(0))
+    assert torch.equal(out[labels == 0], waves[labels == 0]) and not torch.equal(out[labels == 1], waves[labels == 1])

@@ -11,6 +11,9 @@ placed anywhere in the window instead of within the small shift, as a stream sho
 (``partial_probability``, off by default) a share becomes a partial-word window (half a word, or the tail of
 one and the head of another) labelled ``_unknown_``. On cpu-small placement gave the better streaming trade-off
 and partial-word negatives a worse one (README).
+
+Room reverberation (:mod:`speech.data.reverb`, off by default): a share ``reverb_probability`` of the clips that
+are not ``_silence_`` is convolved with a synthetic room response before the noise is mixed in.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 from speech.activity import speech_bounds
+from speech.data.reverb import reverberate, room_responses
 from speech.data.windows import partial_words, place_anywhere
 
 
@@ -29,7 +33,9 @@ class AugmentConfig:
     """Training-time waveform augmentation. ``time_shift_ms`` is the maximum shift either way; ``speed`` the
     largest relative speed change (0.15: factors in [0.85, 1.15]; 0 turns it off). ``place_probability``: share
     of word examples whose speech is put anywhere it fits in the window; ``partial_probability``: share of word
-    examples turned into partial-word ``_unknown_`` windows (needs an ``_unknown_`` class)."""
+    examples turned into partial-word ``_unknown_`` windows (needs an ``_unknown_`` class). ``reverb_probability``:
+    share of non-silence examples given simulated room reverberation, with a reverberation time (seconds) and a
+    direct-to-reverberant ratio (dB) drawn from ``reverb_rt60`` and ``reverb_drr_db``."""
 
     time_shift_ms: float = 100.0
     speed: float = 0.15
@@ -38,6 +44,9 @@ class AugmentConfig:
     noise_probability: float = 0.8
     noise_volume: float = 0.1
     silence_volume: float = 1.0
+    reverb_probability: float = 0.0
+    reverb_rt60: tuple[float, float] = (0.2, 0.7)
+    reverb_drr_db: tuple[float, float] = (0.0, 12.0)
 
 
 class WaveAugment(nn.Module):
@@ -62,6 +71,7 @@ class WaveAugment(nn.Module):
             raise ValueError(f"noise must be a non-empty 1-D tensor, got shape {tuple(noise.shape)}")
         self.register_buffer("noise", noise.float(), persistent=False)
         self.max_shift = int(round(self.config.time_shift_ms * sample_rate / 1000))
+        self.sample_rate = sample_rate
         self.silence_label = silence_label
         self.unknown_label = unknown_label
 
@@ -85,6 +95,25 @@ class WaveAugment(nn.Module):
         a = torch.where(valid_left, waves.gather(1, left.clamp(0, samples - 1)), torch.zeros((), device=device))
         b = torch.where(valid_right, waves.gather(1, (left + 1).clamp(0, samples - 1)), torch.zeros((), device=device))
         return a + (b - a) * frac
+
+    def reverberate(
+        self, waves: torch.Tensor, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Room reverberation on a ``reverb_probability`` share of the clips (never on ``_silence_`` ones)."""
+        c = self.config
+        if c.reverb_probability <= 0:
+            return waves
+        chosen = torch.rand(waves.shape[0], device=waves.device, generator=generator) < c.reverb_probability
+        if labels is not None and self.silence_label is not None:
+            chosen &= labels != self.silence_label
+        if not chosen.any():
+            return waves
+        responses, _ = room_responses(
+            int(chosen.sum()), self.sample_rate, c.reverb_rt60, c.reverb_drr_db, generator, waves.device
+        )
+        out = waves.clone()
+        out[chosen] = reverberate(waves[chosen], responses)
+        return out
 
     def shift(self, waves: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.max_shift <= 0:
@@ -137,6 +166,7 @@ class WaveAugment(nn.Module):
             waves = torch.where(moved.unsqueeze(1), waves, self.shift(waves, generator))
         else:
             waves = self.shift(waves, generator)
+        waves = self.reverberate(waves, labels, generator)
         device = waves.device
         volume = torch.rand(batch, 1, device=device, generator=generator) * c.noise_volume
         volume = volume * (torch.rand(batch, 1, device=device, generator=generator) < c.noise_probability)
