@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from speech.data.record import DataRecord
+from speech.distillation import Teachers, check_teachers, distillation_loss
 from speech.errors import SettingError
 from speech.features import FrontEndConfig, SpecAugment, SpecAugmentConfig
 from speech.model import ClassifierConfig
@@ -46,6 +48,9 @@ class KeywordModule(L.LightningModule):
         ema_decay: when > 0, keep an exponential moving average of the weights (updated every step with this
             decay; buffers such as BatchNorm statistics are copied) and validate, test and save that average:
             the checkpoint's recogniser weights are the averaged ones (the raw ones travel along for resuming).
+        teachers: trained checkpoints to distil from (:mod:`speech.distillation`); the loss becomes
+            ``(1 - distill_weight) * cross-entropy + distill_weight * T² KL(teachers || student)`` at temperature
+            ``distill_temperature``. The teachers must have trained on the student's training split only.
     """
 
     def __init__(
@@ -61,6 +66,9 @@ class KeywordModule(L.LightningModule):
         warmup_epochs: float = 1.0,
         final_lr_ratio: float = 0.01,
         ema_decay: float = 0.0,
+        teachers: list[str] | None = None,
+        distill_weight: float = 0.5,
+        distill_temperature: float = 2.0,
     ) -> None:
         super().__init__()
         if not labels:
@@ -73,6 +81,9 @@ class KeywordModule(L.LightningModule):
             )
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        if not 0.0 <= distill_weight <= 1.0 or distill_temperature <= 0:
+            raise ValueError(f"distill_weight must be in [0, 1] and distill_temperature > 0, got {distill_weight}, "
+                             f"{distill_temperature}")
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.recogniser = Recogniser(labels, frontend, classifier)
@@ -84,6 +95,8 @@ class KeywordModule(L.LightningModule):
         self.ema: Recogniser | None = None
         if ema_decay > 0:
             self.ema = copy.deepcopy(self.recogniser).requires_grad_(False)
+        self.teachers = Teachers(teachers, self.labels) if teachers else None
+        self.distill_weight, self.distill_temperature = distill_weight, distill_temperature
         # plain data only, so checkpoints stay loadable with torch.load(weights_only=True)
         self.save_hyperparameters(
             {
@@ -96,6 +109,9 @@ class KeywordModule(L.LightningModule):
                 "warmup_epochs": warmup_epochs,
                 "final_lr_ratio": final_lr_ratio,
                 "ema_decay": ema_decay,
+                "teachers": list(teachers or []),
+                "distill_weight": distill_weight,
+                "distill_temperature": distill_temperature,
             }
         )
         n = len(labels)
@@ -116,6 +132,8 @@ class KeywordModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "record"):
             self.recogniser.sections["data"] = datamodule.record().to_dict()
+        if self.teachers is not None:
+            check_teachers(self.teachers, DataRecord.from_dict(self.recogniser.sections.get("data")))
         if bool(frontend.fitted):
             return  # resumed or fine-tuned: keep the statistics the weights were trained with
         if datamodule is None or not hasattr(datamodule, "normaliser_waves"):
@@ -150,6 +168,10 @@ class KeywordModule(L.LightningModule):
         feats = self.spec_augment(self.recogniser.frontend(waves))
         logits = self.recogniser.classifier(feats)
         loss = self.criterion(logits.float(), labels)
+        if self.teachers is not None:
+            targets = self.teachers.probabilities(waves, self.distill_temperature)
+            soft = distillation_loss(logits, targets, self.distill_temperature)
+            loss = (1.0 - self.distill_weight) * loss + self.distill_weight * soft
         self.train_acc(logits, labels)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(labels))
         self.log("train/acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(labels))

@@ -53,7 +53,8 @@ class TrainSetupError(SpeechError, ValueError):
 
 
 # the option to change when the library blames one of its parameters (``exc.param``)
-FLAG_HINTS = {"labels": "--data.labels / --data.root", "threads": "--threads", "split": "--data.split_rule"}
+FLAG_HINTS = {"labels": "--data.labels / --data.root", "threads": "--threads", "split": "--data.split_rule",
+              "teachers": "--model.teachers"}
 
 
 def next_version(run_root: Path) -> int:

@@ -1,0 +1,64 @@
+"""Distillation from trained teachers: the loss, the soft targets, a real distilled fit, and the leak check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import SC_V2_TEST
+from test_train import cache_dir, small_tree, train_args, trained_run  # noqa: F401 - shared module fixtures
+
+from speech.audio import load_audio
+from speech.checkpoint import load_recogniser
+from speech.cli.train import main as train_main
+from speech.distillation import Teachers, distillation_loss
+from speech.model_file import read_checkpoint
+
+
+def test_the_loss_is_zero_where_the_student_matches_the_targets_and_pulls_towards_them():
+    targets = torch.softmax(torch.tensor([[2.0, 0.5, -1.0], [0.0, 3.0, 0.0]]), dim=-1)
+    temperature = 2.0
+    matching = torch.log(targets) * temperature  # softmax(matching / T) == targets
+    assert float(distillation_loss(matching, targets, temperature)) == pytest.approx(0.0, abs=1e-6)
+    student = torch.zeros(2, 3, requires_grad=True)
+    loss = distillation_loss(student, targets, temperature)
+    loss.backward()
+    assert float(loss.detach()) > 0
+    # a gradient step raises the logits of the classes the targets favour over uniform, lowers the others
+    assert torch.equal(torch.sign(-student.grad), torch.sign(targets - 1 / 3))
+
+
+def test_soft_targets_are_the_teachers_tempered_probabilities(trained_run):  # noqa: F811
+    checkpoint = next((trained_run / "checkpoints").glob("best*.ckpt"))
+    model = load_recogniser(checkpoint)
+    teachers = Teachers([str(checkpoint)], list(model.labels))
+    waves = torch.from_numpy(np.stack([load_audio(p) for p in sorted((SC_V2_TEST / "yes").glob("*.wav"))[:4]]))
+    soft = teachers.probabilities(waves, 2.0)
+    with torch.no_grad():
+        expected = torch.softmax(model(waves) / 2.0, dim=-1)
+    assert torch.allclose(soft, expected, atol=1e-6) and torch.allclose(soft.sum(1), torch.ones(4))
+    sharp = teachers.probabilities(waves, 1.0)
+    assert (sharp.max(1).values >= soft.max(1).values - 1e-6).all()  # a higher temperature softens
+    with pytest.raises(ValueError, match="differ from the student's"):
+        Teachers([str(checkpoint)], list(reversed(model.labels)))
+
+
+def test_a_distilled_fit_records_its_teacher_and_a_leaking_teacher_is_refused(trained_run, small_tree,  # noqa: F811
+                                                                             cache_dir, tmp_path, capsys):  # noqa: F811
+    teacher = str(next((trained_run / "checkpoints").glob("best*.ckpt")))
+    runs = tmp_path / "runs"
+    code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",
+                       "--model.teachers", f"[{teacher}]", "--model.distill_weight", "0.7"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    student = next((runs / "test" / "version_0" / "checkpoints").glob("best*.ckpt"))
+    hparams = read_checkpoint(student)["hyper_parameters"]
+    assert hparams["teachers"] == [teacher] and hparams["distill_weight"] == 0.7
+    # the teachers are neither trained nor saved: the student's file holds its own weights only
+    assert not [k for k in read_checkpoint(student)["state_dict"] if not k.startswith(("recogniser.", "ema."))]
+    # another split seed trains on other speakers: the teacher knows some the student holds out
+    code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",
+                       "--model.teachers", f"[{teacher}]", "--data.split_seed", "7"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
+    assert code == 2 and len(lines) == 1 and "the student holds out" in lines[0], err[-2000:]
+    assert "Traceback" not in err
