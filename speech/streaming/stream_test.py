@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,8 +120,8 @@ def stream_source(
     from speech.streaming.stream_eval import negative_clips, partition_clips
 
     record = DataRecord.from_dict(scorer.metadata.get("data"))
-    options = {**split.index_options, "unknown_percent": float(unknown_percent)}
-    index = build_index(data_root, labels=list(scorer.labels), **options)
+    settings = replace(split.settings, unknown_percent=float(unknown_percent))
+    index = build_index(data_root, labels=list(scorer.labels), split=settings)
     clips = partition_clips(index, split.partition)
     trained = check_held_out(record, clips.examples, index.root, allow=allow_trained_speakers)
     if record is None:
