@@ -19,7 +19,7 @@ from speech.errors import RuntimeFailure, SettingError
 from speech.evaluation.errors import OutputExistsError
 from speech.streaming.engine import StreamingConfig
 from speech.streaming.running_stream import RunningOptions, build_running_stream, running_fa_rows
-from speech.streaming.stream_test import STREAM_UNKNOWN_PERCENT, StreamSpec, output_dir, public, stream_source
+from speech.streaming.stream_test import STREAM_UNKNOWN_PERCENT, StreamSpec, output_dir, stream_source
 
 if TYPE_CHECKING:
     from speech.data.record import SplitChoice
@@ -151,8 +151,8 @@ def run_calibration(
         "minutes": minutes,
         "unknown_minutes": unknown_minutes,
         "noise_minutes": noise_minutes,
-        "keyword_words": got["keyword_words"],
-        "non_keyword_words": got["non_keyword_words"],
+        "keyword_words": got.keyword_words,
+        "non_keyword_words": got.non_keyword_words,
         "distinct_non_keyword_clips": streams.info["unknown_clips_in_stream"],
         "stream_seed": spec.seed,
         "unknown_share": spec.unknown_share,
@@ -162,7 +162,7 @@ def run_calibration(
     if running_src is not None:
         calibrated_on["running_speech"] = {"root": running_src.root, "readers": running_src.readers,
                                            "hours": round(streams.running.seconds / 3600, 3)}
-    section = detection_section(result, config, calibrated_on=calibrated_on, figures_on_calibration=got)
+    section = detection_section(result, config, calibrated_on=calibrated_on, figures_on_calibration=got.to_json(digits=4))
     written = None
     if out is not None or in_place:
         written = store_detection(model, section, out=out, in_place=in_place)
@@ -185,8 +185,8 @@ def run_calibration(
         "mode": mode,
         "per_keyword": table_rows(result),
         "over_target": list(result.over_target),
-        "calibrated": public(got),
-        "default_threshold": public(default),
+        "calibrated": got.to_json(),
+        "default_threshold": default.to_json(),
         "best_single_threshold": best,
         "calibrated_on": calibrated_on,
         "settings": section["settings"],

@@ -203,7 +203,9 @@ def detection_section(
     calibrated_on: dict,
     figures_on_calibration: dict,
 ) -> dict:
-    """The plain-data ``metadata["detection"]`` entry for a calibration."""
+    """The plain-data ``metadata["detection"]`` entry for a calibration; ``figures_on_calibration``: the
+    calibrated figures on the calibration streams, as reports write them
+    (:meth:`~speech.streaming.stream_eval.StreamFigures.to_json`)."""
     return {
         "version": SECTION_VERSION,
         "thresholds": {k: round(v, 4) for k, v in calibration.thresholds.items()},
@@ -213,11 +215,7 @@ def detection_section(
         "over_target": list(calibration.over_target),
         "settings": detector_settings(config),
         "calibrated_on": calibrated_on,
-        "figures_on_calibration_streams": {
-            k: (round(v, 4) if isinstance(v, float) else v)
-            for k, v in figures_on_calibration.items()
-            if not k.startswith("_")
-        },
+        "figures_on_calibration_streams": dict(figures_on_calibration),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

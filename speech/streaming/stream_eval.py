@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -271,14 +271,61 @@ def build_streams(
     return StreamSet(main, others, noise_stream, recording, info)
 
 
-def rounded(value):
-    """Floats to 3 decimals for reports; anything else unchanged."""
-    return round(value, 3) if isinstance(value, float) else value
+def rounded(value, digits: int = 3):
+    """Floats to ``digits`` decimals for reports; anything else unchanged."""
+    return round(value, digits) if isinstance(value, float) else value
 
 
 def keyword_thresholds(config: DetectorConfig, labels: list[str]) -> dict[str, float]:
     """The threshold each keyword (labels other than ``_silence_``/``_unknown_``) must exceed under ``config``."""
     return {label: config.threshold_for(label) for label in labels if label not in NEVER_REPORTED}
+
+
+@dataclass(frozen=True)
+class StreamFigures:
+    """Every figure of one detector setting on a :class:`StreamSet` (see :mod:`speech.streaming.scoring`).
+
+    Percentages are 0..100; ``*_per_hour`` are counts scaled to one hour; delays are ms from the end of the word.
+    The keyword stream: ``keyword_*``, delays, counts of its words, correct and wrong detections, extra detections
+    (false accepts on its non-keywords, false alarms between words). The non-keyword stream (None, 0 or ``[]``
+    without one): false accepts, their rate per hour and per word, and the clips most accepted. The noise stream:
+    false alarms. ``tf_*``: TensorFlow's ``StreamingAccuracyStats`` on the keyword stream (percent of all its
+    words). :meth:`to_json` is the reports' form (the field names as keys, floats rounded).
+    """
+
+    keyword_recall: float
+    keyword_wrong: float
+    keyword_missed: float
+    median_delay_ms: float | None
+    p90_delay_ms: float | None
+    keyword_words: int
+    keywords_correct: int
+    keywords_wrong: int
+    detections: int
+    extra_detections: int
+    false_accepts_in_keyword_stream: int
+    false_alarms_in_keyword_stream: int
+    false_accepts: int | None
+    false_accepts_per_hour: float | None
+    false_accepts_per_word: float | None
+    non_keyword_words: int
+    false_accept_distinct_clips: int | None
+    false_accept_clips: list[dict]  # the ten most accepted: {"clip": file name, "as": label, "times": n}
+    false_alarms: int
+    false_alarms_per_hour: float
+    tf_matched: float
+    tf_correct: float
+    tf_wrong: float
+    tf_false_positive: float
+
+    def to_json(self, digits: int = 3) -> dict:
+        """The figures as the reports write them: one key per field, floats rounded to ``digits`` decimals."""
+        return {key: rounded(value, digits) for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, values: dict) -> StreamFigures:
+        """The figures of a report written by :meth:`to_json` (other keys of the report are ignored)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
 def figures(
@@ -287,11 +334,8 @@ def figures(
     config: DetectorConfig,
     tolerance_ms: float = 750.0,
     late_ms: float = 1000.0,
-) -> dict:
-    """Every figure of one detector setting on ``streams`` (see :mod:`speech.streaming.scoring`).
-
-    Percentages are 0..100; ``*_per_hour`` are counts scaled to one hour; delays are ms from the end of the word.
-    """
+) -> StreamFigures:
+    """Every figure of one detector setting on ``streams``, replayed from the stored scores."""
     found = streams.keywords.detections(labels, config)
     made = [LabelledTime(d.label, 1000.0 * d.time) for d in found]
     stats = keyword_accuracy(streams.keywords.words, made, late_ms)
@@ -301,20 +345,8 @@ def figures(
         [LabelledTime(d.label, window_start_ms(d.time, window_s)) for d in found],
         tolerance_ms,
     ).summary()
-    result = {
-        "keyword_recall": stats.recall,
-        "keyword_wrong": stats.wrong_percent,
-        "keyword_missed": stats.missed_percent,
-        "median_delay_ms": stats.median_delay_ms,
-        "p90_delay_ms": stats.delay_percentile(90.0),
-        "keyword_words": stats.keyword_words,
-        "keywords_correct": stats.correct,
-        "keywords_wrong": stats.wrong,
-        "detections": len(found),
-        "extra_detections": stats.extra,
-        "false_accepts_in_keyword_stream": stats.false_accepts,
-        "false_alarms_in_keyword_stream": stats.false_alarms,
-    }
+    non_keyword = dict(false_accepts=None, false_accepts_per_hour=None, false_accepts_per_word=None,
+                       non_keyword_words=0, false_accept_distinct_clips=None, false_accept_clips=[])
     if streams.non_keywords is not None:
         s = streams.non_keywords
         accepted = s.detections(labels, config)
@@ -323,7 +355,7 @@ def figures(
         offenders = Counter(
             (Path(s.words[w].clip).name, accepted[i].label) for i, w in enumerate(on_words.assigned) if w is not None
         )
-        result.update(
+        non_keyword = dict(
             false_accepts=fa.count,
             false_accepts_per_hour=fa.per_hour,
             false_accepts_per_word=fa.per_word,
@@ -331,15 +363,25 @@ def figures(
             false_accept_distinct_clips=len({clip for clip, _ in offenders}),
             false_accept_clips=[{"clip": clip, "as": label, "times": n} for (clip, label), n in offenders.most_common(10)],
         )
-    else:
-        result.update(false_accepts=None, false_accepts_per_hour=None, false_accepts_per_word=None, non_keyword_words=0,
-                      false_accept_distinct_clips=None, false_accept_clips=[])
     alarms = len(streams.noise.detections(labels, config))
-    result.update(false_alarms=alarms, false_alarms_per_hour=per_hour(alarms, streams.noise.seconds))
-    result.update({f"tf_{k}": v for k, v in tf.items()})
-    result["_stats"] = stats
-    result["_detections"] = found
-    return result
+    return StreamFigures(
+        keyword_recall=stats.recall,
+        keyword_wrong=stats.wrong_percent,
+        keyword_missed=stats.missed_percent,
+        median_delay_ms=stats.median_delay_ms,
+        p90_delay_ms=stats.delay_percentile(90.0),
+        keyword_words=stats.keyword_words,
+        keywords_correct=stats.correct,
+        keywords_wrong=stats.wrong,
+        detections=len(found),
+        extra_detections=stats.extra,
+        false_accepts_in_keyword_stream=stats.false_accepts,
+        false_alarms_in_keyword_stream=stats.false_alarms,
+        **non_keyword,
+        false_alarms=alarms,
+        false_alarms_per_hour=per_hour(alarms, streams.noise.seconds),
+        **{f"tf_{k}": v for k, v in tf.items()},
+    )
 
 
 def sweep(
@@ -357,7 +399,7 @@ def sweep(
     rows = []
     for t in sorted(thresholds):
         f = figures(streams, labels, threshold_config(base, t), late_ms=late_ms)
-        rows.append({"threshold": float(t), **{k: f[k] for k in SWEEP_COLUMNS[1:]}})
+        rows.append({"threshold": float(t), **{k: getattr(f, k) for k in SWEEP_COLUMNS[1:]}})
     return rows
 
 
@@ -377,13 +419,13 @@ def plot_det(
     path: str | Path,
     rows: list[dict],
     *,
-    points: dict[str, dict] | None = None,
+    points: dict[str, StreamFigures] | None = None,
     title: str = "",
 ) -> Path:
     """Draw the DET curve (miss rate of keywords vs false accepts per hour on non-keyword speech) to a PNG.
 
     ``rows``: :func:`sweep` output (needs ``false_accepts_per_hour``); ``points``: named operating points (e.g.
-    ``{"calibrated": figures}``) drawn as markers. Refuses to overwrite ``path``.
+    ``{"calibrated": figures}``, :class:`StreamFigures`) drawn as markers. Refuses to overwrite ``path``.
     """
     path = Path(path)
     if path.exists():
@@ -401,10 +443,10 @@ def plot_det(
             ax.annotate(f"{r['threshold']:.1f}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     markers = iter(("*", "s", "D", "^"))
     for name, f in (points or {}).items():
-        if f.get("false_accepts_per_hour") is None:
+        if f.false_accepts_per_hour is None:
             continue
-        ax.plot([f["false_accepts_per_hour"]], [100.0 - f["keyword_recall"]], next(markers, "o"), ms=10,
-                label=f"{name}: recall {f['keyword_recall']:.1f} %, {f['false_accepts_per_hour']:.1f} FA/h")
+        ax.plot([f.false_accepts_per_hour], [100.0 - f.keyword_recall], next(markers, "o"), ms=10,
+                label=f"{name}: recall {f.keyword_recall:.1f} %, {f.false_accepts_per_hour:.1f} FA/h")
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)

@@ -218,11 +218,6 @@ def write_detections(path: Path, found) -> None:
     write_labels_file(path, [LabelledTime(d.label, 1000.0 * d.time) for d in found])
 
 
-def public(figures: dict) -> dict:
-    """The figures of :func:`~speech.streaming.stream_eval.figures` without the private ``_*`` entries, rounded."""
-    return {k: rounded(v) for k, v in figures.items() if not k.startswith("_")}
-
-
 @dataclass
 class StreamTestResult:
     """The outcome of :func:`run_stream_test`: ``figures`` (the JSON report: keyword recall, false accepts and
@@ -305,7 +300,7 @@ def run_stream_test(
     write_wav(written[WAV], streams.recording.wave)
     write_labels_file(written[LABELS], streams.recording.words)
     write_words_file(written[WORDS], relative_clips(streams.keywords.words, data_info["root"]))
-    write_detections(written[DETECTIONS], f["_detections"])
+    write_detections(written[DETECTIONS], streams.keywords.detections(labels, config.detector))
     if streams.non_keywords is not None:
         written[NON_KEYWORD_WORDS], written[NON_KEYWORD_DETECTIONS] = out / NON_KEYWORD_WORDS, out / NON_KEYWORD_DETECTIONS
         write_words_file(written[NON_KEYWORD_WORDS], relative_clips(streams.non_keywords.words, data_info["root"]))
@@ -327,7 +322,7 @@ def run_stream_test(
     gated = sum(s.windows_gated for s in streams.streams())
     windows = sum(s.times.shape[0] for s in streams.streams())
     report = {
-        **public(f),
+        **f.to_json(),
         "split": data_info,
         "streams": {
             **streams.info,
