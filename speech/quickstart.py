@@ -2,7 +2,7 @@
 
 Each step calls the library function the matching ``speech`` command calls (:func:`speech.synth.synthesize_dataset`,
 :func:`speech.evaluation.evaluate_model` with :func:`speech.report.write_report`, :func:`speech.export.export_onnx`,
-:func:`speech.streaming.stream_test.run_stream_test`); training goes through its entry point, LightningCLI
+:func:`speech.evaluation.streams.testing.run_stream_test`); training goes through its entry point, LightningCLI
 (``speech.cli.train.main`` with the ``configs/quickstart.yaml`` recipe), which is argument-driven by design.
 Everything goes below one output folder; a second run reuses the synthetic data and trains a new run version
 (nothing is overwritten). :func:`next_steps` is the summary the command prints.
@@ -94,9 +94,9 @@ def quickstart(
     called with LightningCLI arguments and returning an exit code (default :func:`speech.cli.train.main`).
     ``threads``: handed to training as ``--threads`` (None: training's own default).
     """
+    from speech.evaluation.streams.testing import StreamSpec, run_stream_test
     from speech.export import export_onnx
     from speech.streaming.engine import StreamingConfig
-    from speech.streaming.stream_test import StreamSpec, run_stream_test
     from speech.synth import synthesize_dataset
 
     say = log.info

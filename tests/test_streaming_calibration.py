@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from speech.streaming.calibration import (
+from speech.evaluation.streams.figures import ScoredStream, StreamFigures, StreamSet, figures, sweep
+from speech.evaluation.streams.fitting import (
     KeywordTable,
     calibrate,
     choose_thresholds,
@@ -17,10 +18,9 @@ from speech.streaming.calibration import (
     store_detection,
     table_rows,
 )
+from speech.evaluation.streams.matching import Word
 from speech.streaming.detection import DetectorConfig, threshold_config
 from speech.streaming.engine import StreamingConfig
-from speech.streaming.scoring import Word
-from speech.streaming.stream_eval import ScoredStream, StreamFigures, StreamSet, figures, sweep
 from speech.streaming.thresholds import (
     NEVER,
     calibrated_thresholds,

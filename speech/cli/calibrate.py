@@ -1,6 +1,6 @@
 """``speech calibrate``: per-keyword detection thresholds for a target false-accept rate, stored in the model.
 
-Parses, calls :func:`speech.streaming.calibrate.run_calibration` and prints its summary. That builds the three
+Parses, calls :func:`speech.evaluation.streams.calibration.run_calibration` and prints its summary. That builds the three
 test streams of ``speech stream-test`` from held-out speakers (by default the validation partition of the model's
 own split), runs the model once per stream, chooses one threshold per keyword from the stored scores, sweeps a
 single threshold for comparison and writes, in ``--report`` (a new folder): ``det_curve.png``, ``sweep.csv`` and
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from speech.streaming.calibrate import run_calibration
+    from speech.evaluation.streams.calibration import run_calibration
 
     scorer = open_scorer(args.model, args.backend, args.threads)
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print("\n".join(report_lines(result.summary, {**result.data, "root": str(args.data)}, result.report)))
     if "running_speech" in result.summary:
-        from speech.streaming.running_stream import report_lines as running_lines
+        from speech.evaluation.streams.running import report_lines as running_lines
 
         r = result.summary["running_speech"]
         print("the false-accept target applied to the running speech of the calibration readers (and 'best single' "

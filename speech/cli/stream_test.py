@@ -3,7 +3,7 @@
 Builds three streams from one data partition (by default the one the model was trained without): TensorFlow's
 test stream (a word every 3 s, ``--unknown-share`` % non-keywords, background noise), a stream of non-keyword
 words only and a stream of the background alone. The model runs once per stream; the figures are computed from
-the stored scores (see :mod:`speech.streaming.stream_eval`), and ``--sweep`` adds recall against false accepts
+the stored scores (see :mod:`speech.evaluation.streams.figures`), and ``--sweep`` adds recall against false accepts
 per hour for every threshold from 0.30 to 0.99 (CSV and a DET curve PNG) from the same scores.
 
 Files in ``--out``: ``streaming_test.wav`` and TF's ``streaming_test_labels.txt`` (``label, time_ms``), the words
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from speech.streaming.stream_test import run_stream_test
+    from speech.evaluation.streams.testing import run_stream_test
 
     spec = stream_spec(args)
     spec.lengths()  # bad lengths are refused before the model is loaded
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     shown = {**result.figures, "split": {**result.figures["split"], "root": str(args.data)}}  # as the user typed it
     print("\n".join(report_lines(shown)))
     if "running_speech" in result.figures:
-        from speech.streaming.running_stream import report_lines as running_lines
+        from speech.evaluation.streams.running import report_lines as running_lines
 
         print("\n".join(running_lines(result.figures["running_speech"])))
     if args.json_file is not None:

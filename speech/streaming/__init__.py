@@ -11,8 +11,8 @@ Typical use::
             print(detection)
     engine.finish()                           # end of input: flush, so the last word is decided
 
-Test streams, figures and threshold sweeps: :mod:`speech.streaming.stream_eval`; calibrated per-keyword
-thresholds stored in a model: :mod:`speech.streaming.calibration`.
+Test streams, figures and threshold sweeps: :mod:`speech.evaluation.streams.figures`; calibrated per-keyword
+thresholds stored in a model: :mod:`speech.evaluation.streams.fitting`.
 """
 
 from speech.streaming.detection import (

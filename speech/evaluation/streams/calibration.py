@@ -1,10 +1,10 @@
 """The calibration procedure: thresholds fitted on streams of held-out speakers, stored in a copy of the model.
 
-:func:`run_calibration` builds the three streams of the stream test (:mod:`speech.streaming.stream_test`) from one
+:func:`run_calibration` builds the three streams of the stream test (:mod:`speech.evaluation.streams.testing`) from one
 partition (by default the validation speakers of the model's own split), runs the model once per stream, chooses
-one threshold per keyword from the stored scores (:func:`speech.streaming.calibration.calibrate`), sweeps a single
+one threshold per keyword from the stored scores (:func:`speech.evaluation.streams.fitting.calibrate`), sweeps a single
 threshold for comparison, stores the thresholds in ``out`` (or the model itself when ``in_place``) and writes the
-report files (:data:`REPORT_FILES`) into a new folder. The maths is in :mod:`speech.streaming.calibration`.
+report files (:data:`REPORT_FILES`) into a new folder. The maths is in :mod:`speech.evaluation.streams.fitting`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from speech.errors import RuntimeFailure, SettingError
 from speech.evaluation.errors import OutputExistsError
+from speech.evaluation.streams.running import RunningOptions, build_running_stream, running_fa_rows
+from speech.evaluation.streams.testing import STREAM_UNKNOWN_PERCENT, StreamSpec, output_dir, stream_source
 from speech.streaming.engine import StreamingConfig
-from speech.streaming.running_stream import RunningOptions, build_running_stream, running_fa_rows
-from speech.streaming.stream_test import STREAM_UNKNOWN_PERCENT, StreamSpec, output_dir, stream_source
 
 if TYPE_CHECKING:
     from speech.data.record import SplitChoice
@@ -92,23 +92,23 @@ def run_calibration(
     ``model`` itself, and read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
     ``speech-runs/calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
     """
-    from speech.model_file import read_metadata
-    from speech.report import check_json_path, write_json
-    from speech.streaming.calibration import (
-        best_single,
-        calibrate,
-        detection_section,
-        store_detection,
-        table_rows,
-    )
-    from speech.streaming.detection import threshold_config
-    from speech.streaming.stream_eval import (
+    from speech.evaluation.streams.figures import (
         figures,
         plot_det,
         rounded,
         sweep,
         write_sweep_csv,
     )
+    from speech.evaluation.streams.fitting import (
+        best_single,
+        calibrate,
+        detection_section,
+        store_detection,
+        table_rows,
+    )
+    from speech.model_file import read_metadata
+    from speech.report import check_json_path, write_json
+    from speech.streaming.detection import threshold_config
 
     spec = spec or StreamSpec()
     minutes, unknown_minutes, noise_minutes = spec.lengths()

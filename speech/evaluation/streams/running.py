@@ -25,8 +25,8 @@ import numpy as np
 
 from speech.data.errors import DatasetError
 from speech.errors import SettingError
+from speech.evaluation.streams.figures import SWEEP_THRESHOLDS, ScoredStream, rounded, score_stream
 from speech.streaming.detection import NEVER_REPORTED, Detection, DetectorConfig, threshold_config
-from speech.streaming.stream_eval import SWEEP_THRESHOLDS, ScoredStream, rounded, score_stream
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ def running_report(scorer, config, options: RunningOptions, source: RunningSourc
     """Build and score the running stream (with ``config.detector``), write its detections CSV into ``out`` and,
     with ``sweep_rows`` (the keyword stream's sweep), a sweep CSV with the running-speech columns added and a DET
     curve of missed keywords (keyword stream) against false accepts per hour of running speech."""
-    from speech.streaming.stream_eval import plot_det
+    from speech.evaluation.streams.figures import plot_det
 
     labels = list(scorer.labels)
     stream, report = run_and_score(scorer, config, source, config.detector, seed=options.seed,

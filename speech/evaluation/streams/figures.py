@@ -9,7 +9,7 @@ calls. Three streams (:class:`StreamSet`):
 * ``non_keywords``: the same, with non-keyword words only (false accepts on speech);
 * ``noise``: the background alone (false alarms on speech-free noise).
 
-Times are seconds in the stored scores and milliseconds in the figures, as in :mod:`speech.streaming.scoring`.
+Times are seconds in the stored scores and milliseconds in the figures, as in :mod:`speech.evaluation.streams.matching`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,16 @@ import numpy as np
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.evaluation.errors import EvaluationError
 from speech.evaluation.eval_set import partition_examples
+from speech.evaluation.streams.matching import (
+    LabelledTime,
+    Word,
+    false_accepts,
+    keyword_accuracy,
+    per_hour,
+    streaming_accuracy,
+    window_start_ms,
+)
+from speech.evaluation.streams.recording import LongRecording, generate_long_recording, noise_recording
 from speech.plots import new_figure
 from speech.streaming.detection import (
     NEVER_REPORTED,
@@ -35,16 +45,6 @@ from speech.streaming.detection import (
     threshold_config,
 )
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser, stream_array
-from speech.streaming.long_recording import LongRecording, generate_long_recording, noise_recording
-from speech.streaming.scoring import (
-    LabelledTime,
-    Word,
-    false_accepts,
-    keyword_accuracy,
-    per_hour,
-    streaming_accuracy,
-    window_start_ms,
-)
 from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class StreamSet:
     noise: ScoredStream
     recording: LongRecording | None = None  # the keyword stream's audio and words (to write it out)
     info: dict = field(default_factory=dict)
-    running: object | None = None  # speech.streaming.running_stream.RunningStream: running speech (issue #18)
+    running: object | None = None  # speech.evaluation.streams.running.RunningStream: running speech (issue #18)
 
     def streams(self) -> list[ScoredStream]:
         return [s for s in (self.keywords, self.non_keywords, self.noise) if s is not None]
@@ -283,7 +283,7 @@ def keyword_thresholds(config: DetectorConfig, labels: list[str]) -> dict[str, f
 
 @dataclass(frozen=True)
 class StreamFigures:
-    """Every figure of one detector setting on a :class:`StreamSet` (see :mod:`speech.streaming.scoring`).
+    """Every figure of one detector setting on a :class:`StreamSet` (see :mod:`speech.evaluation.streams.matching`).
 
     Percentages are 0..100; ``*_per_hour`` are counts scaled to one hour; delays are ms from the end of the word.
     The keyword stream: ``keyword_*``, delays, counts of its words, correct and wrong detections, extra detections

@@ -2,7 +2,7 @@
 
 :func:`stream_source` gathers what the streams are built from (the clips of one partition of a data folder,
 more non-keyword speech from other folders, the background noise) and refuses clips of speakers the model was
-trained on. :func:`run_stream_test` builds the three streams of :mod:`speech.streaming.stream_eval` (keywords,
+trained on. :func:`run_stream_test` builds the three streams of :mod:`speech.evaluation.streams.figures` (keywords,
 non-keyword speech, noise), runs the model once per stream, computes the figures (optionally a threshold sweep)
 and writes the files of :data:`OUTPUT_FILES` into a folder.
 
@@ -23,9 +23,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from speech.evaluation.errors import OutputExistsError
+from speech.evaluation.streams.figures import (
+    StreamClips,
+    StreamSet,
+    build_streams,
+    check_stream_minutes,
+    rounded,
+)
+from speech.evaluation.streams.running import RUNNING_FILES, RunningOptions, running_report
 from speech.streaming.engine import StreamingConfig
-from speech.streaming.running_stream import RUNNING_FILES, RunningOptions, running_report
-from speech.streaming.stream_eval import StreamClips, StreamSet, build_streams, check_stream_minutes, rounded
 
 if TYPE_CHECKING:
     from speech.data.record import SplitChoice
@@ -74,7 +80,7 @@ class StreamSpec:
         return minutes, unknown, noise
 
     def build(self, scorer, config: StreamingConfig, source: StreamSource) -> StreamSet:
-        """Generate the three streams from ``source`` and score them (:func:`~speech.streaming.stream_eval.build_streams`)."""
+        """Generate the three streams from ``source`` and score them (:func:`~speech.evaluation.streams.figures.build_streams`)."""
         minutes, unknown_minutes, noise_minutes = self.lengths()
         return build_streams(scorer, config, source.clips, source.noise, minutes=minutes,
                              unknown_minutes=unknown_minutes, noise_minutes=noise_minutes,
@@ -117,7 +123,7 @@ def stream_source(
     from speech.audio import load_audio
     from speech.data import build_index, load_noise
     from speech.data.record import DataRecord, check_held_out, speakers_hash
-    from speech.streaming.stream_eval import negative_clips, partition_clips
+    from speech.evaluation.streams.figures import negative_clips, partition_clips
 
     record = DataRecord.from_dict(scorer.metadata.get("data"))
     settings = replace(split.settings, unknown_percent=float(unknown_percent))
@@ -213,7 +219,7 @@ def calibration_overlap(metadata: dict, speakers: set[str], root: str, negative_
 
 def write_detections(path: Path, found) -> None:
     """Detections as TF's labels file (``label, time_ms`` when each was made)."""
-    from speech.streaming.scoring import LabelledTime, write_labels_file
+    from speech.evaluation.streams.matching import LabelledTime, write_labels_file
 
     write_labels_file(path, [LabelledTime(d.label, 1000.0 * d.time) for d in found])
 
@@ -262,10 +268,10 @@ def run_stream_test(
     from dataclasses import replace
 
     from speech.audio import write_wav
+    from speech.evaluation.streams.figures import figures, keyword_thresholds, plot_det, write_sweep_csv
+    from speech.evaluation.streams.figures import sweep as sweep_rows
+    from speech.evaluation.streams.matching import write_labels_file, write_words_file
     from speech.report import check_json_path, write_json
-    from speech.streaming.scoring import write_labels_file, write_words_file
-    from speech.streaming.stream_eval import figures, keyword_thresholds, plot_det, write_sweep_csv
-    from speech.streaming.stream_eval import sweep as sweep_rows
     from speech.streaming.thresholds import detector_from_metadata, settings_mismatch
 
     spec = spec or StreamSpec()
