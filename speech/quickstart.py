@@ -94,7 +94,10 @@ def quickstart(
     called with LightningCLI arguments and returning an exit code (default :func:`speech.cli.train.main`).
     ``threads``: handed to training as ``--threads`` (None: training's own default).
     """
-    from speech.evaluation.streams.testing import StreamSpec, run_stream_test
+    from speech.evaluation.streams.build import StreamSpec
+    from speech.evaluation.streams.experiment import StreamExperiment
+    from speech.evaluation.streams.source import SourceOptions
+    from speech.evaluation.streams.testing import run_stream_test
     from speech.export import export_onnx
     from speech.streaming.engine import StreamingConfig
     from speech.synth import synthesize_dataset
@@ -137,11 +140,9 @@ def quickstart(
     onnx = export_onnx(best, run_dir / "model.onnx")
     say(f"exported {onnx}")
     scorer = _scorer(onnx)
-    stream = run_stream_test(
-        scorer, synth, _held_out_split(scorer, synth), StreamingConfig(), model=onnx,
-        spec=StreamSpec(minutes=stream_minutes, seed=seed), out_dir=reports / "stream-test",
-        json_path=reports / "stream-test.json",
-    ).figures
+    experiment = StreamExperiment(scorer, onnx, StreamingConfig(), SourceOptions(synth, _held_out_split(scorer, synth)),
+                                  StreamSpec(minutes=stream_minutes, seed=seed))
+    stream = run_stream_test(experiment, out_dir=reports / "stream-test", json_path=reports / "stream-test.json").figures
     return QuickstartResult(out, best, onnx, synthetic, real, stream, watch.elapsed)
 
 

@@ -142,7 +142,7 @@ def test_datamodule_adds_running_speech_windows_and_records_the_readers(tmp_path
 
 
 def test_scoring_rule_of_the_running_stream():
-    from speech.evaluation.streams.figures import ScoredStream
+    from speech.evaluation.streams.build import ScoredStream
     from speech.evaluation.streams.running import RunningStream, Sentence
     from speech.streaming.detection import Detection
 

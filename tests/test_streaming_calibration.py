@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from speech.evaluation.streams.figures import ScoredStream, StreamFigures, StreamSet, figures, sweep
+from speech.evaluation.streams.build import ScoredStream, StreamSet
+from speech.evaluation.streams.figures import StreamFigures, figures, sweep
 from speech.evaluation.streams.fitting import (
     KeywordTable,
     calibrate,

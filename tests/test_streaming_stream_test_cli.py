@@ -12,7 +12,6 @@ from conftest import SC_V1_SAMPLE, SC_V2_TEST
 from streaming_helpers import held_out_speakers, recorded_checkpoint
 
 from speech.cli import main
-from speech.evaluation.streams.figures import negative_clips
 from speech.evaluation.streams.matching import (
     LabelledTime,
     keyword_accuracy,
@@ -21,6 +20,7 @@ from speech.evaluation.streams.matching import (
     streaming_accuracy,
     window_start_ms,
 )
+from speech.evaluation.streams.source import negative_clips
 from speech.scorers import load_scorer
 
 KWS = {"keyword_recall", "keyword_wrong", "keyword_missed", "median_delay_ms", "false_accepts_per_hour",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
 from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
-from speech.cli.stream_args import add_stream_source_arguments, running_options, source_options, stream_spec
+from speech.cli.stream_args import add_stream_source_arguments, stream_experiment
 from speech.errors import SettingError
 
 FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--report", "out": "--out", "targets": "--target-fa / --target-noise",
@@ -67,13 +67,12 @@ def _run(args: argparse.Namespace) -> int:
 
     scorer = open_scorer(args.model, args.backend, args.threads)
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
+    experiment = stream_experiment(args, scorer, stream_config(args), default_partition="validation",
+                                   default_half="a", default_readers="calibration")
     result = run_calibration(
-        scorer, args.data, config=stream_config(args), model=args.model, spec=stream_spec(args),
-        target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
+        experiment, target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
         min_threshold=args.min_threshold, wrong_weight=args.wrong_weight, single=args.single, out=args.out,
         in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
-        **source_options(args, scorer, default_partition="validation", default_half="a"),
-        running=running_options(args, "calibration"),
     )  # fmt: skip
     print("\n".join(report_lines(result.summary, {**result.data, "root": str(args.data)}, result.report)))
     if "running_speech" in result.summary:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
 from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
-from speech.cli.stream_args import add_stream_source_arguments, running_options, source_options, stream_spec
+from speech.cli.stream_args import add_stream_source_arguments, stream_experiment, stream_spec
 
 FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--out"}}
 
@@ -46,11 +46,9 @@ def run(args: argparse.Namespace) -> int:
     spec.lengths()  # bad lengths are refused before the model is loaded
     scorer = open_scorer(args.model, args.backend, args.threads)
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
-    result = run_stream_test(
-        scorer, args.data, config=stream_config(args), model=args.model, spec=spec, threshold=args.threshold,
-        tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out, json_path=args.json_file,
-        **source_options(args, scorer), running=running_options(args, "test"),
-    )
+    result = run_stream_test(stream_experiment(args, scorer, stream_config(args)), threshold=args.threshold,
+                             tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out,
+                             json_path=args.json_file)
     shown = {**result.figures, "split": {**result.figures["split"], "root": str(args.data)}}  # as the user typed it
     print("\n".join(report_lines(shown)))
     if "running_speech" in result.figures:

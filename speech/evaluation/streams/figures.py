@@ -1,274 +1,31 @@
-"""Streaming evaluation: test streams built from a data split, their stored per-hop scores, and the figures.
+"""The figures of generated test streams under one detector setting, replayed from their stored scores.
 
-The model runs once per stream (:func:`score_stream` keeps every hop's time and class scores); detections for
-any detector settings are then replayed from the stored scores (:func:`speech.streaming.detection.replay`,
-exactly what the live engine would report), so a threshold sweep or a calibration costs no further model
-calls. Three streams (:class:`StreamSet`):
-
-* ``keywords``: TensorFlow's test stream: a word every 3 s, ``unknown_share`` % of them non-keywords, noise;
-* ``non_keywords``: the same, with non-keyword words only (false accepts on speech);
-* ``noise``: the background alone (false alarms on speech-free noise).
-
-Times are seconds in the stored scores and milliseconds in the figures, as in :mod:`speech.evaluation.streams.matching`.
+:func:`figures` gives a :class:`StreamFigures` (keyword recall, wrong and missed keywords, delays, false accepts
+on non-keyword speech, false alarms on noise, TensorFlow's streaming figures); :func:`sweep` the figures of one
+threshold for all keywords from 0.30 to 0.99, written by :func:`write_sweep_csv` and drawn by :func:`plot_det` as
+a DET curve. Times are milliseconds, as in :mod:`speech.evaluation.streams.matching`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
-
-from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.evaluation.errors import EvaluationError
-from speech.evaluation.eval_set import partition_examples
+from speech.evaluation.streams.build import StreamSet
 from speech.evaluation.streams.matching import (
     LabelledTime,
-    Word,
     false_accepts,
     keyword_accuracy,
     per_hour,
     streaming_accuracy,
     window_start_ms,
 )
-from speech.evaluation.streams.recording import LongRecording, generate_long_recording, noise_recording
 from speech.plots import new_figure
-from speech.streaming.detection import (
-    NEVER_REPORTED,
-    Detection,
-    DetectorConfig,
-    SmoothedScores,
-    replay,
-    smooth_scores,
-    threshold_config,
-)
-from speech.streaming.engine import StreamingConfig, StreamingRecogniser, stream_array
-from speech.timing import Stopwatch
-
-log = logging.getLogger(__name__)
+from speech.streaming.detection import NEVER_REPORTED, DetectorConfig, threshold_config
 
 SWEEP_THRESHOLDS = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 .. 0.99
-
-
-@dataclass
-class StreamClips:
-    """The clips a partition offers for test streams: ``keywords`` (label -> paths), ``unknown`` (non-keyword
-    word clips), ``silence`` (speech-free ``_silence_`` clips, for the background) and the ``speakers``;
-    ``negatives``: more non-keyword clips from other folders, for the non-keyword stream only."""
-
-    keywords: dict[str, list[str]]
-    unknown: list[str]
-    silence: list[str]
-    speakers: set[str]
-    examples: list = field(default_factory=list)  # speech.data.Example, all clips above
-    negatives: list[str] = field(default_factory=list)
-
-    @property
-    def keyword_clips(self) -> int:
-        return sum(len(v) for v in self.keywords.values())
-
-
-def partition_clips(index, partition: str) -> StreamClips:
-    """The clips of ``partition`` (``test``/``validation``/``train``/``all``) of a :class:`speech.data.DatasetIndex`
-    (files only: generated silence has none); :class:`EvaluationError` for an empty partition."""
-    keywords: dict[str, list[str]] = {}
-    unknown, silence, examples, speakers = [], [], [], set()
-    for ex in partition_examples(index, partition):
-        if ex.path is None:
-            continue
-        label = index.labels[ex.label]
-        examples.append(ex)
-        if ex.speaker:
-            speakers.add(ex.speaker)
-        if label == UNKNOWN_LABEL:
-            unknown.append(ex.path)
-        elif label == SILENCE_LABEL:
-            silence.append(ex.path)
-        else:
-            keywords.setdefault(label, []).append(ex.path)
-    return StreamClips(keywords, unknown, silence, speakers, examples)
-
-
-HALVES = ("a", "b", "all")
-
-
-@dataclass
-class NegativeClips:
-    """Non-keyword speech from other folders: clip ``paths``, their ``speakers``, the ``roots`` and speaker
-    ``half`` they came from, and how many clips were left out because their speaker was trained on."""
-
-    paths: list[str]
-    speakers: set[str]
-    roots: list[str]
-    half: str
-    left_out_trained: int = 0
-
-    def describe(self) -> dict:
-        return {"roots": list(self.roots), "half": self.half, "clips": len(self.paths),
-                "speakers": len(self.speakers), "clips_of_training_speakers_left_out": self.left_out_trained}
-
-
-def speaker_half(speaker: str) -> str:
-    """``"a"`` or ``"b"``: a fixed half of all speaker ids (TensorFlow's SHA-1 bucket below or above 50 %)."""
-    from speech.data.splits import hash_percentage
-
-    return "a" if hash_percentage(speaker) < 50.0 else "b"
-
-
-def negative_clips(roots: list[str | Path], labels: list[str], half: str = "all",
-                   training_speakers: set[str] | frozenset = frozenset()) -> NegativeClips:
-    """Every clip under ``roots`` whose word is none of ``labels`` (``_unknown_`` clips of a test-set folder
-    included, ``_silence_`` left out), of speakers in ``half`` (``a``/``b``: :func:`speaker_half`; ``all``) and
-    not in ``training_speakers``. Clips without a speaker id are left out (they cannot be checked)."""
-    from speech.data.index import parse_clip_name
-    from speech.data.scan import scan_folder
-
-    if half not in HALVES:
-        raise ValueError(f"half must be one of {HALVES}, got {half!r}")
-    paths, speakers, trained = [], set(), 0
-    for root in roots:
-        scan = scan_folder(root)
-        for folder, names in sorted(scan.clips.items()):
-            if folder == SILENCE_LABEL:
-                continue
-            for name in names:
-                word, speaker = parse_clip_name(folder, name)
-                if word in labels or not speaker or (half != "all" and speaker_half(speaker) != half):
-                    continue
-                if speaker in training_speakers:
-                    trained += 1
-                    continue
-                paths.append(str(Path(scan.root) / folder / name))
-                speakers.add(speaker)
-    if roots and not paths:
-        raise EvaluationError(f"no non-keyword clips of unseen speakers in half {half!r} of {', '.join(map(str, roots))}",
-                              param="negatives")
-    return NegativeClips(paths, speakers, [str(Path(r).resolve()) for r in roots], half, trained)
-
-
-@dataclass
-class ScoredStream:
-    """One test stream after the model ran on it: ``times`` (n,) window ends in s, ``scores`` (n, classes)
-    (gated windows score as ``_silence_``), the stream's ``words`` and its length in ``seconds``."""
-
-    name: str
-    seconds: float
-    words: list[Word]
-    times: np.ndarray
-    scores: np.ndarray
-    window_seconds: float = 1.0
-    wall_seconds: float = 0.0
-    windows_gated: int = 0
-    _smoothed: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def keyword_words(self) -> int:
-        return sum(w.label != UNKNOWN_LABEL for w in self.words)
-
-    def smoothed(self, config: DetectorConfig) -> SmoothedScores:
-        """The averaged scores for ``config``'s averaging settings (computed once per setting)."""
-        key = (config.average_window_ms, config.minimum_count)
-        if key not in self._smoothed:
-            self._smoothed[key] = smooth_scores(self.times, self.scores, config)
-        return self._smoothed[key]
-
-    def detections(self, labels: list[str], config: DetectorConfig) -> list[Detection]:
-        """What the engine reports on this stream with detector settings ``config``."""
-        return replay(labels, self.smoothed(config), config)
-
-
-def score_stream(scorer, config: StreamingConfig, wave: np.ndarray, name: str, words: list[Word]) -> ScoredStream:
-    """Run ``wave`` (16 kHz float32) through a fresh engine and keep every hop's scores."""
-    hops = []
-    engine = StreamingRecogniser(scorer, config, input_rate=16_000, on_hop=hops.append)
-    with Stopwatch() as watch:
-        stream_array(engine, wave)
-    wall = watch.seconds
-    n = len(scorer.labels)
-    times = np.array([h.time for h in hops], dtype=np.float64)
-    scores = np.stack([h.scores for h in hops]).astype(np.float32) if hops else np.zeros((0, n), np.float32)
-    return ScoredStream(name, wave.shape[0] / 16_000, words, times, scores, engine.window_seconds, wall,
-                        engine.windows_gated)
-
-
-@dataclass
-class StreamSet:
-    """The scored streams of one evaluation and what they were built from (``info``)."""
-
-    keywords: ScoredStream
-    non_keywords: ScoredStream | None
-    noise: ScoredStream
-    recording: LongRecording | None = None  # the keyword stream's audio and words (to write it out)
-    info: dict = field(default_factory=dict)
-    running: object | None = None  # speech.evaluation.streams.running.RunningStream: running speech (issue #18)
-
-    def streams(self) -> list[ScoredStream]:
-        return [s for s in (self.keywords, self.non_keywords, self.noise) if s is not None]
-
-
-def check_stream_minutes(minutes: float, unknown_minutes: float, noise_minutes: float) -> None:
-    """Refuse stream lengths that are not positive minutes (:class:`EvaluationError`, ``param`` ``"minutes"``); the
-    non-keyword stream may be 0 (no such stream)."""
-    if minutes <= 0 or noise_minutes <= 0 or unknown_minutes < 0:
-        raise EvaluationError(f"stream lengths must be positive minutes, got minutes {minutes}, unknown_minutes "
-                              f"{unknown_minutes}, noise_minutes {noise_minutes}", param="minutes")
-
-
-def build_streams(
-    scorer,
-    config: StreamingConfig,
-    clips: StreamClips,
-    noise: np.ndarray,
-    *,
-    minutes: float,
-    unknown_minutes: float,
-    noise_minutes: float,
-    unknown_share: float = 30.0,
-    background_volume: float = 0.1,
-    seed: int = 0,
-) -> StreamSet:
-    """Generate the three streams from ``clips`` over ``noise`` (1-D float32 at 16 kHz) and score them.
-
-    ``minutes``/``unknown_minutes``/``noise_minutes``: stream lengths (``unknown_minutes=0`` or no non-keyword
-    clips: no non-keyword stream). The keyword stream's non-keywords are the partition's ``_unknown_`` clips; the
-    non-keyword stream draws from those and ``clips.negatives``. One generator seeded with ``seed`` draws all
-    three streams, in that order.
-    """
-    keywords = [label for label in scorer.labels if label not in NEVER_REPORTED]
-    if not any(clips.keywords.get(k) for k in keywords):
-        raise EvaluationError(f"no clips of the model's keywords {keywords} to build the stream from", param="split")
-    check_stream_minutes(minutes, unknown_minutes, noise_minutes)
-    rng = np.random.default_rng(seed)
-    pools = {k: v for k, v in clips.keywords.items() if k in keywords}
-    if clips.unknown:
-        pools[UNKNOWN_LABEL] = clips.unknown
-    recording = generate_long_recording(pools, noise, minutes * 60.0, rng, unknown_percentage=unknown_share,
-                                        background_volume=background_volume)
-    main = score_stream(scorer, config, recording.wave, "keywords", recording.spans())
-    others = None
-    non_keywords = clips.unknown + clips.negatives
-    if non_keywords and unknown_minutes > 0:
-        unknown = generate_long_recording({UNKNOWN_LABEL: non_keywords}, noise, unknown_minutes * 60.0, rng,
-                                          unknown_percentage=100.0, background_volume=background_volume)
-        others = score_stream(scorer, config, unknown.wave, "non_keywords", unknown.spans())
-    quiet = noise_recording(noise, noise_minutes * 60.0, rng, background_volume)
-    noise_stream = score_stream(scorer, config, quiet, "noise", [])
-    used = {w.clip for s in (main, others) if s is not None for w in s.words}
-    info = {
-        "keyword_clips": clips.keyword_clips,
-        "unknown_clips": len(clips.unknown),
-        "negative_clips": len(clips.negatives),
-        "noise_clips": len(clips.silence),
-        "speakers": len(clips.speakers),
-        "clips_in_streams": len(used),
-        "unknown_clips_in_stream": len({w.clip for w in others.words}) if others is not None else 0,
-        "stream_seed": seed,
-        "unknown_share": unknown_share,
-        "background_volume": background_volume,
-    }
-    return StreamSet(main, others, noise_stream, recording, info)
 
 
 def rounded(value, digits: int = 3):

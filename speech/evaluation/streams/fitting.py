@@ -1,6 +1,6 @@
 """Calibrated detection: per-keyword thresholds chosen on held-out speakers, stored in the model file.
 
-:func:`calibrate` picks, from the stored scores of calibration streams (:mod:`speech.evaluation.streams.figures`,
+:func:`calibrate` picks, from the stored scores of calibration streams (:mod:`speech.evaluation.streams.build`,
 built from speakers the model never trained on), one threshold per keyword:
 
 1. For every keyword ``k`` and every threshold ``t`` of a grid (0.50 .. 0.99), the streams are replayed with
@@ -37,7 +37,8 @@ from pathlib import Path
 
 from speech.errors import SettingError
 from speech.evaluation.errors import EvaluationError
-from speech.evaluation.streams.figures import SWEEP_THRESHOLDS, StreamSet, rounded
+from speech.evaluation.streams.build import StreamSet
+from speech.evaluation.streams.figures import SWEEP_THRESHOLDS, rounded
 from speech.evaluation.streams.matching import LabelledTime, keyword_accuracy
 from speech.streaming.detection import NEVER_REPORTED, DetectorConfig
 from speech.streaming.engine import StreamingConfig
