@@ -94,7 +94,11 @@ def split_of_percentage(percentage: float, validation_percent: float, testing_pe
     return "training"
 
 
-def which_set(filename: str, validation_percent: float = 10.0, testing_percent: float = 10.0) -> str:
+def which_set(
+    filename: str,
+    validation_percent: float = SplitSettings.validation_percent,
+    testing_percent: float = SplitSettings.testing_percent,
+) -> str:
     """TensorFlow's ``which_set`` (speech_commands/input_data.py), exactly.
 
     The speaker id (base name with ``_nohash_.*`` removed) is SHA-1 hashed into [0, 100];
@@ -123,9 +127,9 @@ def read_split_lists(root: Path) -> dict[str, set[str]] | None:
 
 def speaker_split(
     group_sizes: dict[str, int],
-    validation_percent: float = 10.0,
-    testing_percent: float = 10.0,
-    seed: int = DEFAULT_SEED,
+    validation_percent: float = SplitSettings.validation_percent,
+    testing_percent: float = SplitSettings.testing_percent,
+    seed: int = SplitSettings.seed,
 ) -> dict[str, str]:
     """A seeded, group-disjoint split: ``{group: split}``.
 
