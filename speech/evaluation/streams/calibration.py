@@ -17,6 +17,13 @@ from speech.errors import RuntimeFailure, SettingError
 from speech.evaluation.errors import OutputExistsError
 from speech.evaluation.streams.experiment import StreamExperiment, run_experiment
 from speech.evaluation.streams.figures import figures, plot_det, rounded, sweep, write_sweep_csv
+from speech.evaluation.streams.fitting import (
+    best_single,
+    calibrate,
+    detection_section,
+    store_detection,
+    table_rows,
+)
 from speech.evaluation.streams.running import running_fa_rows
 
 log = logging.getLogger(__name__)
@@ -78,13 +85,6 @@ def run_calibration(
     read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
     ``speech-runs/calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
     """
-    from speech.evaluation.streams.fitting import (
-        best_single,
-        calibrate,
-        detection_section,
-        store_detection,
-        table_rows,
-    )
     from speech.model_file import read_metadata
     from speech.report import write_json
     from speech.streaming.detection import threshold_config
