@@ -45,10 +45,10 @@ def measure(
 
     torch.set_num_threads(1)
     from speech.audio import pcm_to_float
-    from speech.data import build_index, cached_waveforms
+    from speech.data import SplitSettings, build_index, cached_waveforms
 
     started = time.perf_counter()
-    index = build_index(root, labels, split=split)
+    index = build_index(root, labels, split=SplitSettings(rule=split))
     scan_s = time.perf_counter() - started
     files = sum(1 for split_examples in index.splits.values() for e in split_examples if e.path)
 

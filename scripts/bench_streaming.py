@@ -73,7 +73,7 @@ def open_scorers(ckpts: list[Path], onnx: Path) -> dict:
 def speech_stream(seconds: float, seed: int = 0) -> np.ndarray:
     """Real keyword clips in noise, TF stream-test style (16 kHz float32)."""
     from speech.audio import load_audio
-    from speech.streaming.long_recording import generate_long_recording
+    from speech.evaluation.streams.recording import generate_long_recording
 
     clips = {w: sorted((SC_V2_TEST / w).glob("*.wav"))[:40] for w in COMMAND_WORDS_10}
     clips["_unknown_"] = sorted((SC_V2_TEST / "_unknown_").glob("*.wav"))[:40]
@@ -119,9 +119,9 @@ def per_hop_costs(scorer, wave16: np.ndarray, hop_ms: float, input_rate: int = 1
 def delays(scorer, seconds: float, block_ms: float, hop_cost_ms: float) -> dict:
     """Stream delay statistics on a generated stream-test recording (default engine settings)."""
     from speech.audio import load_audio
+    from speech.evaluation.streams.matching import streaming_accuracy, window_start_ms
+    from speech.evaluation.streams.recording import generate_long_recording
     from speech.streaming import StreamingRecogniser, stream_array
-    from speech.streaming.long_recording import generate_long_recording
-    from speech.streaming.scoring import streaming_accuracy, window_start_ms
 
     clips = {w: sorted((SC_V2_TEST / w).glob("*.wav")) for w in COMMAND_WORDS_10}
     clips["_unknown_"] = sorted((SC_V2_TEST / "_unknown_").glob("*.wav"))

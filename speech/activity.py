@@ -1,7 +1,7 @@
 """Where the speech is in a clip: the 10 ms frames within a few dB of the clip's loudest frame.
 
 One rule serves every caller: training's word placement (:mod:`speech.data.windows`), the word onsets and ends of
-a generated stream (:mod:`speech.streaming.long_recording`) and the active-speech level that sets an SNR in
+a generated stream (:mod:`speech.evaluation.streams.recording`) and the active-speech level that sets an SNR in
 ``evaluate --snr`` (:mod:`speech.evaluation.noise`).
 
 Shapes: waves ``(batch, samples)`` (torch or NumPy, float or int16 PCM); frames ``(batch, samples // frame)``;

@@ -34,7 +34,8 @@ from speech.recogniser import Recogniser
 
 log = logging.getLogger(__name__)
 
-# the split settings every member must share for the ensemble's held-out partition to be well defined
+# the split settings every member must share for the ensemble's held-out partition to be well defined (in the
+# record's spelling, as the error names them)
 SHARED_SPLIT_FIELDS = ("root", "split_rule", "validation_percent", "testing_percent", "silence_percent", "seed")
 
 
@@ -82,13 +83,14 @@ def merge_records(records: Sequence[dict | None], names: Sequence[str]) -> dict 
         raise EnsembleError(f"{missing[0]}: carries no record of its training data, unlike {names[0]}; the "
                             "ensemble could not check that its test clips are unseen")
     first = parsed[0]
-    for name, record in zip(names[1:], parsed[1:], strict=True):
-        for key in SHARED_SPLIT_FIELDS:
-            if getattr(record, key) != getattr(first, key):
-                raise EnsembleError(f"{name}: trained with {key} {getattr(record, key)!r}, but {names[0]} with "
-                                    f"{getattr(first, key)!r}; the members of an ensemble must share the data split")
-    speakers = sorted({s for r in parsed for s in r.training_speakers})
     merged = first.to_dict()
+    for name, record in zip(names[1:], parsed[1:], strict=True):
+        values = record.to_dict()
+        for key in SHARED_SPLIT_FIELDS:
+            if values[key] != merged[key]:
+                raise EnsembleError(f"{name}: trained with {key} {values[key]!r}, but {names[0]} with "
+                                    f"{merged[key]!r}; the members of an ensemble must share the data split")
+    speakers = sorted({s for r in parsed for s in r.training_speakers})
     merged.update(
         training_speakers=speakers,
         training_files=sorted({f for r in parsed for f in r.training_files}),

@@ -2,7 +2,7 @@
 
 Each step calls the library function the matching ``speech`` command calls (:func:`speech.synth.synthesize_dataset`,
 :func:`speech.evaluation.evaluate_model` with :func:`speech.report.write_report`, :func:`speech.export.export_onnx`,
-:func:`speech.streaming.stream_test.run_stream_test`); training goes through its entry point, LightningCLI
+:func:`speech.evaluation.streams.testing.run_stream_test`); training goes through its entry point, LightningCLI
 (``speech.cli.train.main`` with the ``configs/quickstart.yaml`` recipe), which is argument-driven by design.
 Everything goes below one output folder; a second run reuses the synthetic data and trains a new run version
 (nothing is overwritten). :func:`next_steps` is the summary the command prints.
@@ -94,9 +94,12 @@ def quickstart(
     called with LightningCLI arguments and returning an exit code (default :func:`speech.cli.train.main`).
     ``threads``: handed to training as ``--threads`` (None: training's own default).
     """
+    from speech.evaluation.streams.build import StreamSpec
+    from speech.evaluation.streams.experiment import StreamExperiment
+    from speech.evaluation.streams.source import SourceOptions
+    from speech.evaluation.streams.testing import run_stream_test
     from speech.export import export_onnx
     from speech.streaming.engine import StreamingConfig
-    from speech.streaming.stream_test import StreamSpec, run_stream_test
     from speech.synth import synthesize_dataset
 
     say = log.info
@@ -137,11 +140,9 @@ def quickstart(
     onnx = export_onnx(best, run_dir / "model.onnx")
     say(f"exported {onnx}")
     scorer = _scorer(onnx)
-    stream = run_stream_test(
-        scorer, synth, _held_out_split(scorer, synth), StreamingConfig(), model=onnx,
-        spec=StreamSpec(minutes=stream_minutes, seed=seed), out_dir=reports / "stream-test",
-        json_path=reports / "stream-test.json",
-    ).figures
+    experiment = StreamExperiment(scorer, onnx, StreamingConfig(), SourceOptions(synth, _held_out_split(scorer, synth)),
+                                  StreamSpec(minutes=stream_minutes, seed=seed))
+    stream = run_stream_test(experiment, out_dir=reports / "stream-test", json_path=reports / "stream-test.json").figures
     return QuickstartResult(out, best, onnx, synthetic, real, stream, watch.elapsed)
 
 

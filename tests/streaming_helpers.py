@@ -7,7 +7,7 @@ from pathlib import Path
 from conftest import SC_V2_TEST
 
 from speech.checkpoint import load_recogniser, save_checkpoint
-from speech.data import build_index
+from speech.data import SplitSettings, build_index
 from speech.data.record import DataRecord
 from speech.data.splits import DEFAULT_SEED
 
@@ -19,10 +19,9 @@ def recorded_checkpoint(checkpoint: Path, out: Path, validation: float = 10.0, t
     (The tiny test model was really trained on clips of all speakers; the record only drives the commands'
     split defaults and their refusal of training speakers, which is what these tests check.)
     """
-    percents = {"validation_percent": validation, "testing_percent": testing, "silence_percent": 10.0,
-                "unknown_percent": 10.0}
-    index = build_index(SC_V2_TEST, "12", split="speaker", seed=DEFAULT_SEED, **percents)
-    record = DataRecord.from_index(index, labels="12", split_rule="speaker", percents=percents, seed=DEFAULT_SEED)
+    split = SplitSettings("speaker", validation, testing, seed=DEFAULT_SEED)
+    index = build_index(SC_V2_TEST, "12", split)
+    record = DataRecord.from_index(index, labels="12", split=split)
     model = load_recogniser(checkpoint)
     model.sections["data"] = record.to_dict()
     return save_checkpoint(model, out)
@@ -30,6 +29,5 @@ def recorded_checkpoint(checkpoint: Path, out: Path, validation: float = 10.0, t
 
 def held_out_speakers(partition: str, validation: float = 10.0, testing: float = 10.0) -> set[str]:
     """Speakers of one partition of the split :func:`recorded_checkpoint` declares."""
-    index = build_index(SC_V2_TEST, "12", split="speaker", seed=DEFAULT_SEED, validation_percent=validation,
-                        testing_percent=testing)
+    index = build_index(SC_V2_TEST, "12", SplitSettings("speaker", validation, testing, seed=DEFAULT_SEED))
     return index.speakers({"validation": "validation", "test": "testing"}[partition])

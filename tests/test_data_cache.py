@@ -16,6 +16,7 @@ from speech.audio import load_audio, pcm_to_float
 from speech.data import (
     CacheError,
     Example,
+    SplitSettings,
     build_index,
     cache_key,
     cached_waveforms,
@@ -27,7 +28,7 @@ from speech.data.cache import cache_paths
 
 @pytest.fixture(scope="module")
 def small_split():
-    index = build_index(SC_V2_TEST, "12", split="speaker")
+    index = build_index(SC_V2_TEST, "12", split=SplitSettings("speaker"))
     return index.splits["validation"][:120]
 
 
@@ -79,7 +80,7 @@ def test_bad_and_awkward_files_are_decoded_or_skipped(tmp_path, caplog):
     good = next((SC_V2_TEST / "yes").glob("*.wav"))
     expected = write_bad_files(tmp_path / "data" / "yes", good)
     link_or_copy(good, tmp_path / "data" / "no" / good.name)
-    index = build_index(tmp_path / "data", "all", split="speaker", validation_percent=0, testing_percent=0)
+    index = build_index(tmp_path / "data", "all", split=SplitSettings("speaker", validation_percent=0, testing_percent=0))
     examples = index.splits["training"]
     # the scan's header check decided which files are bad (truncated ones included); the cache decodes the rest
     bad_names = sorted(os.path.basename(p) for p, _ in index.bad_files)
@@ -113,7 +114,7 @@ def test_bad_and_awkward_files_are_decoded_or_skipped(tmp_path, caplog):
 
 
 def test_variable_length_8khz_clips_are_resampled(tmp_path):
-    index = build_index(FSDD, "zero,one", split="speaker")
+    index = build_index(FSDD, "zero,one", split=SplitSettings("speaker"))
     examples = index.splits["validation"][:40]
     cached = cached_waveforms(examples, tmp_path, progress=False)
     assert cached.waves.shape == (40, 16000)
@@ -169,7 +170,7 @@ def test_load_noise_sources(tmp_path, sc_v2_clips):
     noise = load_noise(full)
     assert noise.dtype == np.float32 and noise.ndim == 1
     assert noise.size == 3 * 16000 + 2 * 16000  # white_noise.wav (3 s) + two 1 s real clips
-    test_set = build_index(SC_V2_TEST, split="speaker")
+    test_set = build_index(SC_V2_TEST, split=SplitSettings("speaker"))
     silence = load_noise(test_set)
     assert silence.size == 291 * 16000 and np.abs(silence).max() > 0.01
     folders = build_index(FSDD, "all")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from speech.cli import main as speech_main
-from speech.data import build_index
+from speech.data import SplitSettings, build_index
 from speech.data.download import DownloadError, download_dataset, download_file, safe_extract
 
 
@@ -115,11 +115,11 @@ def test_cli_download_end_to_end(tmp_path, server, archives, capsys, sc_v2_clips
             "--no-progress", "--sha256", sha(main_tar),
             "--sha256", f"speech_commands_test_set_v0.02.tar.gz={sha(test_tar)}"]  # fmt: skip
     assert speech_main(argv) == 0
-    full = build_index(root / "speech_commands_v0.02", "yes,no,_unknown_", unknown_percent=100)
+    full = build_index(root / "speech_commands_v0.02", "yes,no,_unknown_", split=SplitSettings(unknown_percent=100))
     assert full.layout == "full" and full.split_method == "lists" and len(full.noise_files) == 1
     listed = sc_v2_clips["yes"][0].name
     assert [Path(e.path).name for e in full.splits["validation"] if e.word == "yes"] == [listed]
-    test = build_index(root / "speech_commands_test_set_v0.02", "all", split="speaker")
+    test = build_index(root / "speech_commands_test_set_v0.02", "all", split=SplitSettings("speaker"))
     assert test.layout == "test_set" and len(test.silence_files) == 3
     assert (root / "speech_commands_v0.02.tar.gz").read_bytes() == main_tar
     assert not list(root.glob("*.part")) and not list(root.glob("*.partial"))

@@ -14,12 +14,15 @@ from speech.data import (
     SPLITS,
     DatasetError,
     DatasetIndex,
+    SplitSettings,
     build_index,
     parse_clip_name,
     resolve_labels,
     speaker_split,
     which_set,
 )
+from speech.data.splits import DEFAULT_SEED
+from speech.errors import SettingError
 
 
 def assert_speaker_disjoint(index: DatasetIndex) -> None:
@@ -46,8 +49,8 @@ def test_hash_rule_reproduces_the_official_v001_lists():
     assert all(which_set(rel) == "validation" for rel in validation)
     assert all(which_set(rel) == "testing" for rel in testing)
     # and the index built with the hash rule equals the one built from the lists
-    by_lists = build_index(SC_V1_SAMPLE, "all", split="lists")
-    by_hash = build_index(SC_V1_SAMPLE, "all", split="hash")
+    by_lists = build_index(SC_V1_SAMPLE, "all", split=SplitSettings("lists"))
+    by_hash = build_index(SC_V1_SAMPLE, "all", split=SplitSettings("hash"))
     assert by_lists.split_method == "lists" and by_hash.split_method == "hash"
     for split in SPLITS:
         assert sorted(e.path for e in by_lists.splits[split]) == sorted(e.path for e in by_hash.splits[split])
@@ -63,7 +66,7 @@ def test_which_set_percentages_and_speaker_key():
 
 def test_layouts_are_detected():
     full = build_index(SC_V1_SAMPLE)
-    test_set = build_index(SC_V2_TEST, split="speaker")
+    test_set = build_index(SC_V2_TEST, split=SplitSettings("speaker"))
     folders = build_index(FSDD, "all")
     assert (full.layout, test_set.layout, folders.layout) == ("full", "test_set", "folders")
     assert full.split_method == "lists" and folders.split_method == "hash"
@@ -78,7 +81,7 @@ def test_layouts_are_detected():
 
 
 def test_test_set_layout_is_taken_as_it_is(sc_v2_clips):
-    index = build_index(SC_V2_TEST, "12", split="speaker")
+    index = build_index(SC_V2_TEST, "12", split=SplitSettings("speaker"))
     assert index.labels == LABELS_12
     totals = Counter()
     for split in SPLITS:
@@ -89,13 +92,13 @@ def test_test_set_layout_is_taken_as_it_is(sc_v2_clips):
     silence = [e for s in SPLITS for e in index.splits[s] if e.label == 0]
     assert all(e.speaker == "" and e.word == "_silence_" and e.path for e in silence)
     # "35" in the test-set layout: every word, the _unknown_ clips labelled by their word prefix
-    every = build_index(SC_V2_TEST, "35", split="speaker")
+    every = build_index(SC_V2_TEST, "35", split=SplitSettings("speaker"))
     assert "backward" in every.labels and "_unknown_" not in every.labels and "yes" in every.labels
     assert sum(len(v) for v in every.splits.values()) == sum(
         len(p) for k, p in sc_v2_clips.items() if k != "_silence_"
     )
     # "all": one class per label folder, _unknown_ and _silence_ included (the words inside _unknown_ stay there)
-    folders = build_index(SC_V2_TEST, "all", split="speaker")
+    folders = build_index(SC_V2_TEST, "all", split=SplitSettings("speaker"))
     assert folders.labels == ["_silence_", "_unknown_", *sorted(LABELS_12[2:])]
     assert sum(len(v) for v in folders.splits.values()) == sum(len(p) for p in sc_v2_clips.values())
 
@@ -108,7 +111,7 @@ def test_parse_clip_name():
 
 
 def test_hash_split_on_the_test_set_portion_puts_every_speaker_in_testing():
-    index = build_index(SC_V2_TEST, split="hash")
+    index = build_index(SC_V2_TEST, split=SplitSettings("hash"))
     assert index.split_method == "hash"
     for split in ("training", "validation"):
         assert all(e.label == 0 for e in index.splits[split])  # only the speaker-less _silence_ clips
@@ -116,21 +119,21 @@ def test_hash_split_on_the_test_set_portion_puts_every_speaker_in_testing():
 
 
 def test_auto_split_of_the_test_set_layout_is_all_testing():
-    index = build_index(SC_V2_TEST, split="auto")
+    index = build_index(SC_V2_TEST, split=SplitSettings("auto"))
     assert index.split_method == "test_set"
     assert not index.splits["training"] and not index.splits["validation"]
     assert len(index.splits["testing"]) == 3321  # the _silence_ clips included
 
 
 def test_speaker_split_is_disjoint_seeded_and_near_the_percentages():
-    index = build_index(SC_V2_TEST, split="speaker", validation_percent=15, testing_percent=5, seed=3)
+    index = build_index(SC_V2_TEST, split=SplitSettings("speaker", validation_percent=15, testing_percent=5, seed=3))
     sizes = {s: len(v) for s, v in index.splits.items()}
     total = sum(sizes.values())
     assert abs(sizes["validation"] / total - 0.15) < 0.03 and abs(sizes["testing"] / total - 0.05) < 0.03
     assert_speaker_disjoint(index)
-    again = build_index(SC_V2_TEST, split="speaker", validation_percent=15, testing_percent=5, seed=3)
+    again = build_index(SC_V2_TEST, split=SplitSettings("speaker", validation_percent=15, testing_percent=5, seed=3))
     assert again.splits == index.splits
-    other = build_index(SC_V2_TEST, split="speaker", validation_percent=15, testing_percent=5, seed=4)
+    other = build_index(SC_V2_TEST, split=SplitSettings("speaker", validation_percent=15, testing_percent=5, seed=4))
     assert other.speakers("validation") != index.speakers("validation")
     assert speaker_split({"a": 5, "b": 5}, 0, 0) == {"a": "training", "b": "training"}
 
@@ -138,7 +141,7 @@ def test_speaker_split_is_disjoint_seeded_and_near_the_percentages():
 @pytest.mark.parametrize("root", [SC_V1_SAMPLE, SC_V2_TEST, FSDD], ids=["full", "test_set", "folders"])
 @pytest.mark.parametrize("split", ["hash", "speaker"])
 def test_splits_are_speaker_disjoint_on_real_data(root, split):
-    index = build_index(root, "all", split=split)
+    index = build_index(root, "all", split=SplitSettings(rule=split))
     assert_speaker_disjoint(index)
     assert sum(len(v) for v in index.splits.values()) > 200
 
@@ -159,18 +162,18 @@ def test_labels_12_sampling_follows_tensorflow():
         unknown = [e for e in index.splits[split] if e.label == 1]
         assert all(e.word not in LABELS_12 and Path(e.path).parent.name == e.word for e in unknown)
     assert build_index(SC_V1_SAMPLE, "12").splits == index.splits  # deterministic
-    bigger = build_index(SC_V1_SAMPLE, "12", silence_percent=50, unknown_percent=30, seed=1)
+    bigger = build_index(SC_V1_SAMPLE, "12", split=SplitSettings(silence_percent=50, unknown_percent=30, seed=1))
     counts = bigger.label_counts("training")
     known = sum(counts[w] for w in LABELS_12[2:])
     assert counts["_silence_"] == math.ceil(known * 0.5) and counts["_unknown_"] == math.ceil(known * 0.3)
 
 
 def test_explicit_label_lists():
-    index = build_index(FSDD, "one,two", split="speaker")
+    index = build_index(FSDD, "one,two", split=SplitSettings("speaker"))
     assert index.labels == ["one", "two"]
     words = {e.word for s in SPLITS for e in index.splits[s]}
     assert words == {"one", "two"}
-    with_extra = build_index(FSDD, ["_silence_", "one", "_unknown_"], split="speaker")
+    with_extra = build_index(FSDD, ["_silence_", "one", "_unknown_"], split=SplitSettings("speaker"))
     assert with_extra.labels == ["_silence_", "one", "_unknown_"]
     counts = with_extra.label_counts("training")
     assert counts["_silence_"] == math.ceil(counts["one"] / 10) and counts["_unknown_"] == math.ceil(
@@ -191,9 +194,9 @@ def test_missing_word_and_bad_specs_are_clear_errors():
     with pytest.raises(DatasetError, match="repeated"):
         build_index(SC_V1_SAMPLE, ["yes", "yes"])
     with pytest.raises(DatasetError, match="validation_list"):
-        build_index(FSDD, "all", split="lists")
+        build_index(FSDD, "all", split=SplitSettings("lists"))
     with pytest.raises(ValueError, match="split must be"):
-        build_index(FSDD, "all", split="random")
+        build_index(FSDD, "all", split=SplitSettings("random"))
 
 
 def test_folders_that_fit_no_layout(tmp_path):
@@ -232,7 +235,7 @@ def test_truncated_and_broken_files_are_decided_at_scan_time(tmp_path):
     good = next((SC_V2_TEST / "yes").glob("*.wav"))
     expected = write_bad_files(tmp_path / "data" / "yes", good)
     link_or_copy(good, tmp_path / "data" / "no" / good.name)
-    index = build_index(tmp_path / "data", "yes,no", split="speaker")
+    index = build_index(tmp_path / "data", "yes,no", split=SplitSettings("speaker"))
     listed = {Path(e.path).name for s in SPLITS for e in index.splits[s]}
     bad = {Path(path).name: reason for path, reason in index.bad_files}
     assert listed == {name for name, verdict in expected.items() if verdict == "ok"} | {good.name}
@@ -251,12 +254,12 @@ def test_auto_labels_are_the_folders_own_with_rejection_classes(tmp_path, sc_v2_
         for path in sc_v2_clips[source][:20]:
             link_or_copy(path, mine / label / path.name)
     for spec in ("auto", "all"):
-        assert build_index(mine, spec, split="speaker").labels == ["_silence_", "_unknown_", "lights-on", "music"]
+        assert build_index(mine, spec, split=SplitSettings("speaker")).labels == ["_silence_", "_unknown_", "lights-on", "music"]
     assert build_index(mine).labels == ["_silence_", "_unknown_", "lights-on", "music"]  # the default is auto
-    assert "backward" in build_index(mine, "35", split="speaker").labels
-    assert build_index(SC_V2_TEST, split="speaker").labels == LABELS_12
+    assert "backward" in build_index(mine, "35", split=SplitSettings("speaker")).labels
+    assert build_index(SC_V2_TEST, split=SplitSettings("speaker")).labels == LABELS_12
     assert build_index(SC_V1_SAMPLE).labels == LABELS_12
-    digits = build_index(FSDD, split="speaker")  # no _unknown_ folder: keywords + sampled _silence_ only
+    digits = build_index(FSDD, split=SplitSettings("speaker"))  # no _unknown_ folder: keywords + sampled _silence_ only
     assert digits.labels == ["_silence_", *sorted(digits.labels[1:])] and len(digits.labels) == 11
     assert rejection_warning(LABELS_12) is None
     assert rejection_warning(build_index(mine).labels) is None
@@ -312,3 +315,42 @@ def test_scan_and_split_of_105k_files(tmp_path):
     index = build_index(root, ["_silence_", "_unknown_", "word00", "word01"])
     assert_speaker_disjoint(index)
     assert sum(index.label_counts("training").values()) > 5000
+
+
+def test_split_settings_defaults_live_in_one_place_and_the_training_options_use_them():
+    import inspect
+
+    from speech.data.datamodule import SpeechCommandsDataModule
+
+    assert SplitSettings() == SplitSettings("auto", 10.0, 10.0, 10.0, 10.0, DEFAULT_SEED)
+    defaults = inspect.signature(SpeechCommandsDataModule).parameters
+    assert SplitSettings(defaults["split_rule"].default, defaults["validation_percent"].default,
+                         defaults["testing_percent"].default, defaults["silence_percent"].default,
+                         defaults["unknown_percent"].default, defaults["split_seed"].default) == SplitSettings()
+    assert SplitSettings("hash", 5, 0, seed="3") == SplitSettings("hash", 5.0, 0.0, seed=3)  # one type per field
+    assert SplitSettings("hash").updated(seed=None, testing_percent=0) == SplitSettings("hash", testing_percent=0.0)
+    with pytest.raises(SettingError, match="must not exceed 100"):
+        SplitSettings(validation_percent=60, testing_percent=50).check()
+
+
+def test_a_stored_data_record_maps_to_split_settings_and_is_written_back_the_same():
+    from speech.data.record import DataRecord, choose_split
+
+    stored = {"root": "/data/sc", "layout": "full", "labels": "12", "split_rule": "speaker", "split_method": "speaker",
+              "validation_percent": 20.0, "testing_percent": 0.0, "silence_percent": 10.0, "unknown_percent": 5.0,
+              "seed": 7, "training_speakers": ["a"], "training_files": [], "speakers_hash": "", "clips": {},
+              "speakers": {}, "extra_roots": [], "running_speech": None, "version": 1}  # a record as checkpoints hold it
+    record = DataRecord.from_dict(stored)
+    assert record.split == SplitSettings("speaker", 20.0, 0.0, 10.0, 5.0, 7)
+    assert record.to_dict() == stored
+    older = {key: value for key, value in stored.items() if key not in ("silence_percent", "unknown_percent")}
+    assert DataRecord.from_dict(older).split == SplitSettings("speaker", 20.0, 0.0, seed=7)  # missing: the defaults
+    # the record's settings rebuild its folder's split; what the user sets wins; another folder gets the defaults
+    own = choose_split(record, "/data/sc", seed=3)
+    assert own.settings == SplitSettings("speaker", 20.0, 0.0, 10.0, 5.0, 3) and own.source == "model record"
+    assert own.partition == "validation"  # the record has no test clips
+    assert own.describe() == {"partition": "validation", "source": "model record", "split": "speaker",
+                              "validation_percent": 20.0, "testing_percent": 0.0, "silence_percent": 10.0,
+                              "unknown_percent": 5.0, "seed": 3}
+    other = choose_split(record, "/elsewhere", rule="hash")
+    assert (other.settings, other.partition, other.source) == (SplitSettings("hash"), "test", "defaults")

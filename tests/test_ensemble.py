@@ -24,7 +24,7 @@ def record(speakers: list[str], **changes) -> dict:
                   validation_percent=20.0, testing_percent=0.0, silence_percent=10.0, unknown_percent=10.0, seed=0,
                   training_speakers=speakers, speakers={"training": len(speakers), "validation": 5})
     values.update(changes)
-    return DataRecord(**values).to_dict()
+    return DataRecord.from_dict(values).to_dict()
 
 
 @pytest.fixture(scope="module")

@@ -74,8 +74,8 @@ def test_checkpoint_and_onnx_record_the_split_and_training_speakers(run, tree, t
     meta = read_checkpoint(best_checkpoint(run))["speech"]
     record = DataRecord.from_dict(meta["data"])
     assert record is not None and record.same_root(tree)
-    assert (record.split_rule, record.validation_percent, record.testing_percent) == ("speaker", 20.0, 0.0)
-    index = build_index(tree, LABELS_12, **record.index_options())
+    assert (record.split.rule, record.split.validation_percent, record.split.testing_percent) == ("speaker", 20.0, 0.0)
+    index = build_index(tree, LABELS_12, record.split)
     assert set(record.training_speakers) == index.speakers("training")
     assert not set(record.training_speakers) & index.speakers("validation")
     assert record.speakers["training"] == len(record.training_speakers) > 0
@@ -88,7 +88,7 @@ def test_checkpoint_and_onnx_record_the_split_and_training_speakers(run, tree, t
 
 def test_check_held_out_flags_training_speakers_and_training_silence_files(run, tree):
     record = DataRecord.from_dict(read_checkpoint(best_checkpoint(run))["speech"]["data"])
-    index = build_index(tree, LABELS_12, **record.index_options())
+    index = build_index(tree, LABELS_12, record.split)
     assert check_held_out(record, index.splits["validation"], tree) == []
     with pytest.raises(SpeakerLeakError, match="trained on"):
         check_held_out(record, index.splits["training"], tree)

@@ -268,7 +268,7 @@ def test_a_single_one_second_clip_file_is_detected(tiny_checkpoint, known_words,
 
 
 def test_calibrated_thresholds_are_used_unless_threshold_is_given(tiny_checkpoint, words_wav, known_words, tmp_path, capsys):
-    from speech.streaming.calibration import store_detection
+    from speech.evaluation.streams.fitting import store_detection
 
     heard = [w for w, _ in known_words]
     # thresholds that never let the first known word through, and a low one for the others

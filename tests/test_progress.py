@@ -7,12 +7,12 @@ import logging
 from conftest import SC_V2_TEST
 
 from speech.cli.progress import ProgressBars
-from speech.data import build_index, cached_waveforms
+from speech.data import SplitSettings, build_index, cached_waveforms
 from speech.progress import Step, reporter
 
 
 def test_cache_build_reports_steps_to_a_callback_and_prints_nothing(tmp_path, capsys):
-    examples = build_index(SC_V2_TEST, "12", split="speaker").splits["validation"][:300]
+    examples = build_index(SC_V2_TEST, "12", split=SplitSettings("speaker")).splits["validation"][:300]
     steps: list[Step] = []
     cached_waveforms(examples, tmp_path / "cache", progress=steps.append, num_workers=2)
     assert len({s.what for s in steps}) == 1 and steps[0].done == 0 and steps[-1].finished

@@ -142,9 +142,9 @@ def test_datamodule_adds_running_speech_windows_and_records_the_readers(tmp_path
 
 
 def test_scoring_rule_of_the_running_stream():
+    from speech.evaluation.streams.build import ScoredStream
+    from speech.evaluation.streams.running import RunningStream, Sentence
     from speech.streaming.detection import Detection
-    from speech.streaming.running_stream import RunningStream, Sentence
-    from speech.streaming.stream_eval import ScoredStream
 
     sentences = [Sentence("a", "1", ("GO", "NORTH"), 1.0, 4.0), Sentence("b", "1", ("NOTHING", "HERE"), 4.5, 8.0),
                  Sentence("c", "1", ("UP", "UP", "AND", "AWAY"), 8.5, 12.0)]

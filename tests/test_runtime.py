@@ -142,7 +142,7 @@ def test_the_base_install_reads_stdin_and_uses_calibrated_thresholds(tiny_onnx, 
     never reported): the base install prints the full install's events and names the thresholds it uses."""
     from speech.audio import float_to_int16, resample
     from speech.cli import main
-    from speech.streaming.calibration import store_detection
+    from speech.evaluation.streams.fitting import store_detection
 
     assert main(["live", str(tiny_onnx), "--wav", str(stream_wav), "--json"]) == 0
     heard = [e["label"] for e in events(capsys.readouterr().out)]

@@ -9,7 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from speech.streaming.calibration import (
+from speech.evaluation.streams.build import ScoredStream, StreamSet
+from speech.evaluation.streams.figures import StreamFigures, figures, sweep
+from speech.evaluation.streams.fitting import (
     KeywordTable,
     calibrate,
     choose_thresholds,
@@ -17,10 +19,9 @@ from speech.streaming.calibration import (
     store_detection,
     table_rows,
 )
+from speech.evaluation.streams.matching import Word
 from speech.streaming.detection import DetectorConfig, threshold_config
 from speech.streaming.engine import StreamingConfig
-from speech.streaming.scoring import Word
-from speech.streaming.stream_eval import ScoredStream, StreamSet, figures, sweep
 from speech.streaming.thresholds import (
     NEVER,
     calibrated_thresholds,
@@ -87,7 +88,7 @@ def test_sweep_is_monotone_and_each_row_is_a_threshold_run():
     # a row is exactly what --threshold T gives
     for row in rows[::17]:
         f = figures(streams, LABELS, threshold_config(base, row["threshold"]))
-        assert f["keyword_recall"] == row["keyword_recall"] and f["false_accepts_per_hour"] == row["false_accepts_per_hour"]
+        assert f.keyword_recall == row["keyword_recall"] and f.false_accepts_per_hour == row["false_accepts_per_hour"]
     # at 0.7: the words whose peak is above 0.7 are found, and two non-keyword look-alikes
     at_07 = next(r for r in rows if r["threshold"] == 0.7)
     assert at_07["keyword_recall"] == 60.0 and at_07["false_accepts_per_hour"] == 80.0
@@ -107,8 +108,8 @@ def test_calibration_picks_per_keyword_thresholds_for_the_target():
     # up: above its 0.855 look-alike, below its 0.905 word; its 0.505 word would cost that false accept
     assert t["up"] == 0.88
     f = figures(streams, LABELS, replace(base, thresholds=t))
-    assert (f["false_accepts"], f["false_alarms"], f["keyword_wrong"]) == (0, 0, 0.0)
-    assert f["keyword_recall"] == 70.0  # yes 3 of 4, no 3 of 4 (the one heard as "up" is missed), up 1 of 2
+    assert (f.false_accepts, f.false_alarms, f.keyword_wrong) == (0, 0, 0.0)
+    assert f.keyword_recall == 70.0  # yes 3 of 4, no 3 of 4 (the one heard as "up" is missed), up 1 of 2
     # a looser target allows one false accept in the 90 s: "yes" spends it on its 0.625 word; "up" cannot go
     # below its 0.605 false alarm on noise, which has no budget
     loose = calibrate(streams, LABELS, base, target_false_accepts_per_hour=40.0)
@@ -135,7 +136,7 @@ def test_a_keyword_the_targets_cannot_fit_gets_its_best_threshold_and_a_warning(
     # one false accept at every threshold below 0.96: all three "no" words at 0.50 .. 0.55, the middle of that
     assert result.thresholds == {"yes": 0.76, "no": 0.53, "up": 0.88} and result.over_target == ["no"]
     f = figures(streams, LABELS, replace(base, thresholds=result.thresholds))
-    assert f["false_accepts"] == 1  # the price, stated rather than hidden
+    assert f.false_accepts == 1  # the price, stated rather than hidden
     section = detection_section(result, StreamingConfig(), calibrated_on={}, figures_on_calibration={})
     assert section["over_target"] == ["no"]
     _, what = detector_from_metadata({"detection": section}, base)
@@ -165,7 +166,7 @@ def section() -> dict:
     result = calibrate(hand_made_streams(), LABELS, config.detector, target_false_accepts_per_hour=1.0)
     return detection_section(result, config, calibrated_on={"root": "/data", "partition": "validation",
                                                            "speaker_ids": ["a1", "b2"]},
-                             figures_on_calibration={"keyword_recall": 60.0, "_stats": object()})
+                             figures_on_calibration={"keyword_recall": 60.0})
 
 
 def test_section_and_detector_from_metadata(section):
@@ -217,3 +218,28 @@ def test_thresholds_stored_in_ckpt_and_onnx_and_kept_by_export(tiny_checkpoint, 
     with pytest.raises(ValueError, match=r"\.ckpt file"):
         store_detection(tiny_checkpoint, section, out=tmp_path / "x.onnx")
     assert not (tmp_path / "x.ckpt").exists() and not (tmp_path / "x.onnx").exists()
+
+
+REPORT_KEYS = ["keyword_recall", "keyword_wrong", "keyword_missed", "median_delay_ms", "p90_delay_ms", "keyword_words",
+               "keywords_correct", "keywords_wrong", "detections", "extra_detections",
+               "false_accepts_in_keyword_stream", "false_alarms_in_keyword_stream", "false_accepts",
+               "false_accepts_per_hour", "false_accepts_per_word", "non_keyword_words", "false_accept_distinct_clips",
+               "false_accept_clips", "false_alarms", "false_alarms_per_hour", "tf_matched", "tf_correct", "tf_wrong",
+               "tf_false_positive"]  # the stream-test report's figure keys, in their order: a user-visible contract
+
+
+def test_stream_figures_to_json_keeps_the_report_keys_and_reads_back():
+    streams = hand_made_streams()
+    f = figures(streams, LABELS, DetectorConfig())
+    report = f.to_json()
+    assert list(report) == REPORT_KEYS
+    assert json.loads(json.dumps(report)) == report  # plain data
+    assert (report["keyword_recall"], report["false_accepts"], report["false_alarms"]) == (60.0, 2, 0)
+    assert report["false_accepts_per_hour"] == 80.0 and report["non_keyword_words"] == 30
+    assert report["false_accept_clips"] == [{"clip": "", "as": "yes", "times": 1}, {"clip": "", "as": "up", "times": 1}]
+    assert StreamFigures.from_json({**report, "model": "m.onnx"}).to_json() == report  # other report keys ignored
+    assert f.to_json(digits=1)["false_accepts_per_word"] == round(f.false_accepts_per_word, 1)
+    # no non-keyword stream: its figures are None / 0 / [] (as the reports have always written them)
+    alone = figures(StreamSet(streams.keywords, None, streams.noise), LABELS, DetectorConfig()).to_json()
+    assert [alone[k] for k in ("false_accepts", "false_accepts_per_hour", "non_keyword_words", "false_accept_clips")] \
+        == [None, None, 0, []]

@@ -9,7 +9,7 @@ from conftest import SC_V2_TEST
 from speech.activity import clip_speech_bounds
 from speech.audio import load_audio
 from speech.data import build_index, load_noise
-from speech.streaming.long_recording import (
+from speech.evaluation.streams.recording import (
     generate_long_recording,
     mix_in,
     noise_recording,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speech.streaming.scoring import (
+from speech.evaluation.streams.matching import (
     LabelledTime,
     Word,
     false_accepts,

@@ -12,8 +12,7 @@ from conftest import SC_V1_SAMPLE, SC_V2_TEST
 from streaming_helpers import held_out_speakers, recorded_checkpoint
 
 from speech.cli import main
-from speech.scorers import load_scorer
-from speech.streaming.scoring import (
+from speech.evaluation.streams.matching import (
     LabelledTime,
     keyword_accuracy,
     read_labels_file,
@@ -21,7 +20,8 @@ from speech.streaming.scoring import (
     streaming_accuracy,
     window_start_ms,
 )
-from speech.streaming.stream_eval import negative_clips
+from speech.evaluation.streams.source import negative_clips
+from speech.scorers import load_scorer
 
 KWS = {"keyword_recall", "keyword_wrong", "keyword_missed", "median_delay_ms", "false_accepts_per_hour",
        "false_accepts_per_word", "false_alarms_per_hour"}

@@ -231,7 +231,9 @@ def test_coloured_noise_spectra():
 def test_data_layer_reads_the_set(dataset):
     index_module = pytest.importorskip("speech.data.index")
     out, _ = dataset
-    index = index_module.build_index(out, labels=["_silence_", "_unknown_", *WORDS], split="speaker", seed=0)
+    from speech.data.splits import SplitSettings
+
+    index = index_module.build_index(out, labels=["_silence_", "_unknown_", *WORDS], split=SplitSettings("speaker", seed=0))
     counts = {label: sum(index.label_counts(split)[label] for split in index.splits) for label in index.labels}
     assert counts == {label: PER_WORD for label in index.labels}
     every = [e for split in index.splits.values() for e in split]
@@ -245,9 +247,10 @@ def test_default_labels_of_a_synth_folder_are_its_keywords_and_rejection_classes
     """The own-keywords recipe: 'auto' (the default) and 'all' give the keywords + _unknown_ + _silence_, never
     one class per negative word."""
     from speech.data.index import build_index
+    from speech.data.splits import SplitSettings
 
     out, _ = dataset
     for spec in ("auto", "all"):
-        index = build_index(out, spec, split="speaker", seed=0)
+        index = build_index(out, spec, split=SplitSettings("speaker", seed=0))
         assert index.labels == ["_silence_", "_unknown_", "no", "up", "yes"], spec
         assert not set(index.labels) & set(synth.DEFAULT_NEGATIVES)

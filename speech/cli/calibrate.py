@@ -1,6 +1,6 @@
 """``speech calibrate``: per-keyword detection thresholds for a target false-accept rate, stored in the model.
 
-Parses, calls :func:`speech.streaming.calibrate.run_calibration` and prints its summary. That builds the three
+Parses, calls :func:`speech.evaluation.streams.calibration.run_calibration` and prints its summary. That builds the three
 test streams of ``speech stream-test`` from held-out speakers (by default the validation partition of the model's
 own split), runs the model once per stream, chooses one threshold per keyword from the stored scores, sweeps a
 single threshold for comparison and writes, in ``--report`` (a new folder): ``det_curve.png``, ``sweep.csv`` and
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
 from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
-from speech.cli.stream_args import add_stream_source_arguments, running_options, source_options, stream_spec
+from speech.cli.stream_args import add_stream_source_arguments, stream_experiment
 from speech.errors import SettingError
 
 FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--report", "out": "--out", "targets": "--target-fa / --target-noise",
@@ -63,21 +63,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from speech.streaming.calibrate import run_calibration
+    from speech.evaluation.streams.calibration import run_calibration
 
     scorer = open_scorer(args.model, args.backend, args.threads)
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
+    experiment = stream_experiment(args, scorer, stream_config(args), default_partition="validation",
+                                   default_half="a", default_readers="calibration")
     result = run_calibration(
-        scorer, args.data, config=stream_config(args), model=args.model, spec=stream_spec(args),
-        target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
+        experiment, target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
         min_threshold=args.min_threshold, wrong_weight=args.wrong_weight, single=args.single, out=args.out,
         in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
-        **source_options(args, scorer, default_partition="validation", default_half="a"),
-        running=running_options(args, "calibration"),
     )  # fmt: skip
     print("\n".join(report_lines(result.summary, {**result.data, "root": str(args.data)}, result.report)))
     if "running_speech" in result.summary:
-        from speech.streaming.running_stream import report_lines as running_lines
+        from speech.evaluation.streams.running import report_lines as running_lines
 
         r = result.summary["running_speech"]
         print("the false-accept target applied to the running speech of the calibration readers (and 'best single' "

@@ -147,8 +147,7 @@ def run_summary(args: argparse.Namespace) -> int:
     from speech.data.index import build_index
     from speech.data.summary import summarize
 
-    options = resolve_split(args, None, args.root).index_options
-    index = build_index(args.root, args.labels, **options)
+    index = build_index(args.root, args.labels, resolve_split(args, None, args.root).settings)
     summary = summarize(index, durations=not args.no_durations)
     if args.json:
         print(json.dumps(summary, indent=1))

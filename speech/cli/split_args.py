@@ -15,9 +15,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speech.data.index import SPLIT_METHODS
-from speech.data.record import SPLIT_SETTINGS, DataRecord, SplitChoice, choose_split
-from speech.data.splits import DEFAULT_SEED, PARTITIONS
+from speech.data.record import DataRecord, SplitChoice, choose_split
+from speech.data.splits import PARTITIONS, SPLIT_METHODS, SplitSettings
+
+# the command line's spelling of each SplitSettings field (the option is its dash-spelled form)
+OPTION_OF = {
+    "rule": "split_rule",
+    "validation_percent": "validation_percent",
+    "testing_percent": "testing_percent",
+    "silence_percent": "silence_percent",
+    "unknown_percent": "unknown_percent",
+    "seed": "split_seed",
+}
 
 
 def add_split_arguments(parser: argparse.ArgumentParser, *, partition: bool = True) -> None:
@@ -51,17 +60,17 @@ def add_split_arguments(parser: argparse.ArgumentParser, *, partition: bool = Tr
             f"--{name}-percent",
             type=float,
             default=None,
-            help=f"{what} in percent (default: {setting}10)",
+            help=f"{what} in percent (default: {setting}{getattr(SplitSettings, f'{name}_percent'):g})",
         )
     parser.add_argument(
         "--split-seed",
         type=int,
         default=None,
-        help=f"seed of the speaker rule and of _unknown_/_silence_ sampling (default: {seed_from}{DEFAULT_SEED})",
+        help=f"seed of the speaker rule and of _unknown_/_silence_ sampling (default: {seed_from}{SplitSettings.seed})",
     )
 
 
 def resolve_split(args: argparse.Namespace, record: DataRecord | None, root: str | Path) -> SplitChoice:
     """The split the options ask for: :func:`speech.data.record.choose_split` with what the user set."""
-    chosen = {key: getattr(args, key, None) for key in SPLIT_SETTINGS}
+    chosen = {field: getattr(args, option, None) for field, option in OPTION_OF.items()}
     return choose_split(record, root, getattr(args, "split", None), **chosen)

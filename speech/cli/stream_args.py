@@ -52,7 +52,7 @@ def add_stream_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_running_arguments(parser: argparse.ArgumentParser) -> None:
-    """The running-speech stream (issue #18, :mod:`speech.streaming.running_stream`)."""
+    """The running-speech stream (issue #18, :mod:`speech.evaluation.streams.running`)."""
     r = parser.add_argument_group("running speech")
     r.add_argument("--running-speech", type=Path, metavar="DIR",
                    help="a LibriSpeech-style folder (<reader>/<chapter>/*.flac|ogg|wav + *.trans.txt): adds a stream of "
@@ -65,8 +65,8 @@ def add_running_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def running_options(args: argparse.Namespace, default_part: str):
-    """The :class:`~speech.streaming.running_stream.RunningOptions` of the options (None without --running-speech)."""
-    from speech.streaming.running_stream import RunningOptions
+    """The :class:`~speech.evaluation.streams.running.RunningOptions` of the options (None without --running-speech)."""
+    from speech.evaluation.streams.running import RunningOptions
 
     if getattr(args, "running_speech", None) is None:
         return None
@@ -76,29 +76,35 @@ def running_options(args: argparse.Namespace, default_part: str):
 
 
 def stream_spec(args: argparse.Namespace):
-    """The :class:`~speech.streaming.stream_test.StreamSpec` of the options."""
-    from speech.streaming.stream_test import StreamSpec
+    """The :class:`~speech.evaluation.streams.build.StreamSpec` of the options."""
+    from speech.evaluation.streams.build import StreamSpec
 
     return StreamSpec(minutes=args.minutes, unknown_minutes=args.unknown_minutes, noise_minutes=args.noise_minutes,
                       unknown_share=args.unknown_share, background_volume=args.background_volume,
                       seed=args.stream_seed, late_ms=args.late_ms)
 
 
-def source_options(args: argparse.Namespace, scorer, default_partition: str | None = None,
-                   default_half: str = "b") -> dict:
-    """The split and source arguments of :func:`speech.streaming.stream_test.stream_source` from the options:
-    the split resolved from the model's record (``default_partition`` when no ``--split`` is given), the
-    ``--negatives`` folders and half, and ``--unknown-percent`` (default: the stream test's full layout)."""
+def stream_experiment(args: argparse.Namespace, scorer, config, *, default_partition: str | None = None,
+                      default_half: str = "b", default_readers: str = "test"):
+    """The :class:`~speech.evaluation.streams.experiment.StreamExperiment` of the options, for ``scorer`` (loaded
+    from ``args.model``) with the engine settings ``config``: the split resolved from the model's record
+    (``default_partition`` when no ``--split`` is given), the ``--negatives`` folders and half (default
+    ``default_half``), ``--unknown-percent`` (default: the stream test's full layout), the streams and the
+    running-speech readers (default ``default_readers``)."""
     from speech.data.record import DataRecord
-    from speech.streaming.stream_test import STREAM_UNKNOWN_PERCENT
+    from speech.evaluation.streams.experiment import StreamExperiment
+    from speech.evaluation.streams.source import STREAM_UNKNOWN_PERCENT, SourceOptions
 
     choice = resolve_split(args, DataRecord.from_dict(scorer.metadata.get("data")), args.data)
     if default_partition is not None and args.split is None:
         choice.partition = default_partition
-    return {
-        "split": choice,
-        "allow_trained_speakers": args.allow_trained_speakers,
-        "negatives": [Path(p) for p in args.negatives],
-        "negatives_half": args.negatives_half or default_half,
-        "unknown_percent": STREAM_UNKNOWN_PERCENT if args.unknown_percent is None else args.unknown_percent,
-    }
+    source = SourceOptions(
+        args.data,
+        choice,
+        allow_trained_speakers=args.allow_trained_speakers,
+        negatives=tuple(Path(p) for p in args.negatives),
+        negatives_half=args.negatives_half or default_half,
+        unknown_percent=STREAM_UNKNOWN_PERCENT if args.unknown_percent is None else args.unknown_percent,
+    )
+    return StreamExperiment(scorer, args.model, config, source, stream_spec(args),
+                            running_options(args, default_readers))

@@ -3,7 +3,7 @@
 Builds three streams from one data partition (by default the one the model was trained without): TensorFlow's
 test stream (a word every 3 s, ``--unknown-share`` % non-keywords, background noise), a stream of non-keyword
 words only and a stream of the background alone. The model runs once per stream; the figures are computed from
-the stored scores (see :mod:`speech.streaming.stream_eval`), and ``--sweep`` adds recall against false accepts
+the stored scores (see :mod:`speech.evaluation.streams.figures`), and ``--sweep`` adds recall against false accepts
 per hour for every threshold from 0.30 to 0.99 (CSV and a DET curve PNG) from the same scores.
 
 Files in ``--out``: ``streaming_test.wav`` and TF's ``streaming_test_labels.txt`` (``label, time_ms``), the words
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
 from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
-from speech.cli.stream_args import add_stream_source_arguments, running_options, source_options, stream_spec
+from speech.cli.stream_args import add_stream_source_arguments, stream_experiment, stream_spec
 
 FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--out"}}
 
@@ -40,21 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from speech.streaming.stream_test import run_stream_test
+    from speech.evaluation.streams.testing import run_stream_test
 
     spec = stream_spec(args)
     spec.lengths()  # bad lengths are refused before the model is loaded
     scorer = open_scorer(args.model, args.backend, args.threads)
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
-    result = run_stream_test(
-        scorer, args.data, config=stream_config(args), model=args.model, spec=spec, threshold=args.threshold,
-        tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out, json_path=args.json_file,
-        **source_options(args, scorer), running=running_options(args, "test"),
-    )
+    result = run_stream_test(stream_experiment(args, scorer, stream_config(args)), threshold=args.threshold,
+                             tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out,
+                             json_path=args.json_file)
     shown = {**result.figures, "split": {**result.figures["split"], "root": str(args.data)}}  # as the user typed it
     print("\n".join(report_lines(shown)))
     if "running_speech" in result.figures:
-        from speech.streaming.running_stream import report_lines as running_lines
+        from speech.evaluation.streams.running import report_lines as running_lines
 
         print("\n".join(running_lines(result.figures["running_speech"])))
     if args.json_file is not None:

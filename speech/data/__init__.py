@@ -13,7 +13,7 @@ from speech.data.errors import CacheError, DatasetError
 from speech.data.index import DatasetIndex, Example, build_index, parse_clip_name
 from speech.data.labels import LABELS_12, SILENCE_LABEL, UNKNOWN_LABEL, resolve_labels
 from speech.data.noise import generated_noise, load_noise
-from speech.data.splits import SPLITS, speaker_split, which_set
+from speech.data.splits import SPLITS, SplitSettings, speaker_split, which_set
 
 __all__ = [
     "LABELS_12",
@@ -25,6 +25,7 @@ __all__ = [
     "DatasetError",
     "DatasetIndex",
     "Example",
+    "SplitSettings",
     "build_index",
     "cache_key",
     "cached_waveforms",

@@ -23,7 +23,7 @@ from speech.data.cache import default_cache_dir
 from speech.data.errors import DatasetError
 from speech.data.record import DataRecord
 from speech.data.running_windows import RunningSpeechSource
-from speech.data.splits import DEFAULT_SEED, SPLITS
+from speech.data.splits import SPLITS, SplitSettings
 from speech.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -92,12 +92,12 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self,
         root: str = "data/speech_commands_v0.02",
         labels: str | list[str] = "auto",
-        split_rule: str = "auto",
-        validation_percent: float = 10.0,
-        testing_percent: float = 10.0,
-        silence_percent: float = 10.0,
-        unknown_percent: float = 10.0,
-        split_seed: int = DEFAULT_SEED,
+        split_rule: str = SplitSettings.rule,
+        validation_percent: float = SplitSettings.validation_percent,
+        testing_percent: float = SplitSettings.testing_percent,
+        silence_percent: float = SplitSettings.silence_percent,
+        unknown_percent: float = SplitSettings.unknown_percent,
+        split_seed: int = SplitSettings.seed,
         extra_roots: list[str] | None = None,
         cache_dir: str | None = None,
         batch_size: int = 256,
@@ -114,14 +114,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         super().__init__()
         self.root = Path(root)
         self.label_spec = labels
-        self.split_rule = split_rule
-        self.percents = dict(
-            validation_percent=validation_percent,
-            testing_percent=testing_percent,
-            silence_percent=silence_percent,
-            unknown_percent=unknown_percent,
-        )
-        self.seed = split_seed
+        # the flat arguments are the command line's (--data.split_rule ... --data.split_seed); one bundle inside
+        self.split = SplitSettings(split_rule, validation_percent, testing_percent, silence_percent, unknown_percent,
+                                   split_seed)
         self.extra_roots = [Path(r) for r in (extra_roots or [])]
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.progress: ProgressCallback | bool = True  # cache building: see speech.progress (the CLI draws bars)
@@ -140,7 +135,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
 
     # -- index and labels ---------------------------------------------------------------------------
     def _build(self, root: Path, labels) -> DatasetIndex:
-        return build_index(root, labels, split=self.split_rule, seed=self.seed, **self.percents)
+        return build_index(root, labels, self.split)
 
     @property
     def index(self) -> DatasetIndex:
@@ -191,10 +186,10 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         if stage in (None, "fit") and self.augment is None:
             if not len(self.data["training"].labels):
                 raise DatasetError(
-                    f"{self.root}: the training split is empty (split rule {self.split_rule!r}); a folder in the "
+                    f"{self.root}: the training split is empty (split rule {self.split.rule!r}); a folder in the "
                     "official test-set layout (or made by 'speech synth') needs split_rule 'speaker'"
                 )
-            noise = torch.from_numpy(load_noise(self.training_noise_index(), seed=self.seed))
+            noise = torch.from_numpy(load_noise(self.training_noise_index(), seed=self.split.seed))
             silence = self.labels.index("_silence_") if "_silence_" in self.labels else None
             unknown = self.labels.index("_unknown_") if "_unknown_" in self.labels else None
             self.augment = WaveAugment(noise, self.augment_config, silence_label=silence, unknown_label=unknown)
@@ -214,9 +209,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         return DataRecord.from_index(
             self.index,
             labels=self.label_spec,
-            split_rule=self.split_rule,
-            percents=self.percents,
-            seed=self.seed,
+            split=self.split,
             training=self.examples("training"),
             extra_roots=self.extra_roots,
             running_speech=self.running.describe(self.labels) if self.running is not None else None,
@@ -225,7 +218,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.data[split]
         if not len(data.labels):
-            raise DatasetError(f"{self.root}: the {split} split is empty (split rule {self.split_rule!r})")
+            raise DatasetError(f"{self.root}: the {split} split is empty (split rule {self.split.rule!r})")
         dataset = BatchedWaves(data.waves, data.labels)
         sampler_cls = RandomSampler if shuffle else SequentialSampler
         sampler = BatchSampler(sampler_cls(dataset), self.batch_size, drop_last=False)

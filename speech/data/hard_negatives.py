@@ -1,7 +1,7 @@
 """Hard-negative mining (issue #18): windows of running speech on which a trained model (nearly) fires.
 
 :func:`mine` runs the model over the keyword-free sentences of the *train* readers of a running-speech folder (the
-model's recorded reader split; :mod:`speech.streaming.running_stream` joins them into one stream) and keeps the
+model's recorded reader split; :mod:`speech.evaluation.streams.running` joins them into one stream) and keeps the
 1 s windows whose raw score for some keyword exceeds ``threshold`` (below the detection threshold, so windows that
 nearly fire count too), at most one per ``min_gap_s`` (the highest first). They are written as an int16 ``.npy``
 with a ``.json`` beside it (model, readers, threshold, counts); training adds them as ``_unknown_`` with
@@ -32,8 +32,8 @@ def mine(scorer, running_root: str | Path, *, threshold: float = 0.5, min_gap_s:
     from speech.audio import float_to_int16
     from speech.data.running_speech import keyword_free
     from speech.data.running_windows import model_keywords
+    from speech.evaluation.streams.running import build_running_stream, running_source
     from speech.streaming.engine import StreamingConfig
-    from speech.streaming.running_stream import build_running_stream, running_source
 
     labels = list(scorer.labels)
     keywords = model_keywords(labels)

@@ -20,20 +20,17 @@ from speech.data.errors import DatasetError
 from speech.data.labels import SILENCE_LABEL, SPECIAL_LABELS, UNKNOWN_LABEL, parse_label_spec, resolve_labels
 from speech.data.scan import FolderScan, scan_folder
 from speech.data.splits import (
-    DEFAULT_SEED,
     SPLITS,
-    check_percentages,
+    SplitSettings,
     hash_percentage,
     read_split_lists,
     sample_size,
     speaker_split,
     split_of_percentage,
 )
-from speech.errors import SettingError
 
 log = logging.getLogger(__name__)
 
-SPLIT_METHODS = ("auto", "lists", "hash", "speaker")
 _UNKNOWN_NAME = re.compile(r"^([^_]+)_(.+?)_nohash_")
 
 
@@ -123,16 +120,14 @@ def _clips(scan: FolderScan) -> list[_Clip]:
 def _assign_splits(
     clips: list[_Clip],
     scan: FolderScan,
-    method: str,
-    validation_percent: float,
-    testing_percent: float,
-    seed: int,
+    settings: SplitSettings,
 ) -> tuple[list[str], str]:
     """The split of every clip (same order) and the method actually used.
 
     With ``"auto"``, a folder in the official test-set layout is the test set: every clip goes to
     "testing" (its speakers all hash there anyway, and its speakerless ``_silence_`` clips belong there too).
     """
+    method = settings.rule
     if method == "auto" and scan.layout == "test_set":
         return ["testing"] * len(clips), "test_set"
     lists = read_split_lists(scan.root) if method in ("auto", "lists") else None
@@ -152,7 +147,9 @@ def _assign_splits(
         ], "lists"
     if method == "speaker":
         sizes = Counter(c.group for c in clips)
-        of_group = speaker_split(dict(sizes), validation_percent, testing_percent, seed)
+        of_group = speaker_split(
+            dict(sizes), settings.validation_percent, settings.testing_percent, settings.seed
+        )
         return [of_group[c.group] for c in clips], "speaker"
     memo: dict[str, str] = {}
     result = []
@@ -160,7 +157,9 @@ def _assign_splits(
         key = c.speaker or c.rel.rsplit("/", 1)[-1]
         split = memo.get(key)
         if split is None:
-            split = memo[key] = split_of_percentage(hash_percentage(key), validation_percent, testing_percent)
+            split = memo[key] = split_of_percentage(
+                hash_percentage(key), settings.validation_percent, settings.testing_percent
+            )
         result.append(split)
     return result, "hash"
 
@@ -168,33 +167,23 @@ def _assign_splits(
 def build_index(
     root: str | Path,
     labels: str | list[str] = "auto",
-    *,
-    split: str = "auto",
-    validation_percent: float = 10.0,
-    testing_percent: float = 10.0,
-    silence_percent: float = 10.0,
-    unknown_percent: float = 10.0,
-    seed: int = DEFAULT_SEED,
+    split: SplitSettings | None = None,
 ) -> DatasetIndex:
     """Scan ``root`` (layout detected automatically) and split and label its clips.
 
     ``labels``: ``"auto"`` (the folder's own labels, or the 12 Speech Commands classes for Speech Commands data),
     ``"12"``, ``"35"``, ``"all"`` or an explicit list (see :mod:`speech.data.labels`). Files the scan found bad
     are in no split (``bad_files``).
-    ``split``: ``"auto"`` (official lists when present, else the hash rule), ``"lists"``, ``"hash"``
-    (TensorFlow's ``which_set`` on the speaker id) or ``"speaker"`` (seeded speaker-disjoint random split with
-    the given percentages, of clips). Every method is speaker-disjoint.
+    ``split``: the :class:`~speech.data.splits.SplitSettings` (default: the defaults: ``"auto"``, official lists
+    when present, else the hash rule; 10 % validation and testing). Every rule is speaker-disjoint.
 
     ``_silence_`` / ``_unknown_``, when in ``labels``: a ``_silence_`` / ``_unknown_`` folder (test-set layout)
     is taken as it is; otherwise they are sampled per split as TensorFlow does (``silence_percent`` and
     ``unknown_percent`` of the split's known-word clips; silence examples have ``path=None``). Deterministic
     for a given ``seed``. Nothing is decoded here.
     """
-    if split not in SPLIT_METHODS:
-        raise ValueError(f"split must be one of {SPLIT_METHODS}, got {split!r}")
-    check_percentages(validation_percent, testing_percent, silence_percent, unknown_percent)
-    if validation_percent + testing_percent > 100.0:
-        raise SettingError("validation_percent + testing_percent must not exceed 100", param="split")
+    split = SplitSettings() if split is None else split
+    split.check()
     scan = scan_folder(root)
     clips = _clips(scan)
     words = sorted({c.word for c in clips} | set(scan.clips))
@@ -207,7 +196,7 @@ def build_index(
     sample_silence = SILENCE_LABEL in index_of and SILENCE_LABEL not in scan.clips
     sample_unknown = UNKNOWN_LABEL in index_of and UNKNOWN_LABEL not in scan.clips
 
-    of_clip, method = _assign_splits(clips, scan, split, validation_percent, testing_percent, seed)
+    of_clip, method = _assign_splits(clips, scan, split)
     known: dict[str, list[Example]] = {name: [] for name in SPLITS}
     unknown_pool: dict[str, list[Example]] = {name: [] for name in SPLITS}
     word_clips: Counter[str] = Counter()  # known-word clips per split (TensorFlow's set_size)
@@ -222,27 +211,27 @@ def build_index(
                 Example(clip.path, index_of[UNKNOWN_LABEL], clip.speaker, clip.word)
             )
 
-    rng = random.Random(seed)
+    rng = random.Random(split.seed)
     for split_name in ("validation", "testing", "training"):  # TensorFlow's order, for the random stream
         set_size = word_clips[split_name]
         if sample_silence:
-            count = sample_size(set_size, silence_percent)
+            count = sample_size(set_size, split.silence_percent)
             known[split_name].extend([Example(None, index_of[SILENCE_LABEL], "", SILENCE_LABEL)] * count)
         if sample_unknown:
             pool = unknown_pool[split_name]
             rng.shuffle(pool)
-            known[split_name].extend(pool[: sample_size(set_size, unknown_percent)])
+            known[split_name].extend(pool[: sample_size(set_size, split.unknown_percent)])
     for split_name in ("validation", "testing", "training"):
         rng.shuffle(known[split_name])
 
     splits = {name: known[name] for name in SPLITS}
     # (the test-set layout under "auto" is all "testing" on purpose: it is for scoring; training says so itself)
-    if not splits["training"] and validation_percent + testing_percent < 100.0 and method != "test_set":
+    if not splits["training"] and split.validation_percent + split.testing_percent < 100.0 and method != "test_set":
         log.warning(
             "%s: the training split is empty with split=%r (method %s); for a folder whose speakers all hash into "
             "one bucket (e.g. a test-set portion) use split='speaker'",
             scan.root,
-            split,
+            split.rule,
             method,
         )
     silence_files = [scan.root / SILENCE_LABEL / name for name in scan.clips.get(SILENCE_LABEL, [])]

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from speech.data.index import DatasetIndex, Example
-from speech.data.splits import DEFAULT_SEED
+from speech.data.splits import SplitSettings
 from speech.errors import SpeechError
 
 RECORD_VERSION = 1
@@ -38,8 +38,8 @@ def relative_name(path: str, root: str | Path) -> str:
 class DataRecord:
     """The data a model was trained with.
 
-    ``root`` is the resolved data folder; ``labels`` the label spec given; ``split_rule`` the rule asked for
-    (``auto``/``lists``/``hash``/``speaker``) and ``split_method`` the one used; ``seed`` the split seed.
+    ``root`` is the resolved data folder; ``labels`` the label spec given; ``split`` the settings asked for
+    (stored flat, in :meth:`SplitSettings.to_record`'s spelling) and ``split_method`` the rule used.
     ``training_speakers`` lists every speaker id of the training split (extra roots included) and
     ``training_files`` the training clips that have no speaker (``_silence_`` files), as ``label/file`` names.
     ``clips`` and ``speakers`` count each split.
@@ -48,13 +48,8 @@ class DataRecord:
     root: str
     layout: str
     labels: str | list[str]
-    split_rule: str
+    split: SplitSettings
     split_method: str
-    validation_percent: float
-    testing_percent: float
-    silence_percent: float
-    unknown_percent: float
-    seed: int
     training_speakers: list[str] = field(default_factory=list)
     training_files: list[str] = field(default_factory=list)
     speakers_hash: str = ""
@@ -70,9 +65,7 @@ class DataRecord:
         index: DatasetIndex,
         *,
         labels: str | list[str],
-        split_rule: str,
-        percents: dict[str, float],
-        seed: int,
+        split: SplitSettings,
         training: list[Example] | None = None,
         extra_roots: list[str | Path] = (),
         running_speech: dict | None = None,
@@ -86,13 +79,8 @@ class DataRecord:
             root=str(Path(index.root).resolve()),
             layout=index.layout,
             labels=labels if isinstance(labels, str) else list(labels),
-            split_rule=split_rule,
+            split=split,
             split_method=index.split_method,
-            validation_percent=float(percents.get("validation_percent", 10.0)),
-            testing_percent=float(percents.get("testing_percent", 10.0)),
-            silence_percent=float(percents.get("silence_percent", 10.0)),
-            unknown_percent=float(percents.get("unknown_percent", 10.0)),
-            seed=int(seed),
             training_speakers=speakers,
             training_files=files,
             speakers_hash=speakers_hash(speakers),
@@ -103,33 +91,25 @@ class DataRecord:
         )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The stored form: the split settings flat beside the rest (as every record has been written)."""
+        values = asdict(self)
+        del values["split"]
+        return {**self.split.to_record(), **values}
 
     @classmethod
     def from_dict(cls, values: dict | None) -> DataRecord | None:
         """The record stored in a model's metadata, or None for a model trained before records existed."""
         if not isinstance(values, dict):
             return None
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__ and k != "split"}
         try:
-            return cls(**known)
-        except TypeError:
+            return cls(split=SplitSettings.from_record(values), **known)
+        except (TypeError, ValueError):
             return None
 
     def training_readers(self) -> set[str]:
         """The running-speech readers (:mod:`speech.data.running_speech`) whose sentences were trained on."""
         return set((self.running_speech or {}).get("training_readers") or [])
-
-    def index_options(self) -> dict:
-        """Keyword arguments for :func:`speech.data.build_index` that rebuild the recorded split."""
-        return {
-            "split": self.split_rule,
-            "validation_percent": self.validation_percent,
-            "testing_percent": self.testing_percent,
-            "silence_percent": self.silence_percent,
-            "unknown_percent": self.unknown_percent,
-            "seed": self.seed,
-        }
 
     def same_root(self, root: str | Path) -> bool:
         """Whether ``root`` is the folder this model was trained on (or one of its extra roots)."""
@@ -182,57 +162,27 @@ def check_held_out(
     return leaked
 
 
-# the split settings a command may take from a model's record (the user's value wins), with the library defaults
-SPLIT_SETTINGS = {
-    "split_rule": "auto",
-    "validation_percent": 10.0,
-    "testing_percent": 10.0,
-    "silence_percent": 10.0,
-    "unknown_percent": 10.0,
-    "split_seed": DEFAULT_SEED,
-}
-
-
 @dataclass
 class SplitChoice:
-    """The resolved split: ``partition`` to score, ``index_options`` for :func:`speech.data.build_index`, and
+    """The resolved split: ``partition`` to score, the ``settings`` for :func:`speech.data.build_index`, and
     ``source`` (``"model record"`` or ``"defaults"``) for the report."""
 
     partition: str
-    index_options: dict
+    settings: SplitSettings
     source: str
 
     def describe(self) -> dict:
-        return {"partition": self.partition, "source": self.source, **self.index_options}
+        """The reports' ``split_settings``: partition, source, ``split`` (the rule), percentages and seed."""
+        settings = asdict(self.settings)
+        return {"partition": self.partition, "source": self.source, "split": settings.pop("rule"), **settings}
 
 
 def choose_split(
     record: DataRecord | None, root: str | Path, partition: str | None = None, **settings: object
 ) -> SplitChoice:
-    """The split of ``root`` to score: each of :data:`SPLIT_SETTINGS` given in ``settings`` (None: unset) wins;
+    """The split of ``root`` to score: each :class:`SplitSettings` field given in ``settings`` (None: unset) wins;
     the rest come from ``record`` when ``root`` is the folder it describes (so the training split is rebuilt
     exactly), else from the defaults. ``partition`` (default: the record's held-out one, else ``"test"``)."""
-    unknown = set(settings) - set(SPLIT_SETTINGS)
-    if unknown:
-        raise TypeError(f"unknown split settings {sorted(unknown)}; expected some of {list(SPLIT_SETTINGS)}")
     own = record is not None and record.same_root(root)
-    values = dict(SPLIT_SETTINGS)
-    if own:
-        values.update(
-            split_rule=record.split_rule,
-            validation_percent=record.validation_percent,
-            testing_percent=record.testing_percent,
-            silence_percent=record.silence_percent,
-            unknown_percent=record.unknown_percent,
-            split_seed=record.seed,
-        )
-    values.update({key: value for key, value in settings.items() if value is not None})
-    options = {
-        "split": values["split_rule"],
-        "validation_percent": float(values["validation_percent"]),
-        "testing_percent": float(values["testing_percent"]),
-        "silence_percent": float(values["silence_percent"]),
-        "unknown_percent": float(values["unknown_percent"]),
-        "seed": int(values["split_seed"]),
-    }
-    return SplitChoice(partition or (record.held_out_split() if own else "test"), options, "model record" if own else "defaults")
+    chosen = (record.split if own else SplitSettings()).updated(**settings)
+    return SplitChoice(partition or (record.held_out_split() if own else "test"), chosen, "model record" if own else "defaults")

@@ -10,16 +10,69 @@ import math
 import os
 import random
 import re
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from speech.errors import SettingError
 
 SPLITS = ("training", "validation", "testing")
+SPLIT_METHODS = ("auto", "lists", "hash", "speaker")  # the rules of SplitSettings.rule
 # the partitions a user scores (``evaluate``/``stream-test`` ``--split``), each a tuple of splits
 PARTITIONS = {"test": ("testing",), "validation": ("validation",), "train": ("training",), "all": SPLITS}
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, TensorFlow's constant
 DEFAULT_SEED = 59185  # TensorFlow's RANDOM_SEED: the default seed of every split and of label sampling
 _NOHASH = re.compile(r"_nohash_.*$")
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How a data folder is split and filled: the one bundle the CLI, the library and the model's record share.
+
+    ``rule``: ``"auto"`` (official lists when present, else the hash rule), ``"lists"``, ``"hash"`` (TensorFlow's
+    ``which_set`` on the speaker id) or ``"speaker"`` (seeded speaker-disjoint split, percentages of clips).
+    ``validation_percent`` / ``testing_percent``: split sizes (hash and speaker rules). ``silence_percent`` /
+    ``unknown_percent``: ``_silence_`` / ``_unknown_`` examples added per split, in percent of its keyword clips.
+    ``seed``: of the speaker rule and of the ``_unknown_`` / ``_silence_`` sampling.
+    """
+
+    rule: str = "auto"
+    validation_percent: float = 10.0
+    testing_percent: float = 10.0
+    silence_percent: float = 10.0
+    unknown_percent: float = 10.0
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        for name in ("validation_percent", "testing_percent", "silence_percent", "unknown_percent"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "seed", int(self.seed))
+
+    def updated(self, **values: object) -> SplitSettings:
+        """These settings with each of ``values`` that is not None put in (None: left as it is)."""
+        return replace(self, **{key: value for key, value in values.items() if value is not None})
+
+    def check(self) -> None:
+        """:class:`ValueError` for an unknown rule, :class:`~speech.errors.SettingError` for bad percentages."""
+        if self.rule not in SPLIT_METHODS:
+            raise ValueError(f"split must be one of {SPLIT_METHODS}, got {self.rule!r}")
+        check_percentages(self.validation_percent, self.testing_percent, self.silence_percent, self.unknown_percent)
+        if self.validation_percent + self.testing_percent > 100.0:
+            raise SettingError("validation_percent + testing_percent must not exceed 100", param="split")
+
+    # a model's data record (every checkpoint since records began) spells the rule ``split_rule``
+    def to_record(self) -> dict:
+        """The record's spelling: ``split_rule``, the four percentages and ``seed``."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {"split_rule": values.pop("rule"), **values}
+
+    @classmethod
+    def from_record(cls, values: dict) -> SplitSettings:
+        """The settings of a stored record (:meth:`to_record`); missing keys take the defaults."""
+        known = {f.name for f in fields(cls)} - {"rule"}
+        settings = {key: value for key, value in values.items() if key in known}
+        if "split_rule" in values:
+            settings["rule"] = values["split_rule"]
+        return cls(**settings)
 
 
 def speaker_key(filename: str) -> str:
@@ -41,7 +94,11 @@ def split_of_percentage(percentage: float, validation_percent: float, testing_pe
     return "training"
 
 
-def which_set(filename: str, validation_percent: float = 10.0, testing_percent: float = 10.0) -> str:
+def which_set(
+    filename: str,
+    validation_percent: float = SplitSettings.validation_percent,
+    testing_percent: float = SplitSettings.testing_percent,
+) -> str:
     """TensorFlow's ``which_set`` (speech_commands/input_data.py), exactly.
 
     The speaker id (base name with ``_nohash_.*`` removed) is SHA-1 hashed into [0, 100];
@@ -70,9 +127,9 @@ def read_split_lists(root: Path) -> dict[str, set[str]] | None:
 
 def speaker_split(
     group_sizes: dict[str, int],
-    validation_percent: float = 10.0,
-    testing_percent: float = 10.0,
-    seed: int = DEFAULT_SEED,
+    validation_percent: float = SplitSettings.validation_percent,
+    testing_percent: float = SplitSettings.testing_percent,
+    seed: int = SplitSettings.seed,
 ) -> dict[str, str]:
     """A seeded, group-disjoint split: ``{group: split}``.
 

@@ -9,7 +9,8 @@ One file per idea:
 * :mod:`~speech.evaluation.eval_set` -- one split of a data folder decoded for a model (:class:`EvalSet`);
 * :mod:`~speech.evaluation.model_eval` -- one model file scored on a folder's held-out split
   (:class:`ModelEvaluation`, what :mod:`speech.report` writes);
-* :mod:`~speech.evaluation.errors` -- errors that name the parameter they are about (``param``).
+* :mod:`~speech.evaluation.errors` -- errors that name the parameter they are about (``param``);
+* :mod:`~speech.evaluation.streams` -- generated streams of held-out speakers: the stream test and calibration.
 
 Conventions: waveforms are ``(clips, samples)`` at 16 kHz, float32 in [-1, 1] or int16 (divided by 32768);
 confusion matrices are ``(classes, classes)`` int64 with rows = true class, columns = predicted class.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speech.data.splits import SplitSettings
 from speech.evaluation.errors import EvaluationError
 from speech.evaluation.noise import DEFAULT_NOISE_SEED
 from speech.evaluation.scoring import Result, evaluate_waves, evaluate_with_noise
@@ -82,17 +83,16 @@ def load_eval_set(
     root: str | Path,
     labels: list[str],
     split: str = "test",
-    split_rule: str = "auto",
+    settings: SplitSettings | None = None,
     cache_dir: str | Path | None = None,
     with_noise: bool = False,
     progress: ProgressCallback | bool | None = False,
-    **index_options,
 ) -> EvalSet:
     """Index ``root`` with the model's ``labels`` (see :func:`speech.data.build_index`), decode the ``split``
     (``test``/``validation``/``train``/``all``) through the waveform cache and return it.
 
-    ``index_options`` go to :func:`~speech.data.build_index` (``validation_percent``, ``testing_percent``,
-    ``seed``, ...), so the split a model was trained with can be reproduced. ``progress``: decoding progress
+    ``settings`` (:class:`~speech.data.SplitSettings`, default: the defaults) go to
+    :func:`~speech.data.build_index`, so the split a model was trained with can be reproduced. ``progress``: decoding progress
     (see :mod:`speech.progress`). Whether the clips are unseen by a
     model is checked by the caller with :func:`speech.data.record.check_held_out` (one data set may serve
     several models).
@@ -103,7 +103,8 @@ def load_eval_set(
     from speech.data.cache import default_cache_dir
     from speech.data.splits import SPLITS
 
-    index = build_index(root, labels=list(labels), split=split_rule, **index_options)
+    settings = SplitSettings() if settings is None else settings
+    index = build_index(root, labels=list(labels), split=settings)
     if list(index.labels) != list(labels):  # build_index keeps an explicit list as given; guard anyway
         raise EvaluationError(f"{index.root}: indexed labels {index.labels} differ from the model's {labels}")
     examples = partition_examples(index, split)
@@ -134,7 +135,7 @@ def load_eval_set(
         examples=cached.examples,
         noise=noise,
         skipped=list(index.bad_files) + list(cached.bad_files),  # the scan's verdict, as in 'speech data summary'
-        split_settings={"split_rule": split_rule, **index_options},
+        split_settings=settings.to_record(),
     )
 
 

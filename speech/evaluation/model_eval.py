@@ -80,7 +80,7 @@ def evaluate_model(
 ) -> ModelEvaluation:
     """Score ``scorer`` (loaded from ``path``) on the ``split`` of ``data_root`` indexed with its own labels.
 
-    ``split``: the resolved split (partition, :func:`speech.data.build_index` options and where they came from;
+    ``split``: the resolved split (partition, :class:`~speech.data.SplitSettings` and where they came from;
     see :func:`speech.data.record.choose_split`). ``loaded`` caches decoded sets between models with the same
     classes and split. ``snrs`` (dB) adds one noisy evaluation per SNR. ``progress``: decoding progress (:mod:`speech.progress`).
     Raises :class:`speech.data.record.SpeakerLeakError` when clips of training speakers would be scored and
@@ -92,19 +92,16 @@ def evaluate_model(
     name = name or model_names([path])[0]
     loaded = {} if loaded is None else loaded
     record = DataRecord.from_dict(scorer.metadata.get("data"))
-    options = dict(split.index_options)
-    split_rule = options.pop("split")
-    key = (tuple(scorer.labels), split.partition, tuple(sorted(options.items())), split_rule, bool(snrs))
+    key = (tuple(scorer.labels), split.partition, split.settings, bool(snrs))
     if key not in loaded:
         loaded[key] = load_eval_set(
             data_root,
             scorer.labels,
             split=split.partition,
-            split_rule=split_rule,
+            settings=split.settings,
             cache_dir=cache_dir,
             with_noise=bool(snrs),
             progress=progress,
-            **options,
         )
     data = loaded[key]
     trained = check_held_out(record, data.examples, data.root, allow=allow_trained_speakers)

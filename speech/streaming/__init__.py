@@ -11,8 +11,8 @@ Typical use::
             print(detection)
     engine.finish()                           # end of input: flush, so the last word is decided
 
-Test streams, figures and threshold sweeps: :mod:`speech.streaming.stream_eval`; calibrated per-keyword
-thresholds stored in a model: :mod:`speech.streaming.calibration`.
+This package is the runtime only. Test streams, their figures, threshold sweeps and the calibration of
+per-keyword thresholds stored in a model are evaluation: :mod:`speech.evaluation.streams`.
 """
 
 from speech.streaming.detection import (

@@ -1,5 +1,5 @@
 """Which thresholds a stream detector uses: the user's one threshold, the model's calibrated per-keyword ones,
-or the default; read from a model file's ``"detection"`` section (written by :mod:`speech.streaming.calibration`).
+or the default; read from a model file's ``"detection"`` section (written by :mod:`speech.evaluation.streams.fitting`).
 
 This is what ``speech live``, ``speech stream-test`` and :class:`speech.Model` use; it needs no torch.
 """

@@ -1,6 +1,6 @@
 """Calibrated detection: per-keyword thresholds chosen on held-out speakers, stored in the model file.
 
-:func:`calibrate` picks, from the stored scores of calibration streams (:mod:`speech.streaming.stream_eval`,
+:func:`calibrate` picks, from the stored scores of calibration streams (:mod:`speech.evaluation.streams.build`,
 built from speakers the model never trained on), one threshold per keyword:
 
 1. For every keyword ``k`` and every threshold ``t`` of a grid (0.50 .. 0.99), the streams are replayed with
@@ -9,7 +9,7 @@ built from speakers the model never trained on), one threshold per keyword:
    the noise stream. Costs are made monotone: the cost at ``t`` is the largest cost at any threshold >= ``t``.
 2. Budgets: ``floor(target per hour x hours of stream)`` false accepts on non-keyword speech and false alarms
    on noise, for all keywords together. With a running-speech stream (``StreamSet.running``, issue #18) the false
-   accepts and their hours are those of the running speech (:mod:`speech.streaming.running_stream`'s rule).
+   accepts and their hours are those of the running speech (:mod:`speech.evaluation.streams.running`'s rule).
 3. Greedy: all keywords start at "never" (1.0); the move (one keyword to a lower threshold) with the best gain
    (correct - ``wrong_weight`` x wrong) per unit of cost that stays within both budgets is taken, until no move
    gains.
@@ -37,10 +37,11 @@ from pathlib import Path
 
 from speech.errors import SettingError
 from speech.evaluation.errors import EvaluationError
+from speech.evaluation.streams.build import StreamSet
+from speech.evaluation.streams.figures import SWEEP_THRESHOLDS, rounded
+from speech.evaluation.streams.matching import LabelledTime, keyword_accuracy
 from speech.streaming.detection import NEVER_REPORTED, DetectorConfig
 from speech.streaming.engine import StreamingConfig
-from speech.streaming.scoring import LabelledTime, keyword_accuracy
-from speech.streaming.stream_eval import SWEEP_THRESHOLDS, StreamSet, rounded
 from speech.streaming.thresholds import NEVER, SECTION, detector_settings
 
 SECTION_VERSION = 1
@@ -203,7 +204,9 @@ def detection_section(
     calibrated_on: dict,
     figures_on_calibration: dict,
 ) -> dict:
-    """The plain-data ``metadata["detection"]`` entry for a calibration."""
+    """The plain-data ``metadata["detection"]`` entry for a calibration; ``figures_on_calibration``: the
+    calibrated figures on the calibration streams, as reports write them
+    (:meth:`~speech.evaluation.streams.figures.StreamFigures.to_json`)."""
     return {
         "version": SECTION_VERSION,
         "thresholds": {k: round(v, 4) for k, v in calibration.thresholds.items()},
@@ -213,11 +216,7 @@ def detection_section(
         "over_target": list(calibration.over_target),
         "settings": detector_settings(config),
         "calibrated_on": calibrated_on,
-        "figures_on_calibration_streams": {
-            k: (round(v, 4) if isinstance(v, float) else v)
-            for k, v in figures_on_calibration.items()
-            if not k.startswith("_")
-        },
+        "figures_on_calibration_streams": dict(figures_on_calibration),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

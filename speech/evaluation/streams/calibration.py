@@ -1,28 +1,30 @@
 """The calibration procedure: thresholds fitted on streams of held-out speakers, stored in a copy of the model.
 
-:func:`run_calibration` builds the three streams of the stream test (:mod:`speech.streaming.stream_test`) from one
-partition (by default the validation speakers of the model's own split), runs the model once per stream, chooses
-one threshold per keyword from the stored scores (:func:`speech.streaming.calibration.calibrate`), sweeps a single
-threshold for comparison, stores the thresholds in ``out`` (or the model itself when ``in_place``) and writes the
-report files (:data:`REPORT_FILES`) into a new folder. The maths is in :mod:`speech.streaming.calibration`.
+:func:`run_calibration` runs the stream experiment of the stream test (:mod:`speech.evaluation.streams.experiment`)
+on one partition (by default the validation speakers of the model's own split), chooses one threshold per keyword
+from the stored scores (:func:`speech.evaluation.streams.fitting.calibrate`), sweeps a single threshold for
+comparison, stores the thresholds in ``out`` (or the model itself when ``in_place``) and writes the report files
+(:data:`REPORT_FILES`) into a new folder. The maths is in :mod:`speech.evaluation.streams.fitting`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from speech.errors import RuntimeFailure, SettingError
 from speech.evaluation.errors import OutputExistsError
-from speech.streaming.engine import StreamingConfig
-from speech.streaming.running_stream import RunningOptions, build_running_stream, running_fa_rows
-from speech.streaming.stream_test import STREAM_UNKNOWN_PERCENT, StreamSpec, output_dir, public, stream_source
-
-if TYPE_CHECKING:
-    from speech.data.record import SplitChoice
+from speech.evaluation.streams.experiment import StreamExperiment, run_experiment
+from speech.evaluation.streams.figures import figures, plot_det, rounded, sweep, write_sweep_csv
+from speech.evaluation.streams.fitting import (
+    best_single,
+    calibrate,
+    detection_section,
+    store_detection,
+    table_rows,
+)
+from speech.evaluation.streams.running import running_fa_rows
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +64,8 @@ def check_model_output(model: str | Path, out: str | Path | None, in_place: bool
 
 
 def run_calibration(
-    scorer,
-    data_root: str | Path,
-    split: SplitChoice,
-    config: StreamingConfig,
+    experiment: StreamExperiment,
     *,
-    model: str | Path,
-    spec: StreamSpec | None = None,
     target_false_accepts_per_hour: float = 1.0,
     target_false_alarms_per_hour: float = 0.5,
     min_threshold: float = 0.5,
@@ -78,57 +75,28 @@ def run_calibration(
     in_place: bool = False,
     report_dir: str | Path | None = None,
     json_path: str | Path | None = None,
-    allow_trained_speakers: bool = False,
-    negatives: Sequence[str | Path] = (),
-    negatives_half: str = "a",
-    unknown_percent: float = STREAM_UNKNOWN_PERCENT,
-    running: RunningOptions | None = None,
 ) -> CalibrationRun:
-    """Calibrate ``scorer`` (loaded from ``model``) on the ``split`` partition of ``data_root``.
+    """Calibrate the experiment's model on its streams (:func:`~speech.evaluation.streams.experiment.run_experiment`;
+    with a running-speech stream, the false-accept budget is per hour of that speech).
 
-    ``config``: engine and detector settings (its threshold is the default the calibrated one is compared with).
-    Thresholds: one per keyword, or with ``single`` the lowest of the sweep that meets both targets, never below
-    ``min_threshold``. They are stored in ``out`` (a new file of the model's kind) or, with ``in_place``, in
-    ``model`` itself, and read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
+    The experiment's detector threshold is the default the calibrated ones are compared with. Thresholds: one per
+    keyword, or with ``single`` the lowest of the sweep that meets both targets, never below ``min_threshold``.
+    They are stored in ``out`` (a new file of the model's kind) or, with ``in_place``, in the model itself, and
+    read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
     ``speech-runs/calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
     """
     from speech.model_file import read_metadata
-    from speech.report import check_json_path, write_json
-    from speech.streaming.calibration import (
-        best_single,
-        calibrate,
-        detection_section,
-        store_detection,
-        table_rows,
-    )
+    from speech.report import write_json
     from speech.streaming.detection import threshold_config
-    from speech.streaming.stream_eval import (
-        figures,
-        plot_det,
-        rounded,
-        sweep,
-        write_sweep_csv,
-    )
 
-    spec = spec or StreamSpec()
-    minutes, unknown_minutes, noise_minutes = spec.lengths()
-    if json_path is not None:
-        check_json_path(json_path)
+    model, spec, config, running = experiment.model, experiment.spec, experiment.config, experiment.running
     check_model_output(model, out, in_place)
-    report = output_dir(report_dir, REPORT_FILES, prefix="calibrate", create=False)  # checked before any work
-    source = stream_source(scorer, data_root, split, allow_trained_speakers=allow_trained_speakers,
-                           negatives=negatives, negatives_half=negatives_half, unknown_percent=unknown_percent)
-    data = source.info
-    running_src = running.source(scorer.metadata) if running is not None else None
-    report = output_dir(report, REPORT_FILES, prefix="calibrate")
-    log.info("calibrating on the %s partition of %s (%d speakers, split from the %s); running the model on %g min "
-             "of audio", data["partition"], data["root"], data["speakers"], data["source"],
-             minutes + unknown_minutes + noise_minutes)
-    streams = spec.build(scorer, config, source)
-    labels = list(scorer.labels)
-    if running_src is not None:  # issue #18: the false-accept budget is per hour of these readers' running speech
-        streams.running = build_running_stream(scorer, config, running_src.utterances, seed=running.seed,
-                                               max_minutes=running.minutes)
+    scored = run_experiment(experiment, out_dir=report_dir, names=REPORT_FILES, prefix="calibrate",
+                            json_path=json_path, announce="calibrating on the %s partition of %s (%d speakers, split "
+                            "from the %s); running the model on %g min of audio")
+    streams, report, data, running_src = scored.streams, scored.out, scored.source.info, scored.running_source
+    minutes, unknown_minutes, noise_minutes = spec.lengths()
+    labels = experiment.labels
     result = calibrate(streams, labels, config.detector, target_false_accepts_per_hour=target_false_accepts_per_hour,
                        target_false_alarms_per_hour=target_false_alarms_per_hour, min_threshold=min_threshold,
                        wrong_weight=wrong_weight)
@@ -147,12 +115,12 @@ def run_calibration(
 
     calibrated_on = {
         **{k: v for k, v in data.items() if k not in ("clips_of_training_speakers", "training_record")},
-        "speaker_ids": sorted(source.clips.speakers),
+        "speaker_ids": sorted(scored.source.clips.speakers),
         "minutes": minutes,
         "unknown_minutes": unknown_minutes,
         "noise_minutes": noise_minutes,
-        "keyword_words": got["keyword_words"],
-        "non_keyword_words": got["non_keyword_words"],
+        "keyword_words": got.keyword_words,
+        "non_keyword_words": got.non_keyword_words,
         "distinct_non_keyword_clips": streams.info["unknown_clips_in_stream"],
         "stream_seed": spec.seed,
         "unknown_share": spec.unknown_share,
@@ -162,7 +130,7 @@ def run_calibration(
     if running_src is not None:
         calibrated_on["running_speech"] = {"root": running_src.root, "readers": running_src.readers,
                                            "hours": round(streams.running.seconds / 3600, 3)}
-    section = detection_section(result, config, calibrated_on=calibrated_on, figures_on_calibration=got)
+    section = detection_section(result, config, calibrated_on=calibrated_on, figures_on_calibration=got.to_json(digits=4))
     written = None
     if out is not None or in_place:
         written = store_detection(model, section, out=out, in_place=in_place)
@@ -185,8 +153,8 @@ def run_calibration(
         "mode": mode,
         "per_keyword": table_rows(result),
         "over_target": list(result.over_target),
-        "calibrated": public(got),
-        "default_threshold": public(default),
+        "calibrated": got.to_json(),
+        "default_threshold": default.to_json(),
         "best_single_threshold": best,
         "calibrated_on": calibrated_on,
         "settings": section["settings"],

@@ -18,15 +18,16 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from speech.data.errors import DatasetError
 from speech.errors import SettingError
+from speech.evaluation.streams.build import ScoredStream, score_stream
+from speech.evaluation.streams.figures import SWEEP_THRESHOLDS, rounded
 from speech.streaming.detection import NEVER_REPORTED, Detection, DetectorConfig, threshold_config
-from speech.streaming.stream_eval import SWEEP_THRESHOLDS, ScoredStream, rounded, score_stream
 
 log = logging.getLogger(__name__)
 
@@ -297,15 +298,6 @@ def running_source(root: str | Path, metadata: dict | None, part: str, *,
                          len(speech.bad_files))
 
 
-def run_and_score(scorer, config, source: RunningSource, detector: DetectorConfig, *, seed: int = 0,
-                  max_minutes: float | None = None, late_s: float = 1.0) -> tuple[RunningStream, dict]:
-    """Build and score the running stream of ``source``; its figures under ``detector`` as a report dict."""
-    stream = build_running_stream(scorer, replace(config, detector=detector), source.utterances, seed=seed,
-                                  max_minutes=max_minutes)
-    figures = stream.score(list(scorer.labels), detector, late_s).to_dict()
-    return stream, {**figures, "stream": stream.info, "source": source.describe()}
-
-
 def write_offenders(path: str | Path, stream: RunningStream, labels: list[str], config: DetectorConfig,
                     late_s: float = 1.0) -> Path:
     """Every detection on the running stream as CSV: time, keyword, score, verdict, sentence id and text."""
@@ -347,17 +339,18 @@ class RunningOptions:
         return running_source(self.root, metadata, self.part, allow_trained_speakers=self.allow_trained_speakers)
 
 
-def running_report(scorer, config, options: RunningOptions, source: RunningSource, *, out: Path | None = None,
-                   sweep_rows: list[dict] | None = None, model_name: str = "") -> tuple[RunningStream, dict]:
-    """Build and score the running stream (with ``config.detector``), write its detections CSV into ``out`` and,
-    with ``sweep_rows`` (the keyword stream's sweep), a sweep CSV with the running-speech columns added and a DET
-    curve of missed keywords (keyword stream) against false accepts per hour of running speech."""
-    from speech.streaming.stream_eval import plot_det
+def running_report(stream: RunningStream, source: RunningSource, labels: list[str], config, options: RunningOptions,
+                   metadata: dict | None, *, out: Path | None = None, sweep_rows: list[dict] | None = None,
+                   model_name: str = "") -> dict:
+    """The figures of the scored running ``stream`` of ``source`` under ``config.detector`` (a report dict, with a
+    warning count when the model's thresholds were calibrated on its readers); writes its detections CSV into
+    ``out`` and, with ``sweep_rows`` (the keyword stream's sweep), a sweep CSV with the running-speech columns
+    added and a DET curve of missed keywords (keyword stream) against false accepts per hour of running speech."""
+    from speech.evaluation.streams.figures import plot_det
 
-    labels = list(scorer.labels)
-    stream, report = run_and_score(scorer, config, source, config.detector, seed=options.seed,
-                                   max_minutes=options.minutes, late_s=options.late_s)
-    calibrated_on = (((scorer.metadata or {}).get("detection") or {}).get("calibrated_on") or {}).get("running_speech")
+    report = {**stream.score(labels, config.detector, options.late_s).to_dict(), "stream": stream.info,
+              "source": source.describe()}
+    calibrated_on = (((metadata or {}).get("detection") or {}).get("calibrated_on") or {}).get("running_speech")
     if isinstance(calibrated_on, dict):  # thresholds fitted on some of these readers: optimistic figures
         report["calibration_readers_in_stream"] = len(set(calibrated_on.get("readers") or [])
                                                       & set(report["stream"]["readers"]))
@@ -377,7 +370,7 @@ def running_report(scorer, config, options: RunningOptions, source: RunningSourc
                      title=f"{model_name}: x = running speech of {len(stream.info['readers'])} {source.part} "
                      f"readers ({stream.seconds / 3600:.2f} h)")
             report["sweep"] = [{k: rounded(v) for k, v in r.items()} for r in merged]
-    return stream, report
+    return report
 
 
 def report_lines(r: dict) -> list[str]:

@@ -18,7 +18,7 @@ import numpy as np
 from speech.activity import clip_speech_bounds
 from speech.audio import load_audio
 from speech.data.labels import UNKNOWN_LABEL
-from speech.streaming.scoring import LabelledTime, Word
+from speech.evaluation.streams.matching import LabelledTime, Word
 
 SAMPLE_RATE = 16_000
 

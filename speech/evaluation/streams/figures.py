@@ -1,0 +1,219 @@
+"""The figures of generated test streams under one detector setting, replayed from their stored scores.
+
+:func:`figures` gives a :class:`StreamFigures` (keyword recall, wrong and missed keywords, delays, false accepts
+on non-keyword speech, false alarms on noise, TensorFlow's streaming figures); :func:`sweep` the figures of one
+threshold for all keywords from 0.30 to 0.99, written by :func:`write_sweep_csv` and drawn by :func:`plot_det` as
+a DET curve. Times are milliseconds, as in :mod:`speech.evaluation.streams.matching`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from speech.evaluation.errors import EvaluationError
+from speech.evaluation.streams.build import StreamSet
+from speech.evaluation.streams.matching import (
+    LabelledTime,
+    false_accepts,
+    keyword_accuracy,
+    per_hour,
+    streaming_accuracy,
+    window_start_ms,
+)
+from speech.plots import new_figure
+from speech.streaming.detection import NEVER_REPORTED, DetectorConfig, threshold_config
+
+SWEEP_THRESHOLDS = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 .. 0.99
+
+
+def rounded(value, digits: int = 3):
+    """Floats to ``digits`` decimals for reports; anything else unchanged."""
+    return round(value, digits) if isinstance(value, float) else value
+
+
+def keyword_thresholds(config: DetectorConfig, labels: list[str]) -> dict[str, float]:
+    """The threshold each keyword (labels other than ``_silence_``/``_unknown_``) must exceed under ``config``."""
+    return {label: config.threshold_for(label) for label in labels if label not in NEVER_REPORTED}
+
+
+@dataclass(frozen=True)
+class StreamFigures:
+    """Every figure of one detector setting on a :class:`StreamSet` (see :mod:`speech.evaluation.streams.matching`).
+
+    Percentages are 0..100; ``*_per_hour`` are counts scaled to one hour; delays are ms from the end of the word.
+    The keyword stream: ``keyword_*``, delays, counts of its words, correct and wrong detections, extra detections
+    (false accepts on its non-keywords, false alarms between words). The non-keyword stream (None, 0 or ``[]``
+    without one): false accepts, their rate per hour and per word, and the clips most accepted. The noise stream:
+    false alarms. ``tf_*``: TensorFlow's ``StreamingAccuracyStats`` on the keyword stream (percent of all its
+    words). :meth:`to_json` is the reports' form (the field names as keys, floats rounded).
+    """
+
+    keyword_recall: float
+    keyword_wrong: float
+    keyword_missed: float
+    median_delay_ms: float | None
+    p90_delay_ms: float | None
+    keyword_words: int
+    keywords_correct: int
+    keywords_wrong: int
+    detections: int
+    extra_detections: int
+    false_accepts_in_keyword_stream: int
+    false_alarms_in_keyword_stream: int
+    false_accepts: int | None
+    false_accepts_per_hour: float | None
+    false_accepts_per_word: float | None
+    non_keyword_words: int
+    false_accept_distinct_clips: int | None
+    false_accept_clips: list[dict]  # the ten most accepted: {"clip": file name, "as": label, "times": n}
+    false_alarms: int
+    false_alarms_per_hour: float
+    tf_matched: float
+    tf_correct: float
+    tf_wrong: float
+    tf_false_positive: float
+
+    def to_json(self, digits: int = 3) -> dict:
+        """The figures as the reports write them: one key per field, floats rounded to ``digits`` decimals."""
+        return {key: rounded(value, digits) for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, values: dict) -> StreamFigures:
+        """The figures of a report written by :meth:`to_json` (other keys of the report are ignored)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+
+def figures(
+    streams: StreamSet,
+    labels: list[str],
+    config: DetectorConfig,
+    tolerance_ms: float = 750.0,
+    late_ms: float = 1000.0,
+) -> StreamFigures:
+    """Every figure of one detector setting on ``streams``, replayed from the stored scores."""
+    found = streams.keywords.detections(labels, config)
+    made = [LabelledTime(d.label, 1000.0 * d.time) for d in found]
+    stats = keyword_accuracy(streams.keywords.words, made, late_ms)
+    window_s = streams.keywords.window_seconds
+    tf = streaming_accuracy(
+        [LabelledTime(w.label, w.start_ms) for w in streams.keywords.words],
+        [LabelledTime(d.label, window_start_ms(d.time, window_s)) for d in found],
+        tolerance_ms,
+    ).summary()
+    non_keyword = dict(false_accepts=None, false_accepts_per_hour=None, false_accepts_per_word=None,
+                       non_keyword_words=0, false_accept_distinct_clips=None, false_accept_clips=[])
+    if streams.non_keywords is not None:
+        s = streams.non_keywords
+        accepted = s.detections(labels, config)
+        fa = false_accepts(len(accepted), len(s.words), s.seconds)
+        on_words = keyword_accuracy(s.words, [LabelledTime(d.label, 1000.0 * d.time) for d in accepted], late_ms)
+        offenders = Counter(
+            (Path(s.words[w].clip).name, accepted[i].label) for i, w in enumerate(on_words.assigned) if w is not None
+        )
+        non_keyword = dict(
+            false_accepts=fa.count,
+            false_accepts_per_hour=fa.per_hour,
+            false_accepts_per_word=fa.per_word,
+            non_keyword_words=fa.words,
+            false_accept_distinct_clips=len({clip for clip, _ in offenders}),
+            false_accept_clips=[{"clip": clip, "as": label, "times": n} for (clip, label), n in offenders.most_common(10)],
+        )
+    alarms = len(streams.noise.detections(labels, config))
+    return StreamFigures(
+        keyword_recall=stats.recall,
+        keyword_wrong=stats.wrong_percent,
+        keyword_missed=stats.missed_percent,
+        median_delay_ms=stats.median_delay_ms,
+        p90_delay_ms=stats.delay_percentile(90.0),
+        keyword_words=stats.keyword_words,
+        keywords_correct=stats.correct,
+        keywords_wrong=stats.wrong,
+        detections=len(found),
+        extra_detections=stats.extra,
+        false_accepts_in_keyword_stream=stats.false_accepts,
+        false_alarms_in_keyword_stream=stats.false_alarms,
+        **non_keyword,
+        false_alarms=alarms,
+        false_alarms_per_hour=per_hour(alarms, streams.noise.seconds),
+        **{f"tf_{k}": v for k, v in tf.items()},
+    )
+
+
+def sweep(
+    streams: StreamSet,
+    labels: list[str],
+    base: DetectorConfig,
+    thresholds: tuple[float, ...] = SWEEP_THRESHOLDS,
+    late_ms: float = 1000.0,
+) -> list[dict]:
+    """Figures for one threshold per row (the same for all labels, :func:`threshold_config`), from the stored scores.
+
+    Rows (ascending threshold): ``threshold``, ``keyword_recall``, ``keyword_wrong`` (%),
+    ``false_accepts_per_hour``, ``false_accepts_per_word``, ``false_alarms_per_hour``, ``median_delay_ms``.
+    """
+    rows = []
+    for t in sorted(thresholds):
+        f = figures(streams, labels, threshold_config(base, t), late_ms=late_ms)
+        rows.append({"threshold": float(t), **{k: getattr(f, k) for k in SWEEP_COLUMNS[1:]}})
+    return rows
+
+
+SWEEP_COLUMNS = ("threshold", "keyword_recall", "keyword_wrong", "false_accepts_per_hour", "false_accepts_per_word",
+                 "false_alarms_per_hour", "median_delay_ms")
+
+
+def write_sweep_csv(path: str | Path, rows: list[dict]) -> None:
+    """The sweep as CSV (one row per threshold); refuses to overwrite."""
+    with Path(path).open("x", encoding="utf-8") as f:
+        f.write(",".join(SWEEP_COLUMNS) + "\n")
+        for row in rows:
+            f.write(",".join("" if row[k] is None else f"{row[k]:.6g}" for k in SWEEP_COLUMNS) + "\n")
+
+
+def plot_det(
+    path: str | Path,
+    rows: list[dict],
+    *,
+    points: dict[str, StreamFigures] | None = None,
+    title: str = "",
+) -> Path:
+    """Draw the DET curve (miss rate of keywords vs false accepts per hour on non-keyword speech) to a PNG.
+
+    ``rows``: :func:`sweep` output (needs ``false_accepts_per_hour``); ``points``: named operating points (e.g.
+    ``{"calibrated": figures}``, :class:`StreamFigures`) drawn as markers. Refuses to overwrite ``path``.
+    """
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; refusing to overwrite it")
+    xs = [r["false_accepts_per_hour"] for r in rows]
+    if any(x is None for x in xs):
+        raise EvaluationError("the DET curve needs a non-keyword stream (false accepts per hour)", param="minutes")
+    ys = [100.0 - r["keyword_recall"] for r in rows]
+    fig = new_figure(6.4, 4.8, dpi=120)
+    ax = fig.subplots()
+    ax.plot(xs, ys, "-", color="tab:blue", lw=1.5, label="one threshold for all keywords")
+    for r, x, y in zip(rows, xs, ys, strict=True):
+        if abs(r["threshold"] * 10 - round(r["threshold"] * 10)) < 1e-6:  # label 0.3, 0.4, ... 0.9
+            ax.plot([x], [y], "o", color="tab:blue", ms=3)
+            ax.annotate(f"{r['threshold']:.1f}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    markers = iter(("*", "s", "D", "^"))
+    for name, f in (points or {}).items():
+        if f.false_accepts_per_hour is None:
+            continue
+        ax.plot([f.false_accepts_per_hour], [100.0 - f.keyword_recall], next(markers, "o"), ms=10,
+                label=f"{name}: recall {f.keyword_recall:.1f} %, {f.false_accepts_per_hour:.1f} FA/h")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("false accepts per hour on non-keyword speech")
+    ax.set_ylabel("keywords missed or wrong (%)  = 100 - recall")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
