@@ -34,8 +34,10 @@ def shown_path(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    threads = apply_threads(args.threads)
-    result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data,
-                        threads=threads)
+    from speech.cli.train import quiet_lightning
+
+    quiet_lightning()  # training's Lightning lines once, without tips (as 'speech train' shows them)
+    apply_threads(args.threads)  # training and evaluation run in this process: PyTorch's threads, set once
+    result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data)
     print(next_steps(result))
     return 0
