@@ -142,9 +142,13 @@ def expand_config_bases(argv: list[str]) -> list[str]:
 
     ``--config FILE`` becomes ``--config BASE --config <FILE's text without its base line>``, recursively when
     BASE has a base of its own, so LightningCLI merges FILE over its base exactly as for ``--config`` options given
-    one after another. jsonargparse has no deep-merging include of its own (a ``config: FILE`` key inside a config
-    file replaces whole top-level sections such as ``model``), and ``base`` itself never reaches the parser.
-    Options and values that are not config files with a base pass through unchanged.
+    one after another: the composition is jsonargparse's own (several ``--config``), only the chain is read here.
+    jsonargparse (4.53) cannot state a base inside a file: it has no ``__base__``/include key (its maintainers
+    declined one, jsonargparse issues #117, #221, #861), and a ``config: FILE`` key inside a config file applies
+    FILE but the file's own sections then replace FILE's whole top-level sections (``trainer:`` in cpu-small.yaml
+    dropped default.yaml's ``gradient_clip_val: 5.0``); a custom loader (``set_loader``) would merge the YAML by
+    hand. ``base`` itself never reaches the parser. Options and values that are not config files with a base pass
+    through unchanged.
 
     Raises:
         TrainSetupError: a base that is not a file, not a one-line ``base: FILE`` entry, or a cycle of bases.
