@@ -8,8 +8,8 @@
     best = next((run / "checkpoints").glob("best-*.ckpt"))
 
 Every run writes to ``<trainer.default_root_dir>/<run_name>/version_<N>/`` (a new N each time): the resolved
-``config.yaml``, CSV and TensorBoard logs, and ``checkpoints/`` with the best (highest validation accuracy) and the
-last checkpoint. ``ckpt_path: last`` resumes from the newest ``last.ckpt`` of the same run name, writing to a new
+``config.yaml``, CSV and TensorBoard logs, ``checkpoints/`` with the best (highest validation accuracy) and the
+last checkpoint, and ``learning_curve.png``. ``ckpt_path: last`` resumes from the newest ``last.ckpt`` of the same run name, writing to a new
 version folder. ``speech train`` (:mod:`speech.cli.train`) is this with a terminal's progress bars, ``--threads``
 applied by default, and a printed summary.
 
@@ -322,6 +322,10 @@ class SpeechCLI(LightningCLI):
         if warning and self.trainer.is_global_zero:
             log.warning("%s", warning)
 
+    def after_fit(self) -> None:
+        if self.trainer.is_global_zero:
+            draw_learning_curve(self.run_dir)
+
     def instantiate_trainer(self, **kwargs):
         """Add the default callbacks the config does not already have: best/last checkpoints, progress, the model
         summary and the learning-rate log."""
@@ -365,6 +369,19 @@ def default_checkpoint_callbacks() -> list[ModelCheckpoint]:
     )
     last = ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
     return [best, last]
+
+
+def draw_learning_curve(run_dir: Path) -> Path | None:
+    """The run's ``learning_curve.png`` from its ``metrics.csv`` (None, and a warning, when it cannot be drawn)."""
+    from speech.runs import CURVE_FILE, RunFolderError, plot_learning_curve
+
+    if not (run_dir / "metrics.csv").is_file():
+        return None
+    try:
+        return plot_learning_curve([run_dir], run_dir / CURVE_FILE, [run_dir.parent.name], overwrite=True)
+    except (RunFolderError, OSError, ValueError) as exc:
+        log.warning("no learning curve: %s", exc)
+        return None
 
 
 def run_cli(args: list[str], cli_class: type[SpeechCLI] = SpeechCLI, callbacks: Sequence[Callback] = (),

@@ -57,6 +57,7 @@ LIGHTNING_NOISE = (
     "TPU available",
     "HPU available",
     "Seed set to",
+    "Trainer already configured with model summary callbacks",
 )
 
 
@@ -133,7 +134,7 @@ def _last_checkpoint(trainer) -> Path | None:
 
 def training_summary(trainer, seconds: float) -> str:
     """What a finished run left: best checkpoint and its validation accuracy, the learning curve, next commands."""
-    from speech.runs import CURVE_FILE, RunFolderError, plot_learning_curve
+    from speech.runs import CURVE_FILE
 
     # the logger's own folder: Trainer.log_dir broadcasts, which only rank 0 reaches here under DDP
     log_dir = trainer.loggers[0].log_dir if trainer.loggers else None
@@ -151,12 +152,8 @@ def training_summary(trainer, seconds: float) -> str:
     last = _last_checkpoint(trainer)
     if last:
         lines.append(f"  last checkpoint      {last}")
-    if run_dir is not None and (run_dir / "metrics.csv").is_file():
-        try:
-            curve = plot_learning_curve([run_dir], run_dir / CURVE_FILE, [run_dir.parent.name], overwrite=True)
-            lines.append(f"  learning curve       {curve}")
-        except (RunFolderError, OSError, ValueError) as exc:
-            log.warning("no learning curve: %s", exc)
+    if run_dir is not None and (run_dir / CURVE_FILE).is_file():  # drawn when the fit ended (SpeechCLI.after_fit)
+        lines.append(f"  learning curve       {run_dir / CURVE_FILE}")
     warning = rejection_warning(trainer.lightning_module.recogniser.labels)
     data = getattr(trainer, "datamodule", None)
     root = getattr(data, "root", None) or "DATA"
