@@ -8,6 +8,10 @@ The public API (imported on first use, so ``import speech`` stays light)::
     model.predict("clip.wav")             # {label: probability}
     model.stream(chunks, sample_rate=48_000)  # Detection(label, score, time) as words are decided
 
+    run = speech.train("configs/cpu-small.yaml", {"data.root": "data/mine"})  # runs/cpu-small/version_<N>
+
+``speech.train`` (:func:`speech.training.train`) needs the training extra (torch, Lightning).
+
 ``speech.Scorer`` is the protocol of the model back ends (``speech.scorers.TorchScorer``, ``OnnxScorer``).
 ``speech.SpeechError`` is the base of every error about the input (``param``: the parameter it concerns,
 ``exit_code``: 2 bad input, 1 a failure while running; :mod:`speech.errors`).
@@ -16,7 +20,7 @@ The public API (imported on first use, so ``import speech`` stays light)::
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Model", "Scorer", "SpeechError", "load"]
+__all__ = ["Model", "Scorer", "SpeechError", "load", "train"]
 
 
 def __getattr__(name: str):
@@ -24,6 +28,10 @@ def __getattr__(name: str):
         from speech import api
 
         return getattr(api, name)
+    if name == "train":
+        from speech.training import train
+
+        return train
     if name == "SpeechError":
         from speech.errors import SpeechError
 

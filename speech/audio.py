@@ -189,7 +189,7 @@ def to_mono(data: np.ndarray) -> np.ndarray:
 def resample(wave: np.ndarray, orig_rate: int, new_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Resample a mono ``(samples,)`` waveform to ``new_rate`` (Hz); float32 ``(ceil(samples * new / orig),)``.
 
-    The same polyphase filter as the live path (:class:`speech.resample.StreamResampler`), so a file given to
+    The same resampler as the live path (:class:`speech.resample.StreamResampler`, soxr's), so a file given to
     ``evaluate`` and the same file streamed through ``live --wav`` reach the model as the same audio.
     """
     if orig_rate == new_rate:

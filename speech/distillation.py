@@ -40,6 +40,9 @@ class Teachers:
                 param="teachers",
             )
 
+    def __deepcopy__(self, memo: dict) -> Teachers:
+        return self  # frozen: a copy of the student (weight averaging makes one) shares them instead of copying
+
     @torch.no_grad()
     def probabilities(self, waves: torch.Tensor, temperature: float) -> torch.Tensor:
         """``(batch, samples)`` waveforms -> ``(batch, classes)`` soft targets: a softmax of the teachers' log

@@ -7,12 +7,12 @@ feature normaliser (as buffers), so :func:`speech.checkpoint.load_recogniser` ne
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
@@ -27,7 +27,9 @@ from speech.recogniser import Recogniser
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("cosine", "onecycle", "constant")
-EMA_SWAPPED = "speech_ema_swapped"  # checkpoint flag: recogniser.* holds the averaged weights, ema.* the raw ones
+# Checkpoints written before the averaging was Lightning's WeightAveraging flag it: recogniser.* holds the averaged
+# weights, ema.* the raw ones. They still load (KeywordModule.on_load_checkpoint turns them into today's layout).
+EMA_SWAPPED = "speech_ema_swapped"
 
 
 class KeywordModule(L.LightningModule):
@@ -45,9 +47,10 @@ class KeywordModule(L.LightningModule):
             or ``"constant"``.
         warmup_epochs: warm-up length for the cosine schedule, in epochs (fractions allowed).
         final_lr_ratio: last learning rate of the cosine schedule as a fraction of ``lr``.
-        ema_decay: when > 0, keep an exponential moving average of the weights (updated every step with this
-            decay; buffers such as BatchNorm statistics are copied) and validate, test and save that average:
-            the checkpoint's recogniser weights are the averaged ones (the raw ones travel along for resuming).
+        ema_decay: when > 0, keep an exponential moving average of the weights (:class:`EMAWeights`, updated
+            every step with this decay; buffers such as BatchNorm statistics are copied) and validate and save
+            that average: the checkpoint's recogniser weights are the averaged ones (the raw ones travel along
+            for resuming), and after ``fit`` the module holds the average.
         teachers: trained checkpoints to distil from (:mod:`speech.distillation`); the loss becomes
             ``(1 - distill_weight) * cross-entropy + distill_weight * T² KL(teachers || student)`` at temperature
             ``distill_temperature``. The teachers must have trained on the student's training split only.
@@ -92,9 +95,6 @@ class KeywordModule(L.LightningModule):
         self.lr, self.weight_decay, self.label_smoothing = lr, weight_decay, label_smoothing
         self.schedule, self.warmup_epochs, self.final_lr_ratio = schedule, warmup_epochs, final_lr_ratio
         self.ema_decay = ema_decay
-        self.ema: Recogniser | None = None
-        if ema_decay > 0:
-            self.ema = copy.deepcopy(self.recogniser).requires_grad_(False)
         self.teachers = Teachers(teachers, self.labels) if teachers else None
         self.distill_weight, self.distill_temperature = distill_weight, distill_temperature
         # plain data only, so checkpoints stay loadable with torch.load(weights_only=True)
@@ -141,26 +141,10 @@ class KeywordModule(L.LightningModule):
         waves = datamodule.normaliser_waves()
         frontend.fit_normaliser(waves)
         log.info("fitted the feature normaliser on %d training clips", len(waves))
-        if self.ema is not None:
-            self.ema.load_state_dict(self.recogniser.state_dict())
 
-    # -- weight averaging -----------------------------------------------------------------------------
-    @property
-    def scoring_recogniser(self) -> Recogniser:
-        """The weights validation, testing and checkpoints use: the moving average when it is kept."""
-        return self.ema if self.ema is not None else self.recogniser
-
-    @torch.no_grad()
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.ema is None:
-            return
-        # warm-up as in TensorFlow's ExponentialMovingAverage(num_updates): early averages forget faster
-        step = self.trainer.global_step if self._trainer is not None else 0
-        decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))
-        for avg, raw in zip(self.ema.parameters(), self.recogniser.parameters(), strict=True):
-            avg.lerp_(raw.detach(), 1.0 - decay)
-        for avg, raw in zip(self.ema.buffers(), self.recogniser.buffers(), strict=True):
-            avg.copy_(raw)
+    def configure_callbacks(self) -> list:
+        """The weight averaging ``ema_decay`` asks for, added to whatever trainer fits this module."""
+        return [EMAWeights(self.ema_decay)] if self.ema_decay > 0 else []
 
     # -- steps ------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -179,7 +163,7 @@ class KeywordModule(L.LightningModule):
 
     def _eval_step(self, batch, stage: str, acc, f1) -> None:
         waves, labels = batch
-        logits = self.scoring_recogniser(waves)
+        logits = self.recogniser(waves)
         loss = nn.functional.cross_entropy(logits.float(), labels)
         acc(logits, labels)
         f1(logits, labels)
@@ -219,20 +203,84 @@ class KeywordModule(L.LightningModule):
     # -- checkpoints ----------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[META_KEY] = model_metadata(self.recogniser)
-        if self.ema is not None:  # the file's recogniser is the average; the raw weights go under "ema." to resume
-            state = checkpoint["state_dict"]
-            for key in [k for k in state if k.startswith("recogniser.")]:
-                twin = "ema." + key[len("recogniser.") :]
-                state[key], state[twin] = state[twin], state[key]
-            checkpoint[EMA_SWAPPED] = True
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if checkpoint.pop(EMA_SWAPPED, False):  # undo the swap above so training resumes from the raw weights
-            state = checkpoint["state_dict"]
-            for key in [k for k in state if k.startswith("recogniser.")]:
-                twin = "ema." + key[len("recogniser.") :]
-                if twin in state:
-                    state[key], state[twin] = state[twin], state[key]
+        """Resuming: an older checkpoint's averaging (:data:`EMA_SWAPPED`) in :class:`EMAWeights`' layout; without
+        averaging (``ema_decay: 0``) training goes on from the raw weights, not the average."""
+        legacy_average(checkpoint)
+        if self.ema_decay == 0 and "current_model_state" in checkpoint:
+            checkpoint["state_dict"] = checkpoint.pop("current_model_state")
+            checkpoint.pop("averaging_state", None)
+
+
+class EMAWeights(WeightAveraging):
+    """The recipe's exponential moving average of the weights, as Lightning's :class:`WeightAveraging`.
+
+    After every optimiser step ``average += (1 - d) * (weights - average)`` with ``d = min(decay, (1 + step) /
+    (10 + step))`` (TensorFlow's ``ExponentialMovingAverage(num_updates=step)`` warm-up: early averages forget
+    faster); buffers (the feature normaliser, BatchNorm statistics) are copied, not averaged. The average starts
+    from the weights training starts with (after the feature normaliser is fitted). Lightning's callback does the
+    rest: validation runs on the average, checkpoints hold it as their ``state_dict`` (the raw weights under
+    ``current_model_state``, to resume), resuming continues it, and the module holds it when ``fit`` ends.
+    """
+
+    def __init__(self, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        super().__init__(use_buffers=False, avg_fn=self._average)
+        self.decay = decay
+        self.step_decay = decay
+
+    def _average(self, average: torch.Tensor, weights: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        return average.lerp(weights, 1.0 - self.step_decay)
+
+    @torch.no_grad()
+    def _start(self, pl_module: L.LightningModule) -> None:
+        """The first average: the module's weights as training (or the sanity check) starts, buffers included."""
+        if self._average_model is not None and int(self._average_model.n_averaged) == 0:
+            self._average_model.update_parameters(pl_module)  # the first update copies the weights
+            self._copy_buffers(pl_module)
+
+    @torch.no_grad()
+    def _copy_buffers(self, pl_module: L.LightningModule) -> None:
+        for average, current in zip(self._average_model.module.buffers(), pl_module.buffers(), strict=True):
+            average.copy_(current)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start(pl_module)
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._start(pl_module)
+        super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        self.step_decay = min(self.decay, (1.0 + step) / (10.0 + step))
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self._average_model is not None:
+            self._copy_buffers(pl_module)
+
+
+def legacy_average(checkpoint: dict) -> None:
+    """An averaging checkpoint of older versions (:data:`EMA_SWAPPED`: the average as ``recogniser.*``, the raw
+    weights as ``ema.*``) rewritten in place in :class:`EMAWeights`' layout; other checkpoints are left alone."""
+    if not checkpoint.pop(EMA_SWAPPED, False):
+        return
+    state = checkpoint["state_dict"]
+    average = {k: v for k, v in state.items() if not k.startswith("ema.")}
+    raw = {k: state.get("ema." + k[len("recogniser.") :], v) if k.startswith("recogniser.") else v
+           for k, v in average.items()}  # fmt: skip
+    checkpoint["state_dict"], checkpoint["current_model_state"] = average, raw
+    updates = max(1, int(checkpoint.get("global_step", 0)))  # the average began before the first step
+    checkpoint["averaging_state"] = {"n_averaged": torch.tensor(updates, dtype=torch.long)}
+    # The hand-written average was a submodule, so its (never updated) parameters followed the recogniser's in
+    # each optimiser group: the second half of every group.
+    for optimiser in checkpoint.get("optimizer_states", []):
+        for group in optimiser["param_groups"]:
+            half = len(group["params"]) // 2
+            for index in group["params"][half:]:
+                optimiser["state"].pop(index, None)
+            group["params"] = group["params"][:half]
 
 
 def warmup_cosine(step: int, warmup: int, total: int, final_ratio: float) -> float:

@@ -2,8 +2,8 @@
 
 Each step calls the library function the matching ``speech`` command calls (:func:`speech.synth.synthesize_dataset`,
 :func:`speech.evaluation.evaluate_model` with :func:`speech.report.write_report`, :func:`speech.export.export_onnx`,
-:func:`speech.evaluation.streams.testing.run_stream_test`); training goes through its entry point, LightningCLI
-(``speech.cli.train.main`` with the ``configs/quickstart.yaml`` recipe), which is argument-driven by design.
+:func:`speech.evaluation.streams.testing.run_stream_test`); training is :func:`speech.train` with the
+``configs/quickstart.yaml`` recipe.
 Everything goes below one output folder; a second run reuses the synthetic data and trains a new run version
 (nothing is overwritten). :func:`next_steps` is the summary the command prints.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,13 +67,6 @@ def _manifest(folder: Path) -> dict:
         return {}
 
 
-def newest_run(runs: Path) -> Path:
-    versions = sorted(runs.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    if not versions:
-        raise RuntimeFailure(f"training wrote no run folder below {runs}")
-    return versions[-1]
-
-
 def quickstart(
     out: str | Path = "quickstart",
     per_word: int = 120,
@@ -82,17 +74,13 @@ def quickstart(
     stream_minutes: float = 3.0,
     seed: int = 0,
     real_data: str | Path | None = SHARED_REAL,
-    *,
-    train: Callable[[list[str]], int] | None = None,
-    threads: int | None = None,
 ) -> QuickstartResult:
     """Run the whole pipeline offline below ``out``; returns the figures :func:`next_steps` prints.
 
     ``per_word``: synthetic clips per keyword; ``epochs``: training epochs; ``stream_minutes``: length of each
     test stream; ``seed``: synthesis, training and the streams; ``real_data``: a folder of real clips also
-    evaluated when it exists; each step is logged (:mod:`logging`, logger ``speech.quickstart``). ``train``: the training entry point,
-    called with LightningCLI arguments and returning an exit code (default :func:`speech.cli.train.main`).
-    ``threads``: handed to training as ``--threads`` (None: training's own default).
+    evaluated when it exists; each step is logged (:mod:`logging`, logger ``speech.quickstart``). PyTorch's
+    threads are left as they are (``speech quickstart --threads`` sets them first).
     """
     from speech.evaluation.streams.build import StreamSpec
     from speech.evaluation.streams.experiment import StreamExperiment
@@ -101,6 +89,7 @@ def quickstart(
     from speech.export import export_onnx
     from speech.streaming.engine import StreamingConfig
     from speech.synth import synthesize_dataset
+    from speech.training import train
 
     say = log.info
     watch = Stopwatch().start()
@@ -117,16 +106,10 @@ def quickstart(
         say(f"synthesised {made.clips} clips of {made.speakers} voices in {made.seconds:.0f} s")
     runs = out / "runs"
     say(f"training for {epochs} epoch(s) into {runs}")
-    train_args = ["--config", str(CONFIGS / "quickstart.yaml"), "--data.root", str(synth),
-                  "--data.cache_dir", str(out / "cache"), "--trainer.default_root_dir", str(runs),
-                  "--trainer.max_epochs", str(epochs), "--seed_everything", str(seed)]
-    if threads is not None:
-        train_args += ["--threads", str(threads)]
-    code = _train_main(train)(train_args)
-    if code:
-        raise RuntimeFailure(f"training ('speech train {' '.join(train_args)}') failed with exit code {code}")
-    run_dir = newest_run(runs / "quickstart")
+    run_dir = train(CONFIGS / "quickstart.yaml", {"data.root": synth, "data.cache_dir": out / "cache",
+                    "trainer.default_root_dir": runs, "trainer.max_epochs": epochs, "seed_everything": seed})
     (best,) = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
+    say(f"trained into {run_dir}; best checkpoint {best.name}")
     reports = run_dir / "reports"
     # The checkpoint's record of its training split picks the held-out partition of the synthetic set (its
     # voices were never trained on), exactly as 'speech evaluate' does for a user.
@@ -144,14 +127,6 @@ def quickstart(
                                   StreamSpec(minutes=stream_minutes, seed=seed))
     stream = run_stream_test(experiment, out_dir=reports / "stream-test", json_path=reports / "stream-test.json").figures
     return QuickstartResult(out, best, onnx, synthetic, real, stream, watch.elapsed)
-
-
-def _train_main(train: Callable[[list[str]], int] | None) -> Callable[[list[str]], int]:
-    if train is not None:
-        return train
-    from speech.cli.train import main
-
-    return main
 
 
 def _scorer(path: Path):

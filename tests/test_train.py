@@ -15,6 +15,7 @@ import torch
 import yaml
 from conftest import LABELS_12, REPO, SC_V1_SAMPLE, SC_V2_TEST
 
+import speech
 from speech.audio import load_audio
 from speech.checkpoint import load_recogniser
 from speech.cli.train import main as train_main
@@ -120,13 +121,21 @@ def test_training_and_serving_see_identical_features(trained_run, small_tree, ca
         assert torch.equal(module.recogniser.frontend(waves), recogniser.frontend(torch.from_numpy(served)))
 
 
-def test_runs_never_overwrite_and_resume_continues_from_last(trained_run, small_tree, cache_dir):
+def test_runs_never_overwrite_and_resume_continues_from_last(trained_run, small_tree, cache_dir, capsys):
+    """Resuming through the Python API, ``speech.train``, with the settings as a mapping: it returns the new run."""
     runs = trained_run.parent.parent
     before = (trained_run / "checkpoints" / "last.ckpt").read_bytes()
-    train_main(
-        train_args(small_tree, runs, cache_dir, "--trainer.max_epochs", "5", "--model.lr", "0.01", "--ckpt_path", "last")
-    )
-    resumed = runs / "test" / "version_1"
+    capsys.readouterr()
+    resumed = speech.train(REPO / "configs" / "cpu-small.yaml", {
+        "data.root": small_tree, "data.cache_dir": cache_dir, "data.batch_size": 32, "trainer.default_root_dir": runs,
+        "run_name": "test", "model.classifier": {"hidden_size": 32, "num_layers": 1, "input_channels": 32},
+        "trainer.max_epochs": 5, "model.lr": 0.01, "ckpt_path": "last",
+    })  # fmt: skip
+    assert resumed == runs / "test" / "version_1"
+    assert capsys.readouterr().out == ""  # the library prints nothing (Lightning's lines go to logging)
+    config = yaml.safe_load((resumed / "config.yaml").read_text())  # the run's config: the config file + overrides
+    assert config["model"]["lr"] == 0.01 and config["model"]["ema_decay"] == 0.995
+    assert config["model"]["classifier"]["hidden_size"] == 32 and config["model"]["classifier"]["attention_heads"] == 4
     assert (trained_run / "checkpoints" / "last.ckpt").read_bytes() == before  # the first run is untouched
     ckpt = read_checkpoint(resumed / "checkpoints" / "last.ckpt")
     assert ckpt["epoch"] == 4  # epochs 0-3 came from the first run, epoch 4 was trained here
@@ -264,6 +273,28 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
         assert "Traceback" not in err and "split_rule speaker" not in lines[0], what
         assert not runs.exists() or not list(runs.rglob("*.ckpt")), what
         assert "'auto'" not in lines[0] and ".onnx export" not in lines[0], what
+
+
+def test_train_as_a_function_raises_typed_errors_before_training(small_tree, cache_dir, tmp_path, capsys):
+    from speech.data.errors import DatasetError
+    from speech.training import TrainSetupError
+
+    config = REPO / "configs" / "cpu-small.yaml"
+    runs = tmp_path / "runs"
+    given = {"data.root": small_tree, "data.cache_dir": cache_dir, "trainer.default_root_dir": runs}
+    with pytest.raises(DatasetError, match="missing: no such folder"):
+        speech.train(config, {**given, "data.root": tmp_path / "missing"})
+    with pytest.raises(TrainSetupError, match="model.no_such_setting"):
+        speech.train(config, {**given, "model.no_such_setting": 1})
+    with pytest.raises(TrainSetupError, match="trainer.max_epochs"):
+        speech.train(config, [f"--data.root={small_tree}", "--trainer.max_epochs", "many"])
+    with pytest.raises(TrainSetupError, match="no earlier run named 'speech'"):
+        speech.train(None, {**given, "ckpt_path": "last"})
+    with pytest.raises(TrainSetupError, match="File does not exist"):
+        speech.train(tmp_path / "no-config.yaml")
+    printed = capsys.readouterr()
+    assert printed.out == "" and "usage:" not in printed.err
+    assert not runs.exists()
 
 
 def test_resuming_a_checkpoint_of_other_classes_is_refused_before_any_run_folder(trained_run, small_tree, cache_dir,

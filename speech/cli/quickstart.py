@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
 from speech.cli.threads import add_threads_argument, apply_threads
 from speech.quickstart import SHARED_REAL, next_steps, quickstart
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +37,11 @@ def shown_path(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    threads = apply_threads(args.threads)
-    result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data,
-                        threads=threads)
+    from speech.cli.train import quiet_lightning
+
+    quiet_lightning()  # training's Lightning lines once, without tips (as 'speech train' shows them)
+    threads = apply_threads(args.threads)  # training and evaluation run in this process: PyTorch's threads, set once
+    log.info("%d CPU thread(s) for PyTorch (--threads %s)", threads, args.threads)
+    result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data)
     print(next_steps(result))
     return 0
