@@ -110,6 +110,9 @@ def test_calibration_picks_per_keyword_thresholds_for_the_target():
     f = figures(streams, LABELS, replace(base, thresholds=t))
     assert (f.false_accepts, f.false_alarms, f.keyword_wrong) == (0, 0, 0.0)
     assert f.keyword_recall == 70.0  # yes 3 of 4, no 3 of 4 (the one heard as "up" is missed), up 1 of 2
+    assert f.per_keyword == {"no": {"words": 4, "recall": 75.0, "wrong": 0.0},
+                             "up": {"words": 2, "recall": 50.0, "wrong": 0.0},
+                             "yes": {"words": 4, "recall": 75.0, "wrong": 0.0}}
     # a looser target allows one false accept in the 90 s: "yes" spends it on its 0.625 word; "up" cannot go
     # below its 0.605 false alarm on noise, which has no budget
     loose = calibrate(streams, LABELS, base, target_false_accepts_per_hour=40.0)
@@ -225,7 +228,8 @@ REPORT_KEYS = ["keyword_recall", "keyword_wrong", "keyword_missed", "median_dela
                "false_accepts_in_keyword_stream", "false_alarms_in_keyword_stream", "false_accepts",
                "false_accepts_per_hour", "false_accepts_per_word", "non_keyword_words", "false_accept_distinct_clips",
                "false_accept_clips", "false_alarms", "false_alarms_per_hour", "tf_matched", "tf_correct", "tf_wrong",
-               "tf_false_positive"]  # the stream-test report's figure keys, in their order: a user-visible contract
+               "tf_false_positive", "per_keyword"]  # the stream-test report's figure keys, in their order: a
+# user-visible contract (per_keyword was added later, at the end)
 
 
 def test_stream_figures_to_json_keeps_the_report_keys_and_reads_back():
@@ -238,6 +242,8 @@ def test_stream_figures_to_json_keeps_the_report_keys_and_reads_back():
     assert report["false_accepts_per_hour"] == 80.0 and report["non_keyword_words"] == 30
     assert report["false_accept_clips"] == [{"clip": "", "as": "yes", "times": 1}, {"clip": "", "as": "up", "times": 1}]
     assert StreamFigures.from_json({**report, "model": "m.onnx"}).to_json() == report  # other report keys ignored
+    older = {k: v for k, v in report.items() if k != "per_keyword"}  # a report written before per_keyword
+    assert StreamFigures.from_json(older).per_keyword == {}
     assert f.to_json(digits=1)["false_accepts_per_word"] == round(f.false_accepts_per_word, 1)
     # no non-keyword stream: its figures are None / 0 / [] (as the reports have always written them)
     alone = figures(StreamSet(streams.keywords, None, streams.noise), LABELS, DetectorConfig()).to_json()

@@ -51,7 +51,8 @@ def test_stream_test_writes_streams_and_figures(tiny_checkpoint, tiny_onnx, tmp_
     assert stream_test(tiny_checkpoint, out, json_file) == 0
     printed = capsys.readouterr().out
     for text in ("recall (correct)", "of the keyword words", "false accepts", "per hour", "false alarms",
-                 "end of the word -> event", "TensorFlow's StreamingAccuracyStats", "161 speakers"):
+                 "end of the word -> event", "TensorFlow's StreamingAccuracyStats", "161 speakers",
+                 "per keyword (caught / words):"):
         assert text in printed, text
     m = json.loads(json_file.read_text())
     assert KWS | TF <= set(m)
@@ -79,6 +80,11 @@ def test_stream_test_writes_streams_and_figures(tiny_checkpoint, tiny_onnx, tmp_
     made = read_labels_file(out / "streaming_test_detections.txt")  # time of each detection (window end)
     stats = keyword_accuracy(words, made)
     assert round(stats.recall, 3) == m["keyword_recall"] and stats.correct == m["keywords_correct"]
+    # per keyword: its words in the stream, and the words caught among them add up to the stream's
+    per = m["per_keyword"]
+    assert set(per) == {w.label for w in words if w.label != "_unknown_"}
+    assert sum(r["words"] for r in per.values()) == m["keyword_words"]
+    assert sum(r["recall"] * r["words"] / 100 for r in per.values()) == pytest.approx(m["keywords_correct"], abs=0.01)
     found = [LabelledTime(d.label, window_start_ms(d.time_ms / 1000.0)) for d in made]
     summary = streaming_accuracy(truth, found, 750.0).summary()
     assert {f"tf_{k}": round(v, 3) for k, v in summary.items()} == {k: m[k] for k in TF}

@@ -96,6 +96,9 @@ def report_lines(m: dict) -> list[str]:
         f"  missed             {_pct(m['keyword_missed'])}",
         f"  median delay       {delay:>8}{p90}, end of the word -> event",
     ]
+    if m.get("per_keyword"):
+        lines.append("  per keyword (caught / words): " + ", ".join(
+            f"{k} {row['recall']:.0f} % / {row['words']}" for k, row in m["per_keyword"].items()))
     if m.get("false_accepts_per_hour") is not None:
         lines += [
             f"non-keyword speech: {m['non_keyword_words']} words ({s['unknown_clips_in_stream']} distinct clips) in "

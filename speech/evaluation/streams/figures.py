@@ -9,7 +9,7 @@ a DET curve. Times are milliseconds, as in :mod:`speech.evaluation.streams.match
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from speech.evaluation.errors import EvaluationError
@@ -47,7 +47,8 @@ class StreamFigures:
     (false accepts on its non-keywords, false alarms between words). The non-keyword stream (None, 0 or ``[]``
     without one): false accepts, their rate per hour and per word, and the clips most accepted. The noise stream:
     false alarms. ``tf_*``: TensorFlow's ``StreamingAccuracyStats`` on the keyword stream (percent of all its
-    words). :meth:`to_json` is the reports' form (the field names as keys, floats rounded).
+    words). ``per_keyword``: per keyword of the keyword stream, its ``words`` and the percent ``recall`` and
+    ``wrong`` among them. :meth:`to_json` is the reports' form (the field names as keys, floats rounded).
     """
 
     keyword_recall: float
@@ -74,15 +75,28 @@ class StreamFigures:
     tf_correct: float
     tf_wrong: float
     tf_false_positive: float
+    per_keyword: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self, digits: int = 3) -> dict:
         """The figures as the reports write them: one key per field, floats rounded to ``digits`` decimals."""
-        return {key: rounded(value, digits) for key, value in asdict(self).items()}
+        per_keyword = {k: {key: rounded(v, digits) for key, v in row.items()} for k, row in self.per_keyword.items()}
+        return {key: rounded(value, digits) for key, value in asdict(self).items()} | {"per_keyword": per_keyword}
 
     @classmethod
     def from_json(cls, values: dict) -> StreamFigures:
-        """The figures of a report written by :meth:`to_json` (other keys of the report are ignored)."""
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        """The figures of a report written by :meth:`to_json` (other keys of the report are ignored; fields that
+        older reports lack take their defaults)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values or f.default_factory is MISSING})
+
+
+def keyword_breakdown(words, outcomes: list[str]) -> dict[str, dict]:
+    """Per keyword (alphabetical): how many of its words the stream holds, and the percent caught and wrong."""
+    rows: dict[str, Counter] = {}
+    for word, outcome in zip(words, outcomes, strict=True):
+        if outcome in ("correct", "wrong", "missed"):
+            rows.setdefault(word.label, Counter())[outcome] += 1
+    return {label: {"words": sum(c.values()), "recall": 100.0 * c["correct"] / sum(c.values()),
+                    "wrong": 100.0 * c["wrong"] / sum(c.values())} for label, c in sorted(rows.items())}
 
 
 def figures(
@@ -138,6 +152,7 @@ def figures(
         false_alarms=alarms,
         false_alarms_per_hour=per_hour(alarms, streams.noise.seconds),
         **{f"tf_{k}": v for k, v in tf.items()},
+        per_keyword=keyword_breakdown(streams.keywords.words, stats.outcomes),
     )
 
 
