@@ -107,3 +107,26 @@ def test_bench_runtime_measures_the_installs_side_by_side(tmp_path, tiny_checkpo
     assert list(rows) == ["base install, .onnx", "full install, .onnx", "full install, .ckpt"]
     assert all(name in stdout for name in rows)
     assert rows["full install, .onnx"]["peak_rss_mb"] < rows["full install, .ckpt"]["peak_rss_mb"] / 2
+
+
+def test_plot_det_draws_running_speech_curves_and_refuses_bad_reports(tmp_path):
+    """scripts/plot_det.py, the running-speech DET figure of docs/running-speech.md, from stream-test reports."""
+    sweep = [{"threshold": t, "keyword_recall": r, "running_false_accepts_per_hour": fa}
+             for t, r, fa in ((0.5, 85.0, 12.0), (0.7, 75.0, 2.6), (0.9, 50.0, 0.0))]
+    good = tmp_path / "st.json"
+    good.write_text(json.dumps({"keyword_recall": 75.0, "running_speech": {"sweep": sweep}}))
+    out = tmp_path / "det.png"
+    stdout = run_script("plot_det.py", f"seed 0={good}", f"again={good}", "--out", str(out), "--title", "t")
+    assert f"wrote {out}" in stdout and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    no_running = tmp_path / "clips.json"
+    no_running.write_text(json.dumps({"keyword_recall": 75.0}))
+    cases = {  # argv -> what the one-line error names
+        (f"a={no_running}", "--out", str(tmp_path / "x.png")): "clips.json: no running-speech sweep",
+        (str(good), "--out", str(tmp_path / "y.png")): "expected NAME=JSON",
+        (f"a={good}", "--out", str(out)): "det.png exists; refusing to overwrite it",
+    }
+    for argv, expected in cases.items():
+        result = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_det.py"), *argv], capture_output=True,
+                                text=True, timeout=120, cwd=REPO)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr
