@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from speech.evaluation.streams.figures import det_axes
 from speech.plots import new_figure
 
 
@@ -57,15 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in curves:
         ax.plot([r["running_false_accepts_per_hour"] for r in rows], [100.0 - r["keyword_recall"] for r in rows],
                 "-o", ms=2, lw=1.3, label=name)
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("false accepts per hour of running speech (word not in the sentence)")
-    ax.set_ylabel("keywords missed or wrong (%) = 100 - recall")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    if args.title:
-        ax.set_title(args.title, fontsize=9)
+    det_axes(ax, "false accepts per hour of running speech (word not in the sentence)", args.title)
     fig.tight_layout()
     fig.savefig(args.out)
     print(f"wrote {args.out}")

@@ -187,6 +187,20 @@ def write_sweep_csv(path: str | Path, rows: list[dict]) -> None:
             f.write(",".join("" if row[k] is None else f"{row[k]:.6g}" for k in SWEEP_COLUMNS) + "\n")
 
 
+def det_axes(ax, xlabel: str, title: str = "") -> None:
+    """The DET figures' axes: false accepts per hour (``xlabel``) on a scale linear to 1 and logarithmic above,
+    missed-or-wrong keywords in percent, a grid and the legend."""
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("keywords missed or wrong (%)  = 100 - recall")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
 def plot_det(
     path: str | Path,
     rows: list[dict],
@@ -219,15 +233,7 @@ def plot_det(
             continue
         ax.plot([f.false_accepts_per_hour], [100.0 - f.keyword_recall], next(markers, "o"), ms=10,
                 label=f"{name}: recall {f.keyword_recall:.1f} %, {f.false_accepts_per_hour:.1f} FA/h")
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("false accepts per hour on non-keyword speech")
-    ax.set_ylabel("keywords missed or wrong (%)  = 100 - recall")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
+    det_axes(ax, "false accepts per hour on non-keyword speech", title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
