@@ -66,6 +66,54 @@ def tiny_checkpoint(tmp_path_factory, sc_v2_clips) -> Path:
     return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
 
 
+# -- a real 'speech train' run, shared by the training tests -------------------------------------------
+SMALL_MODEL = [
+    "--model.classifier.hidden_size", "32",
+    "--model.classifier.num_layers", "1",
+    "--model.classifier.input_channels", "32",
+]
+
+
+@pytest.fixture(scope="session")
+def small_tree(tmp_path_factory) -> Path:
+    """The official test-set layout with 24 clips per label from sc-v2-test-fit (symlinks, no copies)."""
+    root = tmp_path_factory.mktemp("sc-small")
+    for label in LABELS_12:
+        (root / label).mkdir()
+        for path in sorted((SC_V2_TEST / label).glob("*.wav"))[:24]:
+            (root / label / path.name).symlink_to(path)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def train_args(root: Path, runs: Path, cache: Path, *extra: str) -> list[str]:
+    return [
+        "--config", str(REPO / "configs" / "cpu-small.yaml"),
+        "--data.root", str(root),
+        "--data.cache_dir", str(cache),
+        "--data.batch_size", "32",
+        "--trainer.default_root_dir", str(runs),
+        "--trainer.enable_progress_bar", "false",
+        "--run_name", "test",
+        *SMALL_MODEL,
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_tree, cache_dir, tmp_path_factory) -> Path:
+    """A 4-epoch ``speech train`` run of a small model on :func:`small_tree` (test_train, test_distillation)."""
+    from speech.cli.train import main as train_main
+
+    runs = tmp_path_factory.mktemp("runs")
+    train_main(train_args(small_tree, runs, cache_dir, "--trainer.max_epochs", "4", "--model.lr", "0.01"))
+    return runs / "test" / "version_0"
+
+
 def clips_the_model_knows(checkpoint: Path, clips: dict[str, list[Path]], count: int) -> list[tuple[str, Path]]:
     """``count`` (word, clip) pairs, each of a different word, that ``checkpoint`` scores above 0.9 offline."""
     from speech.audio import load_audio

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import SC_V2_TEST
-from test_train import cache_dir, small_tree, train_args, trained_run  # noqa: F401 - shared module fixtures
+from conftest import SC_V2_TEST, train_args
 
 from speech.audio import load_audio
 from speech.checkpoint import load_recogniser
@@ -28,7 +27,7 @@ def test_the_loss_is_zero_where_the_student_matches_the_targets_and_pulls_toward
     assert torch.equal(torch.sign(-student.grad), torch.sign(targets - 1 / 3))
 
 
-def test_soft_targets_are_the_teachers_tempered_probabilities(trained_run):  # noqa: F811
+def test_soft_targets_are_the_teachers_tempered_probabilities(trained_run):
     checkpoint = next((trained_run / "checkpoints").glob("best*.ckpt"))
     model = load_recogniser(checkpoint)
     teachers = Teachers([str(checkpoint)], list(model.labels))
@@ -43,8 +42,8 @@ def test_soft_targets_are_the_teachers_tempered_probabilities(trained_run):  # n
         Teachers([str(checkpoint)], list(reversed(model.labels)))
 
 
-def test_a_distilled_fit_records_its_teacher_and_a_leaking_teacher_is_refused(trained_run, small_tree,  # noqa: F811
-                                                                             cache_dir, tmp_path, capsys):  # noqa: F811
+def test_a_distilled_fit_records_its_teacher_and_a_leaking_teacher_is_refused(trained_run, small_tree, cache_dir,
+                                                                             tmp_path, capsys):
     teacher = str(next((trained_run / "checkpoints").glob("best*.ckpt")))
     runs = tmp_path / "runs"
     code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",

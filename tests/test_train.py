@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import LABELS_12, REPO, SC_V1_SAMPLE, SC_V2_TEST
+from conftest import LABELS_12, REPO, SC_V1_SAMPLE, SC_V2_TEST, SMALL_MODEL, train_args
 
 import speech
 from speech.audio import load_audio
@@ -23,54 +23,11 @@ from speech.data.datamodule import SpeechCommandsDataModule
 from speech.model_file import read_checkpoint
 from speech.module import KeywordModule
 
-SMALL_MODEL = [
-    "--model.classifier.hidden_size", "32",
-    "--model.classifier.num_layers", "1",
-    "--model.classifier.input_channels", "32",
-]
-
-
-@pytest.fixture(scope="module")
-def small_tree(tmp_path_factory) -> Path:
-    """The official test-set layout with 24 clips per label from sc-v2-test-fit (symlinks, no copies)."""
-    root = tmp_path_factory.mktemp("sc-small")
-    for label in LABELS_12:
-        (root / label).mkdir()
-        for path in sorted((SC_V2_TEST / label).glob("*.wav"))[:24]:
-            (root / label / path.name).symlink_to(path)
-    return root
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
-def train_args(root: Path, runs: Path, cache: Path, *extra: str) -> list[str]:
-    return [
-        "--config", str(REPO / "configs" / "cpu-small.yaml"),
-        "--data.root", str(root),
-        "--data.cache_dir", str(cache),
-        "--data.batch_size", "32",
-        "--trainer.default_root_dir", str(runs),
-        "--trainer.enable_progress_bar", "false",
-        "--run_name", "test",
-        *SMALL_MODEL,
-        *extra,
-    ]
-
 
 def epoch_losses(run_dir: Path) -> list[float]:
     with open(run_dir / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("train/loss_epoch")]
     return [float(r["train/loss_epoch"]) for r in rows]
-
-
-@pytest.fixture(scope="module")
-def trained_run(small_tree, cache_dir, tmp_path_factory) -> Path:
-    runs = tmp_path_factory.mktemp("runs")
-    train_main(train_args(small_tree, runs, cache_dir, "--trainer.max_epochs", "4", "--model.lr", "0.01"))
-    return runs / "test" / "version_0"
 
 
 def test_fit_lowers_the_loss_and_writes_a_complete_run_folder(trained_run):
