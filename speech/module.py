@@ -130,10 +130,11 @@ class KeywordModule(L.LightningModule):
     def on_fit_start(self) -> None:
         frontend = self.recogniser.frontend
         datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "record"):
-            self.recogniser.sections["data"] = datamodule.record().to_dict()
-        if self.teachers is not None:
-            check_teachers(self.teachers, DataRecord.from_dict(self.recogniser.sections.get("data")))
+        record = datamodule.record() if datamodule is not None and hasattr(datamodule, "record") else None
+        if record is not None:
+            self.recogniser.sections["data"] = record.to_dict()
+        if self.teachers is not None:  # without a data module, the record the weights came with
+            check_teachers(self.teachers, record or DataRecord.from_dict(self.recogniser.sections.get("data")))
         if bool(frontend.fitted):
             return  # resumed or fine-tuned: keep the statistics the weights were trained with
         if datamodule is None or not hasattr(datamodule, "normaliser_waves"):

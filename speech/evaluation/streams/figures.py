@@ -95,8 +95,12 @@ def keyword_breakdown(words, outcomes: list[str]) -> dict[str, dict]:
     for word, outcome in zip(words, outcomes, strict=True):
         if outcome in ("correct", "wrong", "missed"):
             rows.setdefault(word.label, Counter())[outcome] += 1
-    return {label: {"words": sum(c.values()), "recall": 100.0 * c["correct"] / sum(c.values()),
-                    "wrong": 100.0 * c["wrong"] / sum(c.values())} for label, c in sorted(rows.items())}
+    breakdown = {}
+    for label, counts in sorted(rows.items()):
+        words = sum(counts.values())
+        breakdown[label] = {"words": words, "recall": 100.0 * counts["correct"] / words,
+                            "wrong": 100.0 * counts["wrong"] / words}
+    return breakdown
 
 
 def figures(
