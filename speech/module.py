@@ -39,7 +39,7 @@ class KeywordModule(L.LightningModule):
         labels: class names in output order; with ``speech train`` they come from the data module.
         frontend: MFCC settings.
         classifier: BiGRU settings.
-        spec_augment: SpecAugment masks applied to training features.
+        spec_augment: SpecAugment masks and vocal tract length perturbation of the training features.
         lr: peak learning rate of AdamW.
         weight_decay: AdamW weight decay.
         label_smoothing: cross-entropy label smoothing.
@@ -150,7 +150,8 @@ class KeywordModule(L.LightningModule):
     # -- steps ------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         waves, labels = batch
-        feats = self.spec_augment(self.recogniser.frontend(waves))
+        warp = self.spec_augment.warp_factors(len(waves), waves.device)
+        feats = self.spec_augment(self.recogniser.frontend(waves, warp))
         logits = self.recogniser.classifier(feats)
         loss = self.criterion(logits.float(), labels)
         if self.teachers is not None:

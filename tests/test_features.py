@@ -80,3 +80,34 @@ def test_spec_augment_masks_only_in_training():
     assert masked.shape == feats.shape
     assert (masked == 0).sum() > 0
     assert not torch.equal(masked[0] == 0, masked[1] == 0)  # masks are drawn per example
+
+
+def test_vocal_tract_warp_moves_the_spectrum_as_resampling_does():
+    """Warping by ``a`` moves a real word's spectral envelope where playing it ``a`` times faster moves it (below
+    the 4.8 kHz knee), while a factor of 1 changes nothing."""
+    frontend = FrontEnd()
+    waves = torch.from_numpy(real_clips(4))
+    assert torch.equal(frontend.mfcc(waves, torch.ones(4)), frontend.mfcc(waves))
+    to_log_mel = torch.linalg.pinv(frontend.dct)  # the smoothed log-mel envelope the 40 MFCCs hold
+
+    def envelope(w: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+        log_mel = frontend.mfcc(w, warp) @ to_log_mel
+        return torch.log(torch.exp(log_mel).mean(dim=1))[:, :60]  # long-term spectrum, mel bins below ~4.6 kHz
+
+    for factor in (0.88, 1.12):
+        faster = [librosa.resample(w, orig_sr=16_000, target_sr=round(16_000 / factor))[:16_000] for w in waves.numpy()]
+        faster = torch.from_numpy(np.stack([np.pad(w, (0, 16_000 - len(w))) for w in faster]))
+        target = envelope(faster)
+        warped = (envelope(waves, torch.full((4,), factor)) - target).abs().mean(dim=1)
+        plain = (envelope(waves) - target).abs().mean(dim=1)
+        assert (warped < plain / 3).all(), (factor, warped, plain)
+
+
+def test_vocal_tract_warp_is_drawn_per_example_in_training_only():
+    augment = SpecAugment(SpecAugmentConfig(vtlp=0.1))
+    augment.eval()
+    assert augment.warp_factors(8, torch.device("cpu")) is None
+    augment.train()
+    factors = augment.warp_factors(64, torch.device("cpu"))
+    assert factors.shape == (64,) and factors.min() >= 0.9 and factors.max() <= 1.1 and factors.std() > 0.03
+    assert SpecAugment(SpecAugmentConfig()).train().warp_factors(8, torch.device("cpu")) is None
