@@ -20,6 +20,7 @@ from speech.data.record import DataRecord
 from speech.distillation import Teachers, check_teachers, distillation_loss
 from speech.errors import SettingError
 from speech.features import FrontEndConfig, SpecAugment, SpecAugmentConfig
+from speech.mixup import draw_mix
 from speech.model import ClassifierConfig
 from speech.model_file import META_KEY, model_metadata
 from speech.recogniser import Recogniser
@@ -54,6 +55,8 @@ class KeywordModule(L.LightningModule):
         teachers: trained checkpoints to distil from (:mod:`speech.distillation`); the loss becomes
             ``(1 - distill_weight) * cross-entropy + distill_weight * T² KL(teachers || student)`` at temperature
             ``distill_temperature``. The teachers must have trained on the student's training split only.
+        mixup_alpha: when > 0, every training example is mixed with another of its batch (:mod:`speech.mixup`,
+            weights from Beta(alpha, alpha)); the labels' loss is mixed alike and the teachers score the mix.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class KeywordModule(L.LightningModule):
         teachers: list[str] | None = None,
         distill_weight: float = 0.5,
         distill_temperature: float = 2.0,
+        mixup_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         if not labels:
@@ -87,6 +91,8 @@ class KeywordModule(L.LightningModule):
         if not 0.0 <= distill_weight <= 1.0 or distill_temperature <= 0:
             raise ValueError(f"distill_weight must be in [0, 1] and distill_temperature > 0, got {distill_weight}, "
                              f"{distill_temperature}")
+        if mixup_alpha < 0:
+            raise ValueError(f"mixup_alpha must be >= 0, got {mixup_alpha}")
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.recogniser = Recogniser(labels, frontend, classifier)
@@ -97,6 +103,7 @@ class KeywordModule(L.LightningModule):
         self.ema_decay = ema_decay
         self.teachers = Teachers(teachers, self.labels) if teachers else None
         self.distill_weight, self.distill_temperature = distill_weight, distill_temperature
+        self.mixup_alpha = mixup_alpha
         # plain data only, so checkpoints stay loadable with torch.load(weights_only=True)
         self.save_hyperparameters(
             {
@@ -112,6 +119,7 @@ class KeywordModule(L.LightningModule):
                 "teachers": list(teachers or []),
                 "distill_weight": distill_weight,
                 "distill_temperature": distill_temperature,
+                "mixup_alpha": mixup_alpha,
             }
         )
         n = len(labels)
@@ -150,10 +158,20 @@ class KeywordModule(L.LightningModule):
     # -- steps ------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         waves, labels = batch
+        mix = draw_mix(len(labels), self.mixup_alpha, waves.device) if self.mixup_alpha > 0 else None
+        if mix is not None:
+            waves = mix.waves(waves)
         warp = self.spec_augment.warp_factors(len(waves), waves.device)
         feats = self.spec_augment(self.recogniser.frontend(waves, warp))
         logits = self.recogniser.classifier(feats)
-        loss = self.criterion(logits.float(), labels)
+        if mix is None:
+            loss = self.criterion(logits.float(), labels)
+        else:
+            own, partner = (nn.functional.cross_entropy(logits.float(), target, reduction="none",
+                                                        label_smoothing=self.label_smoothing)
+                            for target in (labels, labels[mix.perm]))
+            loss = mix.loss(own, partner)
+            labels = mix.labels(labels)
         if self.teachers is not None:
             targets = self.teachers.probabilities(waves, self.distill_temperature)
             soft = distillation_loss(logits, targets, self.distill_temperature)
