@@ -141,6 +141,15 @@ def test_datamodule_adds_running_speech_windows_and_records_the_readers(tmp_path
         module(running_speech=str(SC_V2_TEST), running_speech_windows=8).setup("fit")
 
 
+def test_the_false_accept_bound_is_the_exact_poisson_one():
+    from scipy.stats import chi2
+
+    from speech.evaluation.streams.running import poisson_upper_rate
+
+    for count, hours in ((0, 1.0), (1, 1.06), (2, 1.17), (12, 3.0), (60, 0.5)):
+        assert poisson_upper_rate(count, hours) == pytest.approx(chi2.ppf(0.95, 2 * (count + 1)) / 2 / hours, rel=1e-9)
+
+
 def test_scoring_rule_of_the_running_stream():
     from speech.evaluation.streams.build import ScoredStream
     from speech.evaluation.streams.running import RunningStream, Sentence
@@ -160,6 +169,7 @@ def test_scoring_rule_of_the_running_stream():
     stream = Fixed(ScoredStream("running_speech", 3600.0, [], np.zeros(0), np.zeros((0, 12))), sentences)
     s = stream.score(["_silence_", "_unknown_", *KEYWORDS], None)
     assert s.false_accepts == 3 and s.false_accepts_per_hour == 3.0
+    assert abs(s.false_accepts_per_hour_95 - 7.7537) < 1e-3  # chi2.ppf(0.95, 8) / 2 over 1 h
     assert s.by_keyword == {"left": 1, "go": 1, "yes": 1}
     assert s.keyword_free_false_accepts == 2  # the two charged to b
     assert {(o["sentence"], o["as"]) for o in s.offenders} == {("b", "left"), ("b", "go"),
@@ -184,6 +194,8 @@ def test_stream_test_and_calibrate_with_running_speech(tiny_checkpoint, tmp_path
     assert set(r["stream"]["readers"]) <= set(test_readers) and r["source"]["readers_part"] == "test"
     assert r["stream"]["stream_seconds"] >= 90 and r["false_accepts_per_hour"] >= 0
     assert r["false_accepts"] == sum(r["false_accepts_by_keyword"].values())
+    assert r["false_accepts_per_hour_95"] > r["false_accepts_per_hour"]
+    assert f"up to {r['false_accepts_per_hour_95']:.1f} per hour (95 % bound from {r['false_accepts']} in" in printed
     for name in ("running_speech_detections.csv", "running_speech_sweep.csv", "running_speech_det_curve.png"):
         assert (tmp_path / "st" / name).stat().st_size > 30
     rows = (tmp_path / "st" / "running_speech_sweep.csv").read_text().splitlines()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +53,29 @@ class Sentence:
         return self.words.count(word.upper())
 
 
+def poisson_upper_rate(count: int, hours: float, confidence: float = 0.95) -> float:
+    """The one-sided upper confidence bound of a Poisson rate per hour after ``count`` events in ``hours``: the rate
+    at which seeing ``count`` or fewer events has probability ``1 - confidence`` (the exact bound,
+    ``chi2.ppf(confidence, 2 * (count + 1)) / 2``; 0 events in 1 h: 3.0 per hour)."""
+
+    def at_most(rate: float) -> float:  # P(X <= count) for X ~ Poisson(rate)
+        term = total = math.exp(-rate)
+        for i in range(1, count + 1):
+            term *= rate / i
+            total += term
+        return total
+
+    low, high = float(count), float(count) + 10.0 * math.sqrt(count + 1.0) + 10.0
+    for _ in range(100):  # bisection: at_most falls as the rate grows
+        mid = (low + high) / 2.0
+        low, high = (mid, high) if at_most(mid) > 1.0 - confidence else (low, mid)
+    return high / hours
+
+
 @dataclass
 class RunningScore:
-    """Figures of one detector setting on a running stream (see the module docstring)."""
+    """Figures of one detector setting on a running stream (see the module docstring). ``false_accepts_per_hour_95``:
+    the 95 % upper bound of the false-accept rate on more speech of its kind (:func:`poisson_upper_rate`)."""
 
     false_accepts: int
     false_accepts_per_hour: float
@@ -66,6 +87,7 @@ class RunningScore:
     said_detected: int
     said_per_keyword: dict[str, dict]
     detections: int
+    false_accepts_per_hour_95: float
 
     @property
     def said_recall(self) -> float | None:
@@ -84,6 +106,7 @@ class RunningScore:
             "said_recall": rounded(self.said_recall),
             "said_per_keyword": self.said_per_keyword,
             "detections": self.detections,
+            "false_accepts_per_hour_95": rounded(self.false_accepts_per_hour_95),
         }
 
 
@@ -177,6 +200,7 @@ class RunningStream:
             said_detected=sum(got.values()),
             said_per_keyword={k: {"said": said[k], "detected": got[k]} for k in keywords if said[k]},
             detections=len(found),
+            false_accepts_per_hour_95=poisson_upper_rate(total, self.seconds / 3600.0),
         )
 
     def sweep(self, labels: list[str], base: DetectorConfig, thresholds=SWEEP_THRESHOLDS,
@@ -383,6 +407,8 @@ def report_lines(r: dict) -> list[str]:
         f"({s['speech_seconds'] / 3600:.2f} h of speech)",
         f"  false accepts      {r['false_accepts_per_hour']:6.1f} per hour ({r['false_accepts']} in the stream; "
         f"{'n/a' if free is None else f'{free:.1f}'} per hour of the keyword-free sentences)",
+        *([f"  on other speech like it: up to {upper:.1f} per hour (95 % bound from {r['false_accepts']} in "
+           f"{s['stream_seconds'] / 3600:.2f} h)"] if (upper := r.get("false_accepts_per_hour_95")) is not None else []),
     ]
     if r["false_accepts_by_keyword"]:
         lines.append("  as: " + ", ".join(f"{k} x{n}" for k, n in r["false_accepts_by_keyword"].items()))
