@@ -87,14 +87,17 @@ class KeywordModule(L.LightningModule):
                 param="labels",
             )
         if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+            raise SettingError(f"ema_decay must be in [0, 1), got {ema_decay}", param="ema_decay")
         if not 0.0 <= distill_weight <= 1.0 or distill_temperature <= 0:
-            raise ValueError(f"distill_weight must be in [0, 1] and distill_temperature > 0, got {distill_weight}, "
-                             f"{distill_temperature}")
+            raise SettingError(f"distill_weight must be in [0, 1] and distill_temperature > 0, got {distill_weight}, "
+                               f"{distill_temperature}", param="distill_weight")
         if mixup_alpha < 0:
-            raise ValueError(f"mixup_alpha must be >= 0, got {mixup_alpha}")
+            raise SettingError(f"mixup_alpha must be >= 0 (0: off), got {mixup_alpha}", param="mixup_alpha")
         if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+            raise SettingError(f"schedule must be one of {SCHEDULES}, got {schedule!r}", param="schedule")
+        if not 0.0 <= (spec_augment or SpecAugmentConfig()).vtlp < 1.0:
+            raise SettingError(f"spec_augment.vtlp must be in [0, 1) (0: off), got {spec_augment.vtlp}",
+                               param="spec_augment.vtlp")
         self.recogniser = Recogniser(labels, frontend, classifier)
         self.spec_augment = SpecAugment(spec_augment)
         self.labels = list(labels)

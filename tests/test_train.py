@@ -220,6 +220,10 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
         "onnx checkpoint": (["--ckpt_path", str(tmp_path / "model.onnx")], ["an ONNX export holds no training state"]),
         "labels a folder lacks": (["--data.labels", "12", "--data.root", str(tmp_path / "one-word")],
                                   ["the 12 Speech Commands classes: word(s) ['no', 'up'"]),
+        # model settings out of range: were "internal error ... a bug"
+        "negative mixup": (["--model.mixup_alpha", "-1"], ["mixup_alpha must be >= 0 (0: off), got -1.0"]),
+        "whole-band warp": (["--model.spec_augment.vtlp", "1.5"], ["spec_augment.vtlp must be in [0, 1)"]),
+        "averaging decay 1": (["--model.ema_decay", "1"], ["ema_decay must be in [0, 1), got 1.0"]),
     }
     for what, (extra, expected) in cases.items():
         code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1", *extra])
