@@ -74,15 +74,20 @@ SMALL_MODEL = [
 ]
 
 
-@pytest.fixture(scope="session")
-def small_tree(tmp_path_factory) -> Path:
-    """The official test-set layout with 24 clips per label from sc-v2-test-fit (symlinks, no copies)."""
-    root = tmp_path_factory.mktemp("sc-small")
+def linked_tree(root: Path, per_label: int) -> Path:
+    """The official test-set layout in ``root`` with the first ``per_label`` clips of each of the 12 labels of
+    sc-v2-test-fit (symlinks, no copies)."""
     for label in LABELS_12:
         (root / label).mkdir()
-        for path in sorted((SC_V2_TEST / label).glob("*.wav"))[:24]:
+        for path in sorted((SC_V2_TEST / label).glob("*.wav"))[:per_label]:
             (root / label / path.name).symlink_to(path)
     return root
+
+
+@pytest.fixture(scope="session")
+def small_tree(tmp_path_factory) -> Path:
+    """The official test-set layout with 24 clips per label (:func:`linked_tree`)."""
+    return linked_tree(tmp_path_factory.mktemp("sc-small"), 24)
 
 
 @pytest.fixture(scope="session")

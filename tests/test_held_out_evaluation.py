@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS_12, REPO, SC_V2_TEST
+from conftest import LABELS_12, REPO, linked_tree
 
 from speech.cli import main as speech_main
 from speech.cli.train import main as train_main
@@ -26,12 +26,7 @@ from speech.scorers import load_scorer
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     """The official test-set layout with 20 clips per label (symlinks into the shared data)."""
-    root = tmp_path_factory.mktemp("sc-tree")
-    for label in LABELS_12:
-        (root / label).mkdir()
-        for path in sorted((SC_V2_TEST / label).glob("*.wav"))[:20]:
-            (root / label / path.name).symlink_to(path)
-    return root
+    return linked_tree(tmp_path_factory.mktemp("sc-tree"), 20)
 
 
 @pytest.fixture(scope="module")
