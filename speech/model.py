@@ -49,13 +49,18 @@ class BiGRUClassifier(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+    def encode(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder (input layer + BiGRU): ``(batch, frames, n_inputs)`` -> per-frame outputs ``(batch,
+        frames', 2 * hidden)`` (``frames / input_stride``) and the final states ``(layers * 2, batch, hidden)``."""
         x = feats
         if self.config.input_layer == "conv":
             x = self.input(x.transpose(1, 2)).transpose(1, 2)
         else:
             x = self.input(x[:, :: self.config.input_stride])
-        out, h_n = self.gru(x)  # out: (batch, frames, 2 * hidden); h_n: (layers * 2, batch, hidden)
+        return self.gru(x)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        out, h_n = self.encode(feats)  # out: (batch, frames, 2 * hidden); h_n: (layers * 2, batch, hidden)
         pooling = self.config.pooling
         if pooling == "last":
             pooled = torch.cat([h_n[-2], h_n[-1]], dim=-1)

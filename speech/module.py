@@ -57,6 +57,9 @@ class KeywordModule(L.LightningModule):
             ``distill_temperature``. The teachers must have trained on the student's training split only.
         mixup_alpha: when > 0, every training example is mixed with another of its batch (:mod:`speech.mixup`,
             weights from Beta(alpha, alpha)); the labels' loss is mixed alike and the teachers score the mix.
+        encoder: a pretrained encoder (:mod:`speech.pretraining`, CTC on the running speech of the train readers)
+            whose input layer and GRU weights the classifier starts from; its readers must be train readers of this
+            model's data.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class KeywordModule(L.LightningModule):
         distill_weight: float = 0.5,
         distill_temperature: float = 2.0,
         mixup_alpha: float = 0.0,
+        encoder: str | None = None,
     ) -> None:
         super().__init__()
         if not labels:
@@ -100,6 +104,13 @@ class KeywordModule(L.LightningModule):
                                param="spec_augment.vtlp")
         self.recogniser = Recogniser(labels, frontend, classifier)
         self.spec_augment = SpecAugment(spec_augment)
+        self.encoder_info = None
+        if encoder:
+            from speech.pretraining import load_encoder
+
+            self.encoder_info = load_encoder(self.recogniser.classifier, self.recogniser.frontend, encoder)
+            log.info("encoder pretrained on %.2f h of %d readers (%s)", self.encoder_info["hours"],
+                     len(self.encoder_info["readers"]), encoder)
         self.labels = list(labels)
         self.lr, self.weight_decay, self.label_smoothing = lr, weight_decay, label_smoothing
         self.schedule, self.warmup_epochs, self.final_lr_ratio = schedule, warmup_epochs, final_lr_ratio
@@ -123,6 +134,7 @@ class KeywordModule(L.LightningModule):
                 "distill_weight": distill_weight,
                 "distill_temperature": distill_temperature,
                 "mixup_alpha": mixup_alpha,
+                "encoder": encoder,
             }
         )
         n = len(labels)
@@ -146,6 +158,11 @@ class KeywordModule(L.LightningModule):
             self.recogniser.sections["data"] = record.to_dict()
         if self.teachers is not None:  # without a data module, the record the weights came with
             check_teachers(self.teachers, record or DataRecord.from_dict(self.recogniser.sections.get("data")))
+        if self.encoder_info is not None:
+            from speech.pretraining import check_encoder_readers
+
+            record = record or DataRecord.from_dict(self.recogniser.sections.get("data"))
+            check_encoder_readers(self.encoder_info, record.running_speech if record is not None else None)
         if bool(frontend.fitted):
             return  # resumed or fine-tuned: keep the statistics the weights were trained with
         if datamodule is None or not hasattr(datamodule, "normaliser_waves"):

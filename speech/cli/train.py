@@ -28,7 +28,7 @@ __all__ = ["FLAG_HINTS", "TrainSetupError", "main", "training_summary"]
 # the option to change when the library blames one of its parameters (``exc.param``)
 INTERRUPTED = 130
 FLAG_HINTS = {"labels": "--data.labels / --data.root", "threads": "--threads", "split": "--data.split_rule",
-              "teachers": "--model.teachers"}
+              "teachers": "--model.teachers", "encoder": "--model.encoder"}
 
 
 class CommandCLI(SpeechCLI):

@@ -1,0 +1,368 @@
+"""CTC pretraining of the keyword model's encoder on transcribed running speech (issue #18, item 4).
+
+The keyword model meets few speakers (about 100 in ``configs/cpu-small.yaml``) and fails most on voices it never
+heard. The transcribed running speech of the training readers holds more speech than all keyword clips together.
+Here the encoder (the input layer and BiGRU of :class:`speech.model.BiGRUClassifier`) first learns to spell those
+sentences with a CTC loss over characters (Graves et al. 2006), and ``speech train --model.encoder FILE`` starts the
+keyword model from it (:func:`load_encoder`). The attention pooling and the head stay fresh.
+
+Only the *train* readers of the folder's seeded reader split (:func:`speech.data.running_speech.split_readers`, the
+split that training records) are used, all of their sentences. The calibration and test readers stay unseen: the
+greedy character error rate printed at the end is measured on the calibration readers' sentences and picks
+nothing. A keyword model refuses an encoder whose readers are not train readers of its own record
+(:func:`check_encoder_readers`).
+
+The file is a ``torch.save`` dict (:data:`FORMAT`): the front-end and classifier settings, the encoder's weights, the
+feature normaliser it was trained with (for reference; the keyword model fits its own on its clips), the folder, the
+reader split and the readers, and the figures.
+
+Command line: ``python -m speech.pretraining --running-speech DIR --out encoder.pt [--epochs 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from speech.errors import InputFileError, SettingError, SpeechError
+from speech.features import FrontEnd, FrontEndConfig, SpecAugment, SpecAugmentConfig
+from speech.model import BiGRUClassifier, ClassifierConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT = "speech-ctc-encoder-v1"
+ALPHABET = " 'ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # index + 1; 0 is the CTC blank
+ENCODER_PREFIXES = ("input.", "gru.")
+ENCODER_SETTINGS = ("hidden_size", "num_layers", "input_layer", "input_channels", "input_stride")
+
+
+def encode_text(words: tuple[str, ...] | list[str]) -> list[int]:
+    """Upper-case words -> character indices (1-based; characters outside :data:`ALPHABET` are dropped)."""
+    text = " ".join(words).upper()
+    return [ALPHABET.index(ch) + 1 for ch in text if ch in ALPHABET]
+
+
+def decode_greedy(log_probs: torch.Tensor) -> str:
+    """Best path of one example's ``(frames, classes)`` log probabilities: repeats merged, blanks dropped."""
+    best = log_probs.argmax(dim=-1).tolist()
+    out, previous = [], 0
+    for index in best:
+        if index != previous and index != 0:
+            out.append(ALPHABET[index - 1])
+        previous = index
+    return "".join(out)
+
+
+def edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[-1]
+
+
+class Sentences(torch.utils.data.Dataset):
+    """Whole sentences: float32 waveforms and their character targets."""
+
+    def __init__(self, waves: list[np.ndarray], texts: list[str]) -> None:
+        self.waves, self.texts = waves, texts
+        self.targets = [torch.tensor(encode_text(t.split()), dtype=torch.long) for t in texts]
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+    def __getitem__(self, i: int):
+        return torch.from_numpy(self.waves[i]), self.targets[i]
+
+
+PAD_LEVEL = 1e-3  # -60 dBFS: the pause a padded sentence ends in
+
+
+def collate(items):
+    """Sentences padded to the longest with a faint noise (a pause, which CTC spells as blanks: no packed sequences,
+    whose backward pass is ~8x slower on the CPU), their samples, targets and target lengths."""
+    waves, targets = zip(*items, strict=True)
+    samples = torch.tensor([len(w) for w in waves])
+    padded = torch.randn(len(waves), int(samples.max())) * PAD_LEVEL
+    for i, w in enumerate(waves):
+        padded[i, : len(w)] = w
+    return padded, samples, torch.cat(targets), torch.tensor([len(t) for t in targets])
+
+
+class LengthBatches(torch.utils.data.Sampler):
+    """Batches of sentences of similar length, at most ``max_seconds`` of audio each, in a new seeded order every
+    epoch (so a batch pads little)."""
+
+    def __init__(self, lengths: list[int], max_seconds: float, seed: int, shuffle: bool = True) -> None:
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        limit = max_seconds * 16_000
+        self.batches, batch = [], []
+        for i in order:
+            if batch and (len(batch) + 1) * lengths[i] > limit:
+                self.batches.append(batch)
+                batch = []
+            batch.append(i)
+        if batch:
+            self.batches.append(batch)
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        batches = list(self.batches)
+        if self.shuffle:
+            random.Random(self.seed + self.epoch).shuffle(batches)
+            self.epoch += 1
+        return iter(batches)
+
+
+class EpochLog(L.Callback):
+    """One log line per epoch: the mean CTC loss and the time so far."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        loss = float(trainer.callback_metrics.get("train/ctc", torch.tensor(math.nan)))
+        log.info("epoch %d/%d, CTC loss %.3f, %.0f s", trainer.current_epoch + 1, trainer.max_epochs, loss,
+                 time.monotonic() - self.start)
+
+
+class CTCPretraining(L.LightningModule):
+    """The encoder of a :class:`BiGRUClassifier` with a linear CTC head over :data:`ALPHABET`."""
+
+    def __init__(self, frontend: FrontEndConfig, classifier: ClassifierConfig, lr: float = 3e-3,
+                 weight_decay: float = 1e-2, warmup_fraction: float = 0.05,
+                 spec_augment: SpecAugmentConfig | None = None) -> None:
+        super().__init__()
+        self.frontend = FrontEnd(frontend)
+        self.encoder = BiGRUClassifier(self.frontend.config.n_mfcc, 1, classifier)
+        self.ctc_head = nn.Linear(2 * classifier.hidden_size, len(ALPHABET) + 1)
+        self.spec_augment = SpecAugment(spec_augment)
+        self.ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+        self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
+
+    def log_probs(self, waves: torch.Tensor) -> torch.Tensor:
+        """Padded waveforms ``(batch, samples)`` -> ``(batch, frames, classes)`` log probabilities (every example
+        has all frames: the padding is a pause)."""
+        out, _ = self.encoder.encode(self.spec_augment(self.frontend(waves)))
+        return self.ctc_head(out).float().log_softmax(-1)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        waves, samples, targets, target_lengths = batch
+        log_probs = self.log_probs(waves)
+        lengths = torch.full((len(samples),), log_probs.shape[1], dtype=torch.long)
+        loss = self.ctc(log_probs.transpose(0, 1), targets, lengths, target_lengths)
+        self.log("train/ctc", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(samples))
+        return loss
+
+    def configure_optimizers(self):
+        from speech.module import warmup_cosine
+
+        optimiser = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, int(total * self.warmup_fraction))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: warmup_cosine(s, warmup, total, 0.01))
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    @torch.no_grad()
+    def fit_normaliser(self, waves: list[np.ndarray]) -> None:
+        total = torch.zeros(self.frontend.config.n_mfcc, dtype=torch.float64)
+        total_sq, count = torch.zeros_like(total), 0
+        for wave in waves:
+            feats = self.frontend.mfcc(torch.from_numpy(wave)[None]).double()[0]
+            total += feats.sum(0)
+            total_sq += (feats**2).sum(0)
+            count += feats.shape[0]
+        mean = total / count
+        self.frontend.mean.copy_(mean.float())
+        self.frontend.std.copy_((total_sq / count - mean**2).clamp_min(1e-8).sqrt().float())
+        self.frontend.fitted.fill_(True)
+
+    @torch.no_grad()
+    def character_error_rate(self, data: Sentences, max_seconds: float = 120.0) -> float:
+        """Greedy-decoding character error rate on ``data`` (edits / reference characters)."""
+        self.eval()
+        edits = chars = 0
+        batches = LengthBatches([len(w) for w in data.waves], max_seconds, 0, shuffle=False)
+        for batch in batches:
+            waves, samples, _, _ = collate([data[i] for i in batch])
+            log_probs = self.log_probs(waves.to(self.device))
+            for row, i in enumerate(batch):
+                reference = " ".join(data.texts[i].split())
+                edits += edit_distance(decode_greedy(log_probs[row]).strip(), reference)
+                chars += len(reference)
+        return edits / max(1, chars)
+
+    def encoder_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.encoder.state_dict().items()
+                if k.startswith(ENCODER_PREFIXES)}
+
+
+def _sentences(utterances, what: str) -> Sentences:
+    from speech.audio import AudioError
+    from speech.data.running_speech import load_sentence
+
+    waves, texts = [], []
+    for u in utterances:
+        try:
+            waves.append(load_sentence(u.path))
+        except AudioError as exc:  # skipped and named, as the clip cache does
+            log.warning("%s: cannot decode, skipped (%s)", u.path, exc)
+            continue
+        texts.append(" ".join(u.words))
+    if not waves:
+        raise InputFileError(f"no readable sentence of the {what} readers", param="running_speech")
+    return Sentences(waves, texts)
+
+
+def pretrain(running_root: str | Path, out: str | Path, *, epochs: int = 20, seed: int = 0, split_seed: int = 0,
+             frontend: FrontEndConfig | None = None, classifier: ClassifierConfig | None = None, lr: float = 3e-3,
+             max_batch_seconds: float = 60.0, max_minutes: float | None = None, accelerator: str = "auto") -> dict:
+    """Train the encoder on the train readers of ``running_root`` and write it to ``out`` (a new file); returns the
+    file's ``info`` (readers, hours, loss, character error rate on the calibration readers)."""
+    from speech.data.running_speech import read_running_speech, split_readers
+
+    out = Path(out)
+    if out.exists():
+        raise InputFileError(f"{out} exists; refusing to overwrite it", param="out")
+    if epochs < 1:
+        raise SettingError(f"epochs must be 1 or more, got {epochs}", param="epochs")
+    frontend, classifier = frontend or FrontEndConfig(), classifier or ClassifierConfig()
+    speech = read_running_speech(running_root)
+    split = split_readers(speech.readers, seed=split_seed)
+    train_utts = speech.of_readers(split.readers("train"))
+    if max_minutes is not None:  # the first sentences of each reader, up to about max_minutes in all (tests)
+        train_utts = train_utts[: max(1, int(len(train_utts) * min(1.0, max_minutes / 84.0)))]
+    L.seed_everything(seed, verbose=False)
+    train = _sentences(train_utts, "train")
+    held = _sentences(speech.of_readers(split.readers("calibration"))[: len(train_utts) // 4 or 1], "calibration")
+    module = CTCPretraining(frontend, classifier, lr=lr)
+    module.fit_normaliser(train.waves)
+    loader = torch.utils.data.DataLoader(
+        train, batch_sampler=LengthBatches([len(w) for w in train.waves], max_batch_seconds, seed), collate_fn=collate)
+    hours = sum(len(w) for w in train.waves) / 16_000 / 3600
+    log.info("CTC pretraining on %d sentences (%.2f h) of %d train readers of %s, %d epochs", len(train.waves), hours,
+             len(split.readers("train")), speech.root, epochs)
+    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False, gradient_clip_val=5.0,
+                        enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[EpochLog()])
+    trainer.fit(module, train_dataloaders=loader)
+    loss = float(trainer.callback_metrics.get("train/ctc", torch.tensor(math.nan)))
+    cer = module.character_error_rate(held)
+    info = {
+        "root": str(speech.root),
+        "reader_split": split.to_dict(),
+        "readers": split.readers("train"),
+        "sentences": len(train.waves),
+        "hours": round(hours, 3),
+        "epochs": epochs,
+        "seed": seed,
+        "final_ctc_loss": round(loss, 4),
+        "calibration_readers_cer": round(cer, 4),
+        "calibration_sentences": len(held.waves),
+    }
+    payload = {
+        "format": FORMAT,
+        "frontend": frontend.to_dict(),
+        "classifier": classifier.to_dict(),
+        "encoder": module.encoder_state(),
+        "normaliser": {"mean": module.frontend.mean.tolist(), "std": module.frontend.std.tolist()},
+        "info": info,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(out)
+    return info
+
+
+def read_encoder(path: str | Path) -> dict:
+    """The pretrained-encoder file at ``path`` (:data:`FORMAT`), or a one-line :class:`InputFileError`."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError) as exc:
+        raise InputFileError(f"{path}: cannot read the pretrained encoder ({exc})", param="encoder") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputFileError(f"{path}: not a pretrained encoder (expected a file of python -m speech.pretraining)",
+                             param="encoder")
+    return payload
+
+
+def load_encoder(classifier: BiGRUClassifier, frontend: FrontEnd, path: str | Path) -> dict:
+    """Copy the encoder weights of ``path`` into ``classifier`` (input layer and GRU); its settings and the front
+    end's must match. Returns the file's ``info``."""
+    payload = read_encoder(path)
+    mismatched = [k for k in ENCODER_SETTINGS if payload["classifier"].get(k) != getattr(classifier.config, k)]
+    if frontend.config.to_dict() != payload["frontend"]:
+        mismatched.append("frontend")
+    if mismatched:
+        raise SettingError(f"{path}: the pretrained encoder's {', '.join(mismatched)} differ from the model's "
+                           f"(pretrain with the model's settings)", param="encoder")
+    missing, unexpected = classifier.load_state_dict(payload["encoder"], strict=False)
+    if unexpected or any(k.startswith(ENCODER_PREFIXES) for k in missing):
+        raise SettingError(f"{path}: the encoder's weights do not fit the model", param="encoder")
+    return dict(payload["info"])
+
+
+def check_encoder_readers(info: dict, running: dict | None) -> None:
+    """Refuse an encoder pretrained on readers (or a folder) that the keyword model's running speech (its data
+    record's ``running_speech``) does not train on: its held-out readers would no longer be unseen."""
+    import os
+
+    running = running or {}
+    others = set(info.get("readers") or []) - set(running.get("training_readers") or [])
+    same_folder = bool(running.get("root")) and os.path.realpath(running["root"]) == os.path.realpath(info["root"])
+    if others or not same_folder:
+        raise SettingError(
+            f"the pretrained encoder learnt from readers {', '.join(sorted(others or info['readers'])[:4])} of "
+            f"{info['root']}, which this model's data does not train on (give --data.running_speech the same folder "
+            "and reader split)", param="encoder")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m speech.pretraining", description=__doc__.split("\n")[0])
+    parser.add_argument("--running-speech", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--out", required=True, type=Path, help="new file for the encoder (e.g. encoder.pt)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--hidden-size", type=int, default=ClassifierConfig.hidden_size)
+    parser.add_argument("--num-layers", type=int, default=ClassifierConfig.num_layers)
+    parser.add_argument("--input-channels", type=int, default=ClassifierConfig.input_channels)
+    parser.add_argument("--batch-seconds", type=float, default=60.0, help="audio per batch, at most (60)")
+    parser.add_argument("--max-minutes", type=float, help="use about this many minutes of the train readers")
+    parser.add_argument("--accelerator", default="auto")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    try:
+        classifier = ClassifierConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
+                                      input_channels=args.input_channels)
+        info = pretrain(args.running_speech, args.out, epochs=args.epochs, seed=args.seed, classifier=classifier,
+                        lr=args.lr, max_batch_seconds=args.batch_seconds, max_minutes=args.max_minutes,
+                         accelerator=args.accelerator)
+    except (SpeechError, ValueError) as exc:
+        print(f"pretraining: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"encoder of {len(info['readers'])} train readers ({info['hours']:.2f} h, {info['epochs']} epochs, CTC loss "
+          f"{info['final_ctc_loss']:.3f}); greedy character error rate on {info['calibration_sentences']} sentences "
+          f"of the calibration readers {100 * info['calibration_readers_cer']:.1f} % -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

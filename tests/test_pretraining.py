@@ -1,0 +1,112 @@
+"""CTC pretraining of the encoder on the running speech of the train readers, and a keyword model started from it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO, SHARED_DATA, train_args
+
+from speech.cli.train import main as train_main
+from speech.data.running_speech import read_running_speech, split_readers
+from speech.errors import SettingError
+from speech.features import FrontEnd, FrontEndConfig
+from speech.model import BiGRUClassifier, ClassifierConfig
+from speech.model_file import read_checkpoint
+from speech.pretraining import (
+    ALPHABET,
+    check_encoder_readers,
+    decode_greedy,
+    edit_distance,
+    encode_text,
+    load_encoder,
+    pretrain,
+)
+
+LIBRISPEECH_MINI = SHARED_DATA / "librispeech-mini"
+SMALL = ClassifierConfig(hidden_size=32, num_layers=1, input_channels=32)  # conftest.SMALL_MODEL
+
+
+def test_characters_round_trip_through_the_best_path():
+    target = encode_text(["DON'T", "GO"])
+    assert "".join(ALPHABET[i - 1] for i in target) == "DON'T GO" and 0 not in target
+    # frames: blank D D O blank N ' T space G blank O O -> repeats merged, blanks dropped
+    path = [0, *target[:1], *target[:1], target[1], 0, *target[2:], target[-1]]
+    log_probs = torch.full((len(path), len(ALPHABET) + 1), -10.0)
+    log_probs[torch.arange(len(path)), torch.tensor(path)] = 0.0
+    assert decode_greedy(log_probs) == "DON'T GO"
+    assert edit_distance("KITTEN", "SITTING") == 3 and edit_distance("", "ABC") == 3 and edit_distance("AB", "AB") == 0
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("enc") / "encoder.pt"
+    info = pretrain(LIBRISPEECH_MINI, out, epochs=2, classifier=SMALL, max_minutes=3, accelerator="cpu")
+    return out, info
+
+
+def test_pretraining_learns_from_the_train_readers_only_and_writes_a_new_file(encoder):
+    out, info = encoder
+    split = split_readers(read_running_speech(LIBRISPEECH_MINI).readers, seed=0)
+    assert info["readers"] == split.readers("train") and info["sentences"] > 0 and 0 < info["hours"] < 0.1
+    assert info["final_ctc_loss"] == info["final_ctc_loss"] and 0 <= info["calibration_readers_cer"] <= 1.5
+    payload = torch.load(out, weights_only=True)
+    assert set(payload["encoder"]) and all(k.startswith(("input.", "gru.")) for k in payload["encoder"])
+    before = out.read_bytes()
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        pretrain(LIBRISPEECH_MINI, out, epochs=1, classifier=SMALL, max_minutes=1)
+    assert out.read_bytes() == before
+
+
+def test_the_encoder_weights_go_into_a_matching_classifier_only(encoder):
+    out, _ = encoder
+    classifier = BiGRUClassifier(40, 12, SMALL)
+    head = classifier.head[1].weight.clone()
+    load_encoder(classifier, FrontEnd(FrontEndConfig()), out)
+    state = torch.load(out, weights_only=True)["encoder"]
+    assert all(torch.equal(classifier.state_dict()[k], v) for k, v in state.items())
+    assert torch.equal(classifier.head[1].weight, head)  # the head stays as it was
+    wider = BiGRUClassifier(40, 12, ClassifierConfig(hidden_size=48, num_layers=1, input_channels=32))
+    with pytest.raises(SettingError, match="hidden_size differ"):
+        load_encoder(wider, FrontEnd(FrontEndConfig()), out)
+
+
+def test_a_keyword_model_trains_from_the_encoder_and_refuses_one_of_held_out_readers(encoder, small_tree, cache_dir,
+                                                                                   tmp_path, capsys):
+    out, info = encoder
+    runs = tmp_path / "runs"
+    code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",
+                       "--model.encoder", str(out)])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    checkpoint = next((runs / "test" / "version_0" / "checkpoints").glob("best*.ckpt"))
+    assert read_checkpoint(checkpoint)["hyper_parameters"]["encoder"] == str(out)
+    # without running speech in its data, the model trains on none of the encoder's readers: refused
+    code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",
+                       "--model.encoder", str(out), "--data.running_speech", "null"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
+    assert code == 2 and len(lines) == 1 and "does not train on" in lines[0] and "Traceback" not in err, err[-2000:]
+
+
+def test_readers_outside_the_record_are_refused():
+    info = {"root": str(LIBRISPEECH_MINI), "readers": ["19", "26"]}
+    record = {"root": str(LIBRISPEECH_MINI), "training_readers": ["19", "26", "27"]}
+    check_encoder_readers(info, record)  # a subset of the trained readers: fine
+    with pytest.raises(SettingError, match="does not train on"):
+        check_encoder_readers({**info, "readers": ["19", "32"]}, record)
+    for other in ({**info, "root": "/elsewhere"}, None):
+        with pytest.raises(SettingError, match="does not train on"):
+            check_encoder_readers(other if other else info, record if other else None)
+
+
+def test_the_command_line_refuses_bad_input_in_one_line(tmp_path):
+    existing, new = tmp_path / "encoder.pt", tmp_path / "new.pt"
+    existing.write_bytes(b"mine")
+    for folder, out, expected in ((tmp_path, new, "no transcripts"), (LIBRISPEECH_MINI, existing, "refusing to overwrite")):
+        done = subprocess.run([sys.executable, "-m", "speech.pretraining", "--running-speech", str(folder), "--out",
+                               str(out)], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert existing.read_bytes() == b"mine" and not new.exists()
