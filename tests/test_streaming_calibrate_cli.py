@@ -27,6 +27,10 @@ def test_calibrate_stores_thresholds_that_stream_test_and_export_use(tiny_checkp
     for name in ("det_curve.png", "sweep.csv", "calibration.json"):
         assert (tmp_path / "report" / name).stat().st_size > 100
     summary = json.loads((tmp_path / "cal.json").read_text())
+    assert summary["pooling"] == 0.0
+    assert main([*args[:2], "--data", str(SC_V2_TEST), "--pooling", "-1", "--out", str(tmp_path / "x.ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert "--pooling must be >= 0" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "x.ckpt").exists()
     section = load_scorer(calibrated).metadata["detection"]
     assert set(section["thresholds"]) == set(KEYWORDS) and section["thresholds"] == summary["thresholds"]
     assert all(0.5 <= t <= 1.0 for t in section["thresholds"].values())

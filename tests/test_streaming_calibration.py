@@ -16,6 +16,7 @@ from speech.evaluation.streams.fitting import (
     calibrate,
     choose_thresholds,
     detection_section,
+    pooled_false_accepts,
     store_detection,
     table_rows,
 )
@@ -161,6 +162,24 @@ def test_choose_thresholds_greedy_on_hand_made_tables():
     # wrong detections can outweigh correct ones
     assert choose_thresholds([a], 5, 0, wrong_weight=1.0)["a"] == 0.7
     assert choose_thresholds([a], 5, 0, wrong_weight=0.1)["a"] == 0.6
+
+
+def test_pooling_keeps_a_keyword_that_caused_no_false_accept_from_sinking():
+    """A keyword with no false accept in the calibration speech ("b") would sink to the bottom of the grid; shrunk
+    towards the keywords' mean count there, its low thresholds cost what the others pay, and the budget stops it."""
+    grid = [NEVER, 0.9, 0.8, 0.7, 0.6]
+    a = KeywordTable("a", grid, correct=[0, 2, 3, 4, 5], wrong=[0] * 5, false_accepts=[0, 0, 1, 2, 4],
+                     false_alarms=[0] * 5)
+    b = KeywordTable("b", grid, correct=[0, 2, 3, 4, 5], wrong=[0] * 5, false_accepts=[0] * 5, false_alarms=[0] * 5)
+    pooled = {t.keyword: t.false_accepts for t in pooled_false_accepts([a, b], 1.0)}
+    assert pooled == {"a": [0, 0, 0.75, 1.5, 3.0], "b": [0, 0, 0.25, 0.5, 1.0]}  # (own + mean) / 2
+    # own counts: b falls to the bottom for free and a spends the budget too; pooled, that costs 0.75 + 1.0
+    assert choose_thresholds([a, b], 1, 0) == {"a": 0.8, "b": 0.6}
+    # pooled, b's drop to 0.6 costs 1.0, the whole budget: a stays above its first false accept
+    assert choose_thresholds(pooled_false_accepts([a, b], 1.0), 1, 0) == {"a": 0.9, "b": 0.6}
+    assert pooled_false_accepts([a, b], 0.0)[1].false_accepts == b.false_accepts
+    with pytest.raises(ValueError, match="pooling must be >= 0"):
+        calibrate(hand_made_streams(), LABELS, DetectorConfig(), pooling=-1.0)
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "calibration streams) instead of one per keyword")
     c.add_argument("--wrong-weight", type=float, default=1.0,
                    help="cost of a wrong detection against a correct one when lowering a threshold (1.0)")
+    c.add_argument("--pooling", type=float, default=0.0,
+                   help="shrink each keyword's false accepts towards the keywords' mean, with this weight (0: its own "
+                   "only); docs/running-speech.md measures it")
     c.add_argument("--out", type=Path, help="write the model with the thresholds to this new file (same kind)")
     c.add_argument("--in-place", action="store_true", help="store the thresholds in MODEL itself")
     c.add_argument("--report", type=Path, help="folder for det_curve.png, sweep.csv, calibration.json "
@@ -57,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.in_place:
         raise SettingError("give --out FILE or --in-place, not both")
+    if args.pooling < 0:
+        raise SettingError(f"--pooling must be >= 0 (0: each keyword's own false accepts), got {args.pooling}")
     if args.threshold is not None:
         raise SettingError("--threshold does not apply (calibration chooses the thresholds)")
     return _run(args)
@@ -71,7 +76,8 @@ def _run(args: argparse.Namespace) -> int:
                                    default_half="a", default_readers="calibration")
     result = run_calibration(
         experiment, target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
-        min_threshold=args.min_threshold, wrong_weight=args.wrong_weight, single=args.single, out=args.out,
+        min_threshold=args.min_threshold, wrong_weight=args.wrong_weight, pooling=args.pooling, single=args.single,
+        out=args.out,
         in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
     )  # fmt: skip
     print("\n".join(report_lines(result.summary, {**result.data, "root": str(args.data)}, result.report)))

@@ -70,6 +70,7 @@ def run_calibration(
     target_false_alarms_per_hour: float = 0.5,
     min_threshold: float = 0.5,
     wrong_weight: float = 1.0,
+    pooling: float = 0.0,
     single: bool = False,
     out: str | Path | None = None,
     in_place: bool = False,
@@ -99,7 +100,7 @@ def run_calibration(
     labels = experiment.labels
     result = calibrate(streams, labels, config.detector, target_false_accepts_per_hour=target_false_accepts_per_hour,
                        target_false_alarms_per_hour=target_false_alarms_per_hour, min_threshold=min_threshold,
-                       wrong_weight=wrong_weight)
+                       wrong_weight=wrong_weight, pooling=pooling)
     rows = sweep(streams, labels, config.detector, late_ms=spec.late_ms)
     fa_rows = rows if running_src is None else running_fa_rows(rows, streams.running, labels, config, running.late_s)
     best = best_single([r for r in fa_rows if r["threshold"] >= min_threshold], target_false_accepts_per_hour,
@@ -151,6 +152,7 @@ def run_calibration(
                     "false_alarms_per_hour": target_false_alarms_per_hour},
         "budgets_in_streams": result.budgets,
         "mode": mode,
+        "pooling": pooling,
         "per_keyword": table_rows(result),
         "over_target": list(result.over_target),
         "calibrated": got.to_json(),
