@@ -84,13 +84,18 @@ class FrontEnd(nn.Module):
         return self.normalise(self.mfcc(wave, warp))
 
     @torch.no_grad()
-    def fit_normaliser(self, waves: torch.Tensor, batch_size: int = 256) -> None:
-        """Fit mean/std per coefficient on ``(clips, samples)`` training waveforms."""
+    def fit_normaliser(self, waves, batch_size: int = 256) -> None:
+        """Fit mean/std per coefficient on ``(clips, samples)`` training waveforms, or on a list of 1-D waveforms of
+        any lengths (whole sentences, :mod:`speech.pretraining`), one at a time."""
         total = torch.zeros(self.config.n_mfcc, dtype=torch.float64, device=self.mean.device)
         total_sq = torch.zeros_like(total)
         count = 0
-        for start in range(0, waves.shape[0], batch_size):
-            feats = self.mfcc(waves[start : start + batch_size].to(self.mean.device)).double()
+        if isinstance(waves, torch.Tensor):
+            batches = (waves[start : start + batch_size] for start in range(0, waves.shape[0], batch_size))
+        else:
+            batches = (torch.as_tensor(wave)[None] for wave in waves)
+        for batch in batches:
+            feats = self.mfcc(batch.to(self.mean.device)).double()
             total += feats.sum(dim=(0, 1))
             total_sq += (feats**2).sum(dim=(0, 1))
             count += feats.shape[0] * feats.shape[1]

@@ -156,13 +156,13 @@ class KeywordModule(L.LightningModule):
         record = datamodule.record() if datamodule is not None and hasattr(datamodule, "record") else None
         if record is not None:
             self.recogniser.sections["data"] = record.to_dict()
-        if self.teachers is not None:  # without a data module, the record the weights came with
-            check_teachers(self.teachers, record or DataRecord.from_dict(self.recogniser.sections.get("data")))
+        known = record or DataRecord.from_dict(self.recogniser.sections.get("data"))  # else the weights' own
+        if self.teachers is not None:
+            check_teachers(self.teachers, known)
         if self.encoder_info is not None:
             from speech.pretraining import check_encoder_readers
 
-            record = record or DataRecord.from_dict(self.recogniser.sections.get("data"))
-            check_encoder_readers(self.encoder_info, record.running_speech if record is not None else None)
+            check_encoder_readers(self.encoder_info, known.running_speech if known is not None else None)
         if bool(frontend.fitted):
             return  # resumed or fine-tuned: keep the statistics the weights were trained with
         if datamodule is None or not hasattr(datamodule, "normaliser_waves"):

@@ -178,20 +178,6 @@ class CTCPretraining(L.LightningModule):
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     @torch.no_grad()
-    def fit_normaliser(self, waves: list[np.ndarray]) -> None:
-        total = torch.zeros(self.frontend.config.n_mfcc, dtype=torch.float64)
-        total_sq, count = torch.zeros_like(total), 0
-        for wave in waves:
-            feats = self.frontend.mfcc(torch.from_numpy(wave)[None]).double()[0]
-            total += feats.sum(0)
-            total_sq += (feats**2).sum(0)
-            count += feats.shape[0]
-        mean = total / count
-        self.frontend.mean.copy_(mean.float())
-        self.frontend.std.copy_((total_sq / count - mean**2).clamp_min(1e-8).sqrt().float())
-        self.frontend.fitted.fill_(True)
-
-    @torch.no_grad()
     def character_error_rate(self, data: Sentences, max_seconds: float = 120.0) -> float:
         """Greedy-decoding character error rate on ``data`` (edits / reference characters)."""
         self.eval()
@@ -211,18 +197,22 @@ class CTCPretraining(L.LightningModule):
                 if k.startswith(ENCODER_PREFIXES)}
 
 
-def _sentences(utterances, what: str) -> Sentences:
+def _sentences(utterances, what: str, max_seconds: float | None = None) -> Sentences:
+    """The sentences of ``utterances`` in order, until ``max_seconds`` of audio are in (None: all)."""
     from speech.audio import AudioError
-    from speech.data.running_speech import load_sentence
+    from speech.data.running_speech import SAMPLE_RATE, load_sentence
 
-    waves, texts = [], []
+    waves, texts, seconds = [], [], 0.0
     for u in utterances:
+        if max_seconds is not None and seconds >= max_seconds:
+            break
         try:
             waves.append(load_sentence(u.path))
         except AudioError as exc:  # skipped and named, as the clip cache does
             log.warning("%s: cannot decode, skipped (%s)", u.path, exc)
             continue
         texts.append(" ".join(u.words))
+        seconds += len(waves[-1]) / SAMPLE_RATE
     if not waves:
         raise InputFileError(f"no readable sentence of the {what} readers", param="running_speech")
     return Sentences(waves, texts)
@@ -244,13 +234,11 @@ def pretrain(running_root: str | Path, out: str | Path, *, epochs: int = 20, see
     speech = read_running_speech(running_root)
     split = split_readers(speech.readers, seed=split_seed)
     train_utts = speech.of_readers(split.readers("train"))
-    if max_minutes is not None:  # the first sentences of each reader, up to about max_minutes in all (tests)
-        train_utts = train_utts[: max(1, int(len(train_utts) * min(1.0, max_minutes / 84.0)))]
     L.seed_everything(seed, verbose=False)
-    train = _sentences(train_utts, "train")
-    held = _sentences(speech.of_readers(split.readers("calibration"))[: len(train_utts) // 4 or 1], "calibration")
+    train = _sentences(train_utts, "train", None if max_minutes is None else 60.0 * max_minutes)
+    held = _sentences(speech.of_readers(split.readers("calibration"))[: len(train.waves) // 4 or 1], "calibration")
     module = CTCPretraining(frontend, classifier, lr=lr)
-    module.fit_normaliser(train.waves)
+    module.frontend.fit_normaliser(train.waves)
     loader = torch.utils.data.DataLoader(
         train, batch_sampler=LengthBatches([len(w) for w in train.waves], max_batch_seconds, seed), collate_fn=collate)
     hours = sum(len(w) for w in train.waves) / 16_000 / 3600

@@ -196,6 +196,9 @@ def calibrate(
                               param="minutes")
     if target_false_accepts_per_hour < 0 or target_false_alarms_per_hour < 0:
         raise SettingError("the targets must be >= 0 per hour", param="targets")
+    if pooling < 0:
+        raise SettingError(f"pooling must be >= 0 (0: each keyword's own false accepts), got {pooling}",
+                           param="pooling")
     descending = [NEVER] + sorted({float(g) for g in grid if min_threshold <= g < NEVER}, reverse=True)
     if len(descending) == 1:
         raise SettingError(f"no threshold of the grid is >= min_threshold {min_threshold}", param="min_threshold")
@@ -206,9 +209,6 @@ def calibrate(
         "false_accepts": math.floor(target_false_accepts_per_hour * fa_stream.seconds / 3600.0 + 1e-9),
         "false_alarms": math.floor(target_false_alarms_per_hour * streams.noise.seconds / 3600.0 + 1e-9),
     }
-    if pooling < 0:
-        raise SettingError(f"pooling must be >= 0 (0: each keyword's own false accepts), got {pooling}",
-                           param="pooling")
     fitted = pooled_false_accepts(tables, pooling) if pooling > 0 else tables
     chosen = choose_thresholds(fitted, budgets["false_accepts"], budgets["false_alarms"], wrong_weight)
     over = [t.keyword for t in tables if chosen[t.keyword] >= NEVER]
