@@ -52,7 +52,7 @@ class BiGRUClassifier(nn.Module):
     def encode(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder (input layer + BiGRU): ``(batch, frames, n_inputs)`` -> per-frame outputs ``(batch,
         frames', 2 * hidden)`` (``frames / input_stride``) and the final states ``(layers * 2, batch, hidden)``."""
-        x = feats
+        x = feats - feats.mean(dim=1, keepdim=True) if self.config.window_mean else feats
         if self.config.input_layer == "conv":
             x = self.input(x.transpose(1, 2)).transpose(1, 2)
         else:

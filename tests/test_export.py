@@ -95,15 +95,18 @@ def test_export_refuses_to_overwrite(tiny_checkpoint, exported, capsys):
         export_onnx(tiny_checkpoint, exported.with_suffix(".bin"))
 
 
-VARIANTS = [(pooling, layer, 1) for pooling in POOLINGS for layer in INPUT_LAYERS] + [
-    (pooling, "conv", 2) for pooling in POOLINGS
-]
+VARIANTS = (
+    [(pooling, layer, 1, False) for pooling in POOLINGS for layer in INPUT_LAYERS]
+    + [(pooling, "conv", 2, False) for pooling in POOLINGS]
+    + [("attention", "conv", 2, True)]
+)
 
 
-@pytest.mark.parametrize(("pooling", "input_layer", "stride"), VARIANTS)
-def test_every_gru_variant_exports_exactly(pooling, input_layer, stride, real_waves, tmp_path):
-    torch.manual_seed(VARIANTS.index((pooling, input_layer, stride)))
+@pytest.mark.parametrize(("pooling", "input_layer", "stride", "window_mean"), VARIANTS)
+def test_every_gru_variant_exports_exactly(pooling, input_layer, stride, window_mean, real_waves, tmp_path):
+    torch.manual_seed(VARIANTS.index((pooling, input_layer, stride, window_mean)))
     config = ClassifierConfig(
+        window_mean=window_mean,
         hidden_size=24,
         num_layers=2,
         input_channels=16,
