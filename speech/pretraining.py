@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 FORMAT = "speech-ctc-encoder-v1"
 ALPHABET = " 'ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # index + 1; 0 is the CTC blank
 ENCODER_PREFIXES = ("input.", "gru.")
-ENCODER_SETTINGS = ("hidden_size", "num_layers", "input_layer", "input_channels", "input_stride")
+ENCODER_SETTINGS = ("hidden_size", "num_layers", "input_layer", "input_channels", "input_stride", "window_mean")
 
 
 def encode_text(words: tuple[str, ...] | list[str]) -> list[int]:
@@ -294,11 +294,12 @@ def load_encoder(classifier: BiGRUClassifier, frontend: FrontEnd, path: str | Pa
     """Copy the encoder weights of ``path`` into ``classifier`` (input layer and GRU); its settings and the front
     end's must match. Returns the file's ``info``."""
     payload = read_encoder(path)
-    mismatched = [k for k in ENCODER_SETTINGS if payload["classifier"].get(k) != getattr(classifier.config, k)]
+    saved = ClassifierConfig.from_dict(payload["classifier"])  # fills in settings newer than the file
+    mismatched = [k for k in ENCODER_SETTINGS if getattr(saved, k) != getattr(classifier.config, k)]
     if frontend.config.to_dict() != payload["frontend"]:
         mismatched.append("frontend")
     if mismatched:
-        raise SettingError(f"{path}: the pretrained encoder's {', '.join(mismatched)} differ from the model's "
+        raise SettingError(f"{path}: the pretrained encoder's settings ({', '.join(mismatched)}) differ from the model's "
                            f"(pretrain with the model's settings)", param="encoder")
     missing, unexpected = classifier.load_state_dict(payload["encoder"], strict=False)
     if unexpected or any(k.startswith(ENCODER_PREFIXES) for k in missing):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -69,8 +70,11 @@ def test_the_encoder_weights_go_into_a_matching_classifier_only(encoder):
     assert all(torch.equal(classifier.state_dict()[k], v) for k, v in state.items())
     assert torch.equal(classifier.head[1].weight, head)  # the head stays as it was
     wider = BiGRUClassifier(40, 12, ClassifierConfig(hidden_size=48, num_layers=1, input_channels=32))
-    with pytest.raises(SettingError, match="hidden_size differ"):
+    with pytest.raises(SettingError, match=r"settings \(hidden_size\) differ"):
         load_encoder(wider, FrontEnd(FrontEndConfig()), out)
+    centred = BiGRUClassifier(40, 12, dataclasses.replace(SMALL, window_mean=True))  # sees other features
+    with pytest.raises(SettingError, match=r"settings \(window_mean\) differ"):
+        load_encoder(centred, FrontEnd(FrontEndConfig()), out)
 
 
 def test_a_keyword_model_trains_from_the_encoder_and_refuses_one_of_held_out_readers(encoder, small_tree, cache_dir,
