@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speech.audio import check_pcm, fix_length, load_audio, pcm_to_float, resample
+from speech.audio import check_pcm, fit_window, load_audio, pcm_to_float, resample
 from speech.scorers import Scorer, load_scorer
 from speech.streaming.detection import Detection
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser
@@ -51,7 +51,7 @@ class Model:
     @property
     def window_samples(self) -> int:
         """The clip length the model was trained on, in samples at :attr:`sample_rate`."""
-        return int(self.scorer.frontend.config.sample_rate)  # one second
+        return self.scorer.frontend.config.window_samples  # the front end's window_ms: 1 s unless trained otherwise
 
     @property
     def metadata(self) -> dict:
@@ -62,7 +62,8 @@ class Model:
         """Class probabilities of one clip: ``{label: probability}``.
 
         ``clip``: a sound file, or ``(samples,)`` PCM (int16 or float) at ``sample_rate`` (default: the model's
-        rate). It is resampled, then zero-padded or centre-cropped to the model's 1 s window.
+        rate). It is resampled, then zero-padded or centre-cropped to the model's window (:attr:`window_samples`;
+        :func:`speech.audio.fit_window`, as training decoded its clips).
         """
         return dict(zip(self.labels, self.predict_batch([clip], sample_rate)[0].tolist(), strict=True))
 
@@ -99,13 +100,13 @@ class Model:
 
     def _window(self, clip: np.ndarray | str | Path, sample_rate: int | None) -> np.ndarray:
         if isinstance(clip, str | Path):
-            return load_audio(clip, self.sample_rate, self.window_samples)
+            return fit_window(load_audio(clip, self.sample_rate, None), self.window_samples)
         wave = np.asarray(pcm_to_float(np.asarray(clip)), dtype=np.float32)
         if wave.ndim != 1:
             raise ValueError(f"a clip must be (samples,) mono audio, got shape {wave.shape}")
         check_pcm(wave, sample_rate)
         wave = resample(wave, sample_rate or self.sample_rate, self.sample_rate)
-        return fix_length(wave, self.window_samples, "center")
+        return fit_window(wave, self.window_samples)
 
     def __repr__(self) -> str:
         return f"Model({str(self.path) if self.path else self.scorer.backend!r}, {len(self.labels)} labels)"

@@ -215,6 +215,18 @@ def fix_length(wave: np.ndarray, samples: int = CLIP_SAMPLES, crop: str = "cente
     return wave[offset : offset + samples]
 
 
+def fit_window(wave: np.ndarray, samples: int = CLIP_SAMPLES, crop: str = "center") -> np.ndarray:
+    """``wave`` as a model window of ``samples``: a clip at least as long is cropped (``crop``, as
+    :func:`fix_length`); a shorter one is first padded at the end to 1 s (the rule of every 1 s model), then
+    centred in a longer window with zeros either side, so a command clip has context before and after it."""
+    n = wave.shape[0]
+    if n >= samples or samples <= CLIP_SAMPLES:
+        return fix_length(wave, samples, crop)
+    body = fix_length(wave, max(n, CLIP_SAMPLES))
+    left = (samples - body.shape[0]) // 2
+    return np.pad(body, (left, samples - body.shape[0] - left))
+
+
 def load_audio(
     path: str | Path,
     sample_rate: int = SAMPLE_RATE,

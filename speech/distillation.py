@@ -29,7 +29,7 @@ class Teachers:
     Held outside the student's modules, so they are neither trained nor saved in its checkpoints.
     """
 
-    def __init__(self, paths: Sequence[str], labels: list[str]) -> None:
+    def __init__(self, paths: Sequence[str], labels: list[str], window_samples: int | None = None) -> None:
         from speech.ensemble import load_ensemble
 
         self.paths = [str(p) for p in paths]
@@ -37,6 +37,13 @@ class Teachers:
         if list(self.model.labels) != list(labels):
             raise SettingError(
                 f"{', '.join(self.paths)}: the teachers' labels {self.model.labels} differ from the student's {labels}",
+                param="teachers",
+            )
+        window = self.model.frontend.config.window_samples
+        if window_samples is not None and window != window_samples:
+            raise SettingError(
+                f"{', '.join(self.paths)}: the teachers score {window}-sample windows, the student "
+                f"{window_samples}-sample ones; distil from teachers of the student's window_ms",
                 param="teachers",
             )
 

@@ -27,7 +27,9 @@ from speech.settings import settings_from_dict
 
 @dataclass
 class FrontEndConfig:
-    """MFCC settings. Times are in milliseconds, frequencies in Hz."""
+    """MFCC settings, and the length of the window the classifier scores (``window_ms``: each training clip is
+    decoded to it, each streaming hop scores the last ``window_ms`` of audio). Times are in milliseconds,
+    frequencies in Hz."""
 
     sample_rate: int = 16_000
     n_mfcc: int = 40
@@ -38,6 +40,12 @@ class FrontEndConfig:
     f_min: float = 20.0
     f_max: float = 7600.0
     log_floor: float = 1e-6
+    window_ms: float = 1000.0  # the window the classifier scores: a training clip, one streaming window
+
+    @property
+    def window_samples(self) -> int:
+        """The classifier's window in samples (1 s: 16000)."""
+        return int(round(self.sample_rate * self.window_ms / 1000))
 
     @property
     def win_length(self) -> int:
@@ -63,6 +71,8 @@ class FrontEndConfig:
         """Raise ValueError for settings no front end can compute."""
         if self.win_length > self.n_fft:
             raise ValueError(f"window of {self.win_length} samples is longer than n_fft={self.n_fft}")
+        if self.window_samples < self.n_fft:
+            raise ValueError(f"window_ms={self.window_ms:g} is shorter than one FFT frame ({self.n_fft} samples)")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -115,7 +115,8 @@ class KeywordModule(L.LightningModule):
         self.lr, self.weight_decay, self.label_smoothing = lr, weight_decay, label_smoothing
         self.schedule, self.warmup_epochs, self.final_lr_ratio = schedule, warmup_epochs, final_lr_ratio
         self.ema_decay = ema_decay
-        self.teachers = Teachers(teachers, self.labels) if teachers else None
+        window = self.recogniser.frontend.config.window_samples
+        self.teachers = Teachers(teachers, self.labels, window) if teachers else None
         self.distill_weight, self.distill_temperature = distill_weight, distill_temperature
         self.mixup_alpha = mixup_alpha
         # plain data only, so checkpoints stay loadable with torch.load(weights_only=True)

@@ -27,6 +27,7 @@ import math
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -296,7 +297,8 @@ def load_encoder(classifier: BiGRUClassifier, frontend: FrontEnd, path: str | Pa
     payload = read_encoder(path)
     saved = ClassifierConfig.from_dict(payload["classifier"])  # fills in settings newer than the file
     mismatched = [k for k in ENCODER_SETTINGS if getattr(saved, k) != getattr(classifier.config, k)]
-    if frontend.config.to_dict() != payload["frontend"]:
+    features = FrontEndConfig.from_dict(payload["frontend"])  # the window does not matter: it ran on sentences
+    if replace(features, window_ms=frontend.config.window_ms) != frontend.config:
         mismatched.append("frontend")
     if mismatched:
         raise SettingError(f"{path}: the pretrained encoder's settings ({', '.join(mismatched)}) differ from the model's "

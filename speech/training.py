@@ -49,6 +49,7 @@ from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.errors import DatasetError
 from speech.data.labels import rejection_warning
 from speech.errors import SpeechError
+from speech.mfcc import FrontEndConfig
 from speech.model_file import CheckpointError, read_checkpoint
 from speech.module import KeywordModule
 from speech.threads import apply_threads, threads_value
@@ -80,6 +81,14 @@ def newest_last_checkpoint(run_root: Path) -> Path:
             "--trainer.default_root_dir, or give a checkpoint file"
         )
     return found[-1]
+
+
+def window_samples(frontend) -> int:
+    """``--model.frontend`` as parsed (None for the defaults, or a namespace of ``class_path`` and ``init_args``)
+    -> the window in samples that the data module decodes every clip to."""
+    values = getattr(frontend, "init_args", frontend)
+    values = {} if values is None else dict(values.items()) if hasattr(values, "items") else dict(vars(values))
+    return FrontEndConfig.from_dict(values).window_samples
 
 
 def check_run_root(root_dir: Path) -> None:
@@ -285,6 +294,8 @@ class SpeechCLI(LightningCLI):
             help="CPU threads for PyTorch: a number or auto (the idle CPUs, at least 1); unset: leave PyTorch's own",
         )  # fmt: skip
         parser.link_arguments("data.labels", "model.labels", apply_on="instantiate")
+        # the clips are decoded to the model's window: one setting, --model.frontend.window_ms
+        parser.link_arguments("model.frontend", "data.window_samples", compute_fn=window_samples, apply_on="parse")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]

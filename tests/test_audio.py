@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from conftest import SC_V2_TEST
 
-from speech.audio import AudioError, audio_problem, load_audio, read_audio
+from speech.audio import AudioError, audio_problem, fit_window, fix_length, load_audio, read_audio
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +59,15 @@ def test_float_audio_far_beyond_full_scale_is_scaled_with_a_warning(tmp_path, ca
     assert abs(float(np.abs(loud).max()) - 1.0) < 1e-6 and float(np.abs(edge).max()) <= 1.0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "loud.wav: float samples reach 40" in warnings[0] and "32.0 dB" in warnings[0]
+
+
+def test_a_clip_fits_a_longer_window_centred_and_a_1s_window_as_always():
+    clip = load_audio(next((SC_V2_TEST / "yes").glob("*.wav")), samples=None)
+    short, longer = clip[:12_800], np.concatenate([clip, clip[:3_200]])  # 0.8 s and 1.2 s of real speech
+    for wave in (short, clip, longer):
+        assert np.array_equal(fit_window(wave), fix_length(wave))  # a 1 s model: padded at the end, as always
+    window = fit_window(short, 24_000)  # padded to 1 s at the end first, then 0.25 s of zeros either side
+    assert np.array_equal(window, np.concatenate([np.zeros(4_000), short, np.zeros(3_200 + 4_000)]))
+    assert np.array_equal(fit_window(longer, 24_000), np.pad(longer, (2_400, 2_400)))  # centred as it is
+    assert np.array_equal(fit_window(np.concatenate([longer, longer]), 24_000), np.concatenate([longer, longer])[7_200:31_200])
+    assert np.array_equal(fit_window(clip, 12_000), clip[2_000:14_000])  # a shorter window keeps the middle

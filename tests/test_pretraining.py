@@ -69,6 +69,10 @@ def test_the_encoder_weights_go_into_a_matching_classifier_only(encoder):
     state = torch.load(out, weights_only=True)["encoder"]
     assert all(torch.equal(classifier.state_dict()[k], v) for k, v in state.items())
     assert torch.equal(classifier.head[1].weight, head)  # the head stays as it was
+    # it ran on whole sentences, so a model of a longer window takes it; other features do not
+    load_encoder(BiGRUClassifier(40, 12, SMALL), FrontEnd(FrontEndConfig(window_ms=1500.0)), out)
+    with pytest.raises(SettingError, match=r"settings \(frontend\) differ"):
+        load_encoder(BiGRUClassifier(40, 12, SMALL), FrontEnd(FrontEndConfig(n_mels=64)), out)
     wider = BiGRUClassifier(40, 12, ClassifierConfig(hidden_size=48, num_layers=1, input_channels=32))
     with pytest.raises(SettingError, match=r"settings \(hidden_size\) differ"):
         load_encoder(wider, FrontEnd(FrontEndConfig()), out)

@@ -10,6 +10,7 @@ import torch
 from conftest import FSDD, LABELS_12, clips_the_model_knows
 
 from speech.audio import load_audio, read_audio, resample, to_mono
+from speech.mfcc import FrontEndConfig
 from speech.model import ClassifierConfig
 from speech.recogniser import Recogniser
 from speech.resample import StreamResampler
@@ -93,8 +94,14 @@ def test_incremental_mfcc_equals_offline_with_random_chunks(scorer, speech_strea
         assert np.abs(streamed - offline).max() < 1e-4
 
 
-@pytest.mark.parametrize("hop_ms", [20.0, 100.0])
-def test_windows_equal_offline_features_and_scores(scorer, speech_stream, hop_ms):
+@pytest.mark.parametrize(("hop_ms", "window_ms"), [(20.0, 1000.0), (100.0, 1000.0), (100.0, 1500.0)])
+def test_windows_equal_offline_features_and_scores(scorer, speech_stream, hop_ms, window_ms):
+    """Every hop scores the model's window (its front end's ``window_ms``) ending at the hop's time."""
+    if window_ms != scorer.frontend.config.window_ms:
+        longer = Recogniser(LABELS_12, FrontEndConfig(window_ms=window_ms), scorer.recogniser.classifier.config)
+        longer.load_state_dict(scorer.recogniser.state_dict())
+        scorer = TorchScorer(longer)
+    window = int(window_ms * 16)
     speech_stream = speech_stream[: 4 * 16000]  # 4 s: 151 windows at a 20 ms hop
     hops = []
     engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop_ms, gate_db=None, flush_ms=0.0),
@@ -103,14 +110,14 @@ def test_windows_equal_offline_features_and_scores(scorer, speech_stream, hop_ms
         engine.feed(chunk)
     engine.finish()
     hop = int(hop_ms * 16)
-    starts = np.array([round((h.time - 1.0) * 16000) for h in hops])
-    # a window every hop, from the first full second to the end of the stream
-    np.testing.assert_array_equal(starts, np.arange(0, speech_stream.shape[0] - 16000 + 1, hop))
-    waves = np.stack([speech_stream[s : s + 16000] for s in starts])
+    starts = np.array([round(h.time * 16000) - window for h in hops])
+    # a window every hop, from the first full window to the end of the stream
+    np.testing.assert_array_equal(starts, np.arange(0, speech_stream.shape[0] - window + 1, hop))
+    waves = np.stack([speech_stream[s : s + window] for s in starts])
     with torch.inference_mode():
         offline = scorer.frontend(torch.from_numpy(waves)).numpy()
     streamed = np.stack([h.features for h in hops])
-    assert streamed.shape == offline.shape == (len(hops), 97, 40)
+    assert streamed.shape == offline.shape == (len(hops), scorer.frontend.config.num_frames(window), 40)
     assert np.abs(streamed - offline).max() < 1e-4
     assert np.abs(np.stack([h.scores for h in hops]) - scorer.scores(waves)).max() < 1e-4
     assert engine.windows_scored == len(hops)

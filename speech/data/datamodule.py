@@ -78,11 +78,13 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         batch_size: clips per batch (per device under DDP).
         num_workers: DataLoader workers; batches are memmap slices, so 0-2 are enough.
         augment: training-time waveform augmentation.
-        crop: which part of a clip longer than 1 s is kept: ``"center"``, ``"start"`` or ``"end"``.
+        window_samples: the length every clip is decoded to (zero-padded or cropped), the model's window at
+            16 kHz; ``speech train`` sets it from ``--model.frontend.window_ms``.
+        crop: which part of a clip longer than the window is kept: ``"center"``, ``"start"`` or ``"end"``.
         normaliser_clips: training clips used to fit the feature normaliser.
         running_speech: a LibriSpeech-style folder of running speech (:mod:`speech.data.running_speech`): its
             readers are split into train / calibration / test (seeded by ``running_speech_seed``, recorded in the
-            model's data record) and ``running_speech_windows`` 1 s windows of the train readers' sentences that
+            model's data record) and ``running_speech_windows`` windows of the train readers' sentences that
             say none of the keywords are added to training as ``_unknown_`` (they get the clips' augmentation).
             ``running_speech_hard_negatives``: a ``.npy`` of mined windows (:mod:`speech.data.hard_negatives`) added
             as ``_unknown_`` too, each ``running_speech_hard_negatives_repeat`` times (every copy is augmented anew).
@@ -103,6 +105,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         batch_size: int = 256,
         num_workers: int = 1,
         augment: AugmentConfig | None = None,
+        window_samples: int = CLIP_SAMPLES,
         crop: str = "center",
         normaliser_clips: int = 4096,
         running_speech: str | None = None,
@@ -123,6 +126,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment_config = augment or AugmentConfig()
+        self.window_samples = int(window_samples)
         self.crop = crop
         self.normaliser_clips = normaliser_clips
         self._index: DatasetIndex | None = None
@@ -130,7 +134,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.data: dict[str, CachedSplit] = {}
         self.augment: WaveAugment | None = None
         self.running = (RunningSpeechSource(running_speech, running_speech_windows, running_speech_seed,
-                                            running_speech_hard_negatives, running_speech_hard_negatives_repeat)
+                                            running_speech_hard_negatives, running_speech_hard_negatives_repeat,
+                                            self.window_samples)
                         if running_speech else None)
 
     # -- index and labels ---------------------------------------------------------------------------
@@ -173,7 +178,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
 
     def _cache(self, split: str, progress: ProgressCallback | bool = False) -> CachedSplit:
         return cached_waveforms(
-            self.examples(split), self.cache_dir, samples=CLIP_SAMPLES, crop=self.crop, progress=progress
+            self.examples(split), self.cache_dir, samples=self.window_samples, crop=self.crop, progress=progress
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from speech.audio import AudioError, fix_length, float_to_int16, load_audio
+from speech.audio import AudioError, fit_window, float_to_int16, load_audio
 
 
 def decode_int16(
     path: str, sample_rate: int = 16000, samples: int = 16000, crop: str = "center"
 ) -> np.ndarray:
-    """Decode ``path`` to int16 mono at ``sample_rate``, padded/cropped to ``samples``; shape ``(samples,)``.
+    """Decode ``path`` to int16 mono at ``sample_rate``, fitted to a window of ``samples`` (:func:`speech.audio.fit_window`); shape ``(samples,)``.
 
     Raises :class:`speech.audio.AudioError` naming the file when it cannot be decoded.
     """
@@ -31,5 +31,5 @@ def decode_int16(
     if data is not None:
         if data.shape[0] == 0:
             raise AudioError(f"{path}: holds no samples (empty or truncated file)")
-        return np.ascontiguousarray(fix_length(data, samples, crop))
-    return float_to_int16(load_audio(path, sample_rate, samples, crop))
+        return np.ascontiguousarray(fit_window(data, samples, crop))
+    return float_to_int16(fit_window(load_audio(path, sample_rate, None), samples, crop))

@@ -2,7 +2,7 @@
 
 :func:`mine` runs the model over the keyword-free sentences of the *train* readers of a running-speech folder (the
 model's recorded reader split; :mod:`speech.evaluation.streams.running` joins them into one stream) and keeps the
-1 s windows whose raw score for some keyword exceeds ``threshold`` (below the detection threshold, so windows that
+windows (the model's length) whose raw score for some keyword exceeds ``threshold`` (below the detection threshold, so windows that
 nearly fire count too), at most one per ``min_gap_s`` (the highest first). They are written as an int16 ``.npy``
 with a ``.json`` beside it (model, readers, threshold, counts); training adds them as ``_unknown_`` with
 ``--data.running_speech_hard_negatives FILE.npy`` (the readers go into the data record like the other windows).
@@ -22,12 +22,11 @@ import numpy as np
 
 from speech.data.errors import DatasetError
 
-WINDOW = 16_000
-
 
 def mine(scorer, running_root: str | Path, *, threshold: float = 0.5, min_gap_s: float = 0.5,
          max_windows: int | None = None, seed: int = 0, max_minutes: float | None = None) -> tuple[np.ndarray, dict]:
-    """``(windows int16 (n, 16000), info)`` mined from the keyword-free sentences of the train readers (at most
+    """``(windows int16 (n, the model's window in samples), info)`` mined from the keyword-free sentences of the
+    train readers (at most
     ``max_minutes`` of them; None: all)."""
     from speech.audio import float_to_int16
     from speech.data.running_speech import keyword_free
@@ -54,11 +53,12 @@ def mine(scorer, running_root: str | Path, *, threshold: float = 0.5, min_gap_s:
             break
         if all(abs(times[i] - times[j]) >= min_gap_s for j in kept):
             kept.append(int(i))
-    windows = np.zeros((len(kept), WINDOW), np.int16)
+    window = scorer.frontend.config.window_samples
+    windows = np.zeros((len(kept), window), np.int16)
     for row, i in enumerate(kept):
-        end = int(round(times[i] * 16_000))
-        piece = stream.wave[max(0, end - WINDOW) : end]
-        windows[row, WINDOW - piece.shape[0] :] = float_to_int16(piece)
+        end = int(round(times[i] * scorer.frontend.config.sample_rate))
+        piece = stream.wave[max(0, end - window) : end]
+        windows[row, window - piece.shape[0] :] = float_to_int16(piece)
     fired = {}
     for i in kept:
         k = keywords[int(scores[i].argmax())]

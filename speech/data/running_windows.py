@@ -1,7 +1,8 @@
 """Running speech in training: the datamodule's ``running_speech`` option (issue #18).
 
 :class:`RunningSpeechSource` reads the folder once (:func:`speech.data.running_speech.read_running_speech`), splits
-its readers (:func:`~speech.data.running_speech.split_readers`) and cuts ``windows`` 1 s windows from the sentences
+its readers (:func:`~speech.data.running_speech.split_readers`) and cuts ``windows`` windows (of the model's
+length, 1 s by default) from the sentences
 of the *train* readers that say none of the model's keywords; they join the training split as ``_unknown_``
 examples and then go through the clips' augmentation (speed, shift, noise; the placement rule of
 :mod:`speech.data.windows` leaves them where they are, as their speech fills the window). What was used (folder,
@@ -42,7 +43,7 @@ class RunningSpeechSource:
     """``windows`` training windows of the keyword-free sentences of ``root``'s train readers (split ``seed``)."""
 
     def __init__(self, root: str | Path, windows: int = 1500, seed: int = 0, hard_negatives: str | None = None,
-                 hard_negatives_repeat: int = 4) -> None:
+                 hard_negatives_repeat: int = 4, samples: int = 16_000) -> None:
         if windows < 0:
             raise SettingError(f"running_speech_windows must be 0 or more, got {windows}")
         self.root = Path(root)
@@ -53,6 +54,7 @@ class RunningSpeechSource:
         self._mined: tuple[np.ndarray, dict] | None = None
         self.count = int(windows)
         self.seed = int(seed)
+        self.samples = int(samples)
         self._speech: RunningSpeech | None = None
         self._windows: np.ndarray | None = None
 
@@ -75,12 +77,12 @@ class RunningSpeechSource:
             if UNKNOWN_LABEL not in labels:  # e.g. cpu-small.yaml's default with one's own keywords and no _unknown_
                 log.warning("running speech %s not used: it becomes _unknown_ windows, but the labels %s have no "
                             "_unknown_ class", self.root, labels)
-                self._windows = np.zeros((0, 16_000), np.int16)
+                self._windows = np.zeros((0, self.samples), np.int16)
                 return self._windows
             sentences = self.sentences(labels)
             if self.count and not sentences:
                 raise DatasetError(f"{self.root}: the train readers have no sentence free of the keywords")
-            self._windows = training_windows(sentences, self.count, self.seed, cache_dir)
+            self._windows = training_windows(sentences, self.count, self.seed, cache_dir, self.samples)
             if self.hard_negatives is not None:
                 mined = np.repeat(self.mined()[0], self.repeat, axis=0)  # each copy gets its own augmentation
                 self._windows = np.concatenate([np.asarray(self._windows), mined])
@@ -98,9 +100,9 @@ class RunningSpeechSource:
                 info = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise DatasetError(f"{path}: cannot read the hard negatives and their .json ({exc})") from exc
-            if windows.dtype != np.int16 or windows.ndim != 2 or windows.shape[1] != 16_000:
-                raise DatasetError(f"{path}: expected int16 windows shaped (n, 16000), got {windows.dtype} "
-                                   f"{windows.shape}")
+            if windows.dtype != np.int16 or windows.ndim != 2 or windows.shape[1] != self.samples:
+                raise DatasetError(f"{path}: expected int16 windows shaped (n, {self.samples}) (the model's window), "
+                                   f"got {windows.dtype} {windows.shape}")
             others = set(info.get("readers") or []) - set(self.split.readers("train"))
             if others:
                 raise DatasetError(f"{path}: mined from readers that are not train readers of {self.root} "

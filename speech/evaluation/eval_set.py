@@ -27,7 +27,7 @@ class EvalSet:
     split_rule: str  # the rule actually used (lists | hash | speaker)
     layout: str
     labels: list[str]
-    waves: np.ndarray  # int16 (N, 16000), memory-mapped
+    waves: np.ndarray  # int16 (N, samples: the model's window), memory-mapped
     targets: np.ndarray  # (N,) int64
     examples: list  # speech.data.Example, same order
     noise: np.ndarray | None = None  # filled in by load_eval_set(with_noise=True)
@@ -87,9 +87,11 @@ def load_eval_set(
     cache_dir: str | Path | None = None,
     with_noise: bool = False,
     progress: ProgressCallback | bool | None = False,
+    samples: int = 16_000,
 ) -> EvalSet:
     """Index ``root`` with the model's ``labels`` (see :func:`speech.data.build_index`), decode the ``split``
-    (``test``/``validation``/``train``/``all``) through the waveform cache and return it.
+    (``test``/``validation``/``train``/``all``) through the waveform cache, each clip zero-padded or centre-cropped to
+    ``samples`` (the model's window), and return it.
 
     ``settings`` (:class:`~speech.data.SplitSettings`, default: the defaults) go to
     :func:`~speech.data.build_index`, so the split a model was trained with can be reproduced. ``progress``: decoding progress
@@ -118,7 +120,7 @@ def load_eval_set(
             split,
             index.split_method,
         )
-    cached = cached_waveforms(examples, cache_dir or default_cache_dir(), progress=progress)
+    cached = cached_waveforms(examples, cache_dir or default_cache_dir(), samples=samples, progress=progress)
     if len(cached) == 0:
         raise EvaluationError(
             f"{index.root}: none of the {len(examples)} clips of the {split!r} split could be decoded"

@@ -92,7 +92,8 @@ def evaluate_model(
     name = name or model_names([path])[0]
     loaded = {} if loaded is None else loaded
     record = DataRecord.from_dict(scorer.metadata.get("data"))
-    key = (tuple(scorer.labels), split.partition, split.settings, bool(snrs))
+    window = scorer.frontend.config.window_samples
+    key = (tuple(scorer.labels), split.partition, split.settings, bool(snrs), window)
     if key not in loaded:
         loaded[key] = load_eval_set(
             data_root,
@@ -102,6 +103,7 @@ def evaluate_model(
             cache_dir=cache_dir,
             with_noise=bool(snrs),
             progress=progress,
+            samples=window,
         )
     data = loaded[key]
     trained = check_held_out(record, data.examples, data.root, allow=allow_trained_speakers)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from speech.audio import CLIP_SAMPLES, pcm_to_float
+from speech.audio import pcm_to_float
 from speech.data.labels import SILENCE_LABEL
 from speech.resample import StreamResampler
 from speech.streaming.detection import CommandDetector, Detection, DetectorConfig
@@ -30,14 +30,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class StreamingConfig:
     """Engine settings. ``hop_ms``: classifier period (a multiple of the 10 ms frame hop);
-    ``window_samples``: classifier window at 16 kHz (the model's clip length);
+    ``window_samples``: classifier window at 16 kHz; None: the model's own (its front end's ``window_ms``);
     ``gate_db``: windows whose loudest frame is quieter (dBFS RMS) count as silence; None disables the gate;
     ``flush_ms``: silence fed after the end of the input by :meth:`StreamingRecogniser.finish`, so that a word
     at the very end (or a file that is just one 1 s clip) still gets the windows the detector needs.
     """
 
     hop_ms: float = 100.0
-    window_samples: int = CLIP_SAMPLES
+    window_samples: int | None = None
     gate_db: float | None = -45.0
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     flush_ms: float = 1000.0
@@ -104,9 +104,10 @@ class StreamingRecogniser:
         if c.hop_ms <= 0 or abs(hop_frames - round(hop_frames)) > 1e-6:
             raise ValueError(f"hop_ms must be a positive multiple of the {frame_hop_ms:g} ms frame hop, got {c.hop_ms}")
         self.hop_frames = int(round(hop_frames))
-        self.window_frames = front.num_frames(c.window_samples)
+        self.window_samples = int(c.window_samples or front.window_samples)
+        self.window_frames = front.num_frames(self.window_samples)
         if self.window_frames < 1:
-            raise ValueError(f"a window of {c.window_samples} samples is shorter than one FFT frame")
+            raise ValueError(f"a window of {self.window_samples} samples is shorter than one FFT frame")
         self.input_rate = int(input_rate)
         self.resampler = StreamResampler(self.input_rate, self.sample_rate)
         self.features = IncrementalFeatures(scorer.features, front)
@@ -129,7 +130,7 @@ class StreamingRecogniser:
 
     @property
     def window_seconds(self) -> float:
-        return self.config.window_samples / self.sample_rate
+        return self.window_samples / self.sample_rate
 
     @property
     def time(self) -> float:
@@ -198,7 +199,7 @@ class StreamingRecogniser:
         detections = []
         for i, end in enumerate(ends):
             window_start = (end - w) * self.frame_hop
-            t = (window_start + self.config.window_samples) / self.sample_rate
+            t = (window_start + self.window_samples) / self.sample_rate
             result = HopResult(t, scores[i], float(levels[i]), i in gated, windows[i])
             self.last = result
             if self.on_hop is not None:
