@@ -21,7 +21,7 @@ class ClassifierConfig:
     (learned softmax weights over time, as in kws_streaming's att_rnn); ``attention_heads`` > 1 learns that many
     weightings and concatenates their pooled vectors (kws_streaming's att_mh_rnn idea);
     ``window_mean``: subtract each window's own mean of every coefficient before the input layer (cepstral mean
-    normalisation per 1 s window, which removes a fixed microphone/channel colouring and the loudness; the
+    normalisation per window, which removes a fixed microphone/channel colouring and the loudness; the
     window is what every runtime scores, so training and streaming see the same thing).
 
     Defaults: hidden 128 with 4 attention heads (471,696 parameters for 12 classes). With the issue-#10 recipe it

@@ -2,7 +2,7 @@
 NumPy twin that runs exported models).
 
 Frames are computed without centre padding (``center=False``), so frame ``i`` depends only on samples
-``[i * hop, i * hop + win)``. That makes the features of a 1 s window equal to the last frames of a
+``[i * hop, i * hop + win)``. That makes the features of a window (1 s by default) equal to the last frames of a
 stream computed hop by hop, which is what lets the streaming engine compute only the new frames.
 Normalisation is per coefficient with statistics fitted on training data and stored as buffers, so
 they travel inside every checkpoint and exported model.

@@ -10,7 +10,7 @@ The **metadata** a model file carries (a checkpoint under ``checkpoint["speech"]
     normaliser        {"mean": [...], "std": [...], "fitted": bool}: per-coefficient feature statistics
     classifier        ClassifierConfig settings
     num_parameters    classifier parameters
-    frames_per_clip   feature frames of one 1 s window
+    frames_per_clip   feature frames of one window (the front end's window_ms)
     torch_version     the PyTorch that wrote it
     data              optional: the DataRecord of the training data (split, training speakers)
     detection         optional: calibrated streaming thresholds
@@ -70,7 +70,7 @@ def model_metadata(recogniser) -> dict:
             "fitted": bool(fe.fitted.item()),
         },
         "num_parameters": int(recogniser.classifier.num_parameters),
-        "frames_per_clip": fe.config.num_frames(fe.config.sample_rate),
+        "frames_per_clip": fe.config.num_frames(fe.config.window_samples),
         "torch_version": str(torch.__version__),
         **{key: recogniser.sections[key] for key in INFO_SECTIONS if recogniser.sections.get(key) is not None},
     }

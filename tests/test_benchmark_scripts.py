@@ -34,7 +34,7 @@ def test_bench_latency_times_every_back_end_with_equal_scores(tmp_path, tiny_che
         "bench_latency.py", "--ckpt", str(tiny_checkpoint), "--repeats", "5", "--warmup", "1",
         "--batch", "4", "--batch-repeats", "1", "--no-compile", "--json", str(out),
     )
-    assert "| ONNX Runtime |" in stdout and "per 1 s window" in stdout
+    assert "| ONNX Runtime |" in stdout and "per 1000 ms window" in stdout
     rows = json.loads(out.read_text())["rows"]
     assert set(rows) == {"PyTorch eager", "ONNX Runtime"}
     for row in rows.values():
