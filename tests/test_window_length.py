@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from conftest import LABELS_12, SHARED_DATA, train_args
 
 import speech
@@ -25,7 +24,7 @@ WINDOW = 24_000  # 1.5 s at 16 kHz
 
 @pytest.fixture(scope="module")
 def long_run(small_tree, cache_dir, tmp_path_factory):
-    """A 2-epoch run of a small model with 1.5 s windows (cpu-small.yaml, so with running speech)."""
+    """A 2-epoch run of a small model with 1.5 s windows (cpu-small.yaml: with running speech)."""
     runs = tmp_path_factory.mktemp("runs-1500")
     code = train_main(train_args(small_tree, runs, cache_dir, "--trainer.max_epochs", "2", "--model.lr", "0.01",
                                  "--model.frontend.window_ms", "1500"))
@@ -90,15 +89,19 @@ def test_evaluation_api_onnx_and_streaming_score_the_model_window(long_run, smal
     assert result["clips"] == len(waves) and np.array_equal(np.array(result["confusion"]["matrix"]), matrix)
 
 
-def test_teachers_and_ensemble_members_of_another_window_are_refused(long_run, trained_run, small_tree, cache_dir,
-                                                                    tmp_path, capsys):
-    teacher = trained_run / "checkpoints" / "last.ckpt"  # a 1 s model of the same data
-    code = train_main(train_args(small_tree, tmp_path / "runs", cache_dir, "--trainer.max_epochs", "1",
+def test_teachers_and_ensemble_members_of_another_window_are_refused(long_run, small_tree, cache_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = train_main(train_args(small_tree, runs, cache_dir, "--trainer.max_epochs", "1",
+                                 "--model.frontend.window_ms", "1000"))
+    assert code == 0, capsys.readouterr().err[-2000:]
+    teacher = next((runs / "test" / "version_0" / "checkpoints").glob("best-*.ckpt"))  # a 1 s model, same data
+    before = teacher.read_bytes()
+    code = train_main(train_args(small_tree, runs, cache_dir, "--trainer.max_epochs", "1",
                                  "--model.frontend.window_ms", "1500", "--model.teachers", f"[{teacher}]"))
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
-    assert code == 2 and len(lines) == 1 and "24000-sample ones" in lines[0] and "Traceback" not in err, err[-2000:]
-    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.ckpt"))
+    assert code == 2 and len(lines) == 1 and "teachers score 16000-sample windows, the student 24000" in lines[0]
+    assert "Traceback" not in err and not (runs / "test" / "version_1").exists(), err[-2000:]
     with pytest.raises(EnsembleError, match="front-end settings"):
         load_ensemble([str(long_run), str(teacher)])
-    assert torch.is_tensor(load_recogniser(long_run).frontend.mean)  # both files untouched and loadable
+    assert teacher.read_bytes() == before
