@@ -102,7 +102,10 @@ class KeywordModule(L.LightningModule):
         if not 0.0 <= (spec_augment or SpecAugmentConfig()).vtlp < 1.0:
             raise SettingError(f"spec_augment.vtlp must be in [0, 1) (0: off), got {spec_augment.vtlp}",
                                param="spec_augment.vtlp")
-        self.recogniser = Recogniser(labels, frontend, classifier)
+        try:
+            self.recogniser = Recogniser(labels, frontend, classifier)
+        except ValueError as exc:  # front-end settings no front end can compute (FrontEndConfig.check)
+            raise SettingError(str(exc), param="frontend") from None
         self.spec_augment = SpecAugment(spec_augment)
         self.encoder_info = None
         if encoder:
