@@ -325,6 +325,19 @@ class SpeechCLI(LightningCLI):
         self.run_root, self.run_version = root, version
         self.run_dir = root / f"version_{version}"
 
+    def instantiate_classes(self) -> None:
+        """Build model, data and trainer. A settings dataclass that refuses a value (``ClassifierConfig``'s checks)
+        reaches us from jsonargparse as "Does not validate against any of the Union subtypes", its own message as
+        the cause: that message is the one-line error."""
+        try:
+            super().instantiate_classes()
+        except SpeechError:
+            raise
+        except ValueError as exc:
+            if not isinstance(exc.__cause__, ValueError):
+                raise
+            raise TrainSetupError(" ".join(str(exc.__cause__).split())) from None
+
     def before_fit(self) -> None:
         ckpt_path = self.config[self.subcommand].get("ckpt_path")
         if ckpt_path:  # before any run folder is made: a checkpoint of other classes cannot be resumed here
