@@ -35,6 +35,9 @@ def long_run(small_tree, cache_dir, tmp_path_factory):
 def test_training_decodes_the_model_window_and_the_checkpoint_carries_it(long_run, small_tree, cache_dir):
     recogniser = load_recogniser(long_run)
     assert recogniser.frontend.config.window_ms == 1500.0 and recogniser.frontend.config.window_samples == WINDOW
+    # caches written by `speech train` runs (before anything below): --model.frontend.window_ms reached the data module
+    made = [json.loads(path.read_text()) for path in cache_dir.glob("waves-*.json")]
+    assert sum(m["samples"] == WINDOW for m in made) >= 3, made  # training, validation, testing
     data = SpeechCommandsDataModule(str(small_tree), split_rule="speaker", validation_percent=10.0,
                                     testing_percent=20.0, cache_dir=str(cache_dir), window_samples=WINDOW)
     data.setup("validate")
