@@ -96,6 +96,22 @@ def test_repeated_word_tf_rule_and_release():
     assert [d.label for d in run(CommandDetector(LABELS), yes_twice)] == ["yes", "yes"]
 
 
+def test_a_short_pause_re_arms_a_repeat_through_the_newest_window():
+    """A long window still holds part of the last word in a short pause: the 500 ms average of "yes" stays above
+    the release level, but the newest windows fall under it, so the next "yes" is a second detection; one window
+    alone, under the threshold, never fires the stale average again."""
+    pause = [onehot("yes", 0.6), onehot("yes", 0.2), onehot("yes", 0.1), onehot("yes", 0.5)]
+    sequence = [onehot("yes")] * 8 + pause + [onehot("yes")] * 8
+    assert min(np.mean(sequence[i - 4 : i + 1], axis=0)[2] for i in range(8, 12)) > 0.35  # the average never released
+    for config in (DetectorConfig(), DetectorConfig(suppression_ms=0.0)):
+        assert [d.label for d in run(CommandDetector(LABELS, config), sequence)] == ["yes", "yes"]
+    times = np.arange(len(sequence)) * HOP
+    assert replay(LABELS, smooth_scores(times, np.stack(sequence), DetectorConfig()), DetectorConfig()) == \
+        run(CommandDetector(LABELS), sequence, start=0.0)
+    dip = [onehot("yes")] * 8 + [onehot("yes", 0.2)] + [onehot("yes", 0.6)] * 6  # a dip, and no second word
+    assert [d.label for d in run(CommandDetector(LABELS, DetectorConfig(suppression_ms=0.0)), dip)] == ["yes"]
+
+
 def test_hysteresis_keeps_a_wobbling_word_to_one_detection():
     wobble = [onehot("yes", p) for p in (0.9, 0.9, 0.9, 0.9, 0.6, 0.6, 0.6, 0.9, 0.9, 0.9, 0.9, 0.6, 0.6, 0.9)]
     found = run(CommandDetector(LABELS, DetectorConfig(suppression_ms=0.0)), wobble * 2)

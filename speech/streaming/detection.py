@@ -13,8 +13,10 @@ Rules (times in seconds, settings in milliseconds):
 Two additions to TensorFlow's rules:
 
 * TF never reports the same word twice in a row unless another label wins in between. Here the previous
-  winner is *released* once its averaged score falls below ``release`` (hysteresis; ``None`` keeps TF's
-  behaviour), so "yes ... yes" gives two detections.
+  winner is *released* once its averaged score, or the newest window's own score for it, falls below ``release``
+  (hysteresis; ``None`` keeps TF's behaviour), and it may then win again once the newest window's own score is
+  above its threshold too, so "yes ... yes" gives two detections. The newest window counts because a long window
+  (``window_ms`` 1500) still holds part of the last word for most of a short pause, where the average stays high.
 * Thresholds may differ per label (``DetectorConfig.thresholds``, e.g. calibrated ones stored in a model);
   labels without one use ``threshold``. A label's release level is ``min(release, its threshold)``.
 
@@ -108,17 +110,21 @@ class _Decision:
         self.previous_time = -math.inf
         self.released = False
 
-    def step(self, average, top: int, top_score: float, time_s: float) -> Detection | None:
-        """Decide on one averaged result (``average`` indexable by label index); a detection or None."""
+    def step(self, average, top: int, top_score: float, time_s: float, latest=None) -> Detection | None:
+        """Decide on one averaged result (``average`` and the newest window's own scores ``latest``, both
+        indexable by label index); a detection or None."""
         previous = self.previous
         if self.release is not None and previous != self.silence and previous >= 0:
-            if average[previous] < self.release[previous]:
+            level = self.release[previous]
+            if average[previous] < level or (latest is not None and latest[previous] < level):
                 self.released = True
         if previous == self.silence or self.previous_time == -math.inf:
             since_previous = math.inf
         else:
             since_previous = time_s - self.previous_time
-        repeat_blocked = top == previous and not self.released
+        repeat_blocked = top == previous and (
+            not self.released or (latest is not None and latest[top] <= self.thresholds[top])
+        )
         if (
             top_score > self.thresholds[top]
             and not repeat_blocked
@@ -162,17 +168,18 @@ class CommandDetector:
         average = np.mean([s for _, s in self._results], axis=0)
         self.average = average
         top = int(np.argmax(average))
-        return self._decision.step(average, top, float(average[top]), time_s)
+        return self._decision.step(average, top, float(average[top]), time_s, scores)
 
 
 @dataclass
 class SmoothedScores:
-    """Averaged scores of a stored sequence: ``times`` (n,) seconds, ``average`` (n, classes) float64 and
-    ``valid`` (n,) bool (False where too few results were available to decide)."""
+    """Averaged scores of a stored sequence: ``times`` (n,) seconds, ``average`` (n, classes) float64,
+    ``valid`` (n,) bool (False where too few results were available to decide) and the ``latest`` scores."""
 
     times: np.ndarray
     average: np.ndarray
     valid: np.ndarray
+    latest: np.ndarray | None = None  # (n, classes): each result's own scores (the release rule reads them)
 
     def __post_init__(self) -> None:
         self.top = self.average.argmax(axis=1) if self.average.size else np.zeros(0, dtype=np.int64)
@@ -203,7 +210,7 @@ def smooth_scores(times: np.ndarray, scores: np.ndarray, config: DetectorConfig)
             continue
         average[i] = np.mean(scores[first : i + 1], axis=0)
         valid[i] = True
-    return SmoothedScores(times, average, valid)
+    return SmoothedScores(times, average, valid, scores)
 
 
 def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) -> list[Detection]:
@@ -214,7 +221,7 @@ def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) 
     """
     decision = _Decision(labels, config)
     found = []
-    average = smoothed.average
+    average, latest = smoothed.average, smoothed.latest
     tops, top_scores, times = smoothed.top.tolist(), smoothed.top_score.tolist(), smoothed.times.tolist()
     thresholds = decision.thresholds
     for i in np.flatnonzero(smoothed.valid).tolist():
@@ -223,7 +230,7 @@ def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) 
         if score <= thresholds[top] and (decision.release is None or decision.released or decision.previous < 0
                                           or decision.previous == decision.silence):
             continue
-        found_one = decision.step(average[i], top, score, times[i])
+        found_one = decision.step(average[i], top, score, times[i], None if latest is None else latest[i])
         if found_one is not None:
             found.append(found_one)
     return found
