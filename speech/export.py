@@ -62,7 +62,7 @@ def onnx_metadata(recogniser: Recogniser, opset: int) -> dict:
 
 def _export_graph(recogniser: Recogniser, path: Path, opset: int) -> None:
     module = _ClassifierWithProbs(recogniser.classifier).eval()
-    frames = recogniser.frontend.config.num_frames(recogniser.frontend.config.window_samples)
+    frames = recogniser.frontend.config.window_frames
     example = torch.zeros(2, frames, recogniser.frontend.config.n_mfcc)
     # torch warns that the TorchScript exporter is deprecated, and that a GRU exported with a batch size other
     # than 1 may fail at another batch size: we give no initial state, so the exported GRU starts from zeros of
@@ -107,7 +107,7 @@ def check_export(
 ) -> float:
     """Max |probs_onnx - probs_torch| over random feature batches of the given sizes (raises above tolerance)."""
     gen = torch.Generator().manual_seed(seed)
-    frames = recogniser.frontend.config.num_frames(recogniser.frontend.config.window_samples)
+    frames = recogniser.frontend.config.window_frames
     worst = 0.0
     with torch.inference_mode():
         for batch in batches:

@@ -48,6 +48,11 @@ class FrontEndConfig:
         return int(round(self.sample_rate * self.window_ms / 1000))
 
     @property
+    def window_frames(self) -> int:
+        """Feature frames of one classifier window (97 for 1 s at the defaults)."""
+        return self.num_frames(self.window_samples)
+
+    @property
     def win_length(self) -> int:
         """Analysis window in samples."""
         return int(round(self.sample_rate * self.win_ms / 1000))

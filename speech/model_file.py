@@ -70,7 +70,7 @@ def model_metadata(recogniser) -> dict:
             "fitted": bool(fe.fitted.item()),
         },
         "num_parameters": int(recogniser.classifier.num_parameters),
-        "frames_per_clip": fe.config.num_frames(fe.config.window_samples),
+        "frames_per_clip": fe.config.window_frames,
         "torch_version": str(torch.__version__),
         **{key: recogniser.sections[key] for key in INFO_SECTIONS if recogniser.sections.get(key) is not None},
     }
