@@ -130,3 +130,22 @@ def test_plot_det_draws_running_speech_curves_and_refuses_bad_reports(tmp_path):
                                 text=True, timeout=120, cwd=REPO)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_bench_repeats_counts_a_word_said_again(tmp_path, tiny_checkpoint):
+    out = tmp_path / "repeats.json"
+    stdout = run_script("bench_repeats.py", str(tiny_checkpoint), "--clips", "6", "--pauses", "0.5,3",
+                        "--json", str(out))
+    assert "| 3 s | 6 |" in stdout and "| 0.5 s | 6 |" in stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["pause_s"] for r in rows] == [3.0, 0.5]  # the reference (longest pause) first
+    alone, close = rows
+    assert alone["detected"] >= 1  # the small model hears "yes" when each stands alone
+    for row in rows:
+        assert 0 <= row["detected"] <= row["said"] == 6 and row["other"] >= 0
+    # a label the model lacks, and an existing output file: one line, exit 2
+    for args, message in (([str(tiny_checkpoint), "--word", "hello"], "is not one of its labels"),
+                          ([str(tiny_checkpoint), "--json", str(out)], "refusing to overwrite")):
+        result = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_repeats.py"), *args],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
