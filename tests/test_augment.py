@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from conftest import SC_V2_TEST
 
 from speech.activity import speech_bounds
 from speech.audio import load_audio
-from speech.data.augment import AugmentConfig, WaveAugment
+from speech.data.augment import STALE_MARGIN_MS, AugmentConfig, WaveAugment
 from speech.data.reverb import room_responses
 from speech.data.windows import partial_words, place_anywhere
 
@@ -114,6 +115,28 @@ def test_stream_windows_relabel_partial_words_as_unknown_and_leave_silence_alone
     assert 4 <= int(relabelled.sum()) <= 24 and moved[:48].sum() > relabelled.sum()
     full, _ = augment(waves, labels, torch.Generator().manual_seed(0))  # the whole chain runs
     assert full.shape == waves.shape
+
+
+def test_recent_part_of_a_long_window_keeps_new_words_and_relabels_old_ones():
+    words = real_words(48)
+    waves = torch.cat([torch.zeros(48, RATE // 2), words, torch.zeros(48, RATE // 2)], dim=1)  # 2 s, word centred
+    silence, unknown, word = 0, 1, 2
+    labels = torch.full((48,), word)
+    config = AugmentConfig(place_probability=0.5, stale_probability=0.3, recent_ms=1000.0)
+    augment = WaveAugment(torch.zeros(RATE), config, silence_label=silence, unknown_label=unknown)
+    out, new_labels, moved = augment.stream_windows(waves, labels, torch.Generator().manual_seed(0))
+    start, end = speech_bounds(out)
+    old = new_labels == unknown
+    placed = moved & ~old
+    assert 6 <= int(old.sum()) <= 26 and 12 <= int(placed.sum()) <= 36
+    samples = waves.shape[1]
+    # old words end before the recent second and its margin; placed words end inside the recent second
+    assert (end[old] <= samples - (1000 + STALE_MARGIN_MS) * RATE / 1000 + 1).all()
+    assert (end[placed] >= samples - RATE).all()
+    for bad in ({"stale_probability": 0.2}, {"recent_ms": 0.0},
+                {"place_probability": 0.6, "stale_probability": 0.5, "recent_ms": 1000.0}):
+        with pytest.raises(ValueError):
+            AugmentConfig(**bad)
 
 
 def schroeder_rt60(response: np.ndarray, rate: int) -> float:

@@ -10,7 +10,10 @@ Streaming-aware windows (:mod:`speech.data.windows`): half of the word examples 
 placed anywhere in the window instead of within the small shift, as a stream shows them; optionally
 (``partial_probability``, off by default) a share becomes a partial-word window (half a word, or the tail of
 one and the head of another) labelled ``_unknown_``. On cpu-small placement gave the better streaming trade-off
-and partial-word negatives a worse one (README).
+and partial-word negatives a worse one (README). For long windows (``window_ms`` 2000), ``recent_ms`` says which
+part of the window a word must end in to count: placement keeps words there, and a share ``stale_probability``
+of word examples is moved into the older part (ending ``STALE_MARGIN_MS`` before it) and labelled ``_unknown_``,
+so the score of a word falls once it is old and the same word said again can be detected (scripts/bench_repeats.py).
 
 Room reverberation (:mod:`speech.data.reverb`, off by default): a share ``reverb_probability`` of the clips that
 are not ``_silence_`` is convolved with a synthetic room response before the noise is mixed in.
@@ -25,7 +28,9 @@ from torch import nn
 
 from speech.activity import speech_bounds
 from speech.data.reverb import reverberate, room_responses
-from speech.data.windows import partial_words, place_anywhere
+from speech.data.windows import partial_words, place_anywhere, stale_words
+
+STALE_MARGIN_MS = 250.0  # between the recent part and where stale words end: neither kind of example lands there
 
 
 @dataclass
@@ -35,7 +40,9 @@ class AugmentConfig:
     of word examples whose speech is put anywhere it fits in the window; ``partial_probability``: share of word
     examples turned into partial-word ``_unknown_`` windows (needs an ``_unknown_`` class). ``reverb_probability``:
     share of non-silence examples given simulated room reverberation, with a reverberation time (seconds) and a
-    direct-to-reverberant ratio (dB) drawn from ``reverb_rt60`` and ``reverb_drr_db``."""
+    direct-to-reverberant ratio (dB) drawn from ``reverb_rt60`` and ``reverb_drr_db``. ``recent_ms`` (None: the
+    whole window): placed words end within the window's last ``recent_ms``; ``stale_probability``: share of word
+    examples moved to end ``recent_ms`` + ``STALE_MARGIN_MS`` or more before the window's end, as ``_unknown_``."""
 
     time_shift_ms: float = 100.0
     speed: float = 0.15
@@ -47,6 +54,18 @@ class AugmentConfig:
     reverb_probability: float = 0.0
     reverb_rt60: tuple[float, float] = (0.2, 0.7)
     reverb_drr_db: tuple[float, float] = (0.0, 12.0)
+    recent_ms: float | None = None
+    stale_probability: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.stale_probability and self.recent_ms is None:
+            raise ValueError("stale_probability needs recent_ms: the part of the window a word must end in to count")
+        if self.recent_ms is not None and self.recent_ms <= 0:
+            raise ValueError(f"recent_ms must be > 0 milliseconds, got {self.recent_ms}")
+        shares = (self.place_probability, self.partial_probability, self.stale_probability)
+        if min(shares) < 0 or sum(shares) > 1:
+            raise ValueError("place_probability, partial_probability and stale_probability must be >= 0 and add up "
+                             f"to at most 1, got {shares}")
 
 
 class WaveAugment(nn.Module):
@@ -71,6 +90,9 @@ class WaveAugment(nn.Module):
             raise ValueError(f"noise must be a non-empty 1-D tensor, got shape {tuple(noise.shape)}")
         self.register_buffer("noise", noise.float(), persistent=False)
         self.max_shift = int(round(self.config.time_shift_ms * sample_rate / 1000))
+        recent = self.config.recent_ms
+        self.recent = None if recent is None else int(round(recent * sample_rate / 1000))
+        self.stale_gap = None if recent is None else int(round((recent + STALE_MARGIN_MS) * sample_rate / 1000))
         self.sample_rate = sample_rate
         self.silence_label = silence_label
         self.unknown_label = unknown_label
@@ -140,19 +162,31 @@ class WaveAugment(nn.Module):
         batch = waves.shape[0]
         device = waves.device
         moved = torch.zeros(batch, dtype=torch.bool, device=device)
-        if c.place_probability <= 0 and (c.partial_probability <= 0 or self.unknown_label is None):
+        relabels = self.unknown_label is not None
+        if c.place_probability <= 0 and (c.partial_probability + c.stale_probability <= 0 or not relabels):
             return waves, labels, moved
+        samples = waves.shape[1]
         words = labels != self.silence_label if self.silence_label is not None else torch.ones_like(moved)
         start, end = speech_bounds(waves)
         draw = torch.rand(batch, device=device, generator=generator)
-        partial = words & (draw < c.partial_probability) if self.unknown_label is not None else moved
+        partial = words & (draw < c.partial_probability) if relabels else moved
         place = words & ~partial & (draw < c.partial_probability + c.place_probability)
+        stale = moved
+        if relabels and self.stale_gap is not None and c.stale_probability > 0:
+            stale = words & ~partial & ~place & (draw < c.partial_probability + c.place_probability + c.stale_probability)
         if place.any():
-            waves = torch.where(place.unsqueeze(1), place_anywhere(waves, start, end, generator), waves)
+            min_end = 0 if self.recent is None else max(samples - self.recent, 0)
+            waves = torch.where(place.unsqueeze(1), place_anywhere(waves, start, end, generator, min_end), waves)
+        if stale.any():
+            old, fits = stale_words(waves, start, end, max(samples - self.stale_gap, 0), generator)
+            stale = stale & fits
+            waves = torch.where(stale.unsqueeze(1), old, waves)
+        relabel = partial | stale
         if partial.any():
             waves = torch.where(partial.unsqueeze(1), partial_words(waves, start, end, generator=generator), waves)
-            labels = torch.where(partial, torch.full_like(labels, self.unknown_label), labels)
-        return waves, labels, place | partial
+        if relabel.any():
+            labels = torch.where(relabel, torch.full_like(labels, self.unknown_label), labels)
+        return waves, labels, place | relabel
 
     def forward(
         self, waves: torch.Tensor, labels: torch.Tensor | None = None, generator: torch.Generator | None = None

@@ -6,7 +6,9 @@ and the head of the next. These functions rebuild such windows from a batch of t
 the batch's device (the speech in each clip is :func:`speech.activity.speech_bounds`):
 
 * :func:`place_anywhere` moves a clip's speech to a random place where it still fits in the window whole
-  (the label stays);
+  (the label stays), optionally only where it ends in the window's recent part;
+* :func:`stale_words` moves a clip's speech into a long window's older part, as a word said a while ago (these
+  become ``_unknown_`` examples, so a window whose only word is old no longer scores as that word);
 * :func:`partial_words` keeps only a part (``kept`` of its speech span) of a clip's word at the left or right
   edge, optionally beside the opposite part of another clip's word: a half word is not the keyword, so
   these become ``_unknown_`` examples.
@@ -35,17 +37,38 @@ def _uniform_int(low: torch.Tensor, high: torch.Tensor, generator: torch.Generat
 
 
 def place_anywhere(
-    waves: torch.Tensor, start: torch.Tensor, end: torch.Tensor, generator: torch.Generator | None = None
+    waves: torch.Tensor,
+    start: torch.Tensor,
+    end: torch.Tensor,
+    generator: torch.Generator | None = None,
+    min_end: int = 0,
 ) -> torch.Tensor:
-    """Move each clip so its speech ``[start, end)`` lands at a uniformly random place where it fits whole.
+    """Move each clip so its speech ``[start, end)`` lands at a uniformly random place where it fits whole and
+    ends at sample ``min_end`` or later (0: anywhere).
 
-    A clip whose speech spans the whole window stays where it is.
+    A clip whose speech cannot move that way stays where it is.
     """
     samples = waves.shape[1]
-    low = -start
+    low = torch.maximum(-start, min_end - end)
     high = (samples - end).clamp(min=0)
     low = torch.minimum(low, high)
     return shift_each(waves, _uniform_int(low, high, generator))
+
+
+def stale_words(
+    waves: torch.Tensor,
+    start: torch.Tensor,
+    end: torch.Tensor,
+    latest_end: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each clip's speech to a random place where it ends by sample ``latest_end``: a word said a while ago,
+    still in a long window's older part. Returns ``(waves, fits)``; a clip whose speech is longer than
+    ``latest_end`` does not fit and stays where it is."""
+    fits = end - start <= latest_end
+    low = -start
+    high = torch.maximum(latest_end - end, low)
+    return shift_each(waves, _uniform_int(low, high, generator)), fits
 
 
 def partial_words(
