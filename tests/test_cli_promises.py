@@ -167,6 +167,27 @@ def test_default_report_folders_go_under_speech_runs_and_paths_print_as_typed(ti
     assert "speech-runs/" in (REPO / ".gitignore").read_text().split()
 
 
+def test_runs_started_in_the_same_second_get_report_folders_of_their_own(tmp_path, monkeypatch):
+    """Two `speech calibrate` runs started in one second once shared a default folder: the second one scored its
+    streams for minutes and then refused to overwrite the first one's det_curve.png. The default folder is now
+    claimed when the run starts."""
+    from speech.evaluation.streams import experiment
+
+    monkeypatch.chdir(tmp_path)
+
+    class Frozen(experiment.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return experiment.datetime(2026, 12, 3, 12, 4, 11)
+
+    monkeypatch.setattr(experiment, "datetime", Frozen)
+    names = ("det_curve.png",)
+    first, second = (experiment.output_dir(None, names, "calibrate", create=False) for _ in range(2))
+    assert first.name == "calibrate-20261203-120411" and second.name == "calibrate-20261203-120411-2"
+    assert first.is_dir() and second.is_dir()
+    assert experiment.output_dir(second, names, "calibrate") == second  # created again before writing: still fine
+
+
 def test_data_summary_help_speaks_of_no_model():
     result = subprocess.run([*SPEECH, "data", "summary", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--split-rule" in result.stdout

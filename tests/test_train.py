@@ -226,6 +226,8 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
         "averaging decay 1": (["--model.ema_decay", "1"], ["ema_decay must be in [0, 1), got 1.0"]),
         "window under one FFT frame": (["--model.frontend.window_ms", "10"], ["window_ms=10 is shorter than one FFT"]),
         "unknown pooling": (["--model.classifier.pooling", "foo"], ["pooling must be one of", "got 'foo'"]),
+        "stale words without a recent part": (["--data.augment.stale_probability", "0.2"],
+                                              ["stale_probability needs recent_ms"]),
     }
     for what, (extra, expected) in cases.items():
         code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1", *extra])

@@ -46,7 +46,7 @@ def place_anywhere(
     """Move each clip so its speech ``[start, end)`` lands at a uniformly random place where it fits whole and
     ends at sample ``min_end`` or later (0: anywhere).
 
-    A clip whose speech cannot move that way stays where it is.
+    When no place fits, the speech is moved to end at the window's end (speech that fills the window stays).
     """
     samples = waves.shape[1]
     low = torch.maximum(-start, min_end - end)

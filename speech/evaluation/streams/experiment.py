@@ -9,6 +9,7 @@ no earlier results.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,12 +28,23 @@ RUNS_DIR = Path("speech-runs")  # default report folders go below it (git-ignore
 
 def output_dir(requested: str | Path | None, names: tuple[str, ...], prefix: str, *, create: bool = True) -> Path:
     """The folder to write into: ``requested`` (must not hold earlier results, must be writable) or a new
-    timestamped one (``speech-runs/<prefix>-<time>``). Raises :class:`OutputExistsError` /
-    :class:`~speech.errors.OutputPlaceError` (``param`` ``"out_dir"``). ``create=False`` only checks (call it
-    before any long work, then again with the returned path to create it)."""
+    timestamped one (``speech-runs/<prefix>-<time>``, claimed at once, so that runs started in the same second get
+    folders of their own: ``-2``, ``-3`` ...). Raises :class:`OutputExistsError` /
+    :class:`~speech.errors.OutputPlaceError` (``param`` ``"out_dir"``). ``create=False`` only checks a requested
+    folder (call it before any long work, then again with the returned path to create it)."""
     from speech.files import check_can_create
 
-    folder = RUNS_DIR / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}" if requested is None else Path(requested)
+    if requested is None:
+        stamp = f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
+        for n in itertools.count(1):
+            folder = RUNS_DIR / (stamp if n == 1 else f"{stamp}-{n}")
+            check_can_create(folder, "output folder", param="out_dir")
+            try:
+                folder.mkdir(parents=True)
+                return folder
+            except FileExistsError:
+                continue
+    folder = Path(requested)
     if folder.exists() and not folder.is_dir():
         raise OutputExistsError(f"{folder}: exists and is not a folder", param="out_dir")
     clash = [name for name in names if (folder / name).exists()]
