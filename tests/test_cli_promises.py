@@ -170,7 +170,7 @@ def test_default_report_folders_go_under_speech_runs_and_paths_print_as_typed(ti
 def test_runs_started_in_the_same_second_get_report_folders_of_their_own(tmp_path, monkeypatch):
     """Two `speech calibrate` runs started in one second once shared a default folder: the second one scored its
     streams for minutes and then refused to overwrite the first one's det_curve.png. The default folder is now
-    claimed when the run starts."""
+    claimed when it is created; the check before the long work leaves nothing behind."""
     from speech.evaluation.streams import experiment
 
     monkeypatch.chdir(tmp_path)
@@ -182,7 +182,9 @@ def test_runs_started_in_the_same_second_get_report_folders_of_their_own(tmp_pat
 
     monkeypatch.setattr(experiment, "datetime", Frozen)
     names = ("det_curve.png",)
-    first, second = (experiment.output_dir(None, names, "calibrate", create=False) for _ in range(2))
+    assert experiment.output_dir(None, names, "calibrate", create=False).name == "calibrate-20261203-120411"
+    assert not (tmp_path / "speech-runs").exists()  # a check creates nothing
+    first, second = (experiment.output_dir(None, names, "calibrate") for _ in range(2))
     assert first.name == "calibrate-20261203-120411" and second.name == "calibrate-20261203-120411-2"
     assert first.is_dir() and second.is_dir()
     assert experiment.output_dir(second, names, "calibrate") == second  # created again before writing: still fine

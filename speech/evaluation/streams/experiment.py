@@ -28,10 +28,10 @@ RUNS_DIR = Path("speech-runs")  # default report folders go below it (git-ignore
 
 def output_dir(requested: str | Path | None, names: tuple[str, ...], prefix: str, *, create: bool = True) -> Path:
     """The folder to write into: ``requested`` (must not hold earlier results, must be writable) or a new
-    timestamped one (``speech-runs/<prefix>-<time>``, claimed at once, so that runs started in the same second get
-    folders of their own: ``-2``, ``-3`` ...). Raises :class:`OutputExistsError` /
-    :class:`~speech.errors.OutputPlaceError` (``param`` ``"out_dir"``). ``create=False`` only checks a requested
-    folder (call it before any long work, then again with the returned path to create it)."""
+    timestamped one (``speech-runs/<prefix>-<time>``). Raises :class:`OutputExistsError` /
+    :class:`~speech.errors.OutputPlaceError` (``param`` ``"out_dir"``). ``create=False`` only checks: call it
+    before any long work, then again with the same ``requested`` to create it. A new timestamped folder is claimed
+    when it is created, so runs started in the same second get folders of their own (``-2``, ``-3`` ...)."""
     from speech.files import check_can_create
 
     if requested is None:
@@ -39,6 +39,8 @@ def output_dir(requested: str | Path | None, names: tuple[str, ...], prefix: str
         for n in itertools.count(1):
             folder = RUNS_DIR / (stamp if n == 1 else f"{stamp}-{n}")
             check_can_create(folder, "output folder", param="out_dir")
+            if not create:
+                return folder
             try:
                 folder.mkdir(parents=True)
                 return folder
@@ -100,7 +102,7 @@ def run_experiment(experiment: StreamExperiment, *, out_dir: str | Path | None, 
     source = stream_source(experiment.scorer, experiment.source)
     running = experiment.running
     running_source = running.source(experiment.scorer.metadata) if running is not None else None
-    out = output_dir(out, names, prefix)
+    out = output_dir(out_dir, names, prefix)
     data = source.info
     log.info(announce, data["partition"], data["root"], data["speakers"], data["source"], minutes)
     streams = experiment.spec.build(experiment.scorer, experiment.config, source)
