@@ -292,6 +292,19 @@ def test_calibrated_thresholds_are_used_unless_threshold_is_given(tiny_checkpoin
     with pytest.raises(SystemExit) as exit_info:  # argparse refuses it
         main(["live", str(calibrated), "--wav", str(words_wav), "--threshold", "1.5"])
     assert exit_info.value.code == 2 and "expected a probability in [0, 1]" in capsys.readouterr().err
+    # the thresholds hold for the keyword share they were fitted with (none stored: off); another one is refused
+    assert main(["live", str(calibrated), "--wav", str(words_wav), "--json", "--keyword-share", "0.6"]) == 2
+    err = capsys.readouterr().err
+    assert "--keyword-share 0.6: the model's calibrated thresholds were fitted with keyword share off" in err
+    assert "Traceback" not in err
+    assert main(["live", str(calibrated), "--wav", str(words_wav), "--json", "--keyword-share", "off"]) == 0
+    assert "keyword share off" in capsys.readouterr().err
+    assert main(["live", str(calibrated), "--wav", str(words_wav), "--json", "--keyword-share", "0.6",
+                 "--threshold", "0.7"]) == 0
+    assert "keyword share 0.6" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["live", str(calibrated), "--wav", str(words_wav), "--keyword-share", "0.3"])
+    assert exit_info.value.code == 2 and "expected a share in [0.5, 1] or 'off'" in capsys.readouterr().err
 
 
 def test_a_model_without_rejection_classes_is_warned_about(tmp_path, words_wav, capsys):

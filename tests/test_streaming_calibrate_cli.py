@@ -55,6 +55,7 @@ def test_calibrate_stores_thresholds_that_stream_test_and_export_use(tiny_checkp
     assert main([*st, "--out", str(tmp_path / "st"), "--json", str(tmp_path / "st.json")]) == 0
     m = json.loads((tmp_path / "st.json").read_text())
     assert m["threshold_source"].startswith("calibrated per keyword") and m["thresholds"] == section["thresholds"]
+    assert m["keyword_share"] == section["settings"]["keyword_share"]  # the scores the thresholds were fitted on
     assert m["split"]["partition"] == "test" and m["calibration_speakers_in_streams"] == 0
     assert "the thresholds were calibrated on" not in capsys.readouterr().out
     # ... warns when scored on the speakers it was calibrated on, and --threshold overrides them
@@ -74,8 +75,9 @@ def test_calibrate_stores_thresholds_that_stream_test_and_export_use(tiny_checkp
     copy = tmp_path / "copy.ckpt"
     copy.write_bytes(original)
     assert main(["calibrate", str(copy), "--data", str(SC_V2_TEST), "--minutes", "0.5", "--noise-minutes", "0.25",
-                 "--target-fa", "10000", "--target-noise", "10000", "--single", "--in-place",
+                 "--target-fa", "10000", "--target-noise", "10000", "--single", "--in-place", "--keyword-share", "0.6",
                  "--report", str(tmp_path / "single")]) == 0
+    assert load_scorer(copy).metadata["detection"]["settings"]["keyword_share"] == 0.6
     thresholds = load_scorer(copy).metadata["detection"]["thresholds"]
     assert set(thresholds) == set(KEYWORDS) and set(thresholds.values()) == {0.5}  # any rate allowed: the floor
     assert "calibrated (single)" in capsys.readouterr().out

@@ -25,7 +25,9 @@ from speech.streaming.detection import DetectorConfig, threshold_config
 from speech.streaming.engine import StreamingConfig
 from speech.streaming.thresholds import (
     NEVER,
+    calibrated_keyword_share,
     calibrated_thresholds,
+    check_keyword_share,
     detector_from_metadata,
     settings_mismatch,
 )
@@ -207,6 +209,30 @@ def test_section_and_detector_from_metadata(section):
     assert plain is base and source.startswith("default 0.7")
     assert settings_mismatch({"detection": section}, StreamingConfig()) == []
     assert settings_mismatch({"detection": section}, StreamingConfig(hop_ms=50.0)) == ["hop_ms 50.0 (calibrated with 100.0)"]
+
+
+def test_calibrated_thresholds_bring_the_keyword_share_they_were_fitted_with():
+    """Thresholds hold for the scores they were fitted on: calibrating with keyword_share 0.6 stores it, and the
+    stored thresholds bring it back; thresholds from before the setting bring "off"; a --keyword-share that
+    differs from the stored one is refused unless --threshold replaces the thresholds."""
+    config = StreamingConfig(detector=DetectorConfig(keyword_share=0.6))
+    result = calibrate(hand_made_streams(), LABELS, config.detector, target_false_accepts_per_hour=1.0)
+    section = detection_section(result, config, calibrated_on={}, figures_on_calibration={})
+    assert section["settings"]["keyword_share"] == 0.6
+    metadata = {"detection": section}
+    used, _ = detector_from_metadata(metadata, DetectorConfig(keyword_share=None))
+    assert used.keyword_share == 0.6 and calibrated_keyword_share(metadata) == 0.6
+    forced, _ = detector_from_metadata(metadata, DetectorConfig(keyword_share=None), threshold=0.7)
+    assert forced.keyword_share is None  # the user's one threshold, with the user's scores
+    old = {"detection": {**section, "settings": {"hop_ms": 100.0}}}
+    assert detector_from_metadata(old, DetectorConfig(keyword_share=0.6))[0].keyword_share is None
+    check_keyword_share(metadata, 0.6, None)
+    check_keyword_share(metadata, None, 0.7)
+    check_keyword_share({}, 0.8, None)  # nothing calibrated: any share
+    with pytest.raises(ValueError, match="fitted with keyword share 0.6"):
+        check_keyword_share(metadata, 0.8, None)
+    with pytest.raises(ValueError, match="fitted with keyword share off"):
+        check_keyword_share(old, 0.6, None)
 
 
 def test_thresholds_stored_in_ckpt_and_onnx_and_kept_by_export(tiny_checkpoint, tmp_path, section):

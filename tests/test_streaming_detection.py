@@ -8,7 +8,15 @@ from collections import deque
 import numpy as np
 import pytest
 
-from speech.streaming.detection import CommandDetector, Detection, DetectorConfig, replay, smooth_scores
+from speech.streaming.detection import (
+    CommandDetector,
+    Detection,
+    DetectorConfig,
+    keyword_index,
+    pool_keywords,
+    replay,
+    smooth_scores,
+)
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up"]
 HOP = 0.1  # seconds between results
@@ -223,14 +231,39 @@ def test_replay_of_stored_scores_equals_the_live_detector(seed):
         DetectorConfig(thresholds={"yes": 0.45, "no": 0.9, "up": 0.6}),
         DetectorConfig(release=None, threshold=0.55, suppression_ms=300.0),
         DetectorConfig(average_window_ms=300.0, minimum_count=2, thresholds={"yes": 0.3}),
+        DetectorConfig(keyword_share=0.6, thresholds={"yes": 0.8, "no": 0.9}),
     ]
     for config in configs:
         live = CommandDetector(LABELS, config)
         expected = [d for i in range(len(times)) if (d := live.process(scores[i], float(times[i]))) is not None]
-        got = replay(LABELS, smooth_scores(times, scores, config), config)
+        got = replay(LABELS, smooth_scores(times, scores, config, LABELS), config)
         assert got == expected
         assert len(expected) >= 3
     smoothed = smooth_scores(times, scores, configs[0])
     assert not smoothed.valid[:2].any() and smoothed.valid[2:].all()  # three results needed
     with pytest.raises(ValueError, match="time order"):
         smooth_scores(times[::-1], scores, configs[0])
+
+
+def test_keyword_share_pools_a_word_split_between_two_keywords():
+    """A word heard as a keyword but split between two (0.55 "yes" + 0.35 "no") misses 0.7 on its own scores;
+    with keyword_share 0.6 the sure windows give "yes" the keywords' sum. An unsure split stays as it is."""
+    split = np.array([0.02, 0.08, 0.55, 0.35, 0.0])
+    unsure = np.array([0.02, 0.08, 0.45, 0.45, 0.0])
+    silence = [onehot("_silence_")] * 10
+    assert run(CommandDetector(LABELS), silence + [split] * 8 + silence) == []
+    found = run(CommandDetector(LABELS, DetectorConfig(keyword_share=0.6)), silence + [split] * 8 + silence)
+    assert [d.label for d in found] == ["yes"] and 0.7 < found[0].score <= 0.9 + 1e-9
+    assert run(CommandDetector(LABELS, DetectorConfig(keyword_share=0.6)), silence + [unsure] * 8 + silence) == []
+
+    keywords = keyword_index(LABELS)
+    assert keywords.tolist() == [2, 3, 4]
+    pooled = pool_keywords(np.stack([split, unsure]), keywords, 0.6)
+    assert pooled[0] == pytest.approx([0.02, 0.08, 0.9, 0.0, 0.0]) and pooled[1] == pytest.approx(unsure)
+    assert pool_keywords(split, keywords, 0.6) == pytest.approx(pooled[0])  # one window alike
+    assert pooled.sum(axis=1) == pytest.approx([1.0, 1.0])  # _silence_ / _unknown_ untouched, sums kept
+    assert pool_keywords(split, keywords, None) is split  # off: the scores as they are
+    with pytest.raises(ValueError, match="keyword_share must be a share in"):
+        DetectorConfig(keyword_share=0.4)
+    with pytest.raises(ValueError, match="needs the labels"):
+        smooth_scores(np.arange(3) * 0.1, np.stack([split] * 3), DetectorConfig(keyword_share=0.6))

@@ -49,6 +49,10 @@ def add_stream_arguments(parser: argparse.ArgumentParser, threads: int | str = "
                    help="averaged score a word needs, the same for every keyword (default: the model's calibrated "
                    "per-keyword thresholds, else 0.7)")
     g.add_argument("--average-ms", type=float, default=500.0, help="score averaging window in ms (500)")
+    g.add_argument("--keyword-share", type=share_value, default=AUTO,
+                   help="a window whose top keyword holds at least this share of the keywords' summed score gives it "
+                   f"the whole sum (0.5-1, or 'off'; default: the model's calibrated setting, else "
+                   f"{share_text(DetectorConfig.keyword_share)})")
     g.add_argument("--suppression-ms", type=float, default=500.0, help="quiet time after a detection in ms (500)")
     g.add_argument("--min-count", type=int, default=3, help="results needed in the averaging window (3)")
     g.add_argument("--gate-db", type=gate_value, default=-45.0,
@@ -56,6 +60,41 @@ def add_stream_arguments(parser: argparse.ArgumentParser, threads: int | str = "
     g.add_argument("--flush-ms", type=float, default=1000.0,
                    help="silence fed after the end of a file or stdin, so that its last word is decided (1000)")
     add_threads_argument(g, "the model", default=threads)
+
+
+AUTO = "auto"  # --keyword-share not given: the model's calibrated setting, else the detector's default
+
+
+def share_text(share: float | None) -> str:
+    return "off" if share is None else f"{share:g}"
+
+
+def share_value(text: str | float | None) -> float | str | None:
+    """``--keyword-share`` parser: a share in [0.5, 1], or ``off`` (None)."""
+    if text is None or isinstance(text, int | float) or text == AUTO:  # already parsed, or the default
+        return text
+    if text.lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.5 <= value <= 1.0:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a share in [0.5, 1] or 'off', got {text!r}")
+    return value
+
+
+def keyword_share(args: argparse.Namespace, metadata: dict | None) -> None:
+    """Refuse a ``--keyword-share`` that the model's calibrated thresholds were not fitted with (they are used
+    unless ``--threshold`` is given): a :class:`~speech.errors.SettingError`."""
+    from speech.streaming.thresholds import check_keyword_share
+
+    if args.keyword_share == AUTO:
+        return
+    try:
+        check_keyword_share(metadata, args.keyword_share, args.threshold)
+    except ValueError as exc:
+        raise SettingError(f"--keyword-share {share_text(args.keyword_share)}: {exc}") from None
 
 
 def probability(text: str) -> float:
@@ -87,6 +126,7 @@ def stream_config(args: argparse.Namespace) -> StreamingConfig:
                 suppression_ms=args.suppression_ms,
                 minimum_count=args.min_count,
                 release=release,
+                **({} if args.keyword_share == AUTO else {"keyword_share": args.keyword_share}),
             ),
         )
     except ValueError as exc:  # the engine's own checks of these option values
@@ -203,6 +243,7 @@ def _run(args: argparse.Namespace) -> int:
     if warning := rejection_warning(scorer.labels):
         print(f"speech live: warning: {warning}", file=sys.stderr)
     config = stream_config(args)
+    keyword_share(args, scorer.metadata)
     config.detector, threshold_source = detector_from_metadata(scorer.metadata, config.detector, args.threshold)
     engine = check_engine(scorer, config, source.rate)
     mismatch = settings_mismatch(scorer.metadata, config) if args.threshold is None else []
@@ -210,7 +251,8 @@ def _run(args: argparse.Namespace) -> int:
     view = JsonLines() if args.json else LiveDisplay(scorer.labels, source.name)
     print(
         f"speech live: {source.name}, {source.rate} Hz, {source.channels} ch -> 16 kHz; "
-        f"hop {args.hop_ms:g} ms; thresholds: {threshold_source}; "
+        f"hop {args.hop_ms:g} ms; thresholds: {threshold_source}; keyword share "
+        f"{share_text(config.detector.keyword_share)}; "
         + ("Ctrl-C to stop" if isinstance(source, MicrophoneSource) else "reading"),
         file=sys.stderr,
         flush=True,

@@ -21,7 +21,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
+from speech.cli.live import (
+    add_stream_arguments,
+    check_engine,
+    keyword_share,
+    open_scorer,
+    share_text,
+    stream_config,
+)
 from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
 from speech.cli.stream_args import add_stream_source_arguments, stream_experiment, stream_spec
 
@@ -46,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     spec.lengths()  # bad lengths are refused before the model is loaded
     scorer = open_scorer(args.model, args.backend, args.threads)
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
+    keyword_share(args, scorer.metadata)
     result = run_stream_test(stream_experiment(args, scorer, stream_config(args)), threshold=args.threshold,
                              tolerance_ms=args.tolerance_ms, sweep=args.sweep, out_dir=args.out,
                              json_path=args.json_file)
@@ -68,7 +76,8 @@ def report_lines(m: dict) -> list[str]:
     """The text report of a stream test (``m``: the JSON figures)."""
     d, s = m["split"], m["streams"]
     lines = [
-        f"stream test of {m['model']} ({m['backend']}), thresholds: {m['threshold_source']}",
+        f"stream test of {m['model']} ({m['backend']}), thresholds: {m['threshold_source']}, keyword share "
+        f"{share_text(m.get('keyword_share'))}",
         f"  data: the {d['partition']} partition of {d['root']} (split rule {d['split']}, from the {d['source']}): "
         f"{d['speakers']} speakers, {d['keyword_clips']} keyword clips, {d['unknown_clips']} non-keyword clips; "
         + ("none of them trained on" if d["training_record"] and not d["clips_of_training_speakers"] else

@@ -20,6 +20,13 @@ Two additions to TensorFlow's rules:
 * Thresholds may differ per label (``DetectorConfig.thresholds``, e.g. calibrated ones stored in a model);
   labels without one use ``threshold``. A label's release level is ``min(release, its threshold)``.
 
+And one to the scores themselves (``DetectorConfig.keyword_share``, issue #18; ``None`` keeps TF's scores): a
+window whose top keyword holds at least that share of the keywords' summed probability gives that keyword the
+whole sum (the chance that *some* keyword was said) and the other keywords 0, before averaging
+(:func:`pool_keywords`). An unseen speaker's word is often heard as a keyword but split between two similar
+ones, so no single score reaches the threshold; pooled, it does. A window unsure which keyword it heard (top
+below the share) keeps its scores. docs/running-speech.md has the measurements.
+
 The averaging and the decision are separate steps: :func:`smooth_scores` averages a stored score sequence
 once, and :func:`replay` runs the decision rules over it for any thresholds, giving exactly the detections a
 :class:`CommandDetector` fed the same scores would make (threshold sweeps and calibration use this).
@@ -63,6 +70,7 @@ class DetectorConfig:
     minimum_count: int = 3
     release: float | None = 0.35
     thresholds: dict[str, float] | None = None  # per-label thresholds; other labels use ``threshold``
+    keyword_share: float | None = None  # pool the keywords' scores in windows sure of their keyword (module doc)
 
     def __post_init__(self) -> None:
         if self.average_window_ms < 0 or self.suppression_ms < 0:
@@ -73,6 +81,8 @@ class DetectorConfig:
             raise ValueError(f"minimum_count must be >= 1, got {self.minimum_count}")
         if self.release is not None and not 0.0 <= self.release <= self.threshold:
             raise ValueError(f"release must lie in [0, threshold={self.threshold}], got {self.release}")
+        if self.keyword_share is not None and not 0.5 <= self.keyword_share <= 1.0:
+            raise ValueError(f"keyword_share must be a share in [0.5, 1] (or None: off), got {self.keyword_share}")
         for label, value in (self.thresholds or {}).items():
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"the threshold of {label!r} must be a probability in [0, 1], got {value}")
@@ -92,6 +102,29 @@ class DetectorConfig:
         if self.release is None:
             return None
         return np.minimum(self.threshold_vector(labels), float(self.release))
+
+
+def keyword_index(labels: list[str]) -> np.ndarray:
+    """Indices of the keywords among ``labels`` (everything but ``_silence_`` and ``_unknown_``)."""
+    return np.array([i for i, label in enumerate(labels) if label not in SPECIAL_LABELS], dtype=np.int64)
+
+
+def pool_keywords(scores: np.ndarray, keywords: np.ndarray, share: float | None) -> np.ndarray:
+    """``scores`` ``(..., classes)`` with the keywords pooled where a window is sure of its keyword: where the top
+    keyword (of the indices ``keywords``) holds at least ``share`` of the keywords' sum, it gets that sum and the
+    other keywords 0. ``share`` None: ``scores`` unchanged. ``_silence_`` / ``_unknown_`` never change, so each
+    window still sums to 1."""
+    if share is None or keywords.size == 0:
+        return scores
+    out = np.array(scores, copy=True)
+    part = out[..., keywords]
+    top = part.argmax(axis=-1)[..., None]
+    total = part.sum(axis=-1, keepdims=True)
+    sure = np.take_along_axis(part, top, axis=-1) >= share * total
+    pooled = np.zeros_like(part)
+    np.put_along_axis(pooled, top, total, axis=-1)
+    out[..., keywords] = np.where(sure, pooled, part)
+    return out
 
 
 class _Decision:
@@ -144,6 +177,7 @@ class CommandDetector:
         self.config = config or DetectorConfig()
         self._results: deque[tuple[float, np.ndarray]] = deque()
         self._decision = _Decision(self.labels, self.config)
+        self._keywords = keyword_index(self.labels)
         self.average: np.ndarray | None = None  # the latest averaged scores (None while too few results)
 
     def reset(self) -> None:
@@ -157,6 +191,7 @@ class CommandDetector:
         if self._results and time_s < self._results[-1][0]:
             raise ValueError(f"results must come in time order: {time_s} s after {self._results[-1][0]} s")
         c = self.config
+        scores = pool_keywords(scores, self._keywords, c.keyword_share)
         window_s = c.average_window_ms / 1000.0
         self._results.append((time_s, scores))
         while self._results[0][0] < time_s - window_s - 1e-9:
@@ -179,7 +214,7 @@ class SmoothedScores:
     times: np.ndarray
     average: np.ndarray
     valid: np.ndarray
-    latest: np.ndarray | None = None  # (n, classes): each result's own scores (the release rule reads them)
+    latest: np.ndarray | None = None  # (n, classes): each result's own (pooled) scores (the release rule reads them)
 
     def __post_init__(self) -> None:
         self.top = self.average.argmax(axis=1) if self.average.size else np.zeros(0, dtype=np.int64)
@@ -188,15 +223,21 @@ class SmoothedScores:
         )
 
 
-def smooth_scores(times: np.ndarray, scores: np.ndarray, config: DetectorConfig) -> SmoothedScores:
+def smooth_scores(times: np.ndarray, scores: np.ndarray, config: DetectorConfig,
+                  labels: list[str] | None = None) -> SmoothedScores:
     """Average ``scores`` ``(n, classes)`` at ``times`` ``(n,)`` (seconds, ascending) as :class:`CommandDetector`
-    does; only ``average_window_ms`` and ``minimum_count`` of ``config`` matter here."""
+    does; only ``average_window_ms``, ``minimum_count`` and ``keyword_share`` of ``config`` matter here (the
+    last needs the ``labels``, to know the keywords)."""
     times = np.asarray(times, dtype=np.float64).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != times.shape[0]:
         raise ValueError(f"expected scores (n, classes) for {times.shape[0]} times, got {scores.shape}")
     if np.any(np.diff(times) < 0):
         raise ValueError("results must come in time order")
+    if config.keyword_share is not None:
+        if labels is None or len(labels) != scores.shape[1]:
+            raise ValueError("keyword_share needs the labels of the score columns")
+        scores = pool_keywords(scores, keyword_index(labels), config.keyword_share)
     window_s = config.average_window_ms / 1000.0
     n = times.shape[0]
     average = np.zeros_like(scores)

@@ -24,6 +24,7 @@ def detector_settings(config: StreamingConfig) -> dict:
         "suppression_ms": d.suppression_ms,
         "minimum_count": d.minimum_count,
         "release": d.release,
+        "keyword_share": d.keyword_share,
         "gate_db": config.gate_db,
         "flush_ms": config.flush_ms,
     }
@@ -46,7 +47,8 @@ def detector_from_metadata(
     """The detector settings to use and where its thresholds come from.
 
     ``threshold`` (the user's ``--threshold``) wins: one threshold for every label. Else the calibrated
-    per-keyword thresholds stored in ``metadata``; else ``base.threshold``.
+    per-keyword thresholds stored in ``metadata``, with the ``keyword_share`` they were calibrated with (they hold
+    for those scores only; :func:`calibrated_keyword_share`); else ``base.threshold``.
     """
     if threshold is not None:
         return threshold_config(base, threshold), f"--threshold {threshold:g}"
@@ -58,8 +60,29 @@ def detector_from_metadata(
         what += f", target {target:g} false accepts/hour)" if isinstance(target, int | float) else ")"
         if over := over_target(metadata):
             what += f"; {over_target_warning(over)}"
-        return replace(base, thresholds=stored), what
+        return replace(base, thresholds=stored, keyword_share=calibrated_keyword_share(metadata)), what
     return base, f"default {base.threshold:g} (model not calibrated)"
+
+
+def calibrated_keyword_share(metadata: dict | None) -> float | None:
+    """The ``keyword_share`` a model's stored thresholds were calibrated with; None when off, and for thresholds
+    calibrated before the setting existed (they were fitted on unpooled scores)."""
+    section = (metadata or {}).get(SECTION)
+    settings = section.get("settings") if isinstance(section, dict) else None
+    value = settings.get("keyword_share") if isinstance(settings, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def check_keyword_share(metadata: dict | None, requested: float | None, threshold: float | None) -> None:
+    """A ``--keyword-share`` the user gave (``requested``) must agree with a model's calibrated thresholds when
+    those are used (no ``--threshold``): they hold for the scores they were fitted on only. Raises ValueError."""
+    if threshold is not None or calibrated_thresholds(metadata) is None:
+        return
+    calibrated = calibrated_keyword_share(metadata)
+    if requested != calibrated:
+        fitted = "off" if calibrated is None else f"{calibrated:g}"
+        raise ValueError(f"the model's calibrated thresholds were fitted with keyword share {fitted}; give "
+                         "--threshold as well, or calibrate again with this --keyword-share")
 
 
 def over_target(metadata: dict | None) -> list[str]:

@@ -86,16 +86,16 @@ class ScoredStream:
     def keyword_words(self) -> int:
         return sum(w.label != UNKNOWN_LABEL for w in self.words)
 
-    def smoothed(self, config: DetectorConfig) -> SmoothedScores:
+    def smoothed(self, labels: list[str], config: DetectorConfig) -> SmoothedScores:
         """The averaged scores for ``config``'s averaging settings (computed once per setting)."""
-        key = (config.average_window_ms, config.minimum_count)
+        key = (config.average_window_ms, config.minimum_count, config.keyword_share)
         if key not in self._smoothed:
-            self._smoothed[key] = smooth_scores(self.times, self.scores, config)
+            self._smoothed[key] = smooth_scores(self.times, self.scores, config, labels)
         return self._smoothed[key]
 
     def detections(self, labels: list[str], config: DetectorConfig) -> list[Detection]:
         """What the engine reports on this stream with detector settings ``config``."""
-        return replay(labels, self.smoothed(config), config)
+        return replay(labels, self.smoothed(labels, config), config)
 
 
 def score_stream(scorer, config: StreamingConfig, wave: np.ndarray, name: str, words: list[Word]) -> ScoredStream:

@@ -178,6 +178,7 @@ def run_stream_test(
         "stream_seed": spec.seed,
         "hop_ms": config.hop_ms,
         "gate_db": config.gate_db,
+        "keyword_share": config.detector.keyword_share,
         "out": str(out),
     }
     if rows is not None:
