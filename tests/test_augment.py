@@ -183,3 +183,24 @@ def test_reverberation_off_changes_nothing_and_never_touches_silence():
     labels = torch.tensor([0, 1] * 4)
     out = augment.reverberate(waves, labels, torch.Generator().manual_seed(0))
     assert torch.equal(out[labels == 0], waves[labels == 0]) and not torch.equal(out[labels == 1], waves[labels == 1])
+
+
+def test_gain_scales_real_words_within_the_range_keeps_peaks_in_range_and_never_touches_silence():
+    waves = real_words(16)
+    labels = torch.tensor([0, 1] * 8)
+    assert WaveAugment(torch.zeros(RATE), AugmentConfig()).gain(waves, labels) is waves  # off by default
+    quieter = WaveAugment(torch.zeros(RATE), AugmentConfig(gain_db=(-12.0, -12.0)), silence_label=0)
+    out = quieter.gain(waves, labels, torch.Generator().manual_seed(0))
+    ratio = 10 ** (-12 / 20)
+    assert torch.allclose(out[labels == 1], waves[labels == 1] * ratio) and torch.equal(out[labels == 0], waves[labels == 0])
+    spread = WaveAugment(torch.zeros(RATE), AugmentConfig(gain_db=(-20.0, 20.0)))
+    out = spread.gain(waves, None, torch.Generator().manual_seed(1))
+    peak_in, peak_out = waves.abs().amax(1), out.abs().amax(1)
+    assert (peak_out <= 1.0 + 1e-6).all()  # louder is capped at full scale
+    db = 20 * torch.log10(peak_out / peak_in)
+    assert (db >= -20 - 1e-3).all() and (db <= 20 + 1e-3).all() and db.min() < -5 and db.max() > 1
+    # the whole augmentation with it: the same shape, within [-1, 1]
+    mixed, _ = WaveAugment(torch.randn(RATE) * 0.1, AugmentConfig(gain_db=(-12.0, 6.0)), silence_label=0)(waves, labels)
+    assert mixed.shape == waves.shape and mixed.abs().max() <= 1.0
+    with pytest.raises(ValueError, match="gain_db must be a range"):
+        AugmentConfig(gain_db=(6.0, -6.0))

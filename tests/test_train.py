@@ -228,6 +228,7 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
         "unknown pooling": (["--model.classifier.pooling", "foo"], ["pooling must be one of", "got 'foo'"]),
         "stale words without a recent part": (["--data.augment.stale_probability", "0.2"],
                                               ["stale_probability needs recent_ms"]),
+        "gain range upside down": (["--data.augment.gain_db", "[6, -6]"], ["gain_db must be a range [low, high]"]),
     }
     for what, (extra, expected) in cases.items():
         code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1", *extra])
