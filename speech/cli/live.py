@@ -20,9 +20,10 @@ from speech.streaming.engine import StreamingConfig
 FLAG_HINTS = {"threads": "--threads", "rate": "--rate / --channels", "wav": "--wav"}
 
 
-def gate_value(text: str | float | None) -> float | None:
-    """``--gate-db`` parser: a level in dBFS, or ``off``."""
-    if text is None or isinstance(text, int | float):  # already parsed (jsonargparse checks it again)
+def number_or_off(text: str | float | None, accept, expected: str) -> float | None:
+    """An option's value: a number that ``accept`` allows, or ``off`` (None); parsed values pass through (jsonargparse
+    checks them again)."""
+    if text is None or isinstance(text, int | float):
         return text
     if text.lower() in ("off", "none"):
         return None
@@ -30,11 +31,14 @@ def gate_value(text: str | float | None) -> float | None:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value <= 0.0:  # also NaN
-        raise argparse.ArgumentTypeError(
-            f"expected a level in dBFS, at most 0 (e.g. -45), or 'off', got {text!r}"
-        ) from None
+    if not accept(value):  # NaN fails every comparison
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     return value
+
+
+def gate_value(text: str | float | None) -> float | None:
+    """``--gate-db`` parser: a level in dBFS, or ``off``."""
+    return number_or_off(text, lambda v: v <= 0.0, "a level in dBFS, at most 0 (e.g. -45), or 'off'")
 
 
 def add_stream_arguments(parser: argparse.ArgumentParser, threads: int | str = "auto") -> None:
@@ -70,18 +74,10 @@ def share_text(share: float | None) -> str:
 
 
 def share_value(text: str | float | None) -> float | str | None:
-    """``--keyword-share`` parser: a share in [0.5, 1], or ``off`` (None)."""
-    if text is None or isinstance(text, int | float) or text == AUTO:  # already parsed, or the default
+    """``--keyword-share`` parser: a share in [0.5, 1], or ``off`` (None); ``auto`` is the default."""
+    if text == AUTO:
         return text
-    if text.lower() in ("off", "none"):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.5 <= value <= 1.0:  # also NaN
-        raise argparse.ArgumentTypeError(f"expected a share in [0.5, 1] or 'off', got {text!r}")
-    return value
+    return number_or_off(text, lambda v: 0.5 <= v <= 1.0, "a share in [0.5, 1] or 'off'")
 
 
 def keyword_share(args: argparse.Namespace, metadata: dict | None) -> None:
