@@ -354,3 +354,24 @@ def test_a_stored_data_record_maps_to_split_settings_and_is_written_back_the_sam
                               "unknown_percent": 5.0, "seed": 3}
     other = choose_split(record, "/elsewhere", rule="hash")
     assert (other.settings, other.partition, other.source) == (SplitSettings("hash"), "test", "defaults")
+
+
+def test_training_speakers_percent_keeps_a_seeded_share_of_whole_training_speakers():
+    from speech.data.datamodule import SpeechCommandsDataModule
+
+    def module(percent: float) -> SpeechCommandsDataModule:
+        return SpeechCommandsDataModule(str(SC_V2_TEST), labels="12", split_rule="speaker", validation_percent=10,
+                                        testing_percent=20, training_speakers_percent=percent)
+
+    full, half = module(100), module(50)
+    speakers = {ex.speaker for ex in full.examples("training") if ex.speaker}
+    kept = {ex.speaker for ex in half.examples("training") if ex.speaker}
+    assert kept < speakers and len(kept) == round(len(speakers) / 2)
+    # whole speakers: every clip of a kept speaker stays; the silence examples stay; the held-out parts do not move
+    assert [ex for ex in full.examples("training") if ex.speaker in kept or not ex.speaker] == half.examples("training")
+    for split in ("validation", "testing"):
+        assert half.examples(split) == full.examples(split)
+    assert half.record().training_speakers == sorted(kept)
+    assert {ex.speaker for ex in module(50).examples("training")} - {""} == kept  # seeded
+    with pytest.raises(SettingError, match="training speakers"):
+        module(0)

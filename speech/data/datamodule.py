@@ -23,7 +23,7 @@ from speech.data.cache import default_cache_dir
 from speech.data.errors import DatasetError
 from speech.data.record import DataRecord
 from speech.data.running_windows import RunningSpeechSource
-from speech.data.splits import SPLITS, SplitSettings
+from speech.data.splits import SPLITS, SplitSettings, keep_speakers
 from speech.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         silence_percent, unknown_percent: ``_silence_``/``_unknown_`` examples added per split, in percent of
             the split's keyword examples (full and folder layouts).
         split_seed: seed of the split, of the ``_unknown_``/``_silence_`` sampling and of the noise generator.
+        training_speakers_percent: the share of the training split's speakers trained on (whole speakers, seeded
+            by ``split_seed``; 100: all), to measure how the figures grow with speakers. The rest is not used.
         extra_roots: more folders (e.g. synthetic speech) whose clips are added to training only.
         cache_dir: where decoded-waveform caches live (default ``$SPEECH_CACHE`` or ``~/.cache/speech``).
         batch_size: clips per batch (per device under DDP).
@@ -100,6 +102,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         silence_percent: float = SplitSettings.silence_percent,
         unknown_percent: float = SplitSettings.unknown_percent,
         split_seed: int = SplitSettings.seed,
+        training_speakers_percent: float = 100.0,
         extra_roots: list[str] | None = None,
         cache_dir: str | None = None,
         batch_size: int = 256,
@@ -120,6 +123,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         # the flat arguments are the command line's (--data.split_rule ... --data.split_seed); one bundle inside
         self.split = SplitSettings(split_rule, validation_percent, testing_percent, silence_percent, unknown_percent,
                                    split_seed)
+        self.training_speakers_percent = float(training_speakers_percent)
+        keep_speakers([], self.training_speakers_percent)  # refuse a bad share before any scan
         self.extra_roots = [Path(r) for r in (extra_roots or [])]
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.progress: ProgressCallback | bool = True  # cache building: see speech.progress (the CLI draws bars)
@@ -162,6 +167,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     def _collect(self, split: str) -> list[Example]:
         examples = list(self.index.splits[split])
         if split == "training":
+            examples = keep_speakers(examples, self.training_speakers_percent, self.split.seed)
             for root in self.extra_roots:
                 extra = self._build(root, "all")  # every label folder, _unknown_ and _silence_ included
                 for part in SPLITS:

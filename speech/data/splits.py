@@ -150,6 +150,20 @@ def speaker_split(
     return result
 
 
+def keep_speakers(examples: list, percent: float, seed: int = SplitSettings.seed) -> list:
+    """The ``examples`` of a seeded ``percent`` share of their speakers (whole speakers, at least one), plus every
+    example without a speaker (silence); 100 keeps them all. For learning curves: how figures grow with speakers."""
+    if not 0.0 < percent <= 100.0:
+        raise SettingError(f"the share of training speakers must be in (0, 100] percent, got {percent}",
+                           param="training_speakers_percent")
+    speakers = sorted({ex.speaker for ex in examples if ex.speaker})
+    if percent == 100.0 or not speakers:
+        return list(examples)
+    random.Random(seed).shuffle(speakers)
+    kept = set(speakers[: max(1, round(len(speakers) * percent / 100.0))])
+    return [ex for ex in examples if not ex.speaker or ex.speaker in kept]
+
+
 def sample_size(set_size: int, percent: float) -> int:
     """TensorFlow's count of added silence/unknown examples: ``ceil(set_size * percent / 100)``."""
     return int(math.ceil(set_size * percent / 100))
