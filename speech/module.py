@@ -8,7 +8,6 @@ feature normaliser (as buffers), so :func:`speech.checkpoint.load_recogniser` ne
 from __future__ import annotations
 
 import logging
-import math
 
 import lightning as L
 import torch
@@ -24,6 +23,7 @@ from speech.mixup import draw_mix
 from speech.model import ClassifierConfig
 from speech.model_file import META_KEY, model_metadata
 from speech.recogniser import Recogniser
+from speech.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -326,10 +326,3 @@ def legacy_average(checkpoint: dict) -> None:
                 optimiser["state"].pop(index, None)
             group["params"] = group["params"][:half]
 
-
-def warmup_cosine(step: int, warmup: int, total: int, final_ratio: float) -> float:
-    """Learning-rate multiplier: linear warm-up over ``warmup`` steps, then cosine decay to ``final_ratio``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))

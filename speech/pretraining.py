@@ -38,6 +38,7 @@ from torch import nn
 from speech.errors import InputFileError, SettingError, SpeechError
 from speech.features import FrontEnd, FrontEndConfig, SpecAugment, SpecAugmentConfig
 from speech.model import BiGRUClassifier, ClassifierConfig
+from speech.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +171,6 @@ class CTCPretraining(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        from speech.module import warmup_cosine
-
         optimiser = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = max(1, int(total * self.warmup_fraction))
