@@ -45,6 +45,11 @@ class OutputPlaceError(SpeechError, PermissionError):
     """An output file or folder that cannot be written there (read-only place, a file in the way)."""
 
 
+class OutputExistsError(SpeechError, FileExistsError):
+    """An output file or folder that exists (or is a folder where a file is wanted). ``param``: the parameter that
+    names the output (``"out_dir"``, ``"json_path"``) or that would allow replacing it (``"overwrite"``)."""
+
+
 class RuntimeFailure(SpeechError, RuntimeError):
     """A failure while running (a download, a subprocess, a lost device): exit 1."""
 

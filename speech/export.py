@@ -26,8 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speech.errors import SettingError
-from speech.evaluation.errors import OutputExistsError
+from speech.errors import OutputExistsError, SettingError
 from speech.files import check_can_create, replaced_atomically
 from speech.model_file import META_KEY, ONNX_INPUT, ONNX_OUTPUTS, OnnxModelError, model_metadata
 from speech.recogniser import Recogniser

@@ -4,12 +4,13 @@ only when it is complete."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from speech.errors import OutputPlaceError
+from speech.errors import OutputExistsError, OutputPlaceError
 
 
 def _umask() -> int:
@@ -70,3 +71,24 @@ def check_can_create(path: str | Path, what: str, *, param: str | None = None) -
         raise OutputPlaceError(f"{path}: cannot create the {what}: {target} is a file, not a folder", param=param)
     if not os.access(target, os.W_OK | os.X_OK):
         raise OutputPlaceError(f"{path}: cannot write the {what}: {target} is not writable", param=param)
+
+
+def check_json_path(path: str | Path, overwrite: bool = False) -> Path:
+    """Refuse a JSON output that is a folder, or exists unless ``overwrite``, or cannot be created there."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{path}: is a folder; the JSON report needs a file name", param="json_path")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; refusing to overwrite it", param="overwrite")
+    check_can_create(path, "JSON file", param="json_path")
+    return path
+
+
+def write_json(path: str | Path, data: dict, overwrite: bool = False) -> Path:
+    """``data`` as indented JSON at ``path``; an existing file is refused unless ``overwrite`` (also one that
+    appears between the check and the write)."""
+    path = check_json_path(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w" if overwrite else "x", encoding="utf-8") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
+    return path

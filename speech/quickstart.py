@@ -147,7 +147,8 @@ def evaluate_held_out(checkpoint: Path, root: Path, report_dir: Path, cache_dir:
     """Evaluate ``checkpoint`` on the held-out split of ``root``: the report folder ``report_dir`` and its JSON
     figures next to it (``<report_dir>.json``), as ``speech evaluate --out --json`` writes them."""
     from speech.evaluation import evaluate_model
-    from speech.report import report_json, write_json, write_report
+    from speech.files import write_json
+    from speech.report import report_json, write_report
 
     scorer = _scorer(checkpoint)
     evaluation = evaluate_model(scorer, checkpoint, root, _held_out_split(scorer, root), cache_dir=cache_dir)

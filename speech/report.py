@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from speech.evaluation.errors import OutputExistsError
+from speech.errors import OutputExistsError
 from speech.evaluation.metrics import Metrics
 from speech.evaluation.model_eval import ModelEvaluation
 from speech.evaluation.scoring import Result
-from speech.files import check_can_create
+from speech.files import check_can_create, check_json_path, write_json
 from speech.plots import new_figure
 
 REPORT_FORMAT = "speech-eval-report"
@@ -415,16 +415,6 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     return out
 
 
-def check_json_path(path: str | Path, overwrite: bool = False) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        raise OutputExistsError(f"{path}: is a folder; the JSON report needs a file name", param="json_path")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; refusing to overwrite it", param="overwrite")
-    check_can_create(path, "JSON file", param="json_path")
-    return path
-
-
 def check_outputs(out_dir: str | Path | None, json_path: str | Path | None, overwrite: bool = False) -> None:
     """Every output check, to run before an evaluation starts: existing files, unwritable places, and a JSON
     file (``json_path``) that the report in ``out_dir`` would write over."""
@@ -440,16 +430,6 @@ def check_outputs(out_dir: str | Path | None, json_path: str | Path | None, over
                 "place for the JSON file",
                 param="json_path",
             )
-
-
-def write_json(path: str | Path, data: dict, overwrite: bool = False) -> Path:
-    """``data`` as indented JSON at ``path``; an existing file is refused unless ``overwrite`` (also one that
-    appears between the check and the write)."""
-    path = check_json_path(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w" if overwrite else "x", encoding="utf-8") as handle:
-        handle.write(json.dumps(data, indent=2) + "\n")
-    return path
 
 
 def write_report(

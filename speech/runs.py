@@ -58,7 +58,7 @@ CURVE_FORMATS = (".png", ".svg", ".pdf")
 
 def check_curve_output(out: str | Path, overwrite: bool = False) -> Path:
     """``out`` must be a new (or, with ``overwrite``, replaceable) PNG/SVG/PDF file in a writable place."""
-    from speech.evaluation.errors import OutputExistsError
+    from speech.errors import OutputExistsError
     from speech.files import check_can_create
 
     out = Path(out)

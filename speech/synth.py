@@ -51,8 +51,7 @@ import soundfile as sf
 from speech.audio import CLIP_SAMPLES, SAMPLE_RATE, pcm_to_float, resample
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.data.noise import NOISE_COLOURS, coloured_noise
-from speech.errors import SettingError, SpeechError
-from speech.evaluation.errors import OutputExistsError
+from speech.errors import OutputExistsError, SettingError, SpeechError
 from speech.files import check_can_create
 from speech.progress import ProgressCallback, Step, reporter
 from speech.timing import Stopwatch

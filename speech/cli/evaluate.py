@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from speech.data import DatasetError
     from speech.data.record import DataRecord
     from speech.evaluation import evaluate_model, model_names
-    from speech.report import check_outputs, report_json, write_json, write_report
+    from speech.files import write_json
+    from speech.report import check_outputs, report_json, write_report
     from speech.scorers import load_scorer
 
     snrs = parse_snrs(args.snr) if args.snr else None

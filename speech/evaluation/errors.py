@@ -3,14 +3,12 @@ front end can point at its own spelling of it (a command-line flag, a config key
 
 from __future__ import annotations
 
-from speech.errors import SpeechError
+from speech.errors import OutputExistsError, SpeechError
+
+__all__ = ["EvaluationError", "OutputExistsError"]
 
 
 class EvaluationError(SpeechError, ValueError):
     """An evaluation that cannot be run as asked (empty split, labels that do not fit, bad shapes, bad stream
     lengths). ``param``: the parameter to change, when one is to blame (e.g. ``"split"``, ``"minutes"``)."""
 
-
-class OutputExistsError(SpeechError, FileExistsError):
-    """An output file or folder that exists or cannot be created there. ``param``: the parameter that names the
-    output (``"out_dir"``, ``"json_path"``) or that would allow replacing it (``"overwrite"``)."""

@@ -13,8 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from speech.errors import RuntimeFailure, SettingError
-from speech.evaluation.errors import OutputExistsError
+from speech.errors import OutputExistsError, RuntimeFailure, SettingError
 from speech.evaluation.streams.experiment import StreamExperiment, run_experiment
 from speech.evaluation.streams.figures import figures, plot_det, rounded, sweep, write_sweep_csv
 from speech.evaluation.streams.fitting import (
@@ -86,8 +85,8 @@ def run_calibration(
     read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
     ``speech-runs/calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
     """
+    from speech.files import write_json
     from speech.model_file import read_metadata
-    from speech.report import write_json
     from speech.streaming.detection import threshold_config
 
     model, spec, config, running = experiment.model, experiment.spec, experiment.config, experiment.running

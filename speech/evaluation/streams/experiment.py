@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from speech.evaluation.errors import OutputExistsError
+from speech.errors import OutputExistsError
 from speech.evaluation.streams.build import StreamSet, StreamSpec
 from speech.evaluation.streams.running import RunningOptions, RunningSource, build_running_stream
 from speech.evaluation.streams.source import SourceOptions, StreamSource, stream_source
@@ -93,7 +93,7 @@ def run_experiment(experiment: StreamExperiment, *, out_dir: str | Path | None, 
     """Check the outputs (``out_dir`` or a new ``speech-runs/<prefix>-<time>`` folder must not hold ``names``;
     ``json_path`` must be new), gather the clips, create the folder, then build and score the streams. ``announce``: the log line (partition, folder, speakers, split
     source, minutes of audio) said before the model runs."""
-    from speech.report import check_json_path
+    from speech.files import check_json_path
 
     minutes = sum(experiment.spec.lengths())
     if json_path is not None:

@@ -108,7 +108,7 @@ def run_stream_test(
     """
     from speech.audio import write_wav
     from speech.evaluation.streams.matching import write_labels_file, write_words_file
-    from speech.report import write_json
+    from speech.files import write_json
     from speech.streaming.thresholds import detector_from_metadata, settings_mismatch
 
     scorer, model, spec = experiment.scorer, experiment.model, experiment.spec
