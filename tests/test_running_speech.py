@@ -68,8 +68,31 @@ def test_windows_are_seeded_speech_windows(libri, tmp_path):
     rms = np.sqrt(np.mean((windows / 32768.0) ** 2, axis=1))
     assert (rms > 0.003).all()  # no window of a pause only
     # a sentence shorter than a window is used whole, zero padded
-    short, source = cut_windows([np.full(8000, 0.5, np.float32)], 3, np.random.default_rng(0))
+    short, source = cut_windows([8000], [np.full(8000, 0.5, np.float32)].__getitem__, 3, np.random.default_rng(0))
     assert short.shape == (3, 16000) and (short[:, 8000:] == 0).all() and (source == 0).all()
+
+
+def test_windows_decode_each_sentence_once_and_redraw_from_the_others_when_one_fails(libri):
+    """Memory holds one sentence at a time (LibriSpeech's 100 h would not fit decoded): each sentence is decoded
+    once, in one pass; a sentence that fails at decoding gives its windows to the others."""
+    from speech.data.running_speech import load_sentence, sentence_samples
+
+    sentences = libri.utterances[:8]
+    lengths = [sentence_samples(u.path) for u in sentences]
+    assert lengths == [load_sentence(u.path).shape[0] for u in sentences]  # the header tells the decoded length
+    loads = []
+
+    def load(i):
+        loads.append(i)
+        return None if i == 2 else load_sentence(sentences[i].path)
+
+    windows, source = cut_windows(lengths, load, 200, np.random.default_rng(0), samples=24000)
+    assert windows.shape == (200, 24000) and 2 not in set(source.tolist())
+    assert (np.abs(windows).max(axis=1) > 0).all()  # every window filled, those of the failed sentence too
+    cut = next(k for k in range(1, len(loads)) if loads[k] <= loads[k - 1])  # where the second pass starts
+    first, second = loads[:cut], loads[cut:]
+    assert first == sorted(set(first)) and 2 in first  # one pass, each sentence decoded once
+    assert second == sorted(set(second)) and second and 2 not in second  # the failed one's windows, from others
 
 
 def _link_chapter(folder, reader="1867", chapter="154075"):

@@ -10,8 +10,9 @@ are found anywhere below the root; each names audio files beside it.
   exist, holds no transcript or no usable sentence: :class:`~speech.data.errors.DatasetError`, one line naming it.
 * :func:`split_readers`: a seeded, reader-disjoint split into ``train`` / ``calibration`` / ``test``
   (:class:`ReaderSplit`, recorded in the model's data record so later commands use the same one).
-* :func:`training_windows`: 1 s ``_unknown_`` windows cut at random places from the sentences that say none of the
-  model's keywords, cached as int16 like the clip cache.
+* :func:`training_windows`: ``_unknown_`` windows (the model's window length) cut at random places from the
+  sentences that say none of the model's keywords, one sentence decoded at a time, cached as int16 like the clip
+  cache.
 
 Words are compared upper-case; a transcript word counts as a keyword only when it is that word exactly
 (``UPON`` is not ``UP``), which is what a listener hears too.
@@ -23,7 +24,7 @@ import hashlib
 import logging
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -210,38 +211,69 @@ def load_sentence(path: str | Path) -> np.ndarray:
 
 
 def _windows_key(utterances: list[Utterance], count: int, seed: int, samples: int) -> str:
-    h = hashlib.sha256(f"running-speech-windows v1 {count} {seed} {samples}\n".encode())
+    h = hashlib.sha256(f"running-speech-windows v2 {count} {seed} {samples}\n".encode())
     for u in utterances:
         stat = os.stat(u.path)
         h.update(f"{u.path} {stat.st_size} {int(stat.st_mtime)}\n".encode())
     return h.hexdigest()[:20]
 
 
-def cut_windows(waves: list[np.ndarray], count: int, rng: np.random.Generator, samples: int = SAMPLE_RATE,
-                min_level: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` windows of ``samples`` cut at uniformly random places of ``waves`` (a sentence drawn in proportion
-    to its length), as int16 ``(count, samples)``, and the index of the sentence each came from.
+TRIES = 10  # places drawn per window until one holds speech
 
-    A window whose RMS is below ``min_level`` x its sentence's RMS (a pause) is drawn again (up to 10 times), so the
-    windows hold speech, as a stream window over talk does; the words enter and leave at the edges, cut anywhere.
+
+def cut_windows(lengths: Sequence[int], load: Callable[[int], np.ndarray | None], count: int,
+                rng: np.random.Generator, samples: int = SAMPLE_RATE,
+                min_level: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` windows of ``samples`` cut at uniformly random places of the sentences ``0 .. len(lengths) - 1``
+    (a sentence drawn in proportion to its length in ``lengths``, e.g. read from the headers), as int16
+    ``(count, samples)``, and the index of the sentence each came from.
+
+    ``load(i)`` decodes sentence ``i`` (float32, 16 kHz) or returns None when it cannot; each sentence is decoded
+    once and let go, so memory holds one sentence and the windows, however long the running speech is (100 h of
+    LibriSpeech would not fit decoded). The windows of a sentence that fails are drawn again from the others.
+    A window whose RMS is below ``min_level`` x its sentence's RMS (a pause) is tried at another of its
+    :data:`TRIES` places, so the windows hold speech, as a stream window over talk does; the words enter and leave
+    at the edges, cut anywhere. A sentence shorter than a window is used whole, zero padded.
     """
     from speech.audio import float_to_int16
 
-    if count <= 0 or not waves:
-        return np.zeros((0, samples), np.int16), np.zeros(0, np.int64)
-    lengths = np.array([max(w.shape[0] - samples, 0) + 1 for w in waves], dtype=np.float64)
-    rms = np.array([float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) if w.size else 0.0 for w in waves])
     out = np.zeros((count, samples), np.int16)
-    source = rng.choice(len(waves), size=count, p=lengths / lengths.sum())
-    for i, s in enumerate(source):
-        wave = waves[s]
-        for _ in range(10):
-            offset = int(rng.integers(0, lengths[s]))
-            window = wave[offset : offset + samples]
-            if np.sqrt(np.mean(np.square(window, dtype=np.float64))) >= min_level * rms[s]:
-                break
-        out[i, : window.shape[0]] = float_to_int16(window)
-    return out, source.astype(np.int64)
+    source = np.full(count, -1, np.int64)
+    weights = np.array([max(int(n) - samples, 0) + 1 for n in lengths], dtype=np.float64)
+    pending = np.arange(count if len(lengths) else 0)
+    while len(pending) and weights.sum() > 0:
+        source[pending] = rng.choice(len(weights), size=len(pending), p=weights / weights.sum())
+        places = rng.random((len(pending), TRIES))  # where in the sentence, as a share of its room for a window
+        failed = []
+        order = np.argsort(source[pending], kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(source[pending][order])) + 1):
+            sentence = int(source[pending[group[0]]])
+            wave = load(sentence)
+            if wave is None:
+                weights[sentence] = 0.0
+                failed += [int(pending[g]) for g in group]
+                continue
+            room = max(wave.shape[0] - samples, 0) + 1
+            level = min_level * float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
+            for g in group:
+                for place in places[g]:
+                    offset = int(place * room)
+                    window = wave[offset : offset + samples]
+                    if np.sqrt(np.mean(np.square(window, dtype=np.float64))) >= level:
+                        break
+                out[pending[g], : window.shape[0]] = float_to_int16(window)
+        pending = np.array(sorted(failed), np.int64)
+    if len(pending):
+        raise DatasetError(f"none of the {len(lengths)} running-speech sentence(s) could be decoded")
+    return out, source
+
+
+def sentence_samples(path: str | Path) -> int:
+    """A sentence's length in samples at 16 kHz, from its header (no decoding); 0 when the header is unreadable."""
+    from speech.audio import read_header
+
+    header = read_header(path)
+    return 0 if isinstance(header, str) else round(header.frames * SAMPLE_RATE / header.samplerate)
 
 
 def training_windows(utterances: list[Utterance], count: int, seed: int, cache_dir: str | Path | None = None,
@@ -260,13 +292,16 @@ def training_windows(utterances: list[Utterance], count: int, seed: int, cache_d
                     return cached
             except (OSError, ValueError):
                 pass
-    waves = []
-    for u in utterances:
+
+    def load(i: int) -> np.ndarray | None:
         try:
-            waves.append(load_sentence(u.path))
+            return load_sentence(utterances[i].path)
         except AudioError as exc:  # a bad file is skipped and named, as the clip cache does
-            log.warning("%s: cannot decode, skipped (%s)", u.path, exc)
-    windows, _ = cut_windows(waves, count, np.random.default_rng(seed), samples)
+            log.warning("%s: cannot decode, skipped (%s)", utterances[i].path, exc)
+            return None
+
+    lengths = [sentence_samples(u.path) for u in utterances]
+    windows, _ = cut_windows(lengths, load, count, np.random.default_rng(seed), samples)
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
