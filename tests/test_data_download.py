@@ -1,5 +1,5 @@
-"""``speech data download`` end to end against a local HTTP server (a thread in the test) serving tarballs
-built from real clips: fresh download, resume of a partial download, automatic resume of a broken transfer,
+"""``speech data download`` and ``download-librispeech`` end to end against a local HTTP server (a thread in the
+test) serving tarballs built from real clips and sentences: fresh download, resume of a partial download, automatic resume of a broken transfer,
 checksum refusal and refusal of malicious archives."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from speech.cli import main as speech_main
 from speech.data import SplitSettings, build_index
@@ -216,3 +217,50 @@ def test_safe_extract_unwraps_a_single_top_folder_and_refuses_to_overwrite(tmp_p
     (tmp_path / "bad.tar.gz").write_bytes(b"not a tarball")
     with pytest.raises(DownloadError, match="not a readable tar"):
         safe_extract(tmp_path / "bad.tar.gz", tmp_path / "out2", progress=False)
+
+
+def librispeech_tarball(part: str) -> tuple[bytes, dict[str, str]]:
+    """A LibriSpeech-layout archive (``LibriSpeech/<part>/<reader>/<chapter>/``, FLAC + ``.trans.txt``) of real
+    sentences of librispeech-mini, re-encoded to FLAC as the originals are; returns it and ``{id: words}``."""
+    import soundfile as sf
+
+    libri = SHARED_DATA / "librispeech-mini"
+    entries, said = {"LibriSpeech/SPEAKERS.TXT": b"; the readers\n"}, {}
+    for transcript in sorted(libri.glob("*/*/*.trans.txt"))[:2]:
+        reader, chapter = transcript.parent.parent.name, transcript.parent.name
+        folder = f"LibriSpeech/{part}/{reader}/{chapter}"
+        lines = transcript.read_text().splitlines()[:3]
+        for line in lines:
+            uid, words = line.split(" ", 1)
+            wave, rate = sf.read(transcript.parent / f"{uid}.ogg", dtype="int16")
+            flac = io.BytesIO()
+            sf.write(flac, wave, rate, format="FLAC")
+            entries[f"{folder}/{uid}.flac"] = flac.getvalue()
+            said[uid] = words
+        entries[f"{folder}/{transcript.name}"] = ("\n".join(lines) + "\n").encode()
+    return tarball(entries), said
+
+
+def test_cli_downloads_a_librispeech_part_that_running_speech_reads(tmp_path, server, capsys):
+    from speech.data.running_speech import read_running_speech
+
+    data, said = librispeech_tarball("dev-clean")
+    server.files = {"dev-clean.tar.gz": data}
+    root = tmp_path / "data"
+    argv = ["data", "download-librispeech", "--part", "dev-clean", "--root", str(root), "--url-base", server.url,
+            "--no-progress"]  # fmt: skip
+    assert speech_main([*argv, "--sha256", sha(data)]) == 0
+    folder = root / "librispeech-dev-clean"
+    out = capsys.readouterr().out
+    assert f"dev-clean -> {folder}" in out and f"--config configs/live.yaml --data.running_speech {folder}" in out
+    speech = read_running_speech(folder)
+    assert {u.id: " ".join(u.words) for u in speech.utterances} == said and len(speech.readers) == 2
+    assert not speech.bad_files and (folder / "SPEAKERS.TXT").is_file()
+    assert (root / "librispeech-dev-clean.tar.gz").read_bytes() == data
+    before = len(server.requests)  # a second run finds it extracted and fetches nothing
+    assert speech_main([*argv, "--sha256", sha(data)]) == 0 and len(server.requests) == before
+    # without --sha256 the published checksum of dev-clean applies: our home-made archive is refused, nothing kept
+    other = tmp_path / "other"
+    assert speech_main([*argv[:5], str(other), *argv[6:]]) == 1
+    assert "does not match the expected 76f87d09" in capsys.readouterr().err
+    assert not list(other.iterdir())

@@ -1,4 +1,4 @@
-"""Download and safely extract the official Speech Commands archives.
+"""Download and safely extract the official Speech Commands archives, and LibriSpeech parts (running speech).
 
 ``download_dataset("v0.02", "data/")`` fetches ``speech_commands_v0.02.tar.gz`` (and, by default, the official
 ``speech_commands_test_set_v0.02.tar.gz``) from ``http://download.tensorflow.org/data/``, resuming an
@@ -10,6 +10,11 @@ Known SHA-256 checksums: v0.02 and its test set from TensorFlow Datasets
 (``tensorflow_datasets/url_checksums/speech_commands.txt``), v0.01 from torchaudio's ``SPEECHCOMMANDS``. No
 published checksum was found for ``speech_commands_test_set_v0.01.tar.gz``: it is downloaded unverified (with a
 warning) unless one is given.
+
+``download_librispeech("train-clean-100", "data/")`` fetches a part of LibriSpeech (Panayotov et al. 2015, CC BY
+4.0) from ``https://www.openslr.org/resources/12/`` into ``<root>/librispeech-<part>/``: transcribed running read
+speech of other people, the non-keyword speech of ``--data.running_speech`` (``configs/live.yaml``) and of the
+false-accept tests. Known SHA-256 checksums of its seven parts: torchaudio's ``LIBRISPEECH``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,17 @@ KNOWN_SHA256 = {
     "speech_commands_v0.02.tar.gz": "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
     "speech_commands_test_set_v0.02.tar.gz": "cc2a00c1147c2254e9be3fa0f779d8c17421dc349b86366567a8edfa9acd51df",
 }
+LIBRISPEECH_URL_BASE = "https://www.openslr.org/resources/12/"
+LIBRISPEECH_SHA256 = {
+    "dev-clean": "76f87d090650617fca0cac8f88b9416e0ebf80350acb97b343a85fa903728ab3",
+    "dev-other": "12661c48e8c3fe1de2c1caa4c3e135193bfb1811584f11f569dd12645aa84365",
+    "test-clean": "39fde525e59672dc6d1551919b1478f724438a95aa55f874b576be21967e6c23",
+    "test-other": "d09c181bba5cf717b3dee7d4d592af11a3ee3a09e08ae025c5506f6ebe961c29",
+    "train-clean-100": "d4ddd1d5a6ab303066f14971d768ee43278a5f2a0aa43dc716b0e64ecbbbf6e2",
+    "train-clean-360": "146a56496217e96c14334a160df97fffedd6e0a04e66b9c5af0d40be3c792ecf",
+    "train-other-500": "ddb22f27f96ec163645d53215559df6aa36515f26e01dd70798188350adcb6d2",
+}
+LIBRISPEECH_PARTS = tuple(LIBRISPEECH_SHA256)
 KNOWN_SIZES = {  # bytes, from TensorFlow Datasets
     "speech_commands_v0.02.tar.gz": 2_428_923_189,
     "speech_commands_test_set_v0.02.tar.gz": 112_563_277,
@@ -246,6 +262,29 @@ def safe_extract(archive: str | Path, dest: str | Path, *, progress: ProgressCal
     return dest
 
 
+def _fetch_and_extract(url: str, archive: Path, folder: Path, *, sha256: str | None,
+                       progress: ProgressCallback | bool | None, keep_archive: bool) -> Path:
+    """``url`` downloaded to ``archive`` (:func:`download_file`) and extracted into ``folder``; a folder already
+    extracted is left as it is."""
+    if folder.is_dir():
+        log.info("%s: already extracted", folder)
+        return folder
+    download_file(url, archive, sha256=sha256, progress=progress)
+    safe_extract(archive, folder, progress=progress)
+    if not keep_archive:
+        archive.unlink()
+    return folder
+
+
+def _download_root(root: str | Path) -> Path:
+    from speech.files import check_can_create
+
+    root = Path(root).expanduser()
+    check_can_create(root, "download folder", param="root")  # a read-only place: now, before any transfer
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def download_dataset(
     version: str,
     root: str | Path,
@@ -262,21 +301,35 @@ def download_dataset(
     already extracted folder is left as it is. ``sha256`` maps archive names to expected digests (overriding
     the known ones). Archives are kept in ``root`` unless ``keep_archives`` is False.
     """
-    from speech.files import check_can_create
-
-    root = Path(root).expanduser()
-    check_can_create(root, "download folder", param="root")  # a read-only place: now, before any transfer
-    root.mkdir(parents=True, exist_ok=True)
+    root = _download_root(root)
     base = url_base if url_base.endswith("/") else url_base + "/"
-    result = {}
-    for name in archive_names(version, test_set):
-        folder = root / name.removesuffix(".tar.gz")
-        if folder.is_dir():
-            log.info("%s: already extracted", folder)
-            result[name] = folder
-            continue
-        archive = download_file(base + name, root / name, sha256=(sha256 or {}).get(name), progress=progress)
-        result[name] = safe_extract(archive, folder, progress=progress)
-        if not keep_archives:
-            archive.unlink()
-    return result
+    return {
+        name: _fetch_and_extract(base + name, root / name, root / name.removesuffix(".tar.gz"),
+                                 sha256=(sha256 or {}).get(name), progress=progress, keep_archive=keep_archives)
+        for name in archive_names(version, test_set)
+    }
+
+
+def download_librispeech(
+    part: str,
+    root: str | Path,
+    *,
+    url_base: str = LIBRISPEECH_URL_BASE,
+    sha256: str | None = None,
+    progress: ProgressCallback | bool | None = True,
+    keep_archive: bool = True,
+) -> Path:
+    """Fetch and extract the LibriSpeech ``part`` (one of :data:`LIBRISPEECH_PARTS`) into
+    ``<root>/librispeech-<part>/`` and return that folder: the archive's ``LibriSpeech/`` (``SPEAKERS.TXT`` ...,
+    ``<part>/<reader>/<chapter>/`` with the FLAC sentences and their ``.trans.txt``), the layout
+    ``--data.running_speech`` reads. ``sha256``: the expected digest (default: the known one of the part)."""
+    from speech.errors import SettingError
+
+    if part not in LIBRISPEECH_PARTS:
+        raise SettingError(f"LibriSpeech part must be one of {', '.join(LIBRISPEECH_PARTS)}, got {part!r}",
+                           param="part")
+    root = _download_root(root)
+    base = url_base if url_base.endswith("/") else url_base + "/"
+    return _fetch_and_extract(base + f"{part}.tar.gz", root / f"librispeech-{part}.tar.gz",
+                              root / f"librispeech-{part}", sha256=sha256 or LIBRISPEECH_SHA256[part],
+                              progress=progress, keep_archive=keep_archive)
