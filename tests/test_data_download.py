@@ -1,6 +1,6 @@
 """``speech data download`` and ``download-librispeech`` end to end against a local HTTP server (a thread in the
-test) serving tarballs built from real clips and sentences: fresh download, resume of a partial download, automatic resume of a broken transfer,
-checksum refusal and refusal of malicious archives."""
+test) serving tarballs built from real clips and sentences: fresh download, resume of a partial download, automatic
+resume of a broken transfer, checksum refusal and refusal of malicious archives."""
 
 from __future__ import annotations
 
