@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import LABELS_12, REPO, SC_V1_SAMPLE, SC_V2_TEST, SMALL_MODEL, train_args
+from conftest import LABELS_12, REPO, SC_V1_SAMPLE, SC_V2_TEST, SHARED_DATA, SMALL_MODEL, train_args
 
 import speech
 from speech.audio import load_audio
@@ -100,23 +100,28 @@ def test_runs_never_overwrite_and_resume_continues_from_last(trained_run, small_
 
 
 def test_every_config_parses_and_fast_dev_runs(tmp_path, cache_dir):
-    for name in ("default", "sc-v2-35", "cpu-small", "ddp"):
+    for name in ("default", "sc-v2-35", "cpu-small", "ddp", "live"):
         out = subprocess.run(
             [sys.executable, "-m", "speech", "train", "--config", str(REPO / "configs" / f"{name}.yaml"), "--print_config"],
             capture_output=True, text=True, check=True,
         ).stdout
         assert "classifier:" in out and "trainer:" in out
-    # the GPU configs fall back to 32-bit on a CPU-only machine; v0.01 sample = the full-dataset layout
-    for name, labels in (("default", 12), ("sc-v2-35", 30)):
-        train_main([
+    # the GPU configs fall back to 32-bit on a CPU-only machine; v0.01 sample = the full-dataset layout; live.yaml
+    # with a few windows of the shared running speech in place of LibriSpeech's train-clean-100
+    running = ["--data.running_speech", str(SHARED_DATA / "librispeech-mini"), "--data.running_speech_windows", "64"]
+    for name, run_name, labels, extra in (("default", "sc-v2-12", 12, []), ("sc-v2-35", "sc-v2-35", 30, []),
+                                          ("live", "sc-v2-12-live", 12, running)):
+        assert train_main([
             "--config", str(REPO / "configs" / f"{name}.yaml"),
             "--data.root", str(SC_V1_SAMPLE), "--data.cache_dir", str(cache_dir), "--data.num_workers", "0",
             "--data.batch_size", "16", "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
             "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-            "--trainer.enable_progress_bar", "false", *SMALL_MODEL,
-        ])
-        (ckpt,) = (tmp_path / name.replace("default", "sc-v2-12")).glob("version_0/checkpoints/last.ckpt")
-        assert len(read_checkpoint(ckpt)["speech"]["labels"]) == labels
+            "--trainer.enable_progress_bar", "false", *SMALL_MODEL, *extra,
+        ]) in (0, None)
+        (ckpt,) = (tmp_path / run_name).glob("version_0/checkpoints/last.ckpt")
+        meta = read_checkpoint(ckpt)["speech"]
+        assert len(meta["labels"]) == labels
+    assert meta["frontend"]["window_ms"] == 1500.0 and meta["data"]["running_speech"]["windows"] == 64
 
 
 def resolved_config(capsys, *configs: Path) -> dict:
