@@ -149,3 +149,11 @@ def test_bench_repeats_counts_a_word_said_again(tmp_path, tiny_checkpoint):
         result = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_repeats.py"), *args],
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_bench_running_windows_cuts_windows_in_a_child_and_reports_memory():
+    rows = json.loads(run_script("bench_running_windows.py", "--windows", "50", "--window-ms", "1000", "--json"))
+    (row,) = rows
+    assert row["windows"] == 50 and row["sentences"] > 100 and 0.5 < row["speech_hours"] < 1.0
+    assert row["windows_mb"] == round(50 * 16000 * 2 / 2**20, 1) and row["seconds"] > 0
+    assert 0 <= row["above_start_mb"] < row["peak_rss_mb"]
