@@ -73,15 +73,23 @@ def check_can_create(path: str | Path, what: str, *, param: str | None = None) -
         raise OutputPlaceError(f"{path}: cannot write the {what}: {target} is not writable", param=param)
 
 
-def check_json_path(path: str | Path, overwrite: bool = False) -> Path:
-    """Refuse a JSON output that is a folder, or exists unless ``overwrite``, or cannot be created there."""
+def check_new_file(path: str | Path, what: str, *, overwrite: bool = False, param: str | None = None,
+                   example: str | None = None) -> Path:
+    """Refuse an output file (the ``what``, named by the parameter ``param``) that is a folder, exists unless
+    ``overwrite``, or cannot be created there; ``example``: a file name to suggest when a folder was given."""
     path = Path(path)
     if path.is_dir():
-        raise OutputExistsError(f"{path}: is a folder; the JSON report needs a file name", param="json_path")
+        raise OutputExistsError(f"{path}: is a folder; the {what} needs a file name"
+                                + (f" (e.g. {path / example})" if example else ""), param=param)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; refusing to overwrite it", param="overwrite")
-    check_can_create(path, "JSON file", param="json_path")
+    check_can_create(path, what, param=param)
     return path
+
+
+def check_json_path(path: str | Path, overwrite: bool = False) -> Path:
+    """Refuse a JSON output that is a folder, or exists unless ``overwrite``, or cannot be created there."""
+    return check_new_file(path, "JSON file", overwrite=overwrite, param="json_path")
 
 
 def write_json(path: str | Path, data: dict, overwrite: bool = False) -> Path:

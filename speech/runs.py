@@ -58,19 +58,13 @@ CURVE_FORMATS = (".png", ".svg", ".pdf")
 
 def check_curve_output(out: str | Path, overwrite: bool = False) -> Path:
     """``out`` must be a new (or, with ``overwrite``, replaceable) PNG/SVG/PDF file in a writable place."""
-    from speech.errors import OutputExistsError
-    from speech.files import check_can_create
+    from speech.files import check_new_file
 
     out = Path(out)
-    if out.suffix.lower() not in CURVE_FORMATS:
+    if out.suffix.lower() not in CURVE_FORMATS and not out.is_dir():
         raise RunFolderError(f"{out}: the learning curve is written as {', '.join(CURVE_FORMATS)}; give a file name "
                              "ending in one of them", param="out")
-    if out.is_dir():
-        raise OutputExistsError(f"{out}: is a folder; expected a file name (e.g. {out / CURVE_FILE})", param="out")
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; refusing to overwrite it", param="overwrite")
-    check_can_create(out, "learning curve", param="out")
-    return out
+    return check_new_file(out, "learning curve", overwrite=overwrite, param="out", example=CURVE_FILE)
 
 
 def free_curve_name(run_dir: str | Path) -> Path:

@@ -96,6 +96,9 @@ def test_bad_settings_are_exit_2_with_one_line(tiny_checkpoint, tmp_path, capsys
     (run / "metrics.csv").write_text("epoch,step,val/acc,train/loss_epoch\n0,10,0.5,\n0,10,,1.2\n")
     assert main(["plot", str(run), "--out", str(tmp_path / "x.txt")]) == 2
     one_line_error(capsys, "plot", "x.txt: the learning curve is written as .png, .svg, .pdf", "(--out)")
+    assert main(["plot", str(run), "--out", str(run)]) == 2  # a folder: told to name a file in it
+    one_line_error(capsys, "plot", f"is a folder; the learning curve needs a file name (e.g. {run / 'learning_curve.png'})",
+                   "(--out)")
     # evaluate --threads -1 (was a traceback from torch.set_num_threads): the parser refuses it
     with pytest.raises(SystemExit) as info:
         main(["evaluate", str(tiny_checkpoint), "--data", str(SC_V2_TEST), "--threads", "-1"])
