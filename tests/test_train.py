@@ -210,6 +210,7 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
     for path in sorted((SC_V2_TEST / "yes").glob("*.wav"))[:8]:
         (tmp_path / "one-word" / "yes" / path.name).symlink_to(path)
     (tmp_path / "model.onnx").write_bytes(b"\x08\x08\x12\x06 an onnx export")
+    fresh = tmp_path / "fresh-cache"
     cases = {
         "missing root": (["--data.root", str(tmp_path / "missing")], ["missing: no such folder"]),
         "non-audio files": (["--data.root", str(tmp_path / "notes")], ["hold 1 non-audio file(s) and no audio"]),
@@ -234,6 +235,12 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
         "stale words without a recent part": (["--data.augment.stale_probability", "0.2"],
                                               ["stale_probability needs recent_ms"]),
         "gain range upside down": (["--data.augment.gain_db", "[6, -6]"], ["gain_db must be a range [low, high]"]),
+        # a mistyped running-speech path: refused before the clip caches are built (hours on the full data set)
+        "missing running speech": (["--data.running_speech", str(tmp_path / "libri"), "--data.cache_dir", str(fresh)],
+                                   ["libri: running-speech folder does not exist"]),
+        "missing hard negatives": (["--data.running_speech", str(SHARED_DATA / "librispeech-mini"),
+                                    "--data.running_speech_hard_negatives", str(tmp_path / "hard.npy"),
+                                    "--data.cache_dir", str(fresh)], ["hard.npy: no such hard-negatives file"]),
     }
     for what, (extra, expected) in cases.items():
         code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1", *extra])
@@ -244,6 +251,7 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
         assert "Traceback" not in err and "split_rule speaker" not in lines[0], what
         assert not runs.exists() or not list(runs.rglob("*.ckpt")), what
         assert "'auto'" not in lines[0] and ".onnx export" not in lines[0], what
+    assert not fresh.exists() or not list(fresh.iterdir())  # nothing decoded before the running-speech refusals
 
 
 def test_train_as_a_function_raises_typed_errors_before_training(small_tree, cache_dir, tmp_path, capsys):

@@ -98,18 +98,23 @@ def _audio_for(folder: Path, utterance_id: str) -> Path | None:
     return None
 
 
+def check_running_root(root: str | Path) -> Path:
+    """``root`` if it is a folder, else :class:`DatasetError` naming it (a quick check before any long work)."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"{root}: running-speech folder does not exist")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: expected a running-speech folder, found a file")
+    return root
+
+
 def read_running_speech(root: str | Path, *, check_audio: bool = True) -> RunningSpeech:
     """Read a LibriSpeech-style folder (module docstring). ``check_audio``: check each file's header.
 
     Raises :class:`DatasetError` (one line naming ``root``) for a missing folder, one without ``*.trans.txt``
     transcripts, or one where no transcribed sentence has usable audio.
     """
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise DatasetError(f"{root}: running-speech folder does not exist")
-    if not root.is_dir():
-        raise DatasetError(f"{root}: expected a running-speech folder, found a file")
-    root = root.resolve()
+    root = check_running_root(root).resolve()
     transcripts = _transcripts(root)
     if not transcripts:
         raise DatasetError(

@@ -25,6 +25,7 @@ from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.data.running_speech import (
     ReaderSplit,
     RunningSpeech,
+    check_running_root,
     keyword_free,
     read_running_speech,
     split_readers,
@@ -46,8 +47,11 @@ class RunningSpeechSource:
                  hard_negatives_repeat: int = 4, samples: int = 16_000) -> None:
         if windows < 0:
             raise SettingError(f"running_speech_windows must be 0 or more, got {windows}")
-        self.root = Path(root)
-        self.hard_negatives = Path(hard_negatives) if hard_negatives else None
+        self.root = check_running_root(root)  # a wrong path: one line now, not after the clip caches are built
+        self.hard_negatives = Path(hard_negatives).expanduser() if hard_negatives else None
+        if self.hard_negatives is not None and not self.hard_negatives.is_file():
+            raise DatasetError(f"{hard_negatives}: no such hard-negatives file; expected the .npy that "
+                               "python -m speech.data.hard_negatives wrote")
         if hard_negatives_repeat < 1:
             raise SettingError(f"running_speech_hard_negatives_repeat must be 1 or more, got {hard_negatives_repeat}")
         self.repeat = int(hard_negatives_repeat)
