@@ -70,6 +70,7 @@ def test_windows_are_seeded_speech_windows(libri, tmp_path):
     # a sentence shorter than a window is used whole, zero padded
     short, source = cut_windows([8000], [np.full(8000, 0.5, np.float32)].__getitem__, 3, np.random.default_rng(0))
     assert short.shape == (3, 16000) and (short[:, 8000:] == 0).all() and (source == 0).all()
+    assert cut_windows([], [].__getitem__, 3, np.random.default_rng(0))[0].shape == (0, 16000)  # no sentences
 
 
 def test_windows_decode_each_sentence_once_and_redraw_from_the_others_when_one_fails(libri):

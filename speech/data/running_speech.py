@@ -242,10 +242,12 @@ def cut_windows(lengths: Sequence[int], load: Callable[[int], np.ndarray | None]
     """
     from speech.audio import float_to_int16
 
+    if count <= 0 or not len(lengths):
+        return np.zeros((0, samples), np.int16), np.zeros(0, np.int64)
     out = np.zeros((count, samples), np.int16)
     source = np.full(count, -1, np.int64)
     weights = np.array([max(int(n) - samples, 0) + 1 for n in lengths], dtype=np.float64)
-    pending = np.arange(count if len(lengths) else 0)
+    pending = np.arange(count)
     while len(pending) and weights.sum() > 0:
         source[pending] = rng.choice(len(weights), size=len(pending), p=weights / weights.sum())
         places = rng.random((len(pending), TRIES))  # where in the sentence, as a share of its room for a window
