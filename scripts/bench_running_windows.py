@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 
 def _rss_mb() -> float:
@@ -31,16 +30,11 @@ def _rss_mb() -> float:
 
 def measure(root: str, windows: int, window_ms: float) -> dict:
     """One row (run in a child process)."""
-    from speech.data.running_speech import (
-        keyword_free,
-        read_running_speech,
-        sentence_samples,
-        split_readers,
-        training_windows,
-    )
+    from speech.data.labels import LABELS_12
+    from speech.data.running_speech import sentence_samples, training_windows
+    from speech.data.running_windows import RunningSpeechSource
 
-    speech = read_running_speech(root)
-    sentences = keyword_free(speech.of_readers(split_readers(speech.readers).readers("train")), KEYWORDS)
+    sentences = RunningSpeechSource(root).sentences(LABELS_12)  # what training cuts from, for a 12-label model
     hours = sum(sentence_samples(u.path) for u in sentences) / 16_000 / 3600
     start = _rss_mb()
     began = time.perf_counter()
