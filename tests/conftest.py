@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+import speech.threads as speech_threads
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SC_V2_TEST = SHARED_DATA / "sc-v2-test-fit"
@@ -20,6 +22,38 @@ LABELS_12 = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right
 def pytest_configure(config):
     if not SC_V2_TEST.is_dir():
         raise pytest.UsageError(f"the tests need the shared data at {SHARED_DATA} (see ../shared/README.md)")
+
+
+TEST_THREADS = 1  # PyTorch threads in the pytest process, and what ``--threads auto`` resolves to in it
+AUTO_THREADS = speech_threads.default_threads  # the real ``auto`` rule (idle CPUs), for the test of that rule
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fixed_threads():
+    """One PyTorch thread for every test, whatever the machine's load and the order the tests run in.
+
+    Commands called in this process (``main([...])``, ``speech.train``) default to ``--threads auto``: the CPUs minus
+    the load average, so their thread count (and their float results, and their speed beside another job) would
+    follow the load of the moment and, through ``torch.set_num_threads``, leak into every later test. Here ``auto``
+    resolves to :data:`TEST_THREADS`; the rule itself is tested with its inputs given (test_cli_promises.py).
+    Commands run as subprocesses keep their own ``auto``.
+    """
+
+    def fixed(cpus: int | None = None, load: float | None = None) -> int:
+        return TEST_THREADS if cpus is None and load is None else AUTO_THREADS(cpus, load)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(speech_threads, "default_threads", fixed)
+        torch.set_num_threads(TEST_THREADS)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def threads_stay_fixed():
+    """Fails the test that leaves PyTorch on another thread count than :data:`TEST_THREADS` (the next tests would
+    run on it)."""
+    yield
+    assert torch.get_num_threads() == TEST_THREADS, f"the test left PyTorch on {torch.get_num_threads()} threads"
 
 
 @pytest.fixture(scope="session")

@@ -199,16 +199,30 @@ def test_data_summary_help_speaks_of_no_model():
     assert "model" not in result.stdout.replace("\n", " ")
 
 
-def test_threads_default_follows_the_idle_cpus_and_every_command_takes_the_option(capsys):
+def test_threads_default_follows_the_idle_cpus_and_every_command_takes_the_option(capsys, monkeypatch):
     """Issue #21 row 15: all cores on an idle machine, one thread when another job keeps them busy."""
-    from speech.cli.threads import default_threads, resolve_threads
+    import os
+
+    import torch
+    from conftest import AUTO_THREADS, TEST_THREADS
+
+    import speech.threads
+    from speech.cli.threads import resolve_threads
+
+    default_threads = AUTO_THREADS  # the rule itself (conftest fixes 'auto' to TEST_THREADS in this process)
 
     assert default_threads(cpus=2, load=0.1) == 2  # idle 2-core machine
     assert default_threads(cpus=2, load=2.2) == 1  # beside a 2-thread job: no oversubscription
     assert default_threads(cpus=2, load=1.0) == 1
     assert default_threads(cpus=8, load=3.4) == 5
     assert default_threads(cpus=64, load=0.0) == 8  # a small GRU gains nothing from more
-    assert resolve_threads(3) == 3 and resolve_threads("auto") >= 1
+    assert resolve_threads(3) == 3 and resolve_threads("auto") == TEST_THREADS == torch.get_num_threads()
+    # 'auto' with nothing given reads this process's CPUs (its affinity mask) and the 1-minute load average
+    monkeypatch.setattr(speech.threads, "default_threads", AUTO_THREADS)
+    cpus = len(os.sched_getaffinity(0))
+    for load, expected in ((0.0, min(8, cpus)), (cpus - 0.6, 1), (1.4, max(1, min(8, cpus - 1)))):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert resolve_threads("auto") == expected, (cpus, load)
     for command in ("quickstart", "evaluate", "stream-test", "calibrate", "live"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
@@ -263,13 +277,25 @@ def test_next_steps_of_the_quickstart_quote_paths_and_show_them_as_given(tmp_pat
 
 def test_predict_refuses_a_bad_sample_rate_and_nan_samples(tiny_checkpoint, sc_v2_clips):
     """Issue #21 row 11: these were accepted silently (the rate taken as 16 kHz; "up" at 0.127 for NaN)."""
+    import torch
+
     import speech
-    from speech.audio import AudioError, load_audio
+    from speech.audio import AudioError, load_audio, resample
+    from speech.checkpoint import load_recogniser
     from speech.errors import SettingError
 
     model = speech.load(tiny_checkpoint)
     clip = load_audio(sc_v2_clips["yes"][0])
-    assert set(model.predict(clip, sample_rate=16000)) == set(model.labels)
+    # a good rate is used, not just accepted: the checkpoint's own softmax at 16 kHz, the same clip at 48 kHz
+    # resampled to it; told the wrong rate, the 3 s at "16 kHz" are another window and score otherwise
+    with torch.no_grad():
+        own = torch.softmax(load_recogniser(tiny_checkpoint)(torch.from_numpy(clip)[None]), -1)[0].numpy()
+    for wave, rate, tolerance in ((clip, 16000, 1e-6), (resample(clip, 16000, 48000), 48000, 1e-4)):
+        scores = model.predict(wave, sample_rate=rate)
+        assert list(scores) == model.labels
+        np.testing.assert_allclose([scores[label] for label in model.labels], own, atol=tolerance)
+    mistaken = model.predict(resample(clip, 16000, 48000), sample_rate=16000)
+    assert np.abs(np.array([mistaken[label] for label in model.labels]) - own).max() > 0.1
     for rate in (0, -8000, 16000.5):
         with pytest.raises(SettingError, match="sample_rate must be a positive whole number"):
             model.predict(clip, sample_rate=rate)
