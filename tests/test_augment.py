@@ -113,8 +113,80 @@ def test_stream_windows_relabel_partial_words_as_unknown_and_leave_silence_alone
     assert (new_labels[48:] == silence).all() and not moved[48:].any() and (out[48:] == 0).all()
     relabelled = new_labels[:48] == unknown
     assert 4 <= int(relabelled.sum()) <= 24 and moved[:48].sum() > relabelled.sum()
-    full, _ = augment(waves, labels, torch.Generator().manual_seed(0))  # the whole chain runs
-    assert full.shape == waves.shape
+    # the whole chain (speed and noise off): a moved example is what stream_windows made of it and skips the
+    # small time shift; every other one is its input shifted, out[t] = in[t - s] with zero fill
+    quiet = AugmentConfig(place_probability=0.5, partial_probability=0.25, speed=0.0, noise_probability=0.0,
+                          silence_volume=0.0)
+    chain = WaveAugment(torch.zeros(RATE), quiet, silence_label=silence, unknown_label=unknown)
+    full, full_labels = chain(waves, labels, torch.Generator().manual_seed(0))  # stream_windows draws first
+    assert torch.equal(full_labels, new_labels) and torch.equal(full[moved], out[moved])
+    shifts = [shift_of(waves[i], full[i], chain.max_shift) for i in range(len(waves)) if not moved[i] and i < 48]
+    assert len(shifts) >= 8 and len(set(shifts)) > 1, shifts
+
+
+def shift_of(before: torch.Tensor, after: torch.Tensor, max_shift: int) -> int:
+    """The one ``s`` in ``[-max_shift, max_shift]`` with ``after[t] == before[t - s]`` for every t, zero where
+    ``t - s`` falls outside the clip (fails unless exactly one fits)."""
+    samples = len(before)
+    fits = []
+    for s in range(-max_shift, max_shift + 1):
+        expected = torch.zeros(samples)
+        if s >= 0:
+            expected[s:] = before[: samples - s]
+        else:
+            expected[:s] = before[-s:]
+        if torch.equal(after, expected):
+            fits.append(s)
+    assert len(fits) == 1, fits
+    return fits[0]
+
+
+def test_time_shift_moves_each_real_clip_by_its_own_whole_number_of_samples_with_zero_fill():
+    waves = real_words(32)
+    augment = WaveAugment(torch.zeros(RATE), AugmentConfig(time_shift_ms=100.0))
+    assert augment.max_shift == 1600  # 100 ms at 16 kHz
+    shifted = augment.shift(waves, torch.Generator().manual_seed(0))
+    shifts = [shift_of(waves[i], shifted[i], 1600) for i in range(len(waves))]
+    # drawn per clip over the whole range, both ways
+    assert len(set(shifts)) > 20 and min(shifts) < -800 and max(shifts) > 800, shifts
+    assert torch.equal(WaveAugment(torch.zeros(RATE), AugmentConfig(time_shift_ms=0.0)).shift(waves), waves)
+
+
+def best_offset(noise: np.ndarray, added: np.ndarray) -> int:
+    """Where in ``noise`` the segment most like ``added`` starts (normalised cross-correlation)."""
+    from scipy.signal import correlate
+
+    dots = correlate(noise, added, mode="valid", method="fft")
+    energy = np.convolve(noise.astype(np.float64) ** 2, np.ones(len(added)), mode="valid")
+    return int(np.argmax(dots / np.sqrt(np.maximum(energy, 1e-12))))
+
+
+def test_noise_added_is_a_volume_times_one_segment_of_the_noise():
+    """TF's recipe: with probability 0.8 a word gets ``volume x`` a segment of the background noise, volume from
+    U(0, 0.1); a ``_silence_`` example always gets it, volume from U(0, 1). Recovered from the output alone."""
+    noise = np.concatenate([load_audio(SC_V2_TEST / "_silence_" / name) for name in ("1037.wav", "1057.wav", "1060.wav")])
+    words = real_words(48) * 0.5  # room for the noise below full scale: no clipping to undo
+    waves = torch.cat([words, torch.zeros(16, RATE)])
+    silence = 0
+    labels = torch.tensor([2] * 48 + [silence] * 16)
+    config = AugmentConfig(time_shift_ms=0.0, speed=0.0, place_probability=0.0)
+    augment = WaveAugment(torch.from_numpy(noise), config, silence_label=silence)
+    out, _ = augment(waves, labels, torch.Generator().manual_seed(0))
+    added = (out - waves).numpy()
+    volumes = []
+    for row in added:
+        if not row.any():
+            volumes.append(0.0)  # not mixed
+            continue
+        offset = best_offset(noise, row)
+        segment = noise[offset : offset + RATE]
+        volume = float(row @ segment / (segment @ segment))
+        np.testing.assert_allclose(row, volume * segment, atol=1e-6)  # the whole difference, nothing else
+        volumes.append(volume)
+    words_v, silence_v = np.array(volumes[:48]), np.array(volumes[48:])
+    assert ((words_v >= 0) & (words_v <= 0.1)).all() and ((silence_v > 0) & (silence_v <= 1.0)).all()
+    assert 3 <= int((words_v == 0).sum()) <= 18  # about a fifth of the words get no noise
+    assert silence_v.max() > 0.3 and words_v.max() > 0.05  # each drawn over its own range
 
 
 def test_recent_part_of_a_long_window_keeps_new_words_and_relabels_old_ones():
@@ -199,8 +271,16 @@ def test_gain_scales_real_words_within_the_range_keeps_peaks_in_range_and_never_
     assert (peak_out <= 1.0 + 1e-6).all()  # louder is capped at full scale
     db = 20 * torch.log10(peak_out / peak_in)
     assert (db >= -20 - 1e-3).all() and (db <= 20 + 1e-3).all() and db.min() < -5 and db.max() > 1
-    # the whole augmentation with it: the same shape, within [-1, 1]
-    mixed, _ = WaveAugment(torch.randn(RATE) * 0.1, AugmentConfig(gain_db=(-12.0, 6.0)), silence_label=0)(waves, labels)
-    assert mixed.shape == waves.shape and mixed.abs().max() <= 1.0
+    # in the whole chain (no shift, speed or noise) it is the level change alone: every word scaled by one factor
+    # in the range, capped at full scale, silence untouched
+    only_gain = AugmentConfig(gain_db=(-12.0, 6.0), time_shift_ms=0.0, speed=0.0, place_probability=0.0,
+                              noise_probability=0.0, silence_volume=0.0)
+    mixed, _ = WaveAugment(torch.zeros(RATE), only_gain, silence_label=0)(waves, labels, torch.Generator().manual_seed(2))
+    assert torch.equal(mixed[labels == 0], waves[labels == 0])
+    factor = (mixed * waves).sum(1) / waves.square().sum(1)
+    assert torch.allclose(mixed, factor[:, None] * waves, atol=1e-6)
+    words = factor[labels == 1]
+    cap = 1.0 / waves[labels == 1].abs().amax(1)
+    assert (words >= 10 ** (-12 / 20) - 1e-5).all() and (words <= torch.minimum(cap, torch.tensor(10 ** (6 / 20))) + 1e-5).all()
     with pytest.raises(ValueError, match="gain_db must be a range"):
         AugmentConfig(gain_db=(6.0, -6.0))
