@@ -6,7 +6,8 @@
 Each report must come from ``speech stream-test MODEL --running-speech DIR --sweep --json st.json``: its
 ``running_speech.sweep`` rows give, per threshold (one for all keywords), the keyword recall on the keyword stream
 and the false accepts per hour of the running speech. The figure draws missed-or-wrong keywords (100 - recall)
-against those false accepts. Refuses to overwrite ``--out``.
+against those false accepts: each sweep's lower envelope (its DET curve, as ``speech stream-test`` draws it).
+Refuses to overwrite ``--out``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from speech.evaluation.streams.figures import det_axes
+from speech.evaluation.streams.figures import det_axes, det_curve
 from speech.plots import new_figure
 
 
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     fig = new_figure(6.4, 4.8, dpi=120)
     ax = fig.subplots()
     for name, rows in curves:
-        ax.plot([r["running_false_accepts_per_hour"] for r in rows], [100.0 - r["keyword_recall"] for r in rows],
+        curve = det_curve(rows, "running_false_accepts_per_hour")
+        ax.plot([r["running_false_accepts_per_hour"] for r in curve], [100.0 - r["keyword_recall"] for r in curve],
                 "-o", ms=2, lw=1.3, label=name)
     det_axes(ax, "false accepts per hour of running speech (word not in the sentence)", args.title)
     fig.tight_layout()

@@ -31,3 +31,17 @@ def held_out_speakers(partition: str, validation: float = 10.0, testing: float =
     """Speakers of one partition of the split :func:`recorded_checkpoint` declares."""
     index = build_index(SC_V2_TEST, "12", SplitSettings("speaker", validation, testing, seed=DEFAULT_SEED))
     return index.speakers({"validation": "validation", "test": "testing"}[partition])
+
+
+def assert_budget_holds_except_over_target(summary: dict, printed: str) -> None:
+    """Every keyword that calibration does not report over target keeps, with the others that meet it, within
+    both budgets (its false accepts and false alarms with only it firing, at its threshold); the keywords over
+    target are exactly those named, in the JSON and on their rows of the printed table."""
+    rows = summary["per_keyword"]
+    meeting = [row for row in rows if row["meets_target"]]
+    assert sum(row["false_accepts"] for row in meeting) <= summary["budgets_in_streams"]["false_accepts"]
+    assert sum(row["false_alarms"] for row in meeting) <= summary["budgets_in_streams"]["false_alarms"]
+    assert summary["over_target"] == [row["keyword"] for row in rows if not row["meets_target"]]
+    for row in rows:
+        line = next(line for line in printed.splitlines() if line.split()[:1] == [row["keyword"]])
+        assert ("OVER TARGET" in line) == (row["keyword"] in summary["over_target"]), line

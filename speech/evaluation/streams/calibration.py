@@ -170,6 +170,8 @@ def run_calibration(
                                                 late).to_dict(),
             "default_threshold": streams.running.score(labels, threshold_config(config.detector,
                                                        config.detector.threshold), late).to_dict(),
+            "sweep": [{k: r[k] for k in ("threshold", "false_accepts_per_hour", "false_alarms_per_hour")}
+                      for r in fa_rows],  # what "best single" was chosen from: running speech's false accepts
         }
     write_json(report / "calibration.json", summary)
     if json_path is not None:

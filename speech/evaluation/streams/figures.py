@@ -2,8 +2,10 @@
 
 :func:`figures` gives a :class:`StreamFigures` (keyword recall, wrong and missed keywords, delays, false accepts
 on non-keyword speech, false alarms on noise, TensorFlow's streaming figures); :func:`sweep` the figures of one
-threshold for all keywords from 0.30 to 0.99, written by :func:`write_sweep_csv` and drawn by :func:`plot_det` as
-a DET curve. Times are milliseconds, as in :mod:`speech.evaluation.streams.matching`.
+threshold for all keywords from 0.30 to 0.99, written by :func:`write_sweep_csv` as measured and drawn by
+:func:`plot_det` as a DET curve: :func:`det_curve`, the lower envelope of the sweep's points (the detector's
+averaging and suppression do not make false accepts fall with every step of the threshold). Times are
+milliseconds, as in :mod:`speech.evaluation.streams.matching`.
 """
 
 from __future__ import annotations
@@ -191,6 +193,23 @@ def write_sweep_csv(path: str | Path, rows: list[dict]) -> None:
             f.write(",".join("" if row[k] is None else f"{row[k]:.6g}" for k in SWEEP_COLUMNS) + "\n")
 
 
+def det_curve(rows: list[dict], x_key: str = "false_accepts_per_hour") -> list[dict]:
+    """The DET curve of a sweep: the rows no other row beats on both axes (as few or fewer false accepts per hour,
+    ``x_key``, and as high or higher keyword recall, one of them strictly), by false accepts ascending.
+
+    The lower envelope of the operating points, as DET tools draw it: each point is a threshold that was measured,
+    and along the curve the missed keywords fall as the false accepts rise. The raw sweep need not be monotone:
+    with averaging, suppression and release a higher threshold can split one detection into two, or let a false
+    keyword through that an ``_unknown_`` win suppressed at a lower one. Rows without ``x_key`` are left out."""
+    points = sorted((r for r in rows if r.get(x_key) is not None),
+                    key=lambda r: (r[x_key], -r["keyword_recall"], r["threshold"]))
+    curve: list[dict] = []
+    for r in points:  # by false accepts, then best recall first: keep a row only if it beats every row kept
+        if not curve or r["keyword_recall"] > curve[-1]["keyword_recall"]:
+            curve.append(r)
+    return curve
+
+
 def det_axes(ax, xlabel: str, title: str = "") -> None:
     """The DET figures' axes: false accepts per hour (``xlabel``) on a scale linear to 1 and logarithmic above,
     missed-or-wrong keywords in percent, a grid and the legend."""
@@ -212,7 +231,8 @@ def plot_det(
     points: dict[str, StreamFigures] | None = None,
     title: str = "",
 ) -> Path:
-    """Draw the DET curve (miss rate of keywords vs false accepts per hour on non-keyword speech) to a PNG.
+    """Draw the DET curve (miss rate of keywords vs false accepts per hour on non-keyword speech) to a PNG: the
+    sweep's lower envelope (:func:`det_curve`) as the line, every threshold's own point as a grey dot.
 
     ``rows``: :func:`sweep` output (needs ``false_accepts_per_hour``); ``points``: named operating points (e.g.
     ``{"calibrated": figures}``, :class:`StreamFigures`) drawn as markers. Refuses to overwrite ``path``.
@@ -220,15 +240,18 @@ def plot_det(
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; refusing to overwrite it")
-    xs = [r["false_accepts_per_hour"] for r in rows]
-    if any(x is None for x in xs):
+    if any(r["false_accepts_per_hour"] is None for r in rows):
         raise EvaluationError("the DET curve needs a non-keyword stream (false accepts per hour)", param="minutes")
-    ys = [100.0 - r["keyword_recall"] for r in rows]
+    curve = det_curve(rows)
     fig = new_figure(6.4, 4.8, dpi=120)
     ax = fig.subplots()
-    ax.plot(xs, ys, "-", color="tab:blue", lw=1.5, label="one threshold for all keywords")
-    for r, x, y in zip(rows, xs, ys, strict=True):
-        if abs(r["threshold"] * 10 - round(r["threshold"] * 10)) < 1e-6:  # label 0.3, 0.4, ... 0.9
+    ax.plot([r["false_accepts_per_hour"] for r in rows], [100.0 - r["keyword_recall"] for r in rows], ".",
+            color="0.6", ms=3, label="each threshold, as measured")
+    ax.plot([r["false_accepts_per_hour"] for r in curve], [100.0 - r["keyword_recall"] for r in curve], "-",
+            color="tab:blue", lw=1.5, label="one threshold for all keywords (lower envelope)")
+    for r in curve:
+        if abs(r["threshold"] * 10 - round(r["threshold"] * 10)) < 1e-6:  # label 0.3, 0.4, ... 0.9 on the curve
+            x, y = r["false_accepts_per_hour"], 100.0 - r["keyword_recall"]
             ax.plot([x], [y], "o", color="tab:blue", ms=3)
             ax.annotate(f"{r['threshold']:.1f}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     markers = iter(("*", "s", "D", "^"))

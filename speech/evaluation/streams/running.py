@@ -205,12 +205,13 @@ class RunningStream:
 
     def sweep(self, labels: list[str], base: DetectorConfig, thresholds=SWEEP_THRESHOLDS,
               late_s: float = 1.0) -> list[dict]:
-        """Per threshold (one for every keyword): false accepts per hour and the said-keyword recall."""
+        """Per threshold (one for every keyword): false accepts (the count and per hour) and the said-keyword
+        recall, as measured (not made monotone: :func:`~speech.evaluation.streams.figures.det_curve` draws them)."""
         rows = []
         for t in sorted(thresholds):
             s = self.score(labels, threshold_config(base, t), late_s)
             rows.append({"threshold": float(t), "running_false_accepts_per_hour": s.false_accepts_per_hour,
-                         "running_said_recall": s.said_recall})
+                         "running_said_recall": s.said_recall, "running_false_accepts": s.false_accepts})
         return rows
 
 
@@ -369,7 +370,9 @@ def running_report(stream: RunningStream, source: RunningSource, labels: list[st
     """The figures of the scored running ``stream`` of ``source`` under ``config.detector`` (a report dict, with a
     warning count when the model's thresholds were calibrated on its readers); writes its detections CSV into
     ``out`` and, with ``sweep_rows`` (the keyword stream's sweep), a sweep CSV with the running-speech columns
-    added and a DET curve of missed keywords (keyword stream) against false accepts per hour of running speech."""
+    added (as measured, with the count of false accepts) and a DET curve of missed keywords (keyword stream)
+    against false accepts per hour of running speech (the lower envelope of the sweep's points,
+    :func:`~speech.evaluation.streams.figures.det_curve`)."""
     from speech.evaluation.streams.figures import plot_det
 
     report = {**stream.score(labels, config.detector, options.late_s).to_dict(), "stream": stream.info,
@@ -384,11 +387,12 @@ def running_report(stream: RunningStream, source: RunningSource, labels: list[st
             by_t = {round(r["threshold"], 4): r for r in stream.sweep(labels, config.detector, late_s=options.late_s)}
             merged = [{**r, **by_t[round(r["threshold"], 4)]} for r in sweep_rows if round(r["threshold"], 4) in by_t]
             with (out / RUNNING_SWEEP).open("x", encoding="utf-8") as f:
-                f.write("threshold,keyword_recall,keyword_wrong,running_false_accepts_per_hour,running_said_recall\n")
+                f.write("threshold,keyword_recall,keyword_wrong,running_false_accepts_per_hour,running_said_recall,"
+                        "running_false_accepts\n")
                 for r in merged:
                     said = "" if r["running_said_recall"] is None else f"{r['running_said_recall']:.6g}"
                     f.write(f"{r['threshold']:.2f},{r['keyword_recall']:.6g},{r['keyword_wrong']:.6g},"
-                            f"{r['running_false_accepts_per_hour']:.6g},{said}\n")
+                            f"{r['running_false_accepts_per_hour']:.6g},{said},{r['running_false_accepts']}\n")
             plot_det(out / RUNNING_DET,
                      [{**r, "false_accepts_per_hour": r["running_false_accepts_per_hour"]} for r in merged],
                      title=f"{model_name}: x = running speech of {len(stream.info['readers'])} {source.part} "
