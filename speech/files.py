@@ -63,7 +63,11 @@ def write_text_atomically(target: str | Path, text: str, *, overwrite: bool = Fa
 def check_can_create(path: str | Path, what: str, *, param: str | None = None) -> None:
     """Raise :class:`~speech.errors.OutputPlaceError` unless ``path`` (a file or folder to write) can be written:
     the folder itself when it exists, else its nearest existing ancestor, must be a folder we may write into.
-    Every command calls it for its outputs before any long work starts. ``param``: the parameter naming ``path``."""
+    Every command calls it for its outputs before any long work starts. ``param``: the parameter naming ``path``.
+
+    The permission bits are not enough: ``/proc`` and ``/sys`` look writable to root but take no new files, and a
+    read-only mount or a full quota only shows when writing. So a hidden empty file is created in that folder and
+    removed at once, as the real outputs will be created there."""
     path = Path(path)
     candidates = [path] if path.is_dir() else []
     target = next((p for p in [*candidates, *path.parents] if p.exists()), Path("."))
@@ -71,6 +75,14 @@ def check_can_create(path: str | Path, what: str, *, param: str | None = None) -
         raise OutputPlaceError(f"{path}: cannot create the {what}: {target} is a file, not a folder", param=param)
     if not os.access(target, os.W_OK | os.X_OK):
         raise OutputPlaceError(f"{path}: cannot write the {what}: {target} is not writable", param=param)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".speech-write-check-", dir=target)
+    except OSError as exc:
+        raise OutputPlaceError(f"{path}: cannot write the {what}: {target} takes no new files "
+                               f"({exc.strerror or exc})", param=param) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def check_new_file(path: str | Path, what: str, *, overwrite: bool = False, param: str | None = None,
