@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-from conftest import SC_V2_TEST, train_args
+from conftest import LABELS_12, SC_V2_TEST, train_args
 
-from speech.audio import load_audio
+from speech.audio import fit_window, load_audio
 from speech.checkpoint import load_recogniser
 from speech.cli.train import main as train_main
 from speech.distillation import Teachers, distillation_loss
 from speech.model_file import read_checkpoint
+from speech.module import KeywordModule
 
 
 def test_the_loss_is_zero_where_the_student_matches_the_targets_and_pulls_towards_them():
@@ -42,6 +46,44 @@ def test_soft_targets_are_the_teachers_tempered_probabilities(trained_run):
         Teachers([str(checkpoint)], list(reversed(model.labels)))
 
 
+def labelled_clips(window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two real clips of each of the 12 labels, fitted to the model's window, and their labels."""
+    chosen = [(i, path) for i, label in enumerate(LABELS_12) for path in sorted((SC_V2_TEST / label).glob("*.wav"))[:2]]
+    waves = np.stack([fit_window(load_audio(path), window) for _, path in chosen])
+    return torch.from_numpy(waves), torch.tensor([i for i, _ in chosen])
+
+
+def loss_by_hand(student: Path, teacher: str, hparams: dict) -> float:
+    """(1 - w) x label-smoothed cross-entropy + w x T² KL(teacher || student at T), batch means, written out."""
+    w, t, eps = hparams["distill_weight"], hparams["distill_temperature"], hparams["label_smoothing"]
+    student_model, teacher_model = load_recogniser(student).eval(), load_recogniser(teacher).eval()
+    waves, labels = labelled_clips(student_model.frontend.config.window_samples)
+    with torch.no_grad():
+        z, zt = student_model(waves).double(), teacher_model(waves).double()
+    soft = torch.exp(zt / t) / torch.exp(zt / t).sum(1, keepdim=True)  # the teacher's tempered probabilities
+    log_q = z / t - torch.log(torch.exp(z / t).sum(1, keepdim=True))
+    kl = (soft * (torch.log(soft) - log_q)).sum(1).mean() * t**2
+    log_p = z - torch.log(torch.exp(z).sum(1, keepdim=True))
+    k = z.shape[1]
+    ce = (-(1 - eps) * log_p[torch.arange(len(labels)), labels] - eps / k * log_p.sum(1)).mean()
+    return float((1 - w) * ce + w * kl)
+
+
+def training_loss(student: Path, teacher: str, hparams: dict) -> float:
+    """The loss :class:`KeywordModule`'s training step computes for the student with the teacher (evaluation mode:
+    no SpecAugment, so the step is deterministic)."""
+    recogniser = load_recogniser(student)
+    module = KeywordModule(list(recogniser.labels), frontend=recogniser.frontend.config,
+                           classifier=recogniser.classifier.config, label_smoothing=hparams["label_smoothing"],
+                           teachers=[teacher], distill_weight=hparams["distill_weight"],
+                           distill_temperature=hparams["distill_temperature"])
+    module.recogniser.load_state_dict(recogniser.state_dict())
+    module.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # self.log outside a Trainer
+        return float(module.training_step(labelled_clips(recogniser.frontend.config.window_samples), 0))
+
+
 def test_a_distilled_fit_records_its_teacher_and_a_leaking_teacher_is_refused(trained_run, small_tree, cache_dir,
                                                                              tmp_path, capsys):
     teacher = str(next((trained_run / "checkpoints").glob("best*.ckpt")))
@@ -52,6 +94,9 @@ def test_a_distilled_fit_records_its_teacher_and_a_leaking_teacher_is_refused(tr
     student = next((runs / "test" / "version_0" / "checkpoints").glob("best*.ckpt"))
     hparams = read_checkpoint(student)["hyper_parameters"]
     assert hparams["teachers"] == [teacher] and hparams["distill_weight"] == 0.7
+    # the loss this student trains on, recomputed by hand from the teacher's soft targets on real clips
+    expected, got = loss_by_hand(student, teacher, hparams), training_loss(student, teacher, hparams)
+    assert abs(got - expected) < 1e-5, (got, expected)
     # the teachers are neither trained nor saved: the student's file holds its own weights only
     assert not [k for k in read_checkpoint(student)["state_dict"] if not k.startswith(("recogniser.", "ema."))]
     # another split seed trains on other speakers: the teacher knows some the student holds out
