@@ -11,21 +11,38 @@
         print(detection.label, detection.score, detection.time)
 
 ``stream`` uses the thresholds calibrated into the model (``speech calibrate``) unless given ``threshold``.
+Input it cannot use (an empty or 2-D clip, samples that are not PCM, NaN or infinite samples, a sample rate that
+is not a positive whole number, a threshold outside [0, 1]) raises a :class:`speech.SpeechError` naming it; bad
+samples follow the one rule of :mod:`speech.audio`, as in files and ``speech live``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from speech.audio import check_pcm, fit_window, load_audio, pcm_to_float, resample
+from speech.audio import (
+    FULL_SCALE_TOLERANCE,
+    AudioError,
+    check_pcm,
+    check_sample_rate,
+    clip_to_full_scale,
+    fit_window,
+    load_audio,
+    pcm_to_float,
+    resample,
+)
+from speech.errors import SettingError
 from speech.scorers import Scorer, load_scorer
 from speech.streaming.detection import Detection
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser
 from speech.streaming.thresholds import detector_from_metadata
+
+log = logging.getLogger(__name__)
 
 
 class Model:
@@ -80,6 +97,11 @@ class Model:
         """A streaming engine for this model: ``feed(chunk) -> detections`` then ``finish()`` (see
         :class:`~speech.streaming.engine.StreamingRecogniser`). Detection thresholds: ``threshold`` for every
         keyword if given, else the model's calibrated ones, else ``config``'s."""
+        check_sample_rate(sample_rate)
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float | np.number)
+                                      or not 0.0 <= float(threshold) <= 1.0):
+            raise SettingError(f"threshold must be a probability in [0, 1] (or None: the model's), got {threshold!r}",
+                               param="threshold")
         config = config or StreamingConfig()
         detector, _ = detector_from_metadata(self.metadata, config.detector, threshold)
         return StreamingRecogniser(self.scorer, replace(config, detector=detector), sample_rate or self.sample_rate)
@@ -101,10 +123,16 @@ class Model:
     def _window(self, clip: np.ndarray | str | Path, sample_rate: int | None) -> np.ndarray:
         if isinstance(clip, str | Path):
             return fit_window(load_audio(clip, self.sample_rate, None), self.window_samples)
-        wave = np.asarray(pcm_to_float(np.asarray(clip)), dtype=np.float32)
+        wave = np.asarray(pcm_to_float(np.asarray(clip)), dtype=np.float32)  # AudioError unless int16/int32/float
         if wave.ndim != 1:
-            raise ValueError(f"a clip must be (samples,) mono audio, got shape {wave.shape}")
-        check_pcm(wave, sample_rate)
+            raise AudioError(f"a clip must be (samples,) mono audio, got shape {wave.shape}")
+        if wave.size == 0:
+            raise AudioError("the clip holds no samples")
+        peak = check_pcm(wave, sample_rate, self.sample_rate)
+        if peak > FULL_SCALE_TOLERANCE:
+            log.warning("the clip's float samples reach %.3g, %.1f dB above full scale (expected within [-1, 1]); "
+                        "clipped at full scale", peak, 20 * np.log10(peak))
+            wave = clip_to_full_scale(wave, peak)
         wave = resample(wave, sample_rate or self.sample_rate, self.sample_rate)
         return fit_window(wave, self.window_samples)
 

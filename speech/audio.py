@@ -1,6 +1,14 @@
 """Waveform I/O: every file the project reads goes through soundfile, never ``torchaudio.load``.
 
 All waveforms inside the project are float32, mono, 16 kHz, in [-1, 1], shaped ``(samples,)``.
+
+Bad samples, one rule for every path (a file, ``speech live --wav``, ``--stdin``, a microphone, ``Model.predict``,
+``Model.stream`` / ``streamer``), applied by :func:`checked_samples` to the samples as they come, before any
+downmix or resampling: a NaN or infinite sample, or a float sample beyond :data:`FAR_OVER_FULL_SCALE` (4, 12 dB
+over full scale: not audio at a plausible level, e.g. integer PCM stored as float unscaled), is refused with an
+:class:`AudioError` naming where the first one is; float samples a little over full scale (up to 4) are clipped
+to [-1, 1], with a warning. Integer PCM is always finite and within full scale. So a file read whole and the
+same file streamed in chunks of any size meet the same rule.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ CLIP_SAMPLES = SAMPLE_RATE  # one second
 INT16_SCALE = 32768.0  # int16 PCM -> float: x / 32768 (soundfile's convention), float -> int16: round(x * 32768)
 INT32_SCALE = 2147483648.0
 FULL_SCALE_TOLERANCE = 1.001  # float peaks up to this are rounding, not clipping; beyond it a warning
+FAR_OVER_FULL_SCALE = 4.0  # float samples beyond this (+12 dB) are refused as not audio (module docstring)
 # WAV data-chunk sizes that streaming writers put in the header before they know the length
 _PLACEHOLDER_SIZE = 0x7FFF0000
 _WAV_FAST_FORMATS = (1, 3)  # PCM integer, IEEE float (also as the sub-format of WAVE_FORMAT_EXTENSIBLE)
@@ -136,22 +145,62 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: cannot open ({exc})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: holds no samples (empty or truncated file)")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: holds NaN or infinite samples")
+    check_samples(data, rate, what=str(path))
     return data, int(rate)
 
 
-def check_pcm(wave: np.ndarray, sample_rate: int | None) -> None:
-    """PCM handed to the API directly (not read from a file) must have a positive whole sample rate (None: the
-    model's) and finite samples; :class:`~speech.errors.SettingError` / :class:`AudioError` otherwise."""
+def _first_at(mask: np.ndarray, rate: int | None, start: int) -> str:
+    """Where the first True of ``mask`` (samples or ``(samples, channels)``) lies, as text: `` (the first at 1.234
+    s)``; the sample index when the rate is unknown."""
+    frame = int(np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))[0]) + start
+    return f" (the first at {frame / rate:.3f} s)" if rate else f" (the first at sample {frame})"
+
+
+def check_samples(samples: np.ndarray, rate: int | None = None, *, what: str = "the audio", start: int = 0) -> float:
+    """Refuse bad samples (the module docstring's rule): :class:`AudioError` naming ``what`` and where the first
+    bad one lies (``rate``: the samples' rate, for the time; ``start``: the index of ``samples[0]`` in its stream)
+    when any is NaN or infinite, or a float sample's magnitude is beyond :data:`FAR_OVER_FULL_SCALE`. Returns the
+    peak magnitude (0 for integer PCM, which cannot be bad)."""
+    samples = np.asarray(samples)
+    if samples.dtype.kind != "f" or samples.size == 0:
+        return 0.0
+    prose = what.startswith("the ")  # "the clip holds ...", "the clip's float samples ..."; "a.wav: holds ..."
+    subject, owner = (what, f"{what}'s") if prose else (f"{what}:", f"{what}:")
+    finite = np.isfinite(samples)
+    if not finite.all():
+        bad = ~finite
+        raise AudioError(f"{subject} holds {int(np.count_nonzero(bad))} NaN or infinite samples"
+                         f"{_first_at(bad, rate, start)}; expected audio samples within [-1, 1]")
+    peak = float(np.abs(samples).max())
+    if peak > FAR_OVER_FULL_SCALE:
+        raise AudioError(f"{owner} float samples reach {peak:.3g}, {20 * np.log10(peak):.0f} dB above full scale"
+                         f"{_first_at(np.abs(samples) > FAR_OVER_FULL_SCALE, rate, start)}; expected audio within "
+                         f"[-1, 1] (integer PCM stored as float without scaling?)")
+    return peak
+
+
+def clip_to_full_scale(samples: np.ndarray, peak: float) -> np.ndarray:
+    """``samples`` clipped to [-1, 1] when their ``peak`` (:func:`check_samples`) is over full scale by more than
+    rounding (:data:`FULL_SCALE_TOLERANCE`); else unchanged."""
+    return np.clip(samples, -1.0, 1.0) if peak > FULL_SCALE_TOLERANCE else samples
+
+
+def check_sample_rate(sample_rate, param: str = "sample_rate") -> None:
+    """A sample rate given to the API must be a positive whole number of Hz (None: the model's);
+    :class:`~speech.errors.SettingError` otherwise."""
     from speech.errors import SettingError
 
     if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer)
                                     or sample_rate <= 0):
-        raise SettingError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}",
-                           param="sample_rate")
-    if not np.isfinite(wave).all():
-        raise AudioError(f"the clip holds {int(np.count_nonzero(~np.isfinite(wave)))} NaN or infinite samples")
+        raise SettingError(f"{param} must be a positive whole number of Hz, got {sample_rate!r}", param=param)
+
+
+def check_pcm(wave: np.ndarray, sample_rate: int | None, model_rate: int | None = None) -> float:
+    """PCM handed to the API directly (not read from a file) must have a positive whole sample rate (None: the
+    model's, ``model_rate``) and good samples (:func:`check_samples`); :class:`~speech.errors.SettingError` /
+    :class:`AudioError` otherwise. Returns the peak magnitude."""
+    check_sample_rate(sample_rate)
+    return check_samples(wave, sample_rate or model_rate, what="the clip")
 
 
 def pcm_to_float(samples):
@@ -170,7 +219,7 @@ def pcm_to_float(samples):
     if samples.dtype == np.int32:
         return np.multiply(samples, np.float32(1.0 / INT32_SCALE), dtype=np.float32)
     if samples.dtype.kind != "f":
-        raise TypeError(f"PCM samples must be int16, int32 or float, got {samples.dtype}")
+        raise AudioError(f"PCM samples must be int16, int32 or float, got {samples.dtype}")
     return samples.astype(np.float32, copy=False)
 
 
@@ -238,15 +287,14 @@ def load_audio(
     source_peak = float(np.abs(data).max(initial=0.0))
     if source_peak > FULL_SCALE_TOLERANCE:  # only float files can; integer PCM stays within [-1, 1)
         log.warning(
-            "%s: float samples reach %.3g, %.1f dB above full scale (expected within [-1, 1]); the clip is scaled "
-            "down to peak 1",
+            "%s: float samples reach %.3g, %.1f dB above full scale (expected within [-1, 1]); clipped at full scale",
             path,
             source_peak,
             20 * np.log10(source_peak),
         )
-    wave = resample(to_mono(data), rate, sample_rate)
+    wave = resample(to_mono(clip_to_full_scale(data, source_peak)), rate, sample_rate)
     peak = float(np.abs(wave).max(initial=0.0))
-    if peak > 1.0:  # keep the model's input range (float files, resampling overshoot)
+    if peak > 1.0:  # keep the model's input range (resampling overshoot)
         wave = wave / peak
     if samples is not None:
         wave = fix_length(wave, samples, crop)

@@ -48,17 +48,23 @@ def test_streaming_placeholder_sizes_are_accepted_and_empty_data_is_not(tmp_path
     assert audio_problem(tmp_path / "empty.wav") == "empty file (0 bytes)"
 
 
-def test_float_audio_far_beyond_full_scale_is_scaled_with_a_warning(tmp_path, caplog):
+def test_float_audio_beyond_full_scale_is_clipped_with_a_warning_and_far_beyond_refused(tmp_path, caplog):
+    """The bad-samples rule of speech/audio.py (issue #36): a little over full scale is clipped, with a warning;
+    more than 12 dB over is not audio (integer PCM stored as float, say) and is refused, naming the file."""
     wave, rate = sf.read(next((SC_V2_TEST / "yes").glob("*.wav")), dtype="float32")
     wave = wave / np.abs(wave).max()
-    sf.write(tmp_path / "loud.wav", wave * 40.0, rate, subtype="FLOAT")
+    sf.write(tmp_path / "hot.wav", wave * 3.0, rate, subtype="FLOAT")
     sf.write(tmp_path / "edge.wav", wave * 1.0004, rate, subtype="FLOAT")  # rounding, not a problem
+    sf.write(tmp_path / "loud.wav", wave * 40.0, rate, subtype="FLOAT")
     with caplog.at_level(logging.WARNING, logger="speech.audio"):
-        loud = load_audio(tmp_path / "loud.wav")
+        hot = load_audio(tmp_path / "hot.wav")
         edge = load_audio(tmp_path / "edge.wav")
-    assert abs(float(np.abs(loud).max()) - 1.0) < 1e-6 and float(np.abs(edge).max()) <= 1.0
+    assert np.array_equal(hot, np.clip(wave * 3.0, -1.0, 1.0)) and float(np.abs(edge).max()) <= 1.0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "loud.wav: float samples reach 40" in warnings[0] and "32.0 dB" in warnings[0]
+    assert len(warnings) == 1 and "hot.wav: float samples reach 3" in warnings[0] and "9.5 dB" in warnings[0]
+    assert "clipped at full scale" in warnings[0]
+    with pytest.raises(AudioError, match=r"loud.wav: float samples reach 40, 32 dB above full scale \(the first at"):
+        load_audio(tmp_path / "loud.wav")
 
 
 def test_a_clip_fits_a_longer_window_centred_and_a_1s_window_as_always():

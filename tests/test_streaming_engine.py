@@ -9,7 +9,8 @@ import soundfile as sf
 import torch
 from conftest import FSDD, LABELS_12, clips_the_model_knows
 
-from speech.audio import load_audio, read_audio, resample, to_mono
+from speech.audio import AudioError, load_audio, read_audio, resample, to_mono
+from speech.errors import SettingError
 from speech.mfcc import FrontEndConfig
 from speech.model import ClassifierConfig
 from speech.recogniser import Recogniser
@@ -151,12 +152,12 @@ def test_flat_interleaved_pcm_and_bad_input(scorer):
     engine = StreamingRecogniser(scorer, input_rate=16_000)
     assert engine.feed(np.zeros(3200, np.int16), channels=2) == []
     assert engine.time == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="channels"):
+    with pytest.raises(AudioError, match="channels"):  # input errors are speech.SpeechErrors (issue #36)
         engine.feed(np.zeros(3, np.int16), channels=2)
-    with pytest.raises(TypeError, match="int16"):
+    with pytest.raises(AudioError, match="int16"):
         engine.feed(np.zeros(10, np.uint8))
     for hop in (15.0, 0.0, -10.0):
-        with pytest.raises(ValueError, match="multiple of the 10 ms frame hop"):
+        with pytest.raises(SettingError, match="multiple of the 10 ms frame hop"):
             StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop))
 
 

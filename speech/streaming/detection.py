@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from speech.data.labels import SILENCE_LABEL, SPECIAL_LABELS
+from speech.errors import SettingError
 
 NEVER_REPORTED = SPECIAL_LABELS
 
@@ -74,18 +75,22 @@ class DetectorConfig:
 
     def __post_init__(self) -> None:
         if self.average_window_ms < 0 or self.suppression_ms < 0:
-            raise ValueError("average_window_ms and suppression_ms must be >= 0 (milliseconds)")
+            raise SettingError("average_window_ms and suppression_ms must be >= 0 (milliseconds)",
+                               param="average_window_ms")
         if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be a probability in [0, 1], got {self.threshold}")
+            raise SettingError(f"threshold must be a probability in [0, 1], got {self.threshold}", param="threshold")
         if self.minimum_count < 1:
-            raise ValueError(f"minimum_count must be >= 1, got {self.minimum_count}")
+            raise SettingError(f"minimum_count must be >= 1, got {self.minimum_count}", param="minimum_count")
         if self.release is not None and not 0.0 <= self.release <= self.threshold:
-            raise ValueError(f"release must lie in [0, threshold={self.threshold}], got {self.release}")
+            raise SettingError(f"release must lie in [0, threshold={self.threshold}], got {self.release}",
+                               param="release")
         if self.keyword_share is not None and not 0.5 <= self.keyword_share <= 1.0:
-            raise ValueError(f"keyword_share must be a share in [0.5, 1] (or None: off), got {self.keyword_share}")
+            raise SettingError(f"keyword_share must be a share in [0.5, 1] (or None: off), got {self.keyword_share}",
+                               param="keyword_share")
         for label, value in (self.thresholds or {}).items():
             if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"the threshold of {label!r} must be a probability in [0, 1], got {value}")
+                raise SettingError(f"the threshold of {label!r} must be a probability in [0, 1], got {value}",
+                                   param="thresholds")
 
     def threshold_for(self, label: str) -> float:
         """The threshold ``label`` must exceed: its own one when set, else ``threshold``."""

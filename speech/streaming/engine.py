@@ -17,8 +17,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from speech.audio import pcm_to_float
+from speech.audio import (
+    FULL_SCALE_TOLERANCE,
+    AudioError,
+    check_sample_rate,
+    check_samples,
+    clip_to_full_scale,
+    pcm_to_float,
+)
 from speech.data.labels import SILENCE_LABEL
+from speech.errors import SettingError
 from speech.resample import StreamResampler
 from speech.streaming.detection import CommandDetector, Detection, DetectorConfig
 from speech.streaming.frames import LEVEL_FLOOR_DB, IncrementalFeatures
@@ -44,7 +52,7 @@ class StreamingConfig:
 
     def __post_init__(self) -> None:
         if self.flush_ms < 0:
-            raise ValueError(f"flush_ms must be >= 0 (milliseconds), got {self.flush_ms}")
+            raise SettingError(f"flush_ms must be >= 0 (milliseconds), got {self.flush_ms}", param="flush_ms")
 
 
 @dataclass
@@ -68,12 +76,12 @@ def to_float_mono(chunk: np.ndarray, channels: int = 1) -> np.ndarray:
     chunk = pcm_to_float(chunk)
     if chunk.ndim == 1 and channels > 1:
         if chunk.size % channels:
-            raise ValueError(f"{chunk.size} interleaved samples do not split into {channels} channels")
+            raise AudioError(f"{chunk.size} interleaved samples do not split into {channels} channels")
         chunk = chunk.reshape(-1, channels)
     if chunk.ndim == 2:
         chunk = chunk.mean(axis=1, dtype=np.float32) if chunk.shape[1] > 1 else chunk[:, 0]
     elif chunk.ndim != 1:
-        raise ValueError(f"PCM chunks must be (samples,) or (samples, channels), got shape {chunk.shape}")
+        raise AudioError(f"PCM chunks must be (samples,) or (samples, channels), got shape {chunk.shape}")
     return chunk
 
 
@@ -84,6 +92,10 @@ class StreamingRecogniser:
     returns the detections it completed; ``finish()`` ends the stream: it flushes the resampler and feeds
     ``config.flush_ms`` of silence, so the last word is decided (its detection time may lie after the input's end).
     ``on_hop`` (optional) is called with every :class:`HopResult`, in time order.
+
+    Bad samples follow the one rule of :mod:`speech.audio`: a chunk with a NaN or infinite sample, or float samples
+    far over full scale, raises :class:`~speech.audio.AudioError` (naming the stream time of the first); float
+    samples a little over full scale are clipped to [-1, 1], with one warning per stream.
     """
 
     def __init__(
@@ -102,13 +114,18 @@ class StreamingRecogniser:
         frame_hop_ms = 1000.0 * self.frame_hop / self.sample_rate
         hop_frames = c.hop_ms / frame_hop_ms
         if c.hop_ms <= 0 or abs(hop_frames - round(hop_frames)) > 1e-6:
-            raise ValueError(f"hop_ms must be a positive multiple of the {frame_hop_ms:g} ms frame hop, got {c.hop_ms}")
+            raise SettingError(f"hop_ms must be a positive multiple of the {frame_hop_ms:g} ms frame hop, got "
+                               f"{c.hop_ms}", param="hop_ms")
         self.hop_frames = int(round(hop_frames))
         self.window_samples = int(c.window_samples or front.window_samples)
         self.window_frames = front.num_frames(self.window_samples)
         if self.window_frames < 1:
-            raise ValueError(f"a window of {self.window_samples} samples is shorter than one FFT frame")
+            raise SettingError(f"a window of {self.window_samples} samples is shorter than one FFT frame",
+                               param="window_samples")
+        check_sample_rate(input_rate)
         self.input_rate = int(input_rate)
+        self.input_samples = 0  # samples (frames) fed so far, at input_rate
+        self.over_full_scale = 0.0  # the highest float peak over full scale met so far (clipped; 0: none)
         self.resampler = StreamResampler(self.input_rate, self.sample_rate)
         self.features = IncrementalFeatures(scorer.features, front)
         self.detector = CommandDetector(self.labels, c.detector)
@@ -143,8 +160,21 @@ class StreamingRecogniser:
         return self.model_time.seconds
 
     def feed(self, chunk: np.ndarray, channels: int = 1) -> list[Detection]:
-        """Add PCM at ``input_rate``; returns the detections made on the windows it completed."""
-        mono = to_float_mono(chunk, channels)
+        """Add PCM at ``input_rate``; returns the detections made on the windows it completed. Bad samples: the
+        class docstring."""
+        samples = pcm_to_float(np.asarray(chunk))
+        if samples.ndim == 1 and channels > 1 and samples.size % channels == 0:
+            samples = samples.reshape(-1, channels)  # interleaved frames
+        frames = samples.shape[0]
+        peak = check_samples(samples, self.input_rate, what="the stream", start=self.input_samples)
+        if peak > FULL_SCALE_TOLERANCE:
+            if not self.over_full_scale:
+                log.warning("the stream's float samples go over full scale at %.3f s (%.3g in that chunk; expected "
+                            "within [-1, 1]): clipped at full scale", self.input_samples / self.input_rate, peak)
+            self.over_full_scale = max(self.over_full_scale, peak)
+            samples = clip_to_full_scale(samples, peak)
+        mono = to_float_mono(samples, channels)
+        self.input_samples += frames
         if mono.size:
             self.last_chunk_db = float(10.0 * np.log10(max(float(np.mean(mono.astype(np.float64) ** 2)), 1e-12)))
         return self._consume(self.resampler.process(mono))
