@@ -222,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from speech.audio import AudioError
     from speech.cli.display import JsonLines, LiveDisplay
     from speech.streaming.sources import MicrophoneSource, SourceError
     from speech.streaming.thresholds import detector_from_metadata, settings_mismatch
@@ -257,17 +258,25 @@ def _run(args: argparse.Namespace) -> int:
         print(f"speech live: warning: the thresholds were calibrated with other settings: {line}", file=sys.stderr)
     error = None
     with view:
+        why = "interrupted (Ctrl-C)"
         try:
             for chunk in source:
                 found = engine.feed(chunk)
                 view.update(engine.last_chunk_db, engine.last, engine.time, found)
                 if limit is not None and engine.time >= limit:
+                    why = f"stopped at --seconds {limit:g}"
                     break
             else:
                 view.update(engine.last_chunk_db, engine.last, engine.time, engine.finish())
-        except SourceError as exc:
-            error = exc
+                why = "end of file" if args.wav is not None else "end of input"
+        except (SourceError, AudioError) as exc:
+            error, why = exc, "stopped by an error"
+        finally:  # the whole run, also after Ctrl-C or an error: the length is of the audio read, not the flush
+            view.end(engine.input_samples / engine.input_rate, why)
     if error is not None:
-        print(f"speech live: error: {error} (after {engine.time:.1f} s of audio)", file=sys.stderr)
-        return error.exit_code  # 1 for a device lost, 2 for a file whose audio data is damaged
+        if isinstance(error, AudioError):  # bad samples: the engine names the time, not the source
+            print(f"speech live: error: {source.name}: {error}", file=sys.stderr)
+        else:
+            print(f"speech live: error: {error} (after {engine.time:.1f} s of audio)", file=sys.stderr)
+        return error.exit_code  # 1 for a device lost, 2 for a file whose audio data is damaged or bad samples
     return 0
