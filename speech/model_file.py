@@ -166,6 +166,7 @@ def _unpickling_reason(message: str) -> str:
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6 (and Lightning's checkpoints)
 PICKLE_MAGIC = b"\x80"  # a legacy torch.save file: a pickle, protocol 2 or later
+ONNX_MAGIC = b"\x08"  # an ONNX ModelProto starts with its field 1, ir_version, a varint
 
 
 def _check_magic(path: Path) -> None:
@@ -178,11 +179,13 @@ def _check_magic(path: Path) -> None:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
     if not head:
         raise CheckpointError(f"{path}: empty file; expected a checkpoint written by 'speech train' (.ckpt)")
-    if not (head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC)):
-        raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint (it starts with {head!r}; expected a .ckpt file written by "
-            "'speech train', or an .onnx export)"
-        )
+    if head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC):
+        return
+    if path.suffix.lower() == ".onnx" or head.startswith(ONNX_MAGIC):
+        raise CheckpointError(f"{path}: an ONNX model, not a PyTorch checkpoint; this needs the .ckpt checkpoint "
+                              "written by 'speech train' (the one the .onnx was exported from)")
+    raise CheckpointError(f"{path}: not a PyTorch checkpoint (it starts with {head!r}; expected a .ckpt file "
+                          "written by 'speech train')")
 
 
 def read_checkpoint(path: str | Path) -> dict:

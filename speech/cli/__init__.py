@@ -68,12 +68,25 @@ class HelpFormatter(jsonargparse.DefaultHelpFormatter):
         return action.help or ""
 
 
+class CommandParser(jsonargparse.ArgumentParser):
+    """jsonargparse's parser, whose usage errors are one line (``speech CMD: error: ... (see 'speech CMD
+    --help')``, exit 2) instead of the whole usage block before the error."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+        sys.stderr.write(f"{prog}: error: {text} (see '{prog} --help')\n")
+        raise SystemExit(2)
+
+
 def command_parser(prog: str, description: str | None = None, **kwargs) -> jsonargparse.ArgumentParser:
     """The parser of one command (or one action of a command, e.g. ``speech data download``).
 
-    No abbreviations: ``--split`` must never quietly stand for ``--split-rule`` or ``--split-seed``.
+    No abbreviations: ``--split`` must never quietly stand for ``--split-rule`` or ``--split-seed``. A usage error
+    is one line (:class:`CommandParser`).
     """
-    return jsonargparse.ArgumentParser(
+    return CommandParser(
         prog=prog, description=description, allow_abbrev=False, formatter_class=HelpFormatter, **kwargs
     )
 
@@ -127,6 +140,9 @@ def _dispatch(argv: list[str]) -> int:
 
         print(f"speech {__version__}")
         return 0
+    argv = options_after_command(argv)
+    if argv is None:
+        return 2
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"speech: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
@@ -156,6 +172,32 @@ def _dispatch(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - every error ends as one line and an exit code
         shown = f"{name} {rest[0]}" if name == "data" and rest and not rest[0].startswith("-") else name
         return failure(shown, exc, hints, verbose="-v" in rest or "--verbose" in rest)
+
+
+LEADING_OPTIONS = {"--threads": 1, "-v": 0, "--verbose": 0}  # options the commands share -> values they take
+
+
+def options_after_command(argv: list[str]) -> list[str] | None:
+    """``speech --threads 2 -v live M`` as ``speech live --threads 2 -v M``: the options several commands share,
+    given before the command, moved behind it (its parser then checks them as its own). Any other option before
+    the command is refused in one line (None: exit 2)."""
+    leading, i = [], 0
+    while i < len(argv) and argv[i].startswith("-"):
+        option = argv[i].split("=", 1)[0]
+        if option not in LEADING_OPTIONS:
+            print(f"speech: error: unknown option {argv[i]!r} before the command; options go after it "
+                  "('speech COMMAND --help' lists them)", file=sys.stderr)
+            return None
+        takes = LEADING_OPTIONS[option] if "=" not in argv[i] else 0
+        leading += argv[i : i + 1 + takes]
+        i += 1 + takes
+    if not leading:
+        return argv
+    if i >= len(argv):
+        print(f"speech: error: {' '.join(leading)}: no command after the options (e.g. 'speech live "
+              f"{' '.join(leading)} MODEL')", file=sys.stderr)
+        return None
+    return [argv[i], *leading, *argv[i + 1 :]]
 
 
 def _caused_by_interrupt(exc: BaseException) -> bool:
