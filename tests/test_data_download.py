@@ -133,7 +133,7 @@ def test_cli_download_end_to_end(tmp_path, server, archives, capsys, sc_v2_clips
     assert speech_main(["data", "download", "--version", "v0.02", "--root", str(other), "--url-base", server.url,
                         "--no-test-set", "--no-progress"]) == 1  # fmt: skip
     assert "does not match the expected af14739e" in capsys.readouterr().err
-    assert not list(other.iterdir())
+    assert not other.exists()  # nothing kept, not even the folder the command made
 
 
 def test_resume_of_a_partial_download(tmp_path, server, archives):
@@ -263,4 +263,28 @@ def test_cli_downloads_a_librispeech_part_that_running_speech_reads(tmp_path, se
     other = tmp_path / "other"
     assert speech_main([*argv[:5], str(other), *argv[6:]]) == 1
     assert "does not match the expected 76f87d09" in capsys.readouterr().err
-    assert not list(other.iterdir())
+    assert not other.exists()  # nothing kept, not even the folder the command made
+
+
+def test_a_download_that_cannot_start_leaves_no_folder_behind(tmp_path, server, capsys):
+    """Issue #36 row 7: no server (connection refused) or no such file (HTTP 404) left an empty data/ behind; the
+    folders a failed download made are removed, a folder the user had is kept as it was."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: bound, then closed
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+    cases = [(["data", "download", "--version", "v0.02"], closed, "cannot connect"),
+             (["data", "download", "--version", "v0.02"], server.url, "HTTP 404"),
+             (["data", "download-librispeech", "--part", "dev-clean"], closed, "cannot connect")]
+    for command, url, says in cases:
+        root = tmp_path / "new" / "data"
+        assert speech_main([*command, "--root", str(root), "--url-base", url, "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+        assert list(tmp_path.iterdir()) == []  # neither data/ nor new/
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert speech_main(["data", "download", "--version", "v0.02", "--root", str(mine), "--url-base", closed,
+                        "--no-progress"]) == 1
+    assert mine.is_dir() and list(mine.iterdir()) == []

@@ -29,6 +29,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from speech.errors import SpeechError
@@ -276,13 +277,24 @@ def _fetch_and_extract(url: str, archive: Path, folder: Path, *, sha256: str | N
     return folder
 
 
-def _download_root(root: str | Path) -> Path:
+@contextlib.contextmanager
+def _download_root(root: str | Path) -> Iterator[Path]:
+    """``root`` made for a download (checked writable first, before any transfer); the folders this call made are
+    removed again when the download fails and leaves them empty (no server, a bad part, Ctrl-C), so a failed
+    first try leaves nothing behind. A partial download in them stays, to be resumed."""
     from speech.files import check_can_create
 
     root = Path(root).expanduser()
     check_can_create(root, "download folder", param="root")  # a read-only place: now, before any transfer
+    made = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
     root.mkdir(parents=True, exist_ok=True)
-    return root
+    try:
+        yield root
+    except BaseException:
+        for folder in made:
+            with contextlib.suppress(OSError):  # not empty: keep it (and its parents)
+                folder.rmdir()
+        raise
 
 
 def download_dataset(
@@ -301,13 +313,13 @@ def download_dataset(
     already extracted folder is left as it is. ``sha256`` maps archive names to expected digests (overriding
     the known ones). Archives are kept in ``root`` unless ``keep_archives`` is False.
     """
-    root = _download_root(root)
     base = url_base if url_base.endswith("/") else url_base + "/"
-    return {
-        name: _fetch_and_extract(base + name, root / name, root / name.removesuffix(".tar.gz"),
-                                 sha256=(sha256 or {}).get(name), progress=progress, keep_archive=keep_archives)
-        for name in archive_names(version, test_set)
-    }
+    with _download_root(root) as root:
+        return {
+            name: _fetch_and_extract(base + name, root / name, root / name.removesuffix(".tar.gz"),
+                                     sha256=(sha256 or {}).get(name), progress=progress, keep_archive=keep_archives)
+            for name in archive_names(version, test_set)
+        }
 
 
 def download_librispeech(
@@ -328,8 +340,8 @@ def download_librispeech(
     if part not in LIBRISPEECH_PARTS:
         raise SettingError(f"LibriSpeech part must be one of {', '.join(LIBRISPEECH_PARTS)}, got {part!r}",
                            param="part")
-    root = _download_root(root)
     base = url_base if url_base.endswith("/") else url_base + "/"
-    return _fetch_and_extract(base + f"{part}.tar.gz", root / f"librispeech-{part}.tar.gz",
-                              root / f"librispeech-{part}", sha256=sha256 or LIBRISPEECH_SHA256[part],
-                              progress=progress, keep_archive=keep_archive)
+    with _download_root(root) as root:
+        return _fetch_and_extract(base + f"{part}.tar.gz", root / f"librispeech-{part}.tar.gz",
+                                  root / f"librispeech-{part}", sha256=sha256 or LIBRISPEECH_SHA256[part],
+                                  progress=progress, keep_archive=keep_archive)
