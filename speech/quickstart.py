@@ -11,6 +11,7 @@ Everything goes below one output folder; a second run reuses the synthetic data 
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,8 @@ def quickstart(
     runs = out / "runs"
     say(f"training for {epochs} epoch(s) into {runs}")
     run_dir = train(CONFIGS / "quickstart.yaml", {"data.root": synth, "data.cache_dir": out / "cache",
-                    "trainer.default_root_dir": runs, "trainer.max_epochs": epochs, "seed_everything": seed})
+                    "trainer.default_root_dir": runs, "trainer.max_epochs": epochs, "seed_everything": seed,
+                    "trainer.enable_model_summary": False})  # the demo's log: steps, not Lightning's layer table
     (best,) = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
     say(f"trained into {run_dir}; best checkpoint {best.name}")
     reports = run_dir / "reports"
@@ -167,6 +169,13 @@ def held_out(report: dict, what: str) -> HeldOut:
                    str(data["root"]), data.get("split_settings", {}).get("source", "defaults"))
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it lies below it (``configs/default.yaml`` in the checkout),
+    else absolute: a config path that works from where the quickstart ran."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative
+
+
 def _stream_line(s: dict) -> str:
     """The streaming figures, from either JSON layout 'speech stream-test' has written."""
     if "keyword_recall" in s:
@@ -183,9 +192,11 @@ def _stream_line(s: dict) -> str:
     )
 
 
-def next_steps(result: QuickstartResult) -> str:
-    """The closing summary; every path as it was given, and shell-quoted in the commands."""
+def next_steps(result: QuickstartResult, program: str = "speech") -> str:
+    """The closing summary; every path as it was given, and shell-quoted in the commands, which call ``program``
+    (how ``speech`` runs from here, e.g. ``.venv/bin/speech``: :func:`speech.cli.program.program`)."""
     q = shlex.quote
+    s = program
     syn = result.synthetic
     lines = [
         "",
@@ -205,10 +216,10 @@ def next_steps(result: QuickstartResult) -> str:
         f"  streaming test  {_stream_line(result.stream)} (held-out synthetic voices)",
         "",
         "Next:",
-        f"  speech live {q(str(result.onnx))}                      # talk to it (microphone)",
-        f"  speech live {q(str(result.onnx))} --wav some.wav       # or feed a recording",
-        "  speech data download --version v0.02 --root data  # the real data set (2.3 GB)",
-        "  speech train --config configs/default.yaml --data.root data/speech_commands_v0.02",
-        "  speech synth --words WORD1,WORD2 --out data/mine # your own keywords (see README)",
+        f"  {s} live {q(str(result.onnx))}                      # talk to it (microphone)",
+        f"  {s} live {q(str(result.onnx))} --wav some.wav       # or feed a recording",
+        f"  {s} data download --version v0.02 --root data  # the real data set (2.3 GB)",
+        f"  {s} train --config {q(str(_shown(CONFIGS / 'default.yaml')))} --data.root data/speech_commands_v0.02",
+        f"  {s} synth --words WORD1,WORD2 --out data/mine # your own keywords (see README)",
     ]
     return "\n".join(lines)

@@ -321,13 +321,15 @@ def test_a_run_ends_with_its_summary_and_learning_curve_and_no_lightning_noise(s
     out = result.stdout
     assert f"best checkpoint      {best}" in out and "validation accuracy  " in out
     assert f"learning curve       {run / 'learning_curve.png'}" in out and (run / "learning_curve.png").stat().st_size > 10_000
-    # the Next: commands paste into a shell as they are
-    evaluate = next(line for line in out.splitlines() if line.strip().startswith("speech evaluate"))
-    assert shlex.split(evaluate.split("#")[0]) == ["speech", "evaluate", str(best), "--data", str(data)]
-    plot = next(line for line in out.splitlines() if line.strip().startswith("speech plot"))
-    # ... and the suggested 'speech plot RUN' works (row 9: it used to refuse, the curve being there already)
-    again = subprocess.run([sys.executable, "-m", *shlex.split(plot.split("#")[0])], capture_output=True, text=True,
-                           timeout=300)  # fmt: skip
+    # the Next: commands paste into a shell as they are, calling speech as it runs from here (issue #36 row 7:
+    # .venv/bin/speech where the set-up's .venv/bin is not on the PATH)
+    from speech.cli.program import program
+
+    evaluate = next(line for line in out.splitlines() if line.strip().startswith(f"{program()} evaluate"))
+    assert shlex.split(evaluate.split("#")[0]) == [*shlex.split(program()), "evaluate", str(best), "--data", str(data)]
+    plot = next(line for line in out.splitlines() if line.strip().startswith(f"{program()} plot"))
+    # ... and the suggested 'speech plot RUN' works as printed (row 9: it used to refuse, the curve being there)
+    again = subprocess.run(shlex.split(plot.split("#")[0]), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and f"wrote {run / 'learning_curve-1.png'}" in again.stdout, again.stderr
     err = result.stderr
     # progress reaches a log file: one plain line per epoch (row 16); the broken file is named once (row 13)

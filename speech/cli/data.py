@@ -16,6 +16,7 @@ import shlex
 import sys
 
 from speech.cli import command_parser
+from speech.cli.program import program
 from speech.cli.progress import ProgressBars
 from speech.cli.split_args import add_split_arguments, resolve_split
 from speech.data.download import (
@@ -146,7 +147,7 @@ def run_download_librispeech(args: argparse.Namespace) -> int:
         folder = download_librispeech(args.part, args.root, url_base=args.url_base, sha256=digest, progress=bars,
                                       keep_archive=not args.delete_archives)
     print(f"{args.part} -> {folder}")
-    print(f"Next:\n  speech train --config configs/live.yaml --data.running_speech {shlex.quote(str(folder))}")
+    print(f"Next:\n  {program()} train --config configs/live.yaml --data.running_speech {shlex.quote(str(folder))}")
     return 0
 
 

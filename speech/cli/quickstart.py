@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from speech.cli.program import program
 from speech.cli.threads import add_threads_argument, apply_threads
 from speech.quickstart import SHARED_REAL, next_steps, quickstart
 
@@ -43,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
     threads = apply_threads(args.threads)  # training and evaluation run in this process: PyTorch's threads, set once
     log.info("%d CPU thread(s) for PyTorch (--threads %s)", threads, args.threads)
     result = quickstart(args.out, args.per_word, args.epochs, args.stream_minutes, args.seed, args.real_data)
-    print(next_steps(result))
+    print(next_steps(result, program()))
     return 0

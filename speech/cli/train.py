@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from speech.cli import failure
+from speech.cli.program import program
 from speech.cli.progress import ProgressBars, on_terminal
 from speech.data.labels import rejection_warning
 from speech.threads import AUTO
@@ -160,15 +161,16 @@ def training_summary(trainer, seconds: float) -> str:
     root = getattr(data, "root", None) or "DATA"
     onnx = (run_dir or ckpt.parent) / "model.onnx"
     q = shlex.quote  # every printed command can be pasted into a shell as it is
+    s = program()  # ".venv/bin/speech" where the set-up's .venv/bin is not on the PATH
     lines += [
         "",
         "Next:",
-        f"  speech evaluate {q(str(ckpt))} --data {q(str(root))}   # held-out figures (the split comes from the checkpoint)",
-        f"  speech export {q(str(ckpt))} --onnx {q(str(onnx))}",
-        f"  speech live {q(str(onnx))}",
+        f"  {s} evaluate {q(str(ckpt))} --data {q(str(root))}   # held-out figures (the split comes from the checkpoint)",
+        f"  {s} export {q(str(ckpt))} --onnx {q(str(onnx))}",
+        f"  {s} live {q(str(onnx))}",
     ]
     if run_dir is not None:  # the curve is drawn again into a new file (learning_curve-1.png, ...)
-        lines.append(f"  speech plot {q(str(run_dir))}                        # the learning curve again")
+        lines.append(f"  {s} plot {q(str(run_dir))}                        # the learning curve again")
     if warning:
         lines += ["", f"WARNING: {warning}"]
     return "\n".join(lines)
