@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     scorer = open_scorer(args.model, args.backend, args.threads)
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
     experiment = stream_experiment(args, scorer, stream_config(args), default_partition="validation",
-                                   default_half="a", default_readers="calibration")
+                                   default_half="a", default_readers="calibration", command="calibrate")
     result = run_calibration(
         experiment, target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
         min_threshold=args.min_threshold, wrong_weight=args.wrong_weight, pooling=args.pooling, single=args.single,

@@ -84,11 +84,38 @@ def stream_spec(args: argparse.Namespace):
                       seed=args.stream_seed, late_ms=args.late_ms)
 
 
+def speaker_split_if_empty(args: argparse.Namespace, scorer, choice, command: str):
+    """``choice`` (a command's default partition, no ``--split``), or, for a folder the model never trained on
+    whose own split rule leaves that partition empty (an official test set: every clip is a test clip), the same
+    partition of a seeded speaker split of it (``--split-rule speaker``, the other split settings as given), with
+    a note on stderr. Left as it is when a split rule was given, or the folder is the model's own."""
+    import sys
+    from dataclasses import replace
+
+    from speech.data import build_index
+    from speech.data.splits import partition_splits
+    from speech.errors import SpeechError
+
+    if choice.source != "defaults" or args.split_rule is not None:
+        return choice
+    try:
+        index = build_index(args.data, labels=list(scorer.labels), split=choice.settings)
+    except SpeechError:  # the streams' own reading of the folder says what is wrong with it
+        return choice
+    if any(index.splits[name] for name in partition_splits(choice.partition)):
+        return choice
+    print(f"speech {command}: note: {args.data} has no {choice.partition} clips under its "
+          f"own split rule ({index.split_method}); using the {choice.partition} speakers of a seeded speaker split "
+          "of it (--split-rule speaker; give stream-test the same to score other speakers)", file=sys.stderr)
+    return replace(choice, settings=choice.settings.updated(rule="speaker"))
+
+
 def stream_experiment(args: argparse.Namespace, scorer, config, *, default_partition: str | None = None,
-                      default_half: str = "b", default_readers: str = "test"):
+                      default_half: str = "b", default_readers: str = "test", command: str = "stream-test"):
     """The :class:`~speech.evaluation.streams.experiment.StreamExperiment` of the options, for ``scorer`` (loaded
     from ``args.model``) with the engine settings ``config``: the split resolved from the model's record
-    (``default_partition`` when no ``--split`` is given), the ``--negatives`` folders and half (default
+    (``default_partition`` when no ``--split`` is given, from a speaker split when the folder's own rule leaves
+    it empty: :func:`speaker_split_if_empty`), the ``--negatives`` folders and half (default
     ``default_half``), ``--unknown-percent`` (default: the stream test's full layout), the streams and the
     running-speech readers (default ``default_readers``)."""
     from speech.data.record import DataRecord
@@ -98,6 +125,7 @@ def stream_experiment(args: argparse.Namespace, scorer, config, *, default_parti
     choice = resolve_split(args, DataRecord.from_dict(scorer.metadata.get("data")), args.data)
     if default_partition is not None and args.split is None:
         choice.partition = default_partition
+        choice = speaker_split_if_empty(args, scorer, choice, command)
     source = SourceOptions(
         args.data,
         choice,
