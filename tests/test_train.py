@@ -344,12 +344,30 @@ def test_a_run_ends_with_its_summary_and_learning_curve_and_no_lightning_noise(s
     assert "GPU available" in err  # the useful Lightning line stays, once
 
 
-def test_speech_plot_draws_the_learning_curve_of_runs(trained_run, tmp_path, capsys):
+def test_speech_plot_draws_the_learning_curve_of_runs(trained_run, tmp_path, capsys, monkeypatch):
+    import speech.runs
     from speech.cli import main as speech_main
 
+    figures = []  # the figures 'speech plot' draws (each kept as it is made; nothing else changes)
+    make = speech.runs.new_figure
+    monkeypatch.setattr(speech.runs, "new_figure", lambda *a, **k: figures.append(make(*a, **k)) or figures[-1])
     out = tmp_path / "curve.png"
     assert speech_main(["plot", str(trained_run), str(trained_run), "--label", "a", "--label", "b", "--out", str(out)]) == 0
-    assert out.stat().st_size > 10_000 and f"wrote {out}" in capsys.readouterr().out
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {out}" in capsys.readouterr().out
+    # the plotted series are metrics.csv's: validation accuracy (%) and training loss per epoch, once per run
+    with open(trained_run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    acc = [(int(r["epoch"]), 100 * float(r["val/acc"])) for r in rows if r.get("val/acc")]
+    loss = [(int(r["epoch"]), float(r["train/loss_epoch"])) for r in rows if r.get("train/loss_epoch")]
+    assert len(acc) == len(loss) == 4
+    (figure,) = figures
+    acc_ax, loss_ax = figure.axes
+    best = max(v for _, v in acc)
+    assert [line.get_label() for line in acc_ax.get_lines()] == [f"{n} (best {best:.1f}%)" for n in ("a", "b")]
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["a", "b"]
+    for ax, series in ((acc_ax, acc), (loss_ax, loss)):
+        for line in ax.get_lines():
+            np.testing.assert_allclose(line.get_xydata(), np.array(series), rtol=1e-9)
     assert speech_main(["plot", str(trained_run), "--out", str(out)]) == 2  # never replaced silently
     assert "exists; refusing to overwrite" in capsys.readouterr().err
     assert speech_main(["plot", str(tmp_path)]) == 2
