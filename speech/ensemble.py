@@ -96,6 +96,7 @@ def merge_records(records: Sequence[dict | None], names: Sequence[str]) -> dict 
         training_files=sorted({f for r in parsed for f in r.training_files}),
         speakers_hash=speakers_hash(speakers),
         extra_roots=list(dict.fromkeys(root for r in parsed for root in r.extra_roots)),
+        sources=list({s.root: s.to_dict() for r in parsed for s in r.sources}.values()),
         speakers={**first.speakers, "training": len(speakers)},
     )
     return merged

@@ -142,7 +142,7 @@ class KeywordModule(L.LightningModule):
             }
         )
         n = len(labels)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.class_weights: torch.Tensor | None = None  # the data module's (balance_by: loss), set at fit start
         self.train_acc = MulticlassAccuracy(n, average="micro")
         self.val_acc = MulticlassAccuracy(n, average="micro")
         self.val_f1 = MulticlassF1Score(n, average="macro")
@@ -167,6 +167,10 @@ class KeywordModule(L.LightningModule):
             from speech.pretraining import check_encoder_readers
 
             check_encoder_readers(self.encoder_info, known.running_speech if known is not None else None)
+        weights = datamodule.loss_weights() if datamodule is not None and hasattr(datamodule, "loss_weights") else None
+        self.class_weights = None if weights is None else weights.to(self.device)
+        if self.class_weights is not None:
+            log.info("class weights of the loss: %s", dict(zip(self.labels, self.class_weights.tolist(), strict=True)))
         if bool(frontend.fitted):
             return  # resumed or fine-tuned: keep the statistics the weights were trained with
         if datamodule is None or not hasattr(datamodule, "normaliser_waves"):
@@ -189,10 +193,11 @@ class KeywordModule(L.LightningModule):
         feats = self.spec_augment(self.recogniser.frontend(waves, warp))
         logits = self.recogniser.classifier(feats)
         if mix is None:
-            loss = self.criterion(logits.float(), labels)
+            loss = nn.functional.cross_entropy(logits.float(), labels, weight=self.class_weights,
+                                               label_smoothing=self.label_smoothing)
         else:
-            own, partner = (nn.functional.cross_entropy(logits.float(), target, reduction="none",
-                                                        label_smoothing=self.label_smoothing)
+            own, partner = (nn.functional.cross_entropy(logits.float(), target, weight=self.class_weights,
+                                                        reduction="none", label_smoothing=self.label_smoothing)
                             for target in (labels, labels[mix.perm]))
             loss = mix.loss(own, partner)
             labels = mix.labels(labels)

@@ -263,6 +263,8 @@ def _data_line(data: dict) -> str:
         f"`{data['root']}`, split **{data['split']}** (rule: {data['split_rule']}, layout: {data['layout']}), "
         f"{data['clips']} clips"
         + (f", {data['skipped_files']} unreadable file(s) skipped" if data.get("skipped_files") else "")
+        + (f"; no clips of {', '.join(f'`{label}`' for label in data['labels_without_clips'])} (scored over all "
+           "the model's labels, per-class figures for the labels present)" if data.get("labels_without_clips") else "")
     )
 
 
@@ -359,7 +361,9 @@ def model_section(ev: ModelEvaluation, files: dict[str, str], show_data: bool = 
         lines += [f"Data: {_data_line(ev.data)}."]
     lines += [
         "",
-        f"Accuracy **{_pct(m.accuracy)}**, macro-F1 **{m.macro_f1:.3f}** on {m.num_clips} clips.",
+        f"Accuracy **{_pct(m.accuracy)}**, macro-F1 **{m.macro_f1:.3f}** on {m.num_clips} clips"
+        + (f" (mean F1 of the labels with clips: **{m.macro_f1_present:.3f}**; torchmetrics' macro-F1 counts a label "
+           "without clips that was predicted as 0)" if m.macro_f1_present is not None else "") + ".",
         "",
     ]
     lines += ["### Per class", ""]
@@ -367,6 +371,7 @@ def model_section(ev: ModelEvaluation, files: dict[str, str], show_data: bool = 
         ["class", "precision", "recall", "F1", "support"],
         [
             [f"`{c.label}`", f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
+            if c.support else [f"`{c.label}`", f"{c.precision:.3f}" if c.predicted else "-", "-", "-", "0 (no clips)"]
             for c in m.per_class
         ],
     )

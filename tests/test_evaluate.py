@@ -284,7 +284,9 @@ def test_cli_compares_a_checkpoint_and_its_onnx_export(tiny_checkpoint, small_se
     assert (tmp_path / "cmp" / "tiny-onnx.confusion.png").is_file()
 
 
-def test_cli_rejects_data_that_lacks_a_model_label(small_set, tmp_path, capsys):
+def test_cli_scores_data_that_lacks_some_model_labels_and_rejects_data_with_none(small_set, tmp_path, capsys):
+    """A folder holding some of the model's labels is scored over all of them and the labels without clips are
+    named (issue #34); a folder with none of the model's words is refused in one line."""
     from speech.checkpoint import save_checkpoint
     from speech.model import ClassifierConfig
     from speech.recogniser import Recogniser
@@ -293,7 +295,16 @@ def test_cli_rejects_data_that_lacks_a_model_label(small_set, tmp_path, capsys):
     ckpt = save_checkpoint(
         Recogniser(labels, classifier=ClassifierConfig(hidden_size=8, num_layers=1)), tmp_path / "m.ckpt"
     )
-    code, _, err = run_cli(capsys, "evaluate", ckpt, "--data", small_set, "--cache-dir", tmp_path / "cache")
+    code, out, err = run_cli(capsys, "evaluate", ckpt, "--data", small_set, "--cache-dir", tmp_path / "cache",
+                             "--json", tmp_path / "r.json")
+    assert code == 0, err
+    assert "no clips of marvin" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["data"]["labels_without_clips"] == ["marvin"]
+    assert [c["support"] for c in report["per_class"] if c["label"] == "marvin"] == [0]
+    others = save_checkpoint(Recogniser(["_silence_", "_unknown_", "marvin", "sheila"],
+                                        classifier=ClassifierConfig(hidden_size=8, num_layers=1)), tmp_path / "o.ckpt")
+    code, _, err = run_cli(capsys, "evaluate", others, "--data", small_set, "--cache-dir", tmp_path / "cache")
     assert code == 2
     assert "marvin" in err and str(small_set.resolve()) in err and "do not fit" in err
 

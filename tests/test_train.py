@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -178,7 +180,16 @@ def test_ddp_fit_with_two_cpu_processes(small_tree, cache_dir, tmp_path):
     assert not (tmp_path / "test" / "version_1").exists(), "DDP workers must share the launcher's run folder"
     ckpt = read_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["epoch"] == 1
-    assert "distributed_backend=gloo" in result.stderr + result.stdout or "gloo" in (result.stderr + result.stdout)
+    err = result.stderr
+    # two processes joined one gloo group ...
+    for line in ("Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2",
+                 "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2",
+                 "distributed_backend=gloo", "All distributed processes registered. Starting with 2 processes"):
+        assert line in err, line
+    # ... and shared the training set: each took half of the N clips, in batches of 32 (one process: ceil(N / 32))
+    (clips,) = set(re.findall(r"fitted the feature normaliser on (\d+) training clips", err))
+    per_rank = math.ceil(math.ceil(int(clips) / 2) / 32)
+    assert ckpt["global_step"] == 2 * per_rank < 2 * math.ceil(int(clips) / 32), (ckpt["global_step"], clips)
 
 
 def test_extra_roots_add_synthetic_clips_to_training_only(small_tree, cache_dir, tmp_path):

@@ -166,6 +166,11 @@ def run(args: argparse.Namespace) -> int:
             f"speakers; split rule {settings.get('split', d['split_rule'])}, from the {settings.get('source', 'defaults')})"
             + (f"; {d['skipped_files']} bad file(s) in the folder skipped" if d.get("skipped_files") else "")
             + (f"; WARNING: {leak} clips of training speakers" if leak else "")
+            + (f"; {d['generated_silence_clips']} of them generated silence (all zeros, as TensorFlow's test adds; "
+               "--silence-percent 0 leaves them out)" if d.get("generated_silence_clips") else "")
+            + (f"; no clips of {', '.join(d['labels_without_clips'])} (scored over all {len(ev.result.metrics.labels)} "
+               f"labels; mean F1 of the labels with clips {ev.result.metrics.macro_f1_present:.3f})"
+               if d.get("labels_without_clips") else "")
         )
     for ev in evals:
         if ev.result.noisy:

@@ -23,6 +23,14 @@ from speech.data.cache import default_cache_dir
 from speech.data.errors import DatasetError
 from speech.data.record import DataRecord
 from speech.data.running_windows import RunningSpeechSource
+from speech.data.sampling import (
+    StratifiedEpochSampler,
+    check_balance,
+    class_shares,
+    epoch_counts,
+    loss_weights,
+)
+from speech.data.sources import ExtraSource, check_disjoint, extra_split, read_extra_source
 from speech.data.splits import SPLITS, SplitSettings, keep_speakers
 from speech.progress import ProgressCallback
 
@@ -42,23 +50,6 @@ class BatchedWaves(Dataset):
         return torch.from_numpy(np.asarray(self.waves[order])), torch.from_numpy(self.labels[order])
 
 
-def remap_examples(examples: list[Example], source_labels: list[str], target_labels: list[str]) -> list[Example]:
-    """Re-express examples labelled in ``source_labels`` in ``target_labels``.
-
-    Words missing from the target become ``_unknown_`` when the target has it, else they are dropped;
-    ``_silence_`` clips are dropped when the target has no ``_silence_`` class.
-    """
-    target = {label: i for i, label in enumerate(target_labels)}
-    unknown = target.get("_unknown_")
-    out = []
-    for ex in examples:
-        name = source_labels[ex.label]
-        index = target.get(name, None if name == "_silence_" else unknown)
-        if index is not None:
-            out.append(Example(ex.path, index, ex.speaker, ex.word))
-    return out
-
-
 class SpeechCommandsDataModule(L.LightningDataModule):
     """Speech Commands (v0.01/v0.02, 12 or 35 labels) or any ``<label>/*.wav`` folder.
 
@@ -75,7 +66,20 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         split_seed: seed of the split, of the ``_unknown_``/``_silence_`` sampling and of the noise generator.
         training_speakers_percent: the share of the training split's speakers trained on (whole speakers, seeded
             by ``split_seed``; 100: all), to measure how the figures grow with speakers. The rest is not used.
-        extra_roots: more folders (e.g. synthetic speech) whose clips are added to training only.
+        extra_roots: more folders (more speakers of some words, synthetic speech, ...) read with their own label
+            folders (:mod:`speech.data.sources`). Each is split by speaker with ``extra_validation_percent`` and
+            ``extra_testing_percent`` (seeded by ``split_seed``; 0 and 0: every clip trains); its validation and
+            test parts join the run's, and it is recorded in the model (folder, fingerprint, split), so
+            ``evaluate``/``stream-test`` score its test part and refuse its training speakers. A speaker trained on
+            in one folder and held out in another is refused. ``extra_other_words``: its label folders the model
+            has no class for become ``_unknown_`` (``"unknown"``) or are left out (``"skip"``).
+            ``extra_training_speakers_percent``: the share of its training speakers used (a learning curve).
+        class_balance: how an epoch is drawn when the classes are unequal (:mod:`speech.data.sampling`): 0 (default)
+            the clips as they are; up to 1, each keyword class's share pulled towards the median keyword class's
+            size (``_silence_``/``_unknown_`` keep theirs). ``balance_by``: ``"sampling"`` (each class's share drawn
+            from a shuffled cycle through its clips) or ``"loss"`` (the clips' own frequencies, class-weighted loss).
+            ``epoch_examples``: examples per epoch (default: the balanced classes' sum; with ``class_balance`` 0,
+            every training clip once).
         cache_dir: where decoded-waveform caches live (default ``$SPEECH_CACHE`` or ``~/.cache/speech``).
         batch_size: clips per batch (per device under DDP).
         num_workers: DataLoader workers; batches are memmap slices, so 0-2 are enough.
@@ -104,6 +108,13 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         split_seed: int = SplitSettings.seed,
         training_speakers_percent: float = 100.0,
         extra_roots: list[str] | None = None,
+        extra_validation_percent: float = 0.0,
+        extra_testing_percent: float = 0.0,
+        extra_other_words: str = "unknown",
+        extra_training_speakers_percent: float = 100.0,
+        class_balance: float = 0.0,
+        balance_by: str = "sampling",
+        epoch_examples: int | None = None,
         cache_dir: str | None = None,
         batch_size: int = 256,
         num_workers: int = 1,
@@ -126,6 +137,13 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.training_speakers_percent = float(training_speakers_percent)
         keep_speakers([], self.training_speakers_percent)  # refuse a bad share before any scan
         self.extra_roots = [Path(r) for r in (extra_roots or [])]
+        self.extra_split = extra_split(extra_validation_percent, extra_testing_percent, split_seed)
+        self.extra_other_words = extra_other_words
+        self.extra_training_speakers_percent = float(extra_training_speakers_percent)
+        keep_speakers([], self.extra_training_speakers_percent)
+        check_balance(class_balance, balance_by, epoch_examples)
+        self.class_balance, self.balance_by, self.epoch_examples = float(class_balance), balance_by, epoch_examples
+        self._extras: list[ExtraSource] | None = None
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.progress: ProgressCallback | bool = True  # cache building: see speech.progress (the CLI draws bars)
         self.batch_size = batch_size
@@ -164,14 +182,28 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             self._examples[split] = self._collect(split)
         return self._examples[split]
 
-    def _collect(self, split: str) -> list[Example]:
+    def _main_examples(self, split: str) -> list[Example]:
         examples = list(self.index.splits[split])
         if split == "training":
             examples = keep_speakers(examples, self.training_speakers_percent, self.split.seed)
-            for root in self.extra_roots:
-                extra = self._build(root, "all")  # every label folder, _unknown_ and _silence_ included
-                for part in SPLITS:
-                    examples += remap_examples(extra.splits[part], extra.labels, self.labels)
+        return examples
+
+    @property
+    def extras(self) -> list[ExtraSource]:
+        """The extra folders, split and relabelled (read once); a speaker both trained on and held out is refused."""
+        if self._extras is None:
+            extras = [read_extra_source(root, self.labels, self.extra_split, other_words=self.extra_other_words,
+                                        training_speakers_percent=self.extra_training_speakers_percent)
+                      for root in self.extra_roots]
+            check_disjoint({str(self.index.root): {part: self._main_examples(part) for part in SPLITS},
+                            **{str(extra.root): extra.parts for extra in extras}})
+            self._extras = extras
+        return self._extras
+
+    def _collect(self, split: str) -> list[Example]:
+        examples = self._main_examples(split)
+        for extra in self.extras:
+            examples += extra.parts[split]
         return examples
 
     # -- Lightning hooks ---------------------------------------------------------------------------
@@ -222,17 +254,45 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             labels=self.label_spec,
             split=self.split,
             training=self.examples("training"),
-            extra_roots=self.extra_roots,
+            sources=[extra.record() for extra in self.extras],
             running_speech=self.running.describe(self.labels) if self.running is not None else None,
+            training_speakers_percent=self.training_speakers_percent,
         )
+
+    # -- what an epoch is made of (speech.data.sampling) ---------------------------------------------------
+    def _shares(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training clips per class and the balanced epoch's examples per class (floats)."""
+        from speech.data.labels import SPECIAL_LABELS
+
+        counts = np.bincount(self.data["training"].labels, minlength=len(self.labels))
+        keyword = np.array([label not in SPECIAL_LABELS for label in self.labels])
+        return counts, class_shares(counts, keyword, self.class_balance)
+
+    def epoch_plan(self) -> np.ndarray | None:
+        """Examples of each class per training epoch, or None: every training clip once, in a random order."""
+        if self.epoch_examples is None and (self.class_balance == 0 or self.balance_by == "loss"):
+            return None
+        counts, shares = self._shares()
+        return epoch_counts(counts if self.balance_by == "loss" else shares, self.epoch_examples)
+
+    def loss_weights(self) -> torch.Tensor | None:
+        """Per-class weights of the training loss (``balance_by: loss``), else None."""
+        if self.balance_by != "loss" or self.class_balance == 0:
+            return None
+        counts, shares = self._shares()
+        return torch.tensor(loss_weights(counts, shares), dtype=torch.float32)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.data[split]
         if not len(data.labels):
             raise DatasetError(f"{self.root}: the {split} split is empty (split rule {self.split.rule!r})")
         dataset = BatchedWaves(data.waves, data.labels)
-        sampler_cls = RandomSampler if shuffle else SequentialSampler
-        sampler = BatchSampler(sampler_cls(dataset), self.batch_size, drop_last=False)
+        plan = self.epoch_plan() if shuffle else None
+        if plan is not None:
+            sampler = StratifiedEpochSampler(data.labels, plan, self.batch_size, seed=self.split.seed)
+        else:
+            sampler_cls = RandomSampler if shuffle else SequentialSampler
+            sampler = BatchSampler(sampler_cls(dataset), self.batch_size, drop_last=False)
         return DataLoader(
             dataset,
             sampler=sampler,

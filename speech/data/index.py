@@ -168,6 +168,8 @@ def build_index(
     root: str | Path,
     labels: str | list[str] = "auto",
     split: SplitSettings | None = None,
+    *,
+    allow_missing_labels: bool = False,
 ) -> DatasetIndex:
     """Scan ``root`` (layout detected automatically) and split and label its clips.
 
@@ -181,6 +183,8 @@ def build_index(
     is taken as it is; otherwise they are sampled per split as TensorFlow does (``silence_percent`` and
     ``unknown_percent`` of the split's known-word clips; silence examples have ``path=None``). Deterministic
     for a given ``seed``. Nothing is decoded here.
+    ``allow_missing_labels``: an explicit list may name words the folder lacks (their classes get no clips), as
+    long as it holds at least one of them: for scoring a model on a folder that holds some of its labels.
     """
     split = SplitSettings() if split is None else split
     split.check()
@@ -189,7 +193,7 @@ def build_index(
     words = sorted({c.word for c in clips} | set(scan.clips))
     parse_label_spec(labels)  # reject malformed specs before the "missing word" check
     try:
-        label_list = resolve_labels(labels, words, folders=list(scan.clips))
+        label_list = resolve_labels(labels, words, folders=list(scan.clips), allow_missing=allow_missing_labels)
     except DatasetError as exc:
         raise DatasetError(f"{scan.root}: {exc}") from None
     index_of = {label: i for i, label in enumerate(label_list)}

@@ -57,7 +57,8 @@ def is_speech_commands(folders: Iterable[str]) -> bool:
 
 
 def resolve_labels(
-    spec: str | int | Iterable[str], words: list[str], folders: Iterable[str] | None = None
+    spec: str | int | Iterable[str], words: list[str], folders: Iterable[str] | None = None, *,
+    allow_missing: bool = False,
 ) -> list[str]:
     """Turn a label spec into the ordered class list.
 
@@ -66,7 +67,8 @@ def resolve_labels(
     :data:`LABELS_12`; ``"all"``/``"auto"`` -> ``_silence_``, ``_unknown_`` (when present), then the sorted word
     folders; ``"35"`` -> the sorted words; a list is kept as given and may name ``_silence_``/``_unknown_``.
     Every ordinary word asked for must be in ``words``; otherwise a :class:`DatasetError` names the missing
-    words and what was found.
+    words and what was found. ``allow_missing``: a list may name words the folder lacks (scoring a model on a
+    folder that holds some of its labels: those classes get no clips).
     """
     parsed = parse_label_spec(spec)
     folders = list(words if folders is None else folders)
@@ -86,6 +88,8 @@ def resolve_labels(
     labels = list(LABELS_12) if parsed == "12" else list(parsed)
     available = set(words) | set(folders)
     missing = [name for name in labels if name not in SPECIAL_LABELS and name not in available]
+    if missing and allow_missing and len(missing) < len([n for n in labels if n not in SPECIAL_LABELS]):
+        return labels
     if missing:
         asked = "the 12 Speech Commands classes" if parsed == "12" else f"labels {list(parsed)}"
         raise DatasetError(

@@ -145,3 +145,24 @@ def scan_folder(root: str | Path) -> FolderScan:
     else:
         layout = "folders"
     return FolderScan(root=root, layout=layout, clips=clips, noise_files=noise, bad_files=bad)
+
+
+def clip_names_fingerprint(root: str | Path) -> str:
+    """What a data folder holds, whatever its path: SHA-256 (first 16 hex digits) of the sorted ``label/file``
+    names of its audio files one level deep (``_background_noise_`` left out). Names only, no header check (about
+    0.2 s for 100k files), so a copy of a folder elsewhere (another disk, machine, colleague) has the same
+    fingerprint; an added, removed or renamed clip changes it. ``""`` for a path that is not a folder."""
+    import hashlib
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return ""
+    names = []
+    for entry in os.scandir(root):
+        if entry.name.startswith(".") or entry.name == BACKGROUND_NOISE_DIR or not entry.is_dir():
+            continue
+        try:
+            names += [entry.name + "/" + name for name in os.listdir(entry.path) if is_audio_name(name)]
+        except OSError:
+            continue
+    return hashlib.sha256("\n".join(sorted(names)).encode("utf-8", errors="surrogateescape")).hexdigest()[:16]

@@ -43,6 +43,12 @@ class EvalSet:
     def num_clips(self) -> int:
         return len(self.targets)
 
+    @property
+    def labels_without_clips(self) -> list[str]:
+        """The model's labels this split has no clip of (a folder that holds some of the model's labels)."""
+        counts = np.bincount(self.targets, minlength=len(self.labels))
+        return [label for label, n in zip(self.labels, counts, strict=True) if n == 0]
+
     def describe(self) -> dict:
         return {
             "root": str(self.root),
@@ -60,6 +66,8 @@ class EvalSet:
             "speakers": self.num_speakers,
             "split_settings": dict(self.split_settings),
             "clips_of_training_speakers": self.trained_clips,
+            "labels_without_clips": self.labels_without_clips,
+            "generated_silence_clips": sum(1 for ex in self.examples if ex.path is None),
         }
 
 
@@ -98,7 +106,9 @@ def load_eval_set(
     (see :mod:`speech.progress`). Whether the clips are unseen by a
     model is checked by the caller with :func:`speech.data.record.check_held_out` (one data set may serve
     several models).
-    Raises :class:`speech.data.DatasetError` when the folder lacks a label (the message names the missing labels
+    The folder may hold some of the model's labels only (e.g. four of its ten keywords): every clip is scored over
+    all of the model's labels, and :attr:`EvalSet.labels_without_clips` names the others.
+    Raises :class:`speech.data.DatasetError` when the folder holds none of the model's words (the message names them
     and the folder) and :class:`EvaluationError` when the chosen split is empty.
     """
     from speech.data import build_index, cached_waveforms, load_noise
@@ -106,7 +116,7 @@ def load_eval_set(
     from speech.data.splits import SPLITS
 
     settings = SplitSettings() if settings is None else settings
-    index = build_index(root, labels=list(labels), split=settings)
+    index = build_index(root, labels=list(labels), split=settings, allow_missing_labels=True)
     if list(index.labels) != list(labels):  # build_index keeps an explicit list as given; guard anyway
         raise EvaluationError(f"{index.root}: indexed labels {index.labels} differ from the model's {labels}")
     examples = partition_examples(index, split)

@@ -56,9 +56,10 @@ class Metrics:
     labels: list[str]
     confusion: np.ndarray  # (C, C) int64, rows = true
     accuracy: float  # trace / sum, in [0, 1]
-    macro_f1: float  # torchmetrics' macro F1 (classes with clips or predictions)
+    macro_f1: float  # torchmetrics' macro F1 (classes with clips or predictions), as training logs it
     per_class: list[ClassMetrics]
     confused_pairs: list[ConfusedPair]
+    macro_f1_present: float | None = None  # mean F1 of the classes with clips, when some class has none
 
     @property
     def num_clips(self) -> int:
@@ -68,6 +69,7 @@ class Metrics:
         return {
             "accuracy": self.accuracy,
             "macro_f1": self.macro_f1,
+            "macro_f1_present": self.macro_f1_present,
             "clips": self.num_clips,
             "per_class": [vars(c).copy() for c in self.per_class],
             "confused_pairs": [vars(p).copy() for p in self.confused_pairs],
@@ -120,7 +122,9 @@ def metrics_from_confusion(confusion: np.ndarray, labels: list[str], top_pairs: 
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the most confused pairs.
 
     The scores come from torchmetrics (:func:`classification_scores`) on the clips the matrix counts, so they
-    are the numbers training logs for the same predictions.
+    are the numbers training logs for the same predictions. When some classes have no clips (a folder that holds
+    some of the model's labels), ``macro_f1_present`` is the mean F1 over the classes that have clips: torchmetrics'
+    macro F1 counts each absent class the model predicted now and then as an F1 of 0.
     """
     c = np.asarray(confusion, dtype=np.int64)
     if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] != len(labels):
@@ -144,11 +148,13 @@ def metrics_from_confusion(confusion: np.ndarray, labels: list[str], top_pairs: 
         )
         for i in range(n)
     ]
+    present = support > 0
     return Metrics(
         labels=list(labels),
         confusion=c,
         accuracy=scores["accuracy"],
         macro_f1=scores["macro_f1"],
+        macro_f1_present=None if present.all() else float(np.mean(scores["f1"][present])),
         per_class=per_class,
         confused_pairs=most_confused_pairs(c, labels, top_pairs),
     )

@@ -165,7 +165,7 @@ def stream_source(scorer, options: SourceOptions) -> StreamSource:
     split, negatives = options.split, options.negatives
     record = DataRecord.from_dict(scorer.metadata.get("data"))
     settings = replace(split.settings, unknown_percent=float(options.unknown_percent))
-    index = build_index(options.root, labels=list(scorer.labels), split=settings)
+    index = build_index(options.root, labels=list(scorer.labels), split=settings, allow_missing_labels=True)
     clips = partition_clips(index, split.partition)
     trained = check_held_out(record, clips.examples, index.root, allow=options.allow_trained_speakers)
     if record is None:
