@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -194,3 +195,25 @@ def test_evaluate_a_folder_of_four_of_the_models_words(tiny_checkpoint, extra_tr
     assert f"{generated} of them generated silence" in capsys.readouterr().out
     markdown = (out / "report.md").read_text()
     assert "0 (no clips)" in markdown and "no clips of `_unknown_`, `left`" in markdown
+
+
+def test_a_moved_running_speech_folder_keeps_its_recorded_reader_split(tmp_path):
+    """The readers a model trained on stay refused, and the calibration and test readers stay what they were,
+    when the running-speech folder is read from another place (known by its readers, issue #36)."""
+    from speech.data.record import SpeakerLeakError
+    from speech.data.running_windows import RunningSpeechSource
+    from speech.evaluation.streams.running import running_source
+
+    mini = SHARED_DATA / "librispeech-mini"
+    described = RunningSpeechSource(mini, windows=10, seed=3).describe(LABELS_12)  # seed 3: not the default split
+    metadata = {"data": {"root": "/elsewhere", "layout": "test_set", "labels": "12", "split_rule": "speaker",
+                         "split_method": "speaker", "running_speech": described}}
+    moved = tmp_path / "disk" / "librispeech-mini"
+    shutil.copytree(mini, moved, copy_function=os.symlink)  # real folders elsewhere, the files linked
+    for root in (mini, moved):
+        test = running_source(root, metadata, "test")
+        assert test.split_from == "model record"
+        assert sorted(test.readers) == sorted(r for r, part in described["reader_split"]["parts"].items()
+                                              if part == "test")
+        with pytest.raises(SpeakerLeakError, match="were trained on"):
+            running_source(root, metadata, "all")

@@ -306,7 +306,10 @@ def running_source(root: str | Path, metadata: dict | None, part: str, *,
     speech = read_running_speech(root)
     record = DataRecord.from_dict((metadata or {}).get("data"))
     own = (record.running_speech or {}) if record is not None else {}
-    if own.get("reader_split") and os.path.realpath(own.get("root", "")) == os.path.realpath(speech.root):
+    recorded = set((own.get("reader_split") or {}).get("parts", {}))
+    # the folder it trained on, at its path or moved: known by its readers (every recorded reader is here)
+    if recorded and (os.path.realpath(own.get("root", "")) == os.path.realpath(speech.root)
+                     or recorded <= set(speech.readers)):
         split, split_from = ReaderSplit.from_dict(own["reader_split"]), "model record"
         for reader in speech.readers:  # readers the record does not know were never trained on: test readers
             split.parts.setdefault(reader, "test")
