@@ -125,7 +125,7 @@ def test_the_live_section_runs_as_written_with_the_quickstart_model(quickstart_m
     done = run(calibrate)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "has no validation clips under its own split rule (test_set)" in done.stderr  # said, in one line
-    assert "using the validation speakers of a seeded speaker split" in done.stderr
+    assert "used the validation speakers of a seeded speaker split" in done.stderr
     report = json.loads((work / next(line.split("report: ")[1].split(", ")[-1] for line in done.stdout.splitlines()
                                      if line.startswith("report: "))).read_text())
     assert report["calibrated_on"]["partition"] == "validation" and report["calibrated_on"]["split"] == "speaker"

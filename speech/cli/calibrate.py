@@ -18,6 +18,7 @@ running; 130 Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
@@ -80,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
         out=args.out,
         in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
     )  # fmt: skip
+    if note := getattr(args, "split_note", None):  # after the output checks and the work: a refusal stays one line
+        print(note, file=sys.stderr)
     print("\n".join(report_lines(result.summary, {**result.data, "root": str(args.data)}, result.report)))
     if "running_speech" in result.summary:
         from speech.evaluation.streams.running import report_lines as running_lines

@@ -87,9 +87,9 @@ def stream_spec(args: argparse.Namespace):
 def speaker_split_if_empty(args: argparse.Namespace, scorer, choice, command: str):
     """``choice`` (a command's default partition, no ``--split``), or, for a folder the model never trained on
     whose own split rule leaves that partition empty (an official test set: every clip is a test clip), the same
-    partition of a seeded speaker split of it (``--split-rule speaker``, the other split settings as given), with
-    a note on stderr. Left as it is when a split rule was given, or the folder is the model's own."""
-    import sys
+    partition of a seeded speaker split of it (``--split-rule speaker``, the other split settings as given); the
+    note the command prints once its outputs are checked and its work done goes into ``args.split_note``. Left as it
+    is when a split rule was given, or the folder is the model's own."""
     from dataclasses import replace
 
     from speech.data import build_index
@@ -104,9 +104,9 @@ def speaker_split_if_empty(args: argparse.Namespace, scorer, choice, command: st
         return choice
     if any(index.splits[name] for name in partition_splits(choice.partition)):
         return choice
-    print(f"speech {command}: note: {args.data} has no {choice.partition} clips under its "
-          f"own split rule ({index.split_method}); using the {choice.partition} speakers of a seeded speaker split "
-          "of it (--split-rule speaker; give stream-test the same to score other speakers)", file=sys.stderr)
+    args.split_note = (f"speech {command}: note: {args.data} has no {choice.partition} clips under its own split "
+                       f"rule ({index.split_method}); used the {choice.partition} speakers of a seeded speaker split "
+                       "of it (--split-rule speaker; give stream-test the same to score other speakers)")
     return replace(choice, settings=choice.settings.updated(rule="speaker"))
 
 
