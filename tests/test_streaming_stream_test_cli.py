@@ -199,7 +199,8 @@ def test_sweep_writes_curve_and_csv(tiny_checkpoint, tmp_path, capsys):
                                minutes="0.5") == 0
             run = json.loads((tmp_path / "at.json").read_text())
             assert set(run["thresholds"].values()) == {threshold}
-        row = next(r for r in m["sweep"] if r["threshold"] == threshold)
+        row = dict(next(r for r in m["sweep"] if r["threshold"] == threshold))
+        assert row.pop("per_keyword_recall") == {k: v["recall"] for k, v in run["per_keyword"].items()}
         assert row == {"threshold": threshold, **{k: run[k] for k in row if k != "threshold"}}, (row, threshold)
     with open(tmp_path / "sweep" / "sweep.csv") as f:
         rows = list(csv.DictReader(f))

@@ -172,12 +172,14 @@ def sweep(
     """Figures for one threshold per row (the same for all labels, :func:`threshold_config`), from the stored scores.
 
     Rows (ascending threshold): ``threshold``, ``keyword_recall``, ``keyword_wrong`` (%),
-    ``false_accepts_per_hour``, ``false_accepts_per_word``, ``false_alarms_per_hour``, ``median_delay_ms``.
+    ``false_accepts_per_hour``, ``false_accepts_per_word``, ``false_alarms_per_hour``, ``median_delay_ms``, and
+    ``per_keyword_recall`` (percent caught of each keyword's words; in the JSON reports, not in the CSV).
     """
     rows = []
     for t in sorted(thresholds):
         f = figures(streams, labels, threshold_config(base, t), late_ms=late_ms)
-        rows.append({"threshold": float(t), **{k: getattr(f, k) for k in SWEEP_COLUMNS[1:]}})
+        rows.append({"threshold": float(t), **{k: getattr(f, k) for k in SWEEP_COLUMNS[1:]},
+                     "per_keyword_recall": {label: round(row["recall"], 3) for label, row in f.per_keyword.items()}})
     return rows
 
 
