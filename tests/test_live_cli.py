@@ -17,6 +17,7 @@ import pytest
 from conftest import LABELS_12, REPO, clips_the_model_knows
 from rich.console import Console
 
+import speech
 from speech.audio import load_audio, resample, write_wav
 from speech.cli import main
 from speech.cli.display import LiveDisplay
@@ -75,11 +76,17 @@ def test_wav_json_events_with_both_backends(tiny_checkpoint, tiny_onnx, words_wa
     assert "not a PyTorch checkpoint" in capsys.readouterr().err
 
 
-def test_realtime_pacing_and_seconds_limit(tiny_checkpoint, words_wav, known_words, capsys):
+def test_realtime_pacing_and_seconds_limit(tiny_checkpoint, words_wave, words_wav, known_words, capsys):
     start = time.monotonic()
-    assert main(["live", str(tiny_checkpoint), "--wav", str(words_wav), "--realtime", "--seconds", "1.5", "--json"]) == 0
-    assert time.monotonic() - start >= 1.45  # 1.5 s of audio released at the pace it was recorded
-    assert [e["label"] for e in events(capsys.readouterr().out)] in ([], [known_words[0][0]])
+    assert main(["live", str(tiny_checkpoint), "--wav", str(words_wav), "--realtime", "--seconds", "3", "--json"]) == 0
+    assert time.monotonic() - start >= 2.95  # 3 s of audio released at the pace it was recorded
+    found = events(capsys.readouterr().out)
+    # the first word (0.5-1.5 s) is decided within the 3 s, the second (from 3 s) is never heard, and nothing flushes
+    # the end: the events of the engine fed the first 3 s in the file source's 20 ms blocks, with no finish()
+    engine = speech.load(tiny_checkpoint).streamer()
+    expected = [d for i in range(0, 48_000, 320) for d in engine.feed(words_wave[i : i + 320])]
+    assert [e["label"] for e in found] == [d.label for d in expected] == [known_words[0][0]]
+    assert [(e["time"], e["score"]) for e in found] == [(round(d.time, 3), round(d.score, 4)) for d in expected]
 
 
 def test_rich_panel_shows_meter_top3_and_log(tiny_checkpoint, words_wav, known_words, capsys):
