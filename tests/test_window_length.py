@@ -1,5 +1,6 @@
 """A model of a longer window (``--model.frontend.window_ms 1500``): training decodes its clips and running-speech
-windows to that length, and evaluation, the Python API, ONNX export and streaming score that same window."""
+windows to that length, and evaluation, the Python API, ONNX export and streaming score that same window; and
+``Model.streamer`` driven as a user drives it (any chunks, any rate, ``finish()``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import LABELS_12, SHARED_DATA, train_args
+import torch
+from conftest import LABELS_12, SHARED_DATA, clips_the_model_knows, train_args
 
 import speech
-from speech.audio import fit_window, load_audio
+from speech.activity import speech_bounds
+from speech.audio import fit_window, load_audio, resample
 from speech.checkpoint import load_recogniser
 from speech.cli import main
 from speech.cli.train import main as train_main
@@ -108,3 +111,42 @@ def test_teachers_and_ensemble_members_of_another_window_are_refused(long_run, s
     with pytest.raises(EnsembleError, match="front-end settings"):
         load_ensemble([str(long_run), str(teacher)])
     assert teacher.read_bytes() == before
+
+
+def test_streamer_fed_in_odd_chunks_at_another_rate_and_finished_gives_the_events_of_stream(tiny_checkpoint,
+                                                                                           sc_v2_clips):
+    """``Model.streamer`` as a user drives it: chunks of any size, another rate, stereo int16, then ``finish()``; the
+    events of ``Model.stream`` on the same recording at 16 kHz. The last word ends the recording, so only
+    ``finish()`` (its flush of silence) can decide it."""
+    known = clips_the_model_knows(tiny_checkpoint, sc_v2_clips, 3)
+    parts = [np.zeros(8000, np.float32)]
+    for _, path in known:
+        parts += [load_audio(path), np.zeros(24_000, np.float32)]
+    last = parts[-2]
+    _, end = speech_bounds(torch.from_numpy(last[None]))
+    wave = np.concatenate([*parts[:-2], last[: int(end[0])]])  # stops where the last word's speech stops
+    model = speech.load(tiny_checkpoint)
+    reference = list(model.stream([wave], sample_rate=16_000))
+    assert [d.label for d in reference] == [w for w, _ in known]
+
+    def drive(engine, pcm: np.ndarray) -> tuple[list, list]:
+        sizes, fed, start, k = (4410, 7, 1000, 12_345, 1), [], 0, 0
+        while start < len(pcm):
+            fed += engine.feed(pcm[start : start + sizes[k % len(sizes)]])
+            start, k = start + sizes[k % len(sizes)], k + 1
+        return fed, engine.finish()
+
+    # the same rate in odd chunks: the same events (scores to float rounding: windows batch up otherwise)
+    fed, finished = drive(model.streamer(sample_rate=16_000), wave)
+    assert [(d.label, d.time) for d in fed + finished] == [(d.label, d.time) for d in reference] and len(finished) == 1
+    np.testing.assert_allclose([d.score for d in fed + finished], [d.score for d in reference], atol=1e-6)
+    # 44.1 kHz stereo int16 (the downmix halves nothing: both channels carry the word): the same words at the same
+    # times, scores within 0.01 (resampling), the last one from finish() alone; a second finish() adds nothing
+    high = resample(wave, 16_000, 44_100)
+    stereo = np.round(np.stack([high, high], axis=1) * 32767).clip(-32768, 32767).astype(np.int16)
+    engine = model.streamer(sample_rate=44_100)
+    fed, finished = drive(engine, stereo)
+    assert [d.label for d in fed] == [d.label for d in reference[:-1]] and [d.label for d in finished] == [reference[-1].label]
+    assert [d.time for d in fed + finished] == [d.time for d in reference]
+    np.testing.assert_allclose([d.score for d in fed + finished], [d.score for d in reference], atol=0.01)
+    assert engine.finish() == []
