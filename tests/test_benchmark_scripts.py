@@ -1,18 +1,25 @@
 """The benchmark scripts under scripts/ run end to end on tiny settings and print their tables.
 
 They hold the project's speed and memory targets, so they must not rot. These runs check that each script works
-and that its numbers are sane (positive, and equal across back ends where they must be). They do not check
-the targets: timings on a shared CI machine mean nothing. Each takes 6-13 s, so they run in the quick subset too.
+and that its numbers parse and hang together (rates are counts over times, derived columns follow from the
+measured ones, counts are recomputed where they can be, back ends agree where they must). They do not check the
+targets: timings on a shared CI machine mean nothing. Each takes 6-16 s, so they run in the quick subset too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
-from conftest import REPO
+import numpy as np
+import pytest
+from conftest import LABELS_12, REPO, SC_V2_TEST
+
+import speech
+from speech.audio import load_audio
 
 
 def run_script(name: str, *args: str, timeout: float = 300) -> str:
@@ -81,10 +88,26 @@ def test_bench_streaming_times_an_ensemble(tmp_path):
     assert all(row["hops"] > 0 and row["model_ms"] > 0 for row in results["timing"])
 
 
+def table_row(stdout: str, starts: str) -> list[str]:
+    """The cells of the rich table row whose first cell starts with ``starts``."""
+    (line,) = [line for line in stdout.splitlines() if line.strip("│ ").startswith(starts)]
+    return [cell.strip() for cell in line.strip().strip("│").split("│")]
+
+
 def test_bench_train_compares_both_paths():
     stdout = run_script("bench_train.py", "--steps", "2", "--batch-size", "16", "--workers", "1")
-    assert "(a) per-file" in stdout and "(b) cached" in stdout
-    assert "speed-up of the cached path" in stdout
+    title = re.search(r"training throughput: (\d+) clips, batch (\d+), device cpu, (\d+) threads", stdout)
+    clips_on_disk = sum(len(list((SC_V2_TEST / label).glob("*.wav"))) for label in LABELS_12)
+    assert title and int(title[1]) == clips_on_disk == 3321 and int(title[2]) == 16 and int(title[3]) >= 1, stdout
+    rates = []
+    for path in ("(a) per-file", "(b) cached"):
+        _, rate, epoch, anon, total = table_row(stdout, path)
+        rate, epoch, anon, total = (float(x.rstrip(" s").replace(",", "")) for x in (rate, epoch, anon, total))
+        assert 1 <= rate < 100_000 and 0 < anon <= total < 20_000, (path, rate, anon, total)
+        assert abs(epoch - 84_843 / rate) <= 0.01 * epoch + 1, (epoch, rate)  # a full v0.02 epoch at that rate
+        rates.append(rate)
+    speed_up = float(re.search(r"speed-up of the cached path: ([\d.]+)x", stdout)[1])
+    assert speed_up == pytest.approx(rates[1] / rates[0], abs=0.05 + 0.01 * speed_up)
 
 
 def test_bench_data_on_a_small_generated_tree():
@@ -92,7 +115,15 @@ def test_bench_data_on_a_small_generated_tree():
     rows = json.loads(stdout[stdout.index("\n[") :])
     assert len(rows) == 1 and rows[0]["files"] == 400
     row = rows[0]
-    assert row["cache_clips"] > 0 and row["read_clips_per_s"] > 0 and row["scan_s"] > 0
+    # every file indexed and cached; the read test used the largest split (most of the 400) over 1 + 2k epochs
+    assert row["examples"] == row["cache_clips"] == 400 and 200 < row["read_split_clips"] < 400, row
+    assert row["read_epochs"] >= 3 and row["read_epochs"] % 2 == 1
+    # the rates are the counts over the (rounded) times
+    for count, seconds, rate, digits in ((400, "scan_s", "scan_files_per_s", 3), (400, "cache_build_s",
+                                                                                 "cache_build_clips_per_s", 2)):
+        assert row[seconds] >= 0 and abs(row[rate] * row[seconds] - count) <= 1 + row[rate] * 0.5 * 10**-digits, row
+    assert 0 < row["first_epoch_clips_per_s"] and 0 < row["read_float_clips_per_s"] and 0 < row["read_clips_per_s"]
+    assert 20 < row["peak_rss_mb"] < 4000 and row["tree_build_s"] >= 0
 
 
 def test_bench_runtime_measures_the_installs_side_by_side(tmp_path, tiny_checkpoint):
@@ -140,6 +171,15 @@ def test_bench_repeats_counts_a_word_said_again(tmp_path, tiny_checkpoint):
     rows = json.loads(out.read_text())["rows"]
     assert [r["pause_s"] for r in rows] == [3.0, 0.5]  # the reference (longest pause) first
     alone, close = rows
+    # with 3 s pauses each word stands alone (the windows, averaging and suppression of one never reach the next,
+    # and 4 s per word keeps the 100 ms hop phase): the counts are the sum of each clip streamed on its own
+    model = speech.load(tiny_checkpoint)
+    by_clip = []
+    for path in sorted((SC_V2_TEST / "yes").glob("*.wav"))[:6]:
+        wave = np.concatenate([np.zeros(48_000, np.float32), load_audio(path), np.zeros(48_000, np.float32)])
+        labels = [d.label for d in model.stream(wave[i : i + 1600] for i in range(0, len(wave), 1600))]
+        by_clip.append((labels.count("yes"), len(labels) - labels.count("yes")))
+    assert (alone["detected"], alone["other"]) == tuple(map(sum, zip(*by_clip, strict=True)))
     assert alone["detected"] >= 1  # the small model hears "yes" when each stands alone
     for row in rows:
         assert 0 <= row["detected"] <= row["said"] == 6 and row["other"] >= 0
