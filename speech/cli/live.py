@@ -257,10 +257,15 @@ def _run(args: argparse.Namespace) -> int:
     for line in mismatch:
         print(f"speech live: warning: the thresholds were calibrated with other settings: {line}", file=sys.stderr)
     error = None
+    # with --json, one line on stderr once the microphone delivers audio: whoever plays into it knows it is heard
+    announce = args.json and isinstance(source, MicrophoneSource)
     with view:
         why = "interrupted (Ctrl-C)"
         try:
             for chunk in source:
+                if announce:
+                    print(f"speech live: capture started on {source.name}", file=sys.stderr, flush=True)
+                    announce = False
                 found = engine.feed(chunk)
                 view.update(engine.last_chunk_db, engine.last, engine.time, found)
                 if limit is not None and engine.time >= limit:
