@@ -36,7 +36,7 @@ from speech.timing import Stopwatch
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = "speech-waves-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: float samples a little over full scale are clipped, not scaled (speech/audio.py)
 _CHUNK = 256  # clips per decode task
 _CROPS = ("center", "start", "end")
 
