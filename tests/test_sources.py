@@ -217,3 +217,25 @@ def test_a_moved_running_speech_folder_keeps_its_recorded_reader_split(tmp_path)
                                               if part == "test")
         with pytest.raises(SpeakerLeakError, match="were trained on"):
             running_source(root, metadata, "all")
+
+
+def test_an_extra_folder_mixing_rates_lengths_and_codecs_is_read_as_it_is(main_tree, tmp_path):
+    """Opus at 16 kHz (0.3-1 s), 8 kHz WAV of other lengths and 16 kHz WAV in one extra folder: every clip is
+    decoded to the model's 16 kHz window, none is refused."""
+    mixed = tmp_path / "mixed"
+    (mixed / "yes").mkdir(parents=True)
+    sources = [*sorted((FOUR_WORDS / "yes").glob("*.ogg"))[:3], *sorted((SHARED_DATA / "fsdd" / "one").glob("*.wav"))[:3],
+               *sorted((main_tree / "yes").iterdir())[:2]]
+    for i, path in enumerate(sources):
+        (mixed / "yes" / f"spk{i}_nohash_{path.name}").symlink_to(path.resolve())
+    dm = SpeechCommandsDataModule(str(main_tree), labels="12", split_rule="speaker", validation_percent=20.0,
+                                  testing_percent=20.0, extra_roots=[str(mixed)], cache_dir=str(tmp_path / "c"),
+                                  window_samples=24_000)
+    dm.progress = False
+    dm.prepare_data()
+    dm.setup("fit")
+    training = dm.data["training"]
+    added = [i for i, ex in enumerate(training.examples) if ex.path and "mixed" in ex.path]
+    assert len(added) == len(sources) and not training.bad_files
+    assert training.waves.shape[1] == 24_000
+    assert all(np.abs(np.asarray(training.waves[i])).max() > 100 for i in added)  # real speech in every row
