@@ -4,7 +4,8 @@
 
     import speech
 
-    model = speech.load("model.onnx")               # or a training checkpoint (.ckpt)
+    model = speech.load()                           # the packaged model ("commands"; speech/models/)
+    model = speech.load("model.onnx")               # or a file: an ONNX export or a training checkpoint (.ckpt)
     model.predict("yes.wav")                          # {"_silence_": 0.00, "_unknown_": 0.01, "yes": 0.98, ...}
     model.predict(wave)                               # a (samples,) float array at 16 kHz
     for detection in model.stream(chunks, sample_rate=48_000):   # int16 or float PCM chunks of any size
@@ -37,7 +38,8 @@ from speech.audio import (
     resample,
 )
 from speech.errors import SettingError
-from speech.scorers import Scorer, load_scorer
+from speech.models import open_model
+from speech.scorers import Scorer
 from speech.streaming.detection import Detection
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser
 from speech.streaming.thresholds import detector_from_metadata
@@ -46,14 +48,21 @@ log = logging.getLogger(__name__)
 
 
 class Model:
-    """A trained keyword recogniser loaded from a ``.ckpt`` or ``.onnx`` file (or wrapping a :class:`Scorer`).
+    """A trained keyword recogniser loaded from a ``.ckpt`` or ``.onnx`` file, a packaged model by name (None: the
+    default one, ``"commands"``), or wrapping a :class:`Scorer`.
 
     ``backend``: ``"auto"`` (by suffix), ``"torch"`` or ``"onnx"``; ``threads``: ONNX Runtime threads per call.
+    ``path``: the file it was loaded from; ``name``: the packaged name (None for a file given by path or a scorer).
     """
 
-    def __init__(self, model: str | Path | Scorer, backend: str = "auto", threads: int = 1) -> None:
-        self.scorer: Scorer = model if isinstance(model, Scorer) else load_scorer(model, backend, threads)
-        self.path = None if isinstance(model, Scorer) else Path(model)
+    def __init__(self, model: str | Path | Scorer | None = None, backend: str = "auto", threads: int = 1) -> None:
+        self.name: str | None = None
+        if isinstance(model, Scorer):
+            self.scorer: Scorer = model
+            self.path: Path | None = None
+        else:
+            self.scorer, choice = open_model(model, backend, threads)
+            self.path, self.name = choice.path, choice.name
 
     @property
     def labels(self) -> list[str]:
@@ -137,9 +146,12 @@ class Model:
         return fit_window(wave, self.window_samples)
 
     def __repr__(self) -> str:
-        return f"Model({str(self.path) if self.path else self.scorer.backend!r}, {len(self.labels)} labels)"
+        shown = self.name or (str(self.path) if self.path else self.scorer.backend)
+        return f"Model({shown!r}, {len(self.labels)} labels)"
 
 
-def load(path: str | Path, backend: str = "auto", threads: int = 1) -> Model:
-    """Open a ``.ckpt`` or ``.onnx`` model file as a :class:`Model` (see :mod:`speech.api`)."""
-    return Model(path, backend, threads)
+def load(model: str | Path | None = None, backend: str = "auto", threads: int = 1) -> Model:
+    """Open a model as a :class:`Model` (see :mod:`speech.api`): a ``.ckpt`` or ``.onnx`` file, or a packaged
+    model by name; nothing: the packaged ``"commands"`` model. A path always wins over a name; a name that is
+    neither is a :class:`speech.SpeechError` listing the packaged names (:func:`speech.models.resolve_model`)."""
+    return Model(model, backend, threads)

@@ -32,7 +32,8 @@ COMMANDS = {
     "train": ("speech.cli.train", "train a model (LightningCLI 'fit'; see 'speech train --help')"),
     "evaluate": ("speech.cli.evaluate", "score models (.ckpt / .onnx) on the held-out clips of a data folder"),
     "export": ("speech.cli.export", "export a training checkpoint (.ckpt) to ONNX (.onnx)"),
-    "live": ("speech.cli.live", "live keyword spotting with a model, from a microphone, a sound file or stdin"),
+    "live": ("speech.cli.live", "live keyword spotting from a microphone, a sound file or stdin (default model: the "
+             "packaged 'commands')"),
     "stream-test": ("speech.cli.stream_test", "streaming accuracy of a model on long recordings built from held-out clips"),
     "calibrate": ("speech.cli.calibrate", "store per-keyword detection thresholds in a model for a target false-accept rate"),
     "data": ("speech.cli.data", "data folder tools: download, summary"),

@@ -21,7 +21,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from speech.cli.live import add_stream_arguments, check_engine, open_scorer, stream_config
+from speech.cli.live import (
+    add_stream_arguments,
+    check_engine,
+    describe_model_argument,
+    open_model,
+    stream_config,
+)
 from speech.cli.stream_args import FLAG_HINTS as STREAM_FLAG_HINTS
 from speech.cli.stream_args import add_stream_source_arguments, stream_experiment
 from speech.errors import SettingError
@@ -32,6 +38,7 @@ FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--report", "out": "--out", "ta
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stream_source_arguments(parser)
+    describe_model_argument(parser)
     c = parser.add_argument_group("calibration")
     c.add_argument("--target-fa", type=float, default=1.0,
                    help="false accepts per hour on non-keyword speech to aim for, all keywords together (1.0)")
@@ -71,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from speech.evaluation.streams.calibration import run_calibration
 
-    scorer = open_scorer(args.model, args.backend, args.threads)
+    scorer, choice = open_model(args.model, args.backend, args.threads)
+    if choice.name is not None and args.in_place:
+        raise SettingError(f"--in-place would change the packaged model '{choice.name}' inside the installation "
+                           f"({choice.path}); give --out NEW.onnx")
+    args.model = str(choice.path)  # a packaged name: its file, which the thresholds are stored into a copy of
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
     experiment = stream_experiment(args, scorer, stream_config(args), default_partition="validation",
                                    default_half="a", default_readers="calibration", command="calibrate")

@@ -35,7 +35,9 @@ FLAG_HINTS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "models", nargs="+", metavar="MODEL", help="trained checkpoint(s) (.ckpt) or exported model(s) (.onnx)"
+        "models", nargs="+", metavar="MODEL",
+        help="trained checkpoint(s) (.ckpt), exported model(s) (.onnx) or packaged model names (commands); a path "
+        "always wins over a name",
     )
     parser.add_argument(
         "--data", required=True, metavar="DIR", help="data folder (any layout speech.data reads)"
@@ -116,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from speech.data.record import DataRecord
     from speech.evaluation import evaluate_model, model_names
     from speech.files import write_json
+    from speech.models import open_model
     from speech.report import check_outputs, report_json, write_report
-    from speech.scorers import load_scorer
 
     snrs = parse_snrs(args.snr) if args.snr else None
     if args.batch_size < 1:
@@ -129,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
     evals = []
     loaded: dict = {}  # decoded sets, shared by models with the same classes and split
     with ProgressBars() as bars:  # decoding a set: one bar, gone when done (plain lines in a log)
-        for name, path in zip(model_names(args.models), args.models, strict=True):
-            scorer = load_scorer(path, intra_op_threads=threads)
+        for name, given in zip(model_names(args.models), args.models, strict=True):
+            scorer, choice = open_model(given, "auto", threads)  # a path, or a packaged model by name
+            path = str(choice.path)
             record = DataRecord.from_dict(scorer.metadata.get("data"))
             try:
                 evals.append(

@@ -1,7 +1,10 @@
 """``speech live``: keyword spotting on a microphone, a WAV file or raw PCM on stdin.
 
-Exit codes: 0 done; 2 bad input (an unreadable model, a missing, broken or truncated --wav file, an option out of
-range); 1 a failure while running (no input device, PortAudio missing, a device lost mid-stream); 130 Ctrl-C.
+Without a model argument it runs the packaged model (``commands``, :mod:`speech.models`); the banner names it.
+
+Exit codes: 0 done; 2 bad input (an unreadable model file, a name that is no packaged model and no file, a missing,
+broken or truncated --wav file, an option out of range); 1 a failure while running (no input device, PortAudio
+missing, a device lost mid-stream, a packaged model missing or damaged); 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -140,24 +143,36 @@ def check_engine(scorer, config: StreamingConfig, input_rate: int = 16_000):
         raise SettingError(str(exc)) from None
 
 
-def open_scorer(path: str, backend: str, threads: int | str | None = 1):
-    """Load a checkpoint / ONNX model with ``threads`` CPU threads (``--threads``); an unusable file is a
-    :class:`~speech.model_file.ModelFileError` naming it. An ``.onnx`` model needs only the base install (torch is
-    not imported for it); a checkpoint needs the training extra."""
-    from speech.model_file import ModelFileError
-    from speech.scorers import load_scorer
+MODEL_HELP = ("a model: a trained checkpoint (.ckpt), an exported model (.onnx) or the name of a packaged model "
+              "(commands); a path always wins over a name")
+
+
+def describe_model_argument(parser: argparse.ArgumentParser, help_text: str = MODEL_HELP) -> None:
+    """Give the MODEL positional of a command that shares its options (``stream-test``, ``calibrate``) the help
+    that says it takes a packaged name too."""
+    for action in parser._actions:
+        if action.dest == "model":
+            action.help = help_text
+
+
+def open_model(model: str | None, backend: str, threads: int | str | None = 1):
+    """Open the model ``model`` names (a path, a packaged name, None: the default packaged model; the one rule of
+    :func:`speech.models.resolve_model`) with ``threads`` CPU threads (``--threads``): ``(scorer, choice)``. A file
+    given by path that cannot be used is bad input naming it; a packaged model that is missing or damaged is a
+    failure (exit 1). An ``.onnx`` model needs only the base install (torch is not imported for it); a checkpoint
+    needs the training extra."""
+    from speech.models import open_model as open_named
 
     threads = resolve_threads(threads)
-    if not Path(path).is_file():
-        raise ModelFileError(f"{path}: no such model file (expected a .ckpt checkpoint or an .onnx export)")
-    scorer = load_scorer(path, backend=backend, intra_op_threads=threads)
+    scorer, choice = open_named(model, backend, threads)
     if scorer.backend == "torch":
         apply_threads(threads)
-    return scorer
+    return scorer, choice
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", nargs="?", metavar="MODEL", help="trained checkpoint (.ckpt) or exported model (.onnx)")
+    parser.add_argument("model", nargs="?", metavar="MODEL",
+                        help=f"{MODEL_HELP}; default: commands, the packaged model (docs/model-card.md)")
     src = parser.add_argument_group("input (default: the system's default microphone)")
     src.add_argument("--device", help="microphone: device index or (part of its) name; see --list-devices")
     src.add_argument("--list-devices", action="store_true", help="list input devices and exit")
@@ -229,12 +244,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.list_devices:
         return print_devices()
-    if not args.model:
-        raise SettingError("give a model file (.ckpt or .onnx), or --list-devices")
     if args.realtime and args.wav is None:
         raise SettingError("--realtime only applies to --wav")
+    scorer, choice = open_model(args.model, args.backend, args.threads)  # a name that is none: said before the input
     source = make_source(args)
-    scorer = open_scorer(args.model, args.backend, args.threads)
     from speech.data.labels import rejection_warning
 
     if warning := rejection_warning(scorer.labels):
@@ -247,7 +260,7 @@ def _run(args: argparse.Namespace) -> int:
     limit = args.seconds
     view = JsonLines() if args.json else LiveDisplay(scorer.labels, source.name)
     print(
-        f"speech live: {source.name}, {source.rate} Hz, {source.channels} ch -> 16 kHz; "
+        f"speech live: {choice.describe()}; {source.name}, {source.rate} Hz, {source.channels} ch -> 16 kHz; "
         f"hop {args.hop_ms:g} ms; thresholds: {threshold_source}; keyword share "
         f"{share_text(config.detector.keyword_share)}; "
         + ("Ctrl-C to stop" if isinstance(source, MicrophoneSource) else "reading"),

@@ -24,8 +24,9 @@ from pathlib import Path
 from speech.cli.live import (
     add_stream_arguments,
     check_engine,
+    describe_model_argument,
     keyword_share,
-    open_scorer,
+    open_model,
     share_text,
     stream_config,
 )
@@ -37,6 +38,7 @@ FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--out"}}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stream_source_arguments(parser)
+    describe_model_argument(parser)
     parser.add_argument("--tolerance-ms", type=float, default=750.0, help="TF's matching tolerance (750)")
     parser.add_argument("--sweep", action="store_true",
                         help="also compute recall vs false accepts/hour for thresholds 0.30..0.99 from the stored "
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     spec = stream_spec(args)
     spec.lengths()  # bad lengths are refused before the model is loaded
-    scorer = open_scorer(args.model, args.backend, args.threads)
+    scorer, choice = open_model(args.model, args.backend, args.threads)
+    args.model = str(choice.path)  # a packaged name: its file, which the reports name
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
     keyword_share(args, scorer.metadata)
     result = run_stream_test(stream_experiment(args, scorer, stream_config(args)), threshold=args.threshold,
