@@ -6,6 +6,10 @@ Each step calls the library function the matching ``speech`` command calls (:fun
 ``configs/quickstart.yaml`` recipe.
 Everything goes below one output folder; a second run reuses the synthetic data and trains a new run version
 (nothing is overwritten). :func:`next_steps` is the summary the command prints.
+
+With the real clips of ``../shared/data/sc-v2-test-fit`` at hand, it ends with the packaged model (``commands``,
+:mod:`speech.models`, trained on real speakers) beside the synthetic one, both scored on the same real clips: the
+packaged model's own test part of that folder (from its record), which neither model trained on.
 """
 
 from __future__ import annotations
@@ -45,9 +49,11 @@ class QuickstartResult:
     checkpoint: Path
     onnx: Path
     synthetic: HeldOut
-    real: HeldOut | None
+    real: HeldOut | None  # the synthetic model on real clips (the packaged model's test part when it could be scored)
     stream: dict
     seconds: float
+    packaged: HeldOut | None = None  # the packaged model on the same real clips as ``real``
+    packaged_card: dict | None = None  # its card's figures (speech/models/commands.json)
 
     @property
     def synthetic_accuracy(self) -> float:
@@ -117,18 +123,55 @@ def quickstart(
     # voices were never trained on), exactly as 'speech evaluate' does for a user.
     synthetic = evaluate_held_out(best, synth, reports / "synthetic-test", out / "cache", "synthetic")
     say(f"synthetic held-out accuracy {synthetic.accuracy:.1%}; report in {reports / 'synthetic-test'}")
-    real = None
+    real = packaged = card = None
     if real_data is not None and Path(real_data).is_dir():
-        real = evaluate_held_out(best, Path(real_data), reports / "real-test", out / "cache", "real")
+        packaged_model, split = packaged_split(Path(real_data))  # the packaged model's test part of the folder
+        real = evaluate_held_out(best, Path(real_data), reports / "real-test", out / "cache", "real", split)
         real.root = str(real_data)  # as given, not resolved: what the user typed (or the relative default)
         say(f"real-speaker accuracy {real.accuracy:.1%}; report in {reports / 'real-test'}")
+        if packaged_model is not None:
+            packaged = evaluate_held_out(packaged_model, Path(real_data), reports / "packaged-real-test",
+                                         out / "cache", "packaged model's real", split)
+            packaged.root = str(real_data)
+            card = _card()
+            say(f"packaged model's accuracy on the same clips {packaged.accuracy:.1%}; report in "
+                f"{reports / 'packaged-real-test'}")
     onnx = export_onnx(best, run_dir / "model.onnx")
     say(f"exported {onnx}")
     scorer = _scorer(onnx)
     experiment = StreamExperiment(scorer, onnx, StreamingConfig(), SourceOptions(synth, _held_out_split(scorer, synth)),
                                   StreamSpec(minutes=stream_minutes, seed=seed))
     stream = run_stream_test(experiment, out_dir=reports / "stream-test", json_path=reports / "stream-test.json").figures
-    return QuickstartResult(out, best, onnx, synthetic, real, stream, watch.elapsed)
+    return QuickstartResult(out, best, onnx, synthetic, real, stream, watch.elapsed, packaged, card)
+
+
+def packaged_split(root: Path):
+    """``(packaged model file, split)``: the default packaged model and its own held-out part of ``root`` when it
+    recorded ``root`` as one of its training folders; else ``(None, None)`` (the synthetic model then scores
+    ``root`` as it always did: its own record's choice, every clip of a folder it never saw)."""
+    from speech.data.record import DataRecord, choose_split
+    from speech.errors import SpeechError
+    from speech.models import resolve_model
+
+    try:
+        choice = resolve_model(None)
+        record = DataRecord.from_dict(_scorer(choice.path).metadata.get("data"))
+    except SpeechError as exc:  # a damaged installation: the quickstart's own pipeline still runs
+        log.warning("the packaged model is not compared: %s", exc)
+        return None, None
+    if record is None or record.folder(root) is None:
+        return None, None
+    return choice.path, choose_split(record, root)
+
+
+def _card() -> dict | None:
+    from speech.errors import SpeechError
+    from speech.models import read_card
+
+    try:
+        return read_card()
+    except SpeechError:
+        return None
 
 
 def _scorer(path: Path):
@@ -145,15 +188,18 @@ def _held_out_split(scorer, root: Path):
     return choose_split(DataRecord.from_dict(scorer.metadata.get("data")), root)
 
 
-def evaluate_held_out(checkpoint: Path, root: Path, report_dir: Path, cache_dir: Path, what: str) -> HeldOut:
-    """Evaluate ``checkpoint`` on the held-out split of ``root``: the report folder ``report_dir`` and its JSON
-    figures next to it (``<report_dir>.json``), as ``speech evaluate --out --json`` writes them."""
+def evaluate_held_out(checkpoint: Path, root: Path, report_dir: Path, cache_dir: Path, what: str,
+                      split=None) -> HeldOut:
+    """Evaluate ``checkpoint`` on the held-out split of ``root`` (``split``, a
+    :class:`~speech.data.record.SplitChoice`; default: the one its own record gives): the report folder
+    ``report_dir`` and its JSON figures next to it (``<report_dir>.json``), as ``speech evaluate --out --json``
+    writes them. Clips of its training speakers are refused."""
     from speech.evaluation import evaluate_model
     from speech.files import write_json
     from speech.report import report_json, write_report
 
     scorer = _scorer(checkpoint)
-    evaluation = evaluate_model(scorer, checkpoint, root, _held_out_split(scorer, root), cache_dir=cache_dir)
+    evaluation = evaluate_model(scorer, checkpoint, root, split or _held_out_split(scorer, root), cache_dir=cache_dir)
     report = report_json([evaluation])
     write_report([evaluation], report_dir)
     write_json(report_dir.with_suffix(".json"), report)
@@ -212,14 +258,42 @@ def next_steps(result: QuickstartResult, program: str = "speech") -> str:
             f"                  {real.accuracy:.1%} on real speakers ({real.clips} clips of {real.speakers} speakers "
             f"in {real.root})"
         )
+    lines.append(f"  streaming test  {_stream_line(result.stream)} (held-out synthetic voices)")
+    if result.packaged is not None:
+        lines += [
+            f"  packaged model  {result.packaged.accuracy:.1%} on the same real clips (its {result.packaged.partition} "
+            f"part of {result.packaged.root}: speakers neither model trained on), against {result.real.accuracy:.1%}",
+        ]
+        if card_line := _card_line(result.packaged_card):
+            lines.append(f"                  {card_line}")
+    has_packaged = _packaged_is_there()
     lines += [
-        f"  streaming test  {_stream_line(result.stream)} (held-out synthetic voices)",
         "",
         "Next:",
-        f"  {s} live {q(str(result.onnx))}                      # talk to it (microphone)",
+        *([f"  {s} live                                      # talk to the packaged model (microphone; "
+           "docs/model-card.md)"] if has_packaged else []),
+        f"  {s} live {q(str(result.onnx))}                      # talk to the synthetic one (microphone)",
         f"  {s} live {q(str(result.onnx))} --wav some.wav       # or feed a recording",
         f"  {s} data download --version v0.02 --root data  # the real data set (2.3 GB)",
         f"  {s} train --config {q(str(_shown(CONFIGS / 'default.yaml')))} --data.root data/speech_commands_v0.02",
         f"  {s} synth --words WORD1,WORD2 --out data/mine # your own keywords (see README)",
     ]
     return "\n".join(lines)
+
+
+def _packaged_is_there() -> bool:
+    from speech.models import DEFAULT_MODEL, packaged_path
+
+    return packaged_path(DEFAULT_MODEL).is_file()
+
+
+def _card_line(card: dict | None) -> str | None:
+    """The packaged model's streaming figures from its card (``speech/models/commands.json``), or None."""
+    try:
+        stream = card["figures"]["streams"]["sc-v2-test-fit"]
+        running = stream["running_speech"]["false_accepts_per_hour"]
+        return (f"its card: {stream['recall']:.1f}% of keywords recognised, {stream['wrong']:.1f}% wrong, "
+                f"{running:.1f} false accepts/hour of running speech, median delay {stream['median_delay_ms']:.0f} ms "
+                "(test speakers and readers; docs/model-card.md)")
+    except (KeyError, TypeError):
+        return None
