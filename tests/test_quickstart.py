@@ -47,6 +47,18 @@ def test_quickstart_runs_end_to_end_at_tiny_size(tmp_path, capsys):
     assert synthetic["data"]["clips_of_training_speakers"] == 0
     assert f"on held-out synthetic voices ({synthetic['data']['clips']} clips" in printed
     assert f"{real['accuracy']:.1%} on real speakers ({real['data']['clips']} clips" in printed
+    # the packaged model beside it, on the same real clips: its own test part, which neither model trained on
+    packaged = json.loads((reports / "packaged-real-test.json").read_text())
+    assert packaged["data"]["clip_set"] == real["data"]["clip_set"] and packaged["data"]["split"] == "test"
+    assert packaged["data"]["split_settings"]["source"] == "model record"
+    assert packaged["data"]["clips_of_training_speakers"] == real["data"]["clips_of_training_speakers"] == 0
+    from speech.models import read_card
+
+    assert packaged["accuracy"] == read_card()["figures"]["clip_accuracy"]["sc-v2-test-fit"]["accuracy"]
+    assert (f"  packaged model  {packaged['accuracy']:.1%} on the same real clips (its test part of {SC_V2_TEST}: "
+            f"speakers neither model trained on), against {real['accuracy']:.1%}") in printed
+    first_next = printed.split("Next:\n", 1)[1].splitlines()[0]
+    assert first_next.split("#")[0].split()[1:] == ["live"]
     # a second run reuses the synthetic set and trains into a new version folder
     assert speech_main(["quickstart", "--out", str(out), "--per-word", "60", "--epochs", "1",
                         "--stream-minutes", "0.5", "--real-data", str(tmp_path / "none")]) == 0
@@ -55,7 +67,7 @@ def test_quickstart_runs_end_to_end_at_tiny_size(tmp_path, capsys):
 
 def test_quickstart_prints_held_out_figures_and_refuses_trained_speakers(tmp_path):
     """The summary names the held-out clips it scored; a report that scored training speakers is an error."""
-    from speech.quickstart import QuickstartResult, held_out, next_steps
+    from speech.quickstart import HeldOut, QuickstartResult, held_out, next_steps
 
     report = {
         "accuracy": 0.9812,
@@ -69,6 +81,23 @@ def test_quickstart_prints_held_out_figures_and_refuses_trained_speakers(tmp_pat
     text = next_steps(result)
     assert "98.1% on held-out synthetic voices (160 clips of 14 voices, the test split, none trained on)" in text
     assert "61.0% of keywords recognised" in text and "median delay 640 ms" in text
+    assert "  packaged model  " not in text  # no real clips scored: no comparison
+    # with the packaged model scored on the same real clips: its line, its card's streaming figures, and
+    # 'speech live' (no model: the packaged one) as the first Next: line
+    from speech.models import read_card
+
+    real = HeldOut(0.43, 659, 38, "test", "../shared/data/sc-v2-test-fit", "model record")
+    packaged = HeldOut(0.917, 659, 38, "test", "../shared/data/sc-v2-test-fit", "model record")
+    card = read_card()
+    result = QuickstartResult(tmp_path, tmp_path / "best.ckpt", tmp_path / "m.onnx", synthetic, real, stream, 60.0,
+                              packaged, card)
+    lines = next_steps(result, ".venv/bin/speech").splitlines()
+    assert ("  packaged model  91.7% on the same real clips (its test part of ../shared/data/sc-v2-test-fit: speakers "
+            "neither model trained on), against 43.0%") in lines
+    recall = card["figures"]["streams"]["sc-v2-test-fit"]["recall"]
+    assert any(line.strip().startswith(f"its card: {recall:.1f}% of keywords recognised") for line in lines)
+    after = lines[lines.index("Next:") + 1]
+    assert after.split("#")[0].split() == [".venv/bin/speech", "live"] and "packaged model" in after
     leaked = {**report, "data": {**report["data"], "clips_of_training_speakers": 3}}
     with pytest.raises(RuntimeError, match="scored 3 clips of training speakers"):
         held_out(leaked, "synthetic")

@@ -215,8 +215,8 @@ def test_the_base_install_refuses_checkpoints_and_training_commands_in_one_line(
 
 @pytest.mark.slow
 def test_a_fresh_pip_install_of_the_package_runs_live_without_torch(tiny_onnx, stream_wav, tmp_path, capsys):
-    """``pip install .`` into a new virtual environment: no torch in it, and ``speech live`` prints the full
-    install's events."""
+    """``pip install .`` into a new virtual environment: no torch in it, ``speech live`` prints the full install's
+    events, and the packaged model is installed with it (``speech live`` with no model runs it)."""
     env_dir = tmp_path / "base-venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -233,6 +233,20 @@ def test_a_fresh_pip_install_of_the_package_runs_live_without_torch(tiny_onnx, s
 
     assert main(["live", str(tiny_onnx), "--wav", str(stream_wav), "--json"]) == 0
     assert events(live.stdout) == events(capsys.readouterr().out) and len(events(live.stdout)) >= 4
+    # the packaged model came with it (package data): 'speech live' with no model runs it, as it runs here
+    from speech.models import MODELS_DIR
+
+    where = subprocess.run([str(python), "-c", "import speech.models as m; print(m.MODELS_DIR)"], capture_output=True,
+                           text=True, timeout=60, cwd=tmp_path)
+    installed = Path(where.stdout.strip())
+    assert installed.is_relative_to(env_dir) and installed != MODELS_DIR
+    assert (installed / "commands.onnx").read_bytes() == (MODELS_DIR / "commands.onnx").read_bytes()
+    assert (installed / "commands.json").read_bytes() == (MODELS_DIR / "commands.json").read_bytes()
+    live = subprocess.run([str(env_dir / "bin" / "speech"), "live", "--wav", str(stream_wav), "--json"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert live.returncode == 0 and "speech live: packaged model 'commands';" in live.stderr, live.stderr
+    assert main(["live", "--wav", str(stream_wav), "--json"]) == 0
+    assert events(live.stdout) == events(capsys.readouterr().out) and len(events(live.stdout)) >= 2
 
 
 def test_an_ensemble_exported_as_one_file_runs_on_the_base_install(tiny_checkpoint, tmp_path, sc_v2_clips):
