@@ -129,7 +129,7 @@ def test_error_messages(tiny_checkpoint, words_wav, tmp_path, capsys):
     fails([str(tiny_checkpoint), "--stdin"], 2, "--stdin needs --rate")
     fails([str(tiny_checkpoint), "--realtime"], 2, "--realtime only applies to --wav")
     fails([str(tiny_checkpoint), "--wav", str(words_wav), "--hop-ms", "25"], 2, "multiple of the 10 ms frame hop")
-    fails(["--wav", str(words_wav)], 2, "give a model file")
+    fails(["nonsense", "--wav", str(words_wav)], 2, "no packaged model of that name")  # no model: the packaged one
     fails([str(tiny_checkpoint), "--device", "no-such-microphone-xyz"], 1, "no input device matching 'no-such-microphone-xyz'")
     for option, value, message in (("--seconds", "-1", "expected a number of seconds above 0"),
                                    ("--gate-db", "10", "at most 0"), ("--threads", "0", "threads >= 1")):

@@ -61,8 +61,9 @@ def test_the_quickstart_next_lines_run_as_printed(tmp_path):
     assert "Total params" not in printed and "FLOPs" not in printed and "| Name" not in printed  # no layer table
     lines = done.stdout.split("Next:\n", 1)[1].strip().splitlines()
     commands = [shlex.split(line.split("#")[0]) for line in lines]
-    assert len(commands) == 5 and all(c[: len(shlex.split(prog))] == shlex.split(prog) for c in commands)
-    mic, wav, download, train, synth = (c[len(shlex.split(prog)) :] for c in commands)
+    assert len(commands) == 6 and all(c[: len(shlex.split(prog))] == shlex.split(prog) for c in commands)
+    packaged, mic, wav, download, train, synth = (c[len(shlex.split(prog)) :] for c in commands)
+    assert packaged == ["live"]  # the packaged model (issue #37) comes first
     assert mic[0] == "live" and len(mic) == 2 and Path(mic[1]).is_file()
 
     def run(argv: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
