@@ -8,7 +8,7 @@ The public API (imported on first use, so ``import speech`` stays light)::
     model.predict("clip.wav")             # {label: probability}
     model.stream(chunks, sample_rate=48_000)  # Detection(label, score, time) as words are decided
 
-    run = speech.train("configs/cpu-small.yaml", {"data.root": "data/mine", "data.labels": "all"})  # a run folder
+    run = speech.train("configs/quickstart.yaml", {"data.root": "data/mine", "data.labels": "all"})  # a run folder
 
 ``speech.train`` (:func:`speech.training.train`) needs the training extra (torch, Lightning).
 

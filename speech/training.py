@@ -4,7 +4,7 @@
 
     import speech
 
-    run = speech.train("configs/cpu-small.yaml", {"data.root": "data/mine", "trainer.max_epochs": 5})
+    run = speech.train("configs/quickstart.yaml", {"data.root": "data/mine", "trainer.max_epochs": 5})
     best = next((run / "checkpoints").glob("best-*.ckpt"))
 
 Every run writes to ``<trainer.default_root_dir>/<run_name>/version_<N>/`` (a new N each time): the resolved

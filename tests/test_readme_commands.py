@@ -146,7 +146,7 @@ def python_block_call(start: str) -> ast.Call:
 
 @pytest.mark.slow
 def test_the_python_block_trains_on_a_synth_folder_as_written(tmp_path):
-    """README "Use it from Python": ``speech.train("configs/cpu-small.yaml", {...})`` on the folder ``speech synth``
+    """README "Use it from Python": ``speech.train("configs/quickstart.yaml", {...})`` on the folder ``speech synth``
     writes (README "Use your own keywords"). Without ``"data.labels": "all"`` it stopped: the 12 labels of the
     config have no clips there. Run from the checkout as written; only where the run and its cache go is added."""
     mine = tmp_path / "mine"
@@ -167,5 +167,5 @@ def test_the_python_block_trains_on_a_synth_folder_as_written(tmp_path):
                           capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     run = Path(json.loads(done.stdout.strip().splitlines()[-1])[0])
-    assert run == tmp_path / "runs" / "cpu-small" / "version_0" and list((run / "checkpoints").glob("best-*.ckpt"))
+    assert run == tmp_path / "runs" / "quickstart" / "version_0" and list((run / "checkpoints").glob("best-*.ckpt"))
     assert "CPU thread(s) for PyTorch (threads auto)" in done.stderr  # "threads": "auto", as 'speech train' has it

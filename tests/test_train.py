@@ -87,7 +87,7 @@ def test_runs_never_overwrite_and_resume_continues_from_last(trained_run, small_
     capsys.readouterr()
     resumed = speech.train(REPO / "configs" / "cpu-small.yaml", {
         "data.root": small_tree, "data.cache_dir": cache_dir, "data.batch_size": 32, "trainer.default_root_dir": runs,
-        "run_name": "test", "model.classifier": {"hidden_size": 32, "num_layers": 1, "input_channels": 32},
+        "data.extra_roots": None, "run_name": "test", "model.classifier": {"hidden_size": 32, "num_layers": 1, "input_channels": 32},
         "trainer.max_epochs": 5, "model.lr": 0.01, "ckpt_path": "last",
     })  # fmt: skip
     assert resumed == runs / "test" / "version_1"
