@@ -142,19 +142,28 @@ def test_bench_runtime_measures_the_installs_side_by_side(tmp_path, tiny_checkpo
 
 def test_plot_det_draws_running_speech_curves_and_refuses_bad_reports(tmp_path):
     """scripts/plot_det.py, the running-speech DET figure of docs/running-speech.md, from stream-test reports."""
-    sweep = [{"threshold": t, "keyword_recall": r, "running_false_accepts_per_hour": fa}
-             for t, r, fa in ((0.5, 85.0, 12.0), (0.7, 75.0, 2.6), (0.9, 50.0, 0.0))]
+    sweep = [{"threshold": t, "keyword_recall": r, "running_false_accepts_per_hour": fa,
+              "per_keyword_recall": {"yes": yes, "no": no, "go": go}}
+             for t, r, fa, yes, no, go in ((0.5, 85.0, 12.0, 100.0, 90.0, 70.0), (0.6, 70.0, 4.0, 80.0, 70.0, 60.0),
+                                           (0.7, 75.0, 1.5, 90.0, 60.0, 60.0), (0.9, 50.0, 0.0, 60.0, 40.0, 40.0))]
     good = tmp_path / "st.json"
-    good.write_text(json.dumps({"keyword_recall": 75.0, "running_speech": {"sweep": sweep}}))
+    good.write_text(json.dumps({"keyword_recall": 75.0, "running_speech": {"sweep": sweep},
+                                "per_keyword": {"yes": {"words": 10}, "no": {"words": 30}, "go": {"words": 20}}}))
     out = tmp_path / "det.png"
     stdout = run_script("plot_det.py", f"seed 0={good}", f"again={good}", "--out", str(out), "--title", "t")
     assert f"wrote {out}" in stdout and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the lower envelope: 0.6 (70 % at 4 per hour) is beaten by 0.7 (75 % at 1.5); mean of <= 1, 2, 5: (50+75+75)/3
+    assert "| seed 0 | 50.0 / 50.0 / 75.0 / 75.0 % | 66.7 % |" in stdout
+    group = tmp_path / "group.png"  # yes and no weighted 10 : 30: 0.9 45 %, 0.7 67.5 %, 0.6 72.5 % (on the curve now)
+    stdout = run_script("plot_det.py", f"two={good}", "--words", "yes,no", "--out", str(group))
+    assert "| two | 45.0 / 45.0 / 67.5 / 72.5 % | 61.7 % |" in stdout and group.exists()
     no_running = tmp_path / "clips.json"
     no_running.write_text(json.dumps({"keyword_recall": 75.0}))
     cases = {  # argv -> what the one-line error names
         (f"a={no_running}", "--out", str(tmp_path / "x.png")): "clips.json: no running-speech sweep",
         (str(good), "--out", str(tmp_path / "y.png")): "expected NAME=JSON",
         (f"a={good}", "--out", str(out)): "det.png exists; refusing to overwrite it",
+        (f"a={good}", "--words", "up", "--out", str(tmp_path / "z.png")): "st.json: no words of up",
     }
     for argv, expected in cases.items():
         result = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_det.py"), *argv], capture_output=True,
