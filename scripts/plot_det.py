@@ -9,7 +9,7 @@ and the false accepts per hour of the running speech. The figure draws missed-or
 against those false accepts: each sweep's lower envelope (its DET curve, as ``speech stream-test`` draws it).
 ``--words`` scores a group of keywords only (issue #34's word groups): its recall per threshold is the mean of
 those words' recall weighted by their words in the stream (the report's ``per_keyword``); the false accepts stay
-those of every keyword. It also prints a table: each curve's recall at <= 0.5 / 1 / 2 / 5 false accepts per hour
+those of every keyword. ``NAME=JSON@WORDS`` does the same for one curve (e.g. ``six=st.json@left,right,on``). It also prints a table: each curve's recall at <= 0.5 / 1 / 2 / 5 false accepts per hour
 and the mean of the last three. Refuses to overwrite ``--out``.
 """
 
@@ -65,11 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     curves = []
     for item in args.reports:
         name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            print(f"plot_det: error: {item!r}: expected NAME=JSON", file=sys.stderr)
+        path, at, own = path.partition("@")
+        if not sep or not name or not path or (at and not own.strip(",")):
+            print(f"plot_det: error: {item!r}: expected NAME=JSON or NAME=JSON@WORD,WORD", file=sys.stderr)
             return 2
         try:
-            curves.append((name, det_rows(Path(path), words)))
+            group = [w.strip() for w in own.split(",") if w.strip()] if at else words
+            curves.append((name, det_rows(Path(path), group)))
         except ValueError as exc:
             print(f"plot_det: error: {exc}", file=sys.stderr)
             return 2

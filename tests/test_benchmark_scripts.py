@@ -157,11 +157,15 @@ def test_plot_det_draws_running_speech_curves_and_refuses_bad_reports(tmp_path):
     group = tmp_path / "group.png"  # yes and no weighted 10 : 30: 0.9 45 %, 0.7 67.5 %, 0.6 72.5 % (on the curve now)
     stdout = run_script("plot_det.py", f"two={good}", "--words", "yes,no", "--out", str(group))
     assert "| two | 45.0 / 45.0 / 67.5 / 72.5 % | 61.7 % |" in stdout and group.exists()
+    mixed = tmp_path / "mixed.png"  # one curve per group in one figure: NAME=JSON@WORDS
+    stdout = run_script("plot_det.py", f"all={good}", f"two={good}@yes,no", "--out", str(mixed))
+    assert "| all | 50.0 / 50.0 / 75.0 / 75.0 % |" in stdout and "| two | 45.0 / 45.0 / 67.5 / 72.5 % |" in stdout
     no_running = tmp_path / "clips.json"
     no_running.write_text(json.dumps({"keyword_recall": 75.0}))
     cases = {  # argv -> what the one-line error names
         (f"a={no_running}", "--out", str(tmp_path / "x.png")): "clips.json: no running-speech sweep",
         (str(good), "--out", str(tmp_path / "y.png")): "expected NAME=JSON",
+        (f"a={good}@", "--out", str(tmp_path / "w.png")): "expected NAME=JSON or NAME=JSON@WORD,WORD",
         (f"a={good}", "--out", str(out)): "det.png exists; refusing to overwrite it",
         (f"a={good}", "--words", "up", "--out", str(tmp_path / "z.png")): "st.json: no words of up",
     }
