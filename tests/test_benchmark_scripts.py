@@ -104,7 +104,9 @@ def test_bench_train_compares_both_paths():
         _, rate, epoch, anon, total = table_row(stdout, path)
         rate, epoch, anon, total = (float(x.rstrip(" s").replace(",", "")) for x in (rate, epoch, anon, total))
         assert 1 <= rate < 100_000 and 0 < anon <= total < 20_000, (path, rate, anon, total)
-        assert abs(epoch - 84_843 / rate) <= 0.01 * epoch + 1, (epoch, rate)  # a full v0.02 epoch at that rate
+        # a full v0.02 epoch at that rate (the rate as printed: 3 significant digits or more; once, on a machine
+        # busy enough for 2.29 clips/s, it printed "2" and the epoch of 2.29 failed this)
+        assert abs(epoch - 84_843 / rate) <= 0.01 * epoch + 1, (epoch, rate)
         rates.append(rate)
     speed_up = float(re.search(r"speed-up of the cached path: ([\d.]+)x", stdout)[1])
     assert speed_up == pytest.approx(rates[1] / rates[0], abs=0.05 + 0.01 * speed_up)
