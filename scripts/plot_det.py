@@ -9,8 +9,9 @@ and the false accepts per hour of the running speech. The figure draws missed-or
 against those false accepts: each sweep's lower envelope (its DET curve, as ``speech stream-test`` draws it).
 ``--words`` scores a group of keywords only (issue #34's word groups): its recall per threshold is the mean of
 those words' recall weighted by their words in the stream (the report's ``per_keyword``); the false accepts stay
-those of every keyword. ``NAME=JSON@WORDS`` does the same for one curve (e.g. ``six=st.json@left,right,on``). It also prints a table: each curve's recall at <= 0.5 / 1 / 2 / 5 false accepts per hour
-and the mean of the last three. Refuses to overwrite ``--out``.
+those of every keyword. ``NAME=JSON@WORDS`` does the same for one curve (e.g. ``six=st.json@left,right,on``).
+It also prints a table: each curve's recall at <= 0.5 / 1 / 2 / 5 false accepts per hour and the mean of the last
+three. Refuses to overwrite ``--out``.
 """
 
 from __future__ import annotations
@@ -37,13 +38,19 @@ def det_rows(report_path: Path, words: list[str] | None = None) -> list[dict]:
                          "--running-speech DIR --sweep --json FILE'")
     if words is None:
         return rows
-    counts = {w: (report.get("per_keyword") or {}).get(w, {}).get("words", 0) for w in words}
-    if not sum(counts.values()) or any("per_keyword_recall" not in r for r in rows):
+    per_keyword = report.get("per_keyword") or {}
+    counts = {w: per_keyword.get(w, {}).get("words", 0) for w in words}
+    total = sum(counts.values())
+    if not total or any("per_keyword_recall" not in r for r in rows):
         raise ValueError(f"{report_path}: no words of {','.join(words)} in its keyword stream, or a sweep without "
                          "per-keyword recall (made before it was reported); run stream-test again")
-    total = sum(counts.values())
     return [{**r, "keyword_recall": sum(r["per_keyword_recall"].get(w, 0.0) * n for w, n in counts.items()) / total}
             for r in rows]
+
+
+def word_list(text: str) -> list[str]:
+    """``"yes, no,"`` -> ``["yes", "no"]``."""
+    return [w.strip() for w in text.split(",") if w.strip()]
 
 
 def recall_at(curve: list[dict], limit: float) -> float:
@@ -61,17 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         print(f"plot_det: error: {args.out} exists; refusing to overwrite it", file=sys.stderr)
         return 2
-    words = [w.strip() for w in args.words.split(",") if w.strip()] if args.words else None
+    words = word_list(args.words) if args.words else None
     curves = []
     for item in args.reports:
         name, sep, path = item.partition("=")
         path, at, own = path.partition("@")
-        if not sep or not name or not path or (at and not own.strip(",")):
+        if not sep or not name or not path or (at and not word_list(own)):
             print(f"plot_det: error: {item!r}: expected NAME=JSON or NAME=JSON@WORD,WORD", file=sys.stderr)
             return 2
         try:
-            group = [w.strip() for w in own.split(",") if w.strip()] if at else words
-            curves.append((name, det_rows(Path(path), group)))
+            curves.append((name, det_rows(Path(path), word_list(own) if at else words)))
         except ValueError as exc:
             print(f"plot_det: error: {exc}", file=sys.stderr)
             return 2
