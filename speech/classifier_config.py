@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from speech.settings import settings_from_dict
 
 POOLINGS = ("last", "mean", "attention")
+CELLS = ("gru", "lstm", "rnn")
 INPUT_LAYERS = ("none", "linear", "conv")
 
 
@@ -38,8 +39,12 @@ class ClassifierConfig:
     input_stride: int = 2
     attention_heads: int = 4
     window_mean: bool = False
+    cell: str = "gru"
+    bidirectional: bool = True
 
     def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.input_layer not in INPUT_LAYERS:

@@ -13,6 +13,8 @@ __all__ = ["INPUT_LAYERS", "POOLINGS", "BiGRUClassifier", "ClassifierConfig"]
 
 log = logging.getLogger(__name__)
 
+RNN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}  # ClassifierConfig.cell -> torch layer
+
 
 class BiGRUClassifier(nn.Module):
     def __init__(self, n_inputs: int, n_classes: int, config: ClassifierConfig | None = None) -> None:
@@ -32,18 +34,20 @@ class BiGRUClassifier(nn.Module):
         else:
             self.input = nn.Identity()
             gru_in = n_inputs
-        self.gru = nn.GRU(
+        self.rnn = RNN_CELLS[c.cell](
             gru_in,
             c.hidden_size,
             num_layers=c.num_layers,
             batch_first=True,
-            bidirectional=True,
+            bidirectional=c.bidirectional,
             dropout=c.dropout if c.num_layers > 1 else 0.0,
         )
-        width = 2 * c.hidden_size
+        self.directions = 2 if c.bidirectional else 1
+        width = self.directions * c.hidden_size
         heads = c.attention_heads if c.pooling == "attention" else 1
         self.attention = nn.Linear(width, heads) if c.pooling == "attention" else None
         self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(heads * width, n_classes))
+        self._register_load_state_dict_pre_hook(_rename_gru_weights)
 
     @property
     def num_parameters(self) -> int:
@@ -57,16 +61,26 @@ class BiGRUClassifier(nn.Module):
             x = self.input(x.transpose(1, 2)).transpose(1, 2)
         else:
             x = self.input(x[:, :: self.config.input_stride])
-        return self.gru(x)
+        out, state = self.rnn(x)
+        return out, state[0] if isinstance(state, tuple) else state  # an LSTM's state is (h, c)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         out, h_n = self.encode(feats)  # out: (batch, frames, 2 * hidden); h_n: (layers * 2, batch, hidden)
         pooling = self.config.pooling
         if pooling == "last":
-            pooled = torch.cat([h_n[-2], h_n[-1]], dim=-1)
+            last = h_n[-self.directions :]  # the top layer's final state per direction: (directions, batch, hidden)
+            pooled = last.transpose(0, 1).flatten(1)
         elif pooling == "mean":
             pooled = out.mean(dim=1)
         else:
             weights = torch.softmax(self.attention(out), dim=1)  # (batch, frames, heads)
             pooled = torch.bmm(weights.transpose(1, 2), out).flatten(1)  # (batch, heads * width)
         return self.head(pooled)
+
+
+def _rename_gru_weights(state_dict: dict, prefix: str, *args) -> None:
+    """Files written before the cell was a setting (checkpoints, pretrained encoders) name the recurrent layer
+    ``gru.``; it is ``rnn.`` now."""
+    old = prefix + "gru."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + "rnn." + key[len(old) :]] = state_dict.pop(key)

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "speech-ctc-encoder-v1"
 ALPHABET = " 'ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # index + 1; 0 is the CTC blank
-ENCODER_PREFIXES = ("input.", "gru.")
+ENCODER_PREFIXES = ("input.", "rnn.")
 ENCODER_SETTINGS = ("hidden_size", "num_layers", "input_layer", "input_channels", "input_stride", "window_mean")
 
 

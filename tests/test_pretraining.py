@@ -83,7 +83,7 @@ def test_pretraining_learns_from_the_train_readers_only_and_writes_a_new_file(en
     assert losses[-1] < 0.8 * losses[0] and info["final_ctc_loss"] == pytest.approx(losses[-1], abs=1e-3)
     assert 0 <= info["calibration_readers_cer"] <= 1.5  # a few minutes spell nothing yet (test_pretraining_spells)
     payload = torch.load(out, weights_only=True)
-    assert set(payload["encoder"]) and all(k.startswith(("input.", "gru.")) for k in payload["encoder"])
+    assert set(payload["encoder"]) and all(k.startswith(("input.", "rnn.")) for k in payload["encoder"])
     before = out.read_bytes()
     with pytest.raises(ValueError, match="refusing to overwrite"):
         pretrain(LIBRISPEECH_MINI, out, epochs=1, classifier=SMALL, max_minutes=1)
@@ -135,7 +135,7 @@ def test_a_keyword_model_trains_from_the_encoder_and_refuses_one_of_held_out_rea
     assert read_checkpoint(checkpoint)["hyper_parameters"]["encoder"] == str(out)
     classifier = load_recogniser(checkpoint).classifier
     saved = torch.load(out, weights_only=True)["encoder"]
-    weights = {k: v for k, v in classifier.named_parameters() if k.startswith(("input.", "gru."))}
+    weights = {k: v for k, v in classifier.named_parameters() if k.startswith(("input.", "rnn."))}
     assert weights and set(weights) <= set(saved)  # the file also holds the batch-norm statistics (buffers)
     assert [k for k, v in weights.items() if not torch.equal(v, saved[k])] == []
     # without running speech in its data, the model trains on none of the encoder's readers: refused
