@@ -3,7 +3,7 @@
 
     python scripts/bench_latency.py [--ckpt CKPT] [--repeats 300] [--batch 64] [--json FILE]
 
-Without ``--ckpt`` it builds the default-size recogniser (the code defaults of FrontEndConfig and ClassifierConfig) with
+Without ``--ckpt`` it builds the default-size recogniser (the code defaults of FrontEndConfig and RecurrentConfig) with
 random weights: latency does not depend on the weights. For each back end it reports the median and p99 in ms
 of the front end (waveform -> normalised MFCC), the classifier (MFCC -> probabilities) and the whole pipeline
 (timed as one call, not summed), batch 1; and clips/s for the whole pipeline at ``--batch`` clips per call.
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="ClassifierConfig override for the random-weight model, e.g. --set input_stride=2 (repeatable)",
+        help="RecurrentConfig override for the random-weight model, e.g. --set input_stride=2 (repeatable)",
     )
     parser.add_argument("--repeats", type=int, default=300, help="timed batch-1 calls per measurement")
     parser.add_argument("--warmup", type=int, default=30)
@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     from speech.checkpoint import load_recogniser
+    from speech.classifiers.recurrent import RecurrentConfig
     from speech.data import LABELS_12
-    from speech.model import ClassifierConfig
     from speech.recogniser import Recogniser
 
     if args.ckpt and args.set:
@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         torch.manual_seed(0)
         overrides = classifier_overrides(args.set)
-        model = Recogniser(LABELS_12, classifier=ClassifierConfig(**overrides))
-        what = "default-size Recogniser (ClassifierConfig defaults"
+        model = Recogniser(LABELS_12, classifier=RecurrentConfig(**overrides))
+        what = "default-size Recogniser (RecurrentConfig defaults"
         what += "".join(f", {k}={v}" for k, v in overrides.items()) + "), random weights"
     model.eval()
     from speech.audio import fit_window

@@ -41,9 +41,9 @@ SC_V2_TEST = REPO.parent / "shared" / "data" / "sc-v2-test-fit"
 from speech.data.labels import COMMAND_WORDS_10, LABELS_12  # noqa: E402
 
 
-def default_checkpoints(folder: Path, members: int = 1) -> list[Path]:
-    """The project's default classifier (random weights, one seed per member) behind a front end fitted on
-    real clips."""
+def default_checkpoints(folder: Path, members: int = 1, classifier: dict | None = None) -> list[Path]:
+    """The project's default classifier (random weights, one seed per member; ``classifier``: other settings)
+    behind a front end fitted on real clips."""
     from speech.audio import load_audio
     from speech.checkpoint import save_checkpoint
     from speech.recogniser import Recogniser
@@ -53,7 +53,7 @@ def default_checkpoints(folder: Path, members: int = 1) -> list[Path]:
     paths = []
     for seed in range(members):
         torch.manual_seed(seed)
-        model = Recogniser(LABELS_12)
+        model = Recogniser(LABELS_12, classifier=classifier)
         model.frontend.fit_normaliser(waves)
         paths.append(save_checkpoint(model.eval(), folder / f"default-random-{seed}.ckpt"))
     return paths
@@ -81,14 +81,16 @@ def speech_stream(seconds: float, seed: int = 0) -> np.ndarray:
     return generate_long_recording(clips, noise, seconds, np.random.default_rng(seed)).wave
 
 
-def per_hop_costs(scorer, wave16: np.ndarray, hop_ms: float, input_rate: int = 16_000) -> dict:
-    """Time every ``feed`` of one hop of audio (after the first full window); milliseconds."""
+def per_hop_costs(scorer, wave16: np.ndarray, hop_ms: float, input_rate: int = 16_000, stateful: bool = False) -> dict:
+    """Time every ``feed`` of one hop of audio (after the first full window); milliseconds. ``stateful``: the
+    stream mode (speech.streaming.stateful) instead of the window re-run."""
     from speech.audio import resample
     from speech.streaming import StreamingConfig, StreamingRecogniser
 
     wave = wave16 if input_rate == 16_000 else resample(wave16, 16_000, input_rate)
     pcm = np.round(np.clip(wave, -1, 1) * 32767).astype(np.int16)
-    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop_ms, gate_db=None), input_rate=input_rate)
+    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop_ms, gate_db=None, stateful=stateful),
+                                 input_rate=input_rate)
     hop = int(round(input_rate * hop_ms / 1000))
     costs, cpu = [], []
     for start in range(0, pcm.shape[0] - hop + 1, hop):
@@ -104,6 +106,7 @@ def per_hop_costs(scorer, wave16: np.ndarray, hop_ms: float, input_rate: int = 1
     return {
         "hop_ms": hop_ms,
         "input_rate": input_rate,
+        "mode": "stateful" if stateful else "window",
         "hops": len(costs),
         "median_ms": statistics.median(costs),
         "p99_ms": float(np.percentile(costs, 99)),
@@ -159,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hops", default="100,20", help="hop lengths in ms, comma-separated (100,20)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="time each row this many times and keep the run with the lowest median (3)")
+    parser.add_argument("--classifier", type=json.loads, default=None,
+                        help="without --ckpt: classifier settings as JSON, e.g. '{\"bidirectional\": false, "
+                        "\"pooling\": \"last\"}' (a model that streams with state also gets stateful rows)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -166,25 +172,28 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_interop_threads(1)
     results: dict = {"threads": 1, "timing": []}
     with tempfile.TemporaryDirectory() as tmp:
-        ckpts = args.ckpt or default_checkpoints(Path(tmp), args.members)
+        ckpts = args.ckpt or default_checkpoints(Path(tmp), args.members, args.classifier)
         scorers = open_scorers(ckpts, Path(tmp) / "bench.onnx")
-        what = " + ".join(map(str, args.ckpt)) if args.ckpt else "default ClassifierConfig, random weights"
+        what = " + ".join(map(str, args.ckpt)) if args.ckpt else (
+            f"classifier {json.dumps(args.classifier or {})}, random weights")
         results["model"] = what if len(ckpts) == 1 else f"ensemble of {len(ckpts)}: {what}"
         results["parameters"] = scorers["torch"].num_parameters
         wave = speech_stream(args.seconds)
         print(f"model: {results['model']} ({results['parameters']:,} parameters); 1 thread; "
               f"{args.seconds:g} s of speech per row")
         print(f"{'':<22}{'---- wall clock ----':^34}  {'- CPU time (thread) -':^28}")
-        print(f"{'backend':<8} {'input':>5} {'hop':>6} {'median':>8} {'p99':>8} {'model':>8} {'rtf':>7}  "
+        print(f"{'backend':<8} {'mode':<8} {'input':>5} {'hop':>6} {'median':>8} {'p99':>8} {'model':>8} {'rtf':>7}  "
               f"{'median':>8} {'p99':>8} {'rtf':>8}")
-        rows = [(b, h, 16_000) for h in map(float, args.hops.split(",")) for b in scorers]
-        rows.append(("onnx", float(args.hops.split(",")[0]), 48_000))
-        for backend, hop_ms, rate in rows:
-            runs = [per_hop_costs(scorers[backend], wave, hop_ms, rate) for _ in range(max(1, args.repeat))]
+        rows = [(b, h, 16_000, False) for h in map(float, args.hops.split(",")) for b in scorers]
+        rows.append(("onnx", float(args.hops.split(",")[0]), 48_000, False))
+        if scorers["onnx"].streams:
+            rows += [(b, float(args.hops.split(",")[0]), 16_000, True) for b in scorers]
+        for backend, hop_ms, rate, stateful in rows:
+            runs = [per_hop_costs(scorers[backend], wave, hop_ms, rate, stateful) for _ in range(max(1, args.repeat))]
             r = min(runs, key=lambda run: run["median_ms"])
             r["backend"] = backend
             results["timing"].append(r)
-            print(f"{backend:<8} {rate / 1000:>4.0f}k {hop_ms:>4.0f}ms {r['median_ms']:>6.2f}ms {r['p99_ms']:>6.2f}ms "
+            print(f"{backend:<8} {r['mode']:<8} {rate / 1000:>4.0f}k {hop_ms:>4.0f}ms {r['median_ms']:>6.2f}ms {r['p99_ms']:>6.2f}ms "
                   f"{r['model_ms']:>6.2f}ms {r['rtf']:>7.1f}  {r['cpu_median_ms']:>6.2f}ms {r['cpu_p99_ms']:>6.2f}ms "
                   f"{r['cpu_rtf']:>8.1f}")
         delay_ckpt = args.delay_ckpt or args.ckpt
@@ -192,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             print("delay: skipped (needs a trained model: --delay-ckpt or --ckpt)")
         else:
             delay_scorer = open_scorers(delay_ckpt, Path(tmp) / "delay.onnx")["onnx"]
-            onnx_100 = next(r for r in results["timing"] if r["backend"] == "onnx" and r["input_rate"] == 16_000)
+            onnx_100 = next(r for r in results["timing"] if r["backend"] == "onnx" and r["input_rate"] == 16_000
+                            and r["mode"] == "window")
             d = delays(delay_scorer, args.delay_seconds, 20.0, onnx_100["median_ms"])
             names = " + ".join(p.name for p in delay_ckpt)
             results["delay"] = {"model": names, **d}

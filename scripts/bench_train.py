@@ -33,11 +33,11 @@ from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 
 from speech.audio import load_audio, write_wav
+from speech.classifiers.recurrent import RecurrentClassifier
 from speech.cli.train import quiet_lightning
 from speech.data import LABELS_12
 from speech.data.datamodule import SpeechCommandsDataModule
 from speech.features import FrontEnd
-from speech.model import BiGRUClassifier
 from speech.module import KeywordModule
 
 WARMUP_STEPS = 2  # untimed steps at the start of each path (first batches, allocator, worker start-up)
@@ -263,7 +263,7 @@ def main() -> None:
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                             persistent_workers=args.workers > 0, worker_init_fn=one_thread)
         torch.manual_seed(0)
-        classifier = BiGRUClassifier(frontend.config.n_mfcc, len(data.labels)).to(device)
+        classifier = RecurrentClassifier(frontend.config.n_mfcc, len(data.labels)).to(device)
         rows.append(measure("(a) per-file decode + MFCC in workers",
                             lambda: per_file_rate(loader, classifier, device, args.steps)))
 

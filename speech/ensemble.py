@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from speech.classifiers import settings_dict
 from speech.data.record import DataRecord, speakers_hash
 from speech.errors import SpeechError
 from speech.recogniser import Recogniser
@@ -128,7 +129,7 @@ def build_ensemble(recognisers: Sequence[Recogniser], names: Sequence[str] | Non
         "ensemble": {
             "members": [
                 {"file": Path(name).name, "num_parameters": int(r.classifier.num_parameters),
-                 "classifier": r.classifier.config.to_dict()}
+                 "classifier": settings_dict(r.classifier.config)}
                 for name, r in zip(names, recognisers, strict=True)
             ],
             "combine": "mean of the members' probabilities",

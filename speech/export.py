@@ -36,7 +36,16 @@ from torch import nn
 
 from speech.errors import OutputExistsError, SettingError
 from speech.files import check_can_create, replaced_atomically
-from speech.model_file import META_KEY, ONNX_INPUT, ONNX_OUTPUTS, OnnxModelError, model_metadata
+from speech.model_file import (
+    META_KEY,
+    ONNX_INPUT,
+    ONNX_OUTPUTS,
+    STREAM_GRAPH_KEY,
+    STREAM_INPUTS,
+    STREAM_OUTPUTS,
+    OnnxModelError,
+    model_metadata,
+)
 from speech.recogniser import Recogniser
 from speech.scorers import OnnxScorer
 
@@ -60,11 +69,56 @@ class _ClassifierWithProbs(nn.Module):
         return logits, torch.softmax(logits, dim=-1)
 
 
+class _StreamStep(nn.Module):
+    """The classifier's stream mode: (new frames, state) -> (probs, new state) (:mod:`speech.streaming.stateful`)."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, frames: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, state = self.classifier.streaming_step(frames, state)
+        return torch.softmax(logits, dim=-1), state
+
+
+def streams(recogniser: Recogniser) -> bool:
+    """Whether the recogniser's classifier has a stream mode (a unidirectional recurrent one pooled by 'last')."""
+    classifier = recogniser.classifier
+    return bool(getattr(classifier.config, "streams", False)) and hasattr(classifier, "streaming_step")
+
+
 def onnx_metadata(recogniser: Recogniser, opset: int) -> dict:
-    """The model's metadata (:func:`speech.scorers.model_metadata`) plus the graph's input and outputs."""
+    """The model's metadata (:func:`speech.scorers.model_metadata`) plus the graph's input and outputs (and the
+    stream-mode graph's, for a model that has one)."""
     n_mfcc = recogniser.frontend.config.n_mfcc
     graph = {"input": ONNX_INPUT, "shape": ["batch", "frames", n_mfcc], "outputs": list(ONNX_OUTPUTS), "opset": opset}
+    if streams(recogniser):
+        classifier = recogniser.classifier
+        graph["stream"] = {"inputs": list(STREAM_INPUTS), "outputs": list(STREAM_OUTPUTS),
+                           "context": list(classifier.streaming_context()),
+                           "state": list(classifier.streaming_state_shape())}
     return {**model_metadata(recogniser), "onnx": graph}
+
+
+def _export_stream_graph(recogniser: Recogniser, opset: int) -> bytes:
+    """The stream-mode graph as ONNX bytes (dynamic batch and frames)."""
+    import tempfile
+
+    classifier = recogniser.classifier
+    left, stride, right = classifier.streaming_context()
+    rows, hidden = classifier.streaming_state_shape()
+    frames = torch.zeros(2, left + 4 * stride + 1 + right, recogniser.frontend.config.n_mfcc)
+    state = torch.zeros(rows, 2, hidden)
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+        path = Path(tmp) / "stream.onnx"
+        torch.onnx.export(
+            _StreamStep(classifier).eval(), (frames, state), str(path),
+            input_names=list(STREAM_INPUTS), output_names=list(STREAM_OUTPUTS),
+            dynamic_axes={"frames": {0: "batch", 1: "frames"}, "state": {1: "batch"}, "probs": {0: "batch"},
+                          "state_out": {1: "batch"}},
+            opset_version=opset, dynamo=False, do_constant_folding=True,
+        )
+        return path.read_bytes()
 
 
 def _export_graph(recogniser: Recogniser, path: Path, opset: int) -> None:
@@ -92,13 +146,18 @@ def _export_graph(recogniser: Recogniser, path: Path, opset: int) -> None:
         )
 
 
-def _attach_metadata(path: Path, meta: dict) -> None:
+def _attach_metadata(path: Path, meta: dict, stream_graph: bytes | None = None) -> None:
+    import base64
+
     import onnx
 
     model = onnx.load(str(path))
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
+    if stream_graph is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = STREAM_GRAPH_KEY, base64.b64encode(stream_graph).decode("ascii")
     entry = model.metadata_props.add()
     entry.key, entry.value = "labels", json.dumps(meta["labels"])
     model.producer_name = "speech"
@@ -122,6 +181,15 @@ def check_export(
             feats = torch.randn(batch, frames, recogniser.frontend.config.n_mfcc, generator=gen)
             ref = torch.softmax(recogniser.classifier(feats), dim=-1).numpy()
             worst = max(worst, float(np.abs(scorer.scores_from_features(feats.numpy()) - ref).max()))
+            if scorer.streams:  # the stream graph: a few steps from a random state, against PyTorch's
+                left, stride, right = scorer.stream_context
+                chunk = torch.randn(batch, left + 4 * stride + 1 + right, feats.shape[2], generator=gen)
+                rows, hidden = scorer.stream_state_shape
+                state = torch.randn(rows, batch, hidden, generator=gen)
+                logits, ref_state = recogniser.classifier.streaming_step(chunk, state)
+                probs, out_state = scorer.stream_step(chunk.numpy(), state.numpy())
+                worst = max(worst, float(np.abs(probs - torch.softmax(logits, dim=-1).numpy()).max()),
+                            float(np.abs(out_state - ref_state.numpy()).max()))
     if worst > EQUALITY_TOLERANCE:
         raise OnnxModelError(
             f"{scorer.path}: ONNX Runtime probabilities differ from PyTorch's by {worst:.2e} "
@@ -165,7 +233,8 @@ def export_onnx(
     recogniser = recogniser.eval().cpu()
     with replaced_atomically(path, overwrite=overwrite) as tmp:
         _export_graph(recogniser, tmp, opset)
-        _attach_metadata(tmp, onnx_metadata(recogniser, opset))
+        stream_graph = _export_stream_graph(recogniser, opset) if streams(recogniser) else None
+        _attach_metadata(tmp, onnx_metadata(recogniser, opset), stream_graph)
         if check:
             worst = check_export(recogniser, OnnxScorer(tmp))
             log.info("export check: max |onnx - torch| = %.2e on random features", worst)

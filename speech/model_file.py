@@ -4,22 +4,23 @@ The **metadata** a model file carries (a checkpoint under ``checkpoint["speech"]
 ``metadata_props["speech"]``) is one versioned schema (:func:`model_metadata`), checked on load
 (:func:`check_metadata`)::
 
-    schema "speech-model", version 2
+    schema "speech-model", version 3
     labels            class names, in output order
     frontend          FrontEndConfig settings
     normaliser        {"mean": [...], "std": [...], "fitted": bool}: per-coefficient feature statistics
-    classifier        ClassifierConfig settings
+    classifier        the classifier's kind and settings ({"kind": ..., ...}: speech.classifiers; no kind: recurrent)
     num_parameters    classifier parameters
     frames_per_clip   feature frames of one window (the front end's window_ms)
     torch_version     the PyTorch that wrote it
+    speech_version    the speech that wrote it (files before version 3 lack it)
     data              optional: the DataRecord of the training data (split, training speakers)
     detection         optional: calibrated streaming thresholds
     ensemble          optional: the members of an ensemble (speech.ensemble); then ``classifier`` is the first
                       member's settings and ``num_parameters`` the members' total
     onnx              ONNX files only: graph input and outputs
 
-Version-1 files (checkpoints with ``"format": 1``, ONNX files with ``"format": "speech-onnx"``) are read and
-upgraded; a newer version is refused with a message that says so.
+Version-1 files (checkpoints with ``"format": 1``, ONNX files with ``"format": "speech-onnx"``) and version-2 files
+(a classifier without a kind: the recurrent one) are read and upgraded; a newer version is refused with a message that says so.
 
 Nothing here imports torch at module level: the runtime (:mod:`speech.scorers`) reads ONNX files with ONNX
 Runtime alone; reading a checkpoint (:func:`read_checkpoint`) needs the training extra (torch), and
@@ -32,18 +33,21 @@ import json
 import pickle
 from pathlib import Path
 
-from speech.classifier_config import ClassifierConfig
+from speech.classifiers import KINDS, classifier_settings, kind_of
 from speech.errors import SpeechError
-from speech.extras import require_training_extra
+from speech.extras import missing_training_modules, require_training_extra
 from speech.mfcc import FrontEndConfig
 
 INFO_SECTIONS = ("data", "detection", "ensemble")  # optional plain-data sections (see the module docstring)
 META_KEY = "speech"  # where the metadata lives in both file kinds
 SCHEMA = "speech-model"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the classifier kind (speech.classifiers) and speech_version
 _LEGACY_ONNX_FORMAT = "speech-onnx"  # version 1 of the ONNX files
 ONNX_INPUT = "features"
 ONNX_OUTPUTS = ("logits", "probs")
+STREAM_GRAPH_KEY = "speech_stream_graph"  # metadata_props: the stream-mode graph (base64 ONNX) of a model that has one
+STREAM_INPUTS = ("frames", "state")
+STREAM_OUTPUTS = ("probs", "state_out")
 
 
 class ModelFileError(SpeechError, ValueError):
@@ -52,6 +56,12 @@ class ModelFileError(SpeechError, ValueError):
 
 class OnnxModelError(ModelFileError):
     """An ONNX file that cannot be used (corrupt, not ours, or failing the export check)."""
+
+
+def speech_version() -> str:
+    from speech import __version__
+
+    return __version__
 
 
 def model_metadata(recogniser) -> dict:
@@ -72,6 +82,7 @@ def model_metadata(recogniser) -> dict:
         "num_parameters": int(recogniser.classifier.num_parameters),
         "frames_per_clip": fe.config.window_frames,
         "torch_version": str(torch.__version__),
+        "speech_version": speech_version(),
         **{key: recogniser.sections[key] for key in INFO_SECTIONS if recogniser.sections.get(key) is not None},
     }
 
@@ -108,8 +119,20 @@ def check_metadata(meta: object, source: str | Path, *, needs_normaliser: bool =
         if not isinstance(meta.get(key), dict):
             raise ModelFileError(f"{source}: '{key}' settings missing from the metadata")
     try:
+        kind = kind_of(meta["classifier"])
+    except ValueError as exc:
+        raise ModelFileError(f"{source}: invalid settings in the metadata ({exc})") from None
+    if kind not in KINDS:
+        writer = meta.get("speech_version")
+        raise ModelFileError(
+            f"{source}: a {kind!r} classifier, which this speech {speech_version()} cannot run (it knows "
+            f"{', '.join(sorted(KINDS))}); the file was written by speech {writer}: read it with that version or later"
+            if writer else f"{source}: a {kind!r} classifier, which this speech {speech_version()} cannot run (it "
+            f"knows {', '.join(sorted(KINDS))}); read it with the newer speech that wrote it")
+    try:
         FrontEndConfig.from_dict(meta["frontend"])
-        ClassifierConfig.from_dict(meta["classifier"])
+        if not missing_training_modules():  # the settings are the network's: checked where it can be built
+            classifier_settings(meta["classifier"])
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{source}: invalid settings in the metadata ({exc})") from None
     norm = meta.get("normaliser")
@@ -124,6 +147,8 @@ def check_metadata(meta: object, source: str | Path, *, needs_normaliser: bool =
     for key in INFO_SECTIONS:
         if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
             raise ModelFileError(f"{source}: '{key}' must be an object, got {type(meta[key]).__name__}")
+    meta["classifier"] = {"kind": kind, **{k: v for k, v in meta["classifier"].items() if k != "kind"}}
+    meta["version"] = SCHEMA_VERSION
     return meta
 
 
@@ -217,13 +242,14 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def onnx_session(path: str | Path, intra_op_threads: int = 1):
+def onnx_session(path: str | Path, intra_op_threads: int = 1, graph: bytes | None = None):
     """An ONNX Runtime CPU session of ``path`` (sequential, fully optimised, quiet); a file that is missing or
-    not a valid ONNX model is an :class:`OnnxModelError` naming it."""
+    not a valid ONNX model is an :class:`OnnxModelError` naming it. ``graph``: run these bytes (a graph the file
+    carries) instead of the file's own graph."""
     import onnxruntime as ort
 
     path = Path(path)
-    if not path.is_file():
+    if graph is None and not path.is_file():
         raise OnnxModelError(f"{path}: no such ONNX file")
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(intra_op_threads)
@@ -232,10 +258,26 @@ def onnx_session(path: str | Path, intra_op_threads: int = 1):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(graph if graph is not None else str(path), options,
+                                    providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own (InvalidProtobuf, Fail, ...) types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OnnxModelError(f"{path}: not a valid ONNX model ({first})") from None
+
+
+def onnx_stream_session(session, path: str | Path, intra_op_threads: int = 1):
+    """An ONNX Runtime session of the stream-mode graph that the file ``path`` (open as ``session``) carries."""
+    import base64
+
+    raw = session.get_modelmeta().custom_metadata_map.get(STREAM_GRAPH_KEY)
+    if raw is None:
+        raise OnnxModelError(f"{path}: its metadata promises a stream mode but the file lacks the graph "
+                             f"('{STREAM_GRAPH_KEY}'); export it again with 'speech export'")
+    try:
+        graph = base64.b64decode(raw, validate=True)
+    except ValueError as exc:
+        raise OnnxModelError(f"{path}: the stream-mode graph is not base64 ({exc})") from None
+    return onnx_session(path, intra_op_threads, graph=graph)
 
 
 def session_metadata(session, path: str | Path) -> dict:

@@ -15,12 +15,12 @@ from lightning.pytorch.callbacks import WeightAveraging
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from speech.classifiers import ClassifierSettingsError, classifier_settings
 from speech.data.record import DataRecord
 from speech.distillation import Teachers, check_teachers, distillation_loss
 from speech.errors import SettingError
 from speech.features import FrontEndConfig, SpecAugment, SpecAugmentConfig
 from speech.mixup import draw_mix
-from speech.model import ClassifierConfig
 from speech.model_file import META_KEY, model_metadata
 from speech.recogniser import Recogniser
 from speech.schedule import warmup_cosine
@@ -39,7 +39,10 @@ class KeywordModule(L.LightningModule):
     Args:
         labels: class names in output order; with ``speech train`` they come from the data module.
         frontend: MFCC settings.
-        classifier: BiGRU settings.
+        classifier: the network, by its kind and settings (:mod:`speech.classifiers`): a mapping such as
+            ``{kind: recurrent, cell: lstm, bidirectional: false}`` (no ``kind``: the recurrent kind, a
+            bidirectional GRU by default) or a settings object. An unknown kind or setting is one line naming the
+            known ones.
         spec_augment: SpecAugment masks and vocal tract length perturbation of the training features.
         lr: peak learning rate of AdamW.
         weight_decay: AdamW weight decay.
@@ -66,7 +69,7 @@ class KeywordModule(L.LightningModule):
         self,
         labels: list[str] | None = None,
         frontend: FrontEndConfig | None = None,
-        classifier: ClassifierConfig | None = None,
+        classifier: dict | None = None,
         spec_augment: SpecAugmentConfig | None = None,
         lr: float = 3e-3,
         weight_decay: float = 1e-2,
@@ -102,6 +105,10 @@ class KeywordModule(L.LightningModule):
         if not 0.0 <= (spec_augment or SpecAugmentConfig()).vtlp < 1.0:
             raise SettingError(f"spec_augment.vtlp must be in [0, 1) (0: off), got {spec_augment.vtlp}",
                                param="spec_augment.vtlp")
+        try:
+            classifier = classifier_settings(classifier)
+        except ClassifierSettingsError as exc:
+            raise SettingError(str(exc), param="classifier") from None
         try:
             self.recogniser = Recogniser(labels, frontend, classifier)
         except ValueError as exc:  # front-end settings no front end can compute (FrontEndConfig.check)

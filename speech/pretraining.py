@@ -2,7 +2,7 @@
 
 The keyword model meets few speakers (about 100 in ``configs/cpu-small.yaml``) and fails most on voices it never
 heard. The transcribed running speech of the training readers holds more speech than all keyword clips together.
-Here the encoder (the input layer and BiGRU of :class:`speech.model.BiGRUClassifier`) first learns to spell those
+Here the encoder (the input layer and BiGRU of :class:`speech.classifiers.recurrent.RecurrentClassifier`) first learns to spell those
 sentences with a CTC loss over characters (Graves et al. 2006), and ``speech train --model.encoder FILE`` starts the
 keyword model from it (:func:`load_encoder`). The attention pooling and the head stay fresh.
 
@@ -35,9 +35,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from speech.classifiers import classifier_settings, kind_of, settings_dict
+from speech.classifiers.recurrent import RecurrentClassifier, RecurrentConfig
 from speech.errors import InputFileError, SettingError, SpeechError
 from speech.features import FrontEnd, FrontEndConfig, SpecAugment, SpecAugmentConfig
-from speech.model import BiGRUClassifier, ClassifierConfig
 from speech.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 FORMAT = "speech-ctc-encoder-v1"
 ALPHABET = " 'ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # index + 1; 0 is the CTC blank
 ENCODER_PREFIXES = ("input.", "rnn.")
-ENCODER_SETTINGS = ("hidden_size", "num_layers", "input_layer", "input_channels", "input_stride", "window_mean")
+ENCODER_SETTINGS = ("cell", "bidirectional", "hidden_size", "num_layers", "input_layer", "input_channels", "input_stride",
+                    "window_mean")
 
 
 def encode_text(words: tuple[str, ...] | list[str]) -> list[int]:
@@ -143,14 +145,14 @@ class EpochLog(L.Callback):
 
 
 class CTCPretraining(L.LightningModule):
-    """The encoder of a :class:`BiGRUClassifier` with a linear CTC head over :data:`ALPHABET`."""
+    """The encoder of a :class:`RecurrentClassifier` with a linear CTC head over :data:`ALPHABET`."""
 
-    def __init__(self, frontend: FrontEndConfig, classifier: ClassifierConfig, lr: float = 3e-3,
+    def __init__(self, frontend: FrontEndConfig, classifier: RecurrentConfig, lr: float = 3e-3,
                  weight_decay: float = 1e-2, warmup_fraction: float = 0.05,
                  spec_augment: SpecAugmentConfig | None = None) -> None:
         super().__init__()
         self.frontend = FrontEnd(frontend)
-        self.encoder = BiGRUClassifier(self.frontend.config.n_mfcc, 1, classifier)
+        self.encoder = RecurrentClassifier(self.frontend.config.n_mfcc, 1, classifier)
         self.ctc_head = nn.Linear(2 * classifier.hidden_size, len(ALPHABET) + 1)
         self.spec_augment = SpecAugment(spec_augment)
         self.ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -219,7 +221,7 @@ def _sentences(utterances, what: str, max_seconds: float | None = None) -> Sente
 
 
 def pretrain(running_root: str | Path, out: str | Path, *, epochs: int = 20, seed: int = 0, split_seed: int = 0,
-             frontend: FrontEndConfig | None = None, classifier: ClassifierConfig | None = None, lr: float = 3e-3,
+             frontend: FrontEndConfig | None = None, classifier: RecurrentConfig | None = None, lr: float = 3e-3,
              max_batch_seconds: float = 60.0, max_minutes: float | None = None, accelerator: str = "auto") -> dict:
     """Train the encoder on the train readers of ``running_root`` and write it to ``out`` (a new file); returns the
     file's ``info`` (readers, hours, loss, character error rate on the calibration readers)."""
@@ -230,7 +232,7 @@ def pretrain(running_root: str | Path, out: str | Path, *, epochs: int = 20, see
         raise InputFileError(f"{out} exists; refusing to overwrite it", param="out")
     if epochs < 1:
         raise SettingError(f"epochs must be 1 or more, got {epochs}", param="epochs")
-    frontend, classifier = frontend or FrontEndConfig(), classifier or ClassifierConfig()
+    frontend, classifier = frontend or FrontEndConfig(), classifier or RecurrentConfig()
     speech = read_running_speech(running_root)
     split = split_readers(speech.readers, seed=split_seed)
     train_utts = speech.of_readers(split.readers("train"))
@@ -265,7 +267,7 @@ def pretrain(running_root: str | Path, out: str | Path, *, epochs: int = 20, see
     payload = {
         "format": FORMAT,
         "frontend": frontend.to_dict(),
-        "classifier": classifier.to_dict(),
+        "classifier": settings_dict(classifier),
         "encoder": module.encoder_state(),
         "normaliser": {"mean": module.frontend.mean.tolist(), "std": module.frontend.std.tolist()},
         "info": info,
@@ -290,11 +292,14 @@ def read_encoder(path: str | Path) -> dict:
     return payload
 
 
-def load_encoder(classifier: BiGRUClassifier, frontend: FrontEnd, path: str | Path) -> dict:
+def load_encoder(classifier: RecurrentClassifier, frontend: FrontEnd, path: str | Path) -> dict:
     """Copy the encoder weights of ``path`` into ``classifier`` (input layer and GRU); its settings and the front
     end's must match. Returns the file's ``info``."""
+    if not isinstance(classifier, RecurrentClassifier):
+        raise SettingError(f"{path}: CTC pretraining serves the recurrent classifier only, not the model's "
+                           f"{kind_of(classifier.config)!r} kind", param="encoder")
     payload = read_encoder(path)
-    saved = ClassifierConfig.from_dict(payload["classifier"])  # fills in settings newer than the file
+    saved = classifier_settings(payload["classifier"])  # fills in settings newer than the file
     mismatched = [k for k in ENCODER_SETTINGS if getattr(saved, k) != getattr(classifier.config, k)]
     features = FrontEndConfig.from_dict(payload["frontend"])  # the window does not matter: it ran on sentences
     if replace(features, window_ms=frontend.config.window_ms) != frontend.config:
@@ -330,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--hidden-size", type=int, default=ClassifierConfig.hidden_size)
-    parser.add_argument("--num-layers", type=int, default=ClassifierConfig.num_layers)
-    parser.add_argument("--input-channels", type=int, default=ClassifierConfig.input_channels)
+    parser.add_argument("--hidden-size", type=int, default=RecurrentConfig.hidden_size)
+    parser.add_argument("--num-layers", type=int, default=RecurrentConfig.num_layers)
+    parser.add_argument("--input-channels", type=int, default=RecurrentConfig.input_channels)
     parser.add_argument("--batch-seconds", type=float, default=60.0, help="audio per batch, at most (60)")
     parser.add_argument("--max-minutes", type=float, help="use about this many minutes of the train readers")
     parser.add_argument("--accelerator", default="auto")
@@ -340,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     logging.getLogger("lightning").setLevel(logging.WARNING)
     try:
-        classifier = ClassifierConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
+        classifier = RecurrentConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
                                       input_channels=args.input_channels)
         info = pretrain(args.running_speech, args.out, epochs=args.epochs, seed=args.seed, classifier=classifier,
                         lr=args.lr, max_batch_seconds=args.batch_seconds, max_minutes=args.max_minutes,

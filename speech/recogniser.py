@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from speech.classifiers import build_classifier, settings_dict
 from speech.features import FrontEnd, FrontEndConfig
-from speech.model import BiGRUClassifier, ClassifierConfig
 from speech.model_file import INFO_SECTIONS
 
 
@@ -24,14 +24,15 @@ class Recogniser(nn.Module):
         self,
         labels: list[str],
         frontend: FrontEndConfig | None = None,
-        classifier: ClassifierConfig | None = None,
+        classifier=None,
     ) -> None:
         super().__init__()
         if not labels:
             raise ValueError("a recogniser needs at least one label")
         self.labels = list(labels)
         self.frontend = FrontEnd(frontend)
-        self.classifier = BiGRUClassifier(self.frontend.config.n_mfcc, len(self.labels), classifier)
+        # ``classifier``: the network's settings, any registered kind (speech.classifiers), as an object or a dict
+        self.classifier = build_classifier(self.frontend.config.n_mfcc, len(self.labels), classifier)
         self.sections: dict[str, dict] = {}  # optional plain-data metadata: see INFO_SECTIONS
 
     @property
@@ -46,16 +47,14 @@ class Recogniser(nn.Module):
         return {
             "labels": list(self.labels),
             "frontend": self.frontend.config.to_dict(),
-            "classifier": self.classifier.config.to_dict(),
+            "classifier": settings_dict(self.classifier.config),
         }
 
 
 def recogniser_from_metadata(meta: dict) -> Recogniser:
     """An untrained :class:`Recogniser` of the shape ``meta`` (checked model-file metadata) describes, in eval
     mode, with its feature normaliser (when ``meta`` has one) and optional sections filled in."""
-    model = Recogniser(
-        meta["labels"], FrontEndConfig.from_dict(meta["frontend"]), ClassifierConfig.from_dict(meta["classifier"])
-    )
+    model = Recogniser(meta["labels"], FrontEndConfig.from_dict(meta["frontend"]), meta["classifier"])
     model.sections = {key: meta[key] for key in INFO_SECTIONS if isinstance(meta.get(key), dict)}
     norm = meta.get("normaliser")
     if norm is not None:

@@ -18,7 +18,16 @@ import numpy as np
 
 from speech.extras import require_training_extra
 from speech.mfcc import FrontEndConfig, MfccFrontEnd
-from speech.model_file import ONNX_INPUT, OnnxModelError, model_metadata, onnx_session, session_metadata
+from speech.model_file import (
+    ONNX_INPUT,
+    STREAM_INPUTS,
+    STREAM_OUTPUTS,
+    OnnxModelError,
+    model_metadata,
+    onnx_session,
+    onnx_stream_session,
+    session_metadata,
+)
 
 
 class FrontEndLike(Protocol):
@@ -49,6 +58,10 @@ class Scorer(Protocol):
         """Float waveforms ``(batch, samples)`` -> probabilities ``(batch, classes)`` float32."""
         ...
 
+    # A model with a stream mode (streams is True) also has stream_context, stream_state_shape and
+    # stream_step(frames, state) -> (probs, state): speech.streaming.stateful.
+    streams: bool
+
 
 class TorchScorer:
     """Runs a :class:`Recogniser` in PyTorch eager mode on CPU (or ``device``). Threads: PyTorch's, process-wide."""
@@ -62,6 +75,11 @@ class TorchScorer:
         self.frontend = recogniser.frontend  # speech.features.FrontEnd
         self.num_parameters = recogniser.classifier.num_parameters
         self.metadata: dict = model_metadata(recogniser)
+        classifier = recogniser.classifier
+        self.streams = bool(getattr(classifier.config, "streams", False)) and hasattr(classifier, "streaming_step")
+        if self.streams:
+            self.stream_context = classifier.streaming_context()
+            self.stream_state_shape = classifier.streaming_state_shape()
 
     def features(self, waves: np.ndarray) -> np.ndarray:
         import torch
@@ -78,6 +96,15 @@ class TorchScorer:
 
     def scores(self, waves: np.ndarray) -> np.ndarray:
         return self.scores_from_features(self.features(waves))
+
+    def stream_step(self, frames: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            logits, state = self.recogniser.classifier.streaming_step(
+                torch.as_tensor(frames, dtype=torch.float32, device=self.device),
+                torch.as_tensor(state, dtype=torch.float32, device=self.device))
+            return torch.softmax(logits.float(), dim=-1).cpu().numpy(), state.cpu().numpy()
 
 
 class OnnxScorer:
@@ -105,6 +132,12 @@ class OnnxScorer:
         if isinstance(classes, int) and classes != len(self.labels):
             raise OnnxModelError(f"{path}: the model outputs {classes} classes but carries {len(self.labels)} labels")
         self.n_mfcc = self.frontend.config.n_mfcc
+        stream = (self.metadata.get("onnx") or {}).get("stream")
+        self.streams = stream is not None
+        if self.streams:
+            self.stream_context = tuple(stream["context"])
+            self.stream_state_shape = tuple(stream["state"])
+            self.stream_session = onnx_stream_session(self.session, path, self.intra_op_threads)
 
     def features(self, waves: np.ndarray) -> np.ndarray:
         return self.frontend(waves)
@@ -117,6 +150,13 @@ class OnnxScorer:
 
     def scores(self, waves: np.ndarray) -> np.ndarray:
         return self.scores_from_features(self.features(waves))
+
+    def stream_step(self, frames: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, state = self.stream_session.run(
+            [STREAM_OUTPUTS[0], STREAM_OUTPUTS[1]],
+            {STREAM_INPUTS[0]: np.ascontiguousarray(frames, dtype=np.float32),
+             STREAM_INPUTS[1]: np.ascontiguousarray(state, dtype=np.float32)})
+        return probs, state
 
 
 def load_scorer(path: str | Path, backend: str = "auto", intra_op_threads: int = 1) -> Scorer:

@@ -326,7 +326,7 @@ class SpeechCLI(LightningCLI):
         self.run_dir = root / f"version_{version}"
 
     def instantiate_classes(self) -> None:
-        """Build model, data and trainer. A settings dataclass that refuses a value (``ClassifierConfig``'s checks)
+        """Build model, data and trainer. A settings dataclass that refuses a value (``RecurrentConfig``'s checks)
         reaches us from jsonargparse as "Does not validate against any of the Union subtypes", its own message as
         the cause: that message is the one-line error."""
         try:

@@ -70,7 +70,7 @@ def tiny_checkpoint(tmp_path_factory, sc_v2_clips) -> Path:
     """
     from speech.audio import load_audio
     from speech.checkpoint import save_checkpoint
-    from speech.model import ClassifierConfig
+    from speech.classifiers.recurrent import RecurrentConfig
     from speech.recogniser import Recogniser
 
     torch.manual_seed(0)
@@ -83,7 +83,7 @@ def tiny_checkpoint(tmp_path_factory, sc_v2_clips) -> Path:
         labels += [index] * len(chosen[:60])
     waves = torch.from_numpy(np.stack([load_audio(p) for p in paths]))
     targets = torch.tensor(labels)
-    model = Recogniser(LABELS_12, classifier=ClassifierConfig(hidden_size=48, num_layers=1, input_channels=32))
+    model = Recogniser(LABELS_12, classifier=RecurrentConfig(hidden_size=48, num_layers=1, input_channels=32))
     model.frontend.fit_normaliser(waves)
     feats = model.frontend(waves).detach()
     optimiser = torch.optim.AdamW(model.classifier.parameters(), lr=3e-3)

@@ -107,8 +107,8 @@ def test_schema_check_names_the_file_and_upgrades_version_1(tiny_checkpoint, tmp
     assert check_metadata(legacy, "old.ckpt", needs_normaliser=False)["version"] == SCHEMA_VERSION
     with pytest.raises(ModelFileError, match=r"m\.onnx: 'normaliser'"):
         check_metadata(legacy, "m.onnx")
-    with pytest.raises(ModelFileError, match=r"new\.ckpt: written with metadata version 3 by a newer speech"):
-        check_metadata({**meta, "version": 3}, "new.ckpt")
+    with pytest.raises(ModelFileError, match=r"new\.ckpt: written with metadata version 4 by a newer speech"):
+        check_metadata({**meta, "version": 4}, "new.ckpt")
     with pytest.raises(ModelFileError, match=r"x\.ckpt: 'labels' must be"):
         check_metadata({**meta, "labels": []}, "x.ckpt")
     with pytest.raises(ModelFileError, match=r"x\.ckpt: repeated labels"):

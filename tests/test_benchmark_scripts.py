@@ -82,9 +82,9 @@ def test_bench_streaming_times_an_ensemble(tmp_path):
     assert "delay: skipped" in stdout
     results = json.loads(out.read_text())
     assert results["model"].startswith("ensemble of 2")
-    from speech.model import BiGRUClassifier
+    from speech.classifiers.recurrent import RecurrentClassifier
 
-    assert results["parameters"] == 2 * BiGRUClassifier(40, 12).num_parameters
+    assert results["parameters"] == 2 * RecurrentClassifier(40, 12).num_parameters
     assert all(row["hops"] > 0 and row["model_ms"] > 0 for row in results["timing"])
 
 

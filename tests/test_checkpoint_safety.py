@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from speech.checkpoint import load_recogniser, save_checkpoint
+from speech.classifiers.recurrent import RecurrentConfig
 from speech.cli import main
-from speech.model import ClassifierConfig
 from speech.model_file import CheckpointError, OnnxModelError, model_metadata
 from speech.recogniser import Recogniser
 from speech.scorers import OnnxScorer, TorchScorer, load_scorer
@@ -34,7 +34,7 @@ def malicious_files(folder, marker) -> dict[str, object]:
     """Checkpoints that would ``touch marker`` when unpickled by an unrestricted loader."""
     folder.mkdir(parents=True, exist_ok=True)
     payload = RunsCommand(f"touch {marker}")
-    model = Recogniser(["yes", "no"], classifier=ClassifierConfig(hidden_size=8, num_layers=1))
+    model = Recogniser(["yes", "no"], classifier=RecurrentConfig(hidden_size=8, num_layers=1))
     state = {"recogniser." + k: v for k, v in model.state_dict().items()}
     files = {}
     # 1. a checkpoint that looks right (weights + description) with the payload hidden in an extra entry

@@ -100,10 +100,10 @@ def test_ensemble_runs_in_the_streaming_engine(ensemble_onnx, sc_v2_clips):
 
 
 def test_members_must_agree(tiny_checkpoint, tmp_path, capsys):
-    from speech.model import ClassifierConfig
+    from speech.classifiers.recurrent import RecurrentConfig
     from speech.recogniser import Recogniser
 
-    other = Recogniser(list(reversed(LABELS_12)), classifier=ClassifierConfig(hidden_size=16, num_layers=1))
+    other = Recogniser(list(reversed(LABELS_12)), classifier=RecurrentConfig(hidden_size=16, num_layers=1))
     path = save_checkpoint(other, tmp_path / "other-labels.ckpt")
     out = tmp_path / "never.onnx"
     assert main(["export", str(tiny_checkpoint), str(path), "--onnx", str(out)]) == 2

@@ -288,12 +288,12 @@ def test_cli_scores_data_that_lacks_some_model_labels_and_rejects_data_with_none
     """A folder holding some of the model's labels is scored over all of them and the labels without clips are
     named (issue #34); a folder with none of the model's words is refused in one line."""
     from speech.checkpoint import save_checkpoint
-    from speech.model import ClassifierConfig
+    from speech.classifiers.recurrent import RecurrentConfig
     from speech.recogniser import Recogniser
 
     labels = [*LABELS_12[:-1], "marvin"]
     ckpt = save_checkpoint(
-        Recogniser(labels, classifier=ClassifierConfig(hidden_size=8, num_layers=1)), tmp_path / "m.ckpt"
+        Recogniser(labels, classifier=RecurrentConfig(hidden_size=8, num_layers=1)), tmp_path / "m.ckpt"
     )
     code, out, err = run_cli(capsys, "evaluate", ckpt, "--data", small_set, "--cache-dir", tmp_path / "cache",
                              "--json", tmp_path / "r.json")
@@ -303,7 +303,7 @@ def test_cli_scores_data_that_lacks_some_model_labels_and_rejects_data_with_none
     assert report["data"]["labels_without_clips"] == ["marvin"]
     assert [c["support"] for c in report["per_class"] if c["label"] == "marvin"] == [0]
     others = save_checkpoint(Recogniser(["_silence_", "_unknown_", "marvin", "sheila"],
-                                        classifier=ClassifierConfig(hidden_size=8, num_layers=1)), tmp_path / "o.ckpt")
+                                        classifier=RecurrentConfig(hidden_size=8, num_layers=1)), tmp_path / "o.ckpt")
     code, _, err = run_cli(capsys, "evaluate", others, "--data", small_set, "--cache-dir", tmp_path / "cache")
     assert code == 2
     assert "marvin" in err and str(small_set.resolve()) in err and "do not fit" in err
@@ -391,11 +391,11 @@ def test_cli_flags_models_scored_on_different_clip_sets(tiny_checkpoint, small_s
     """A 4-class model and the 12-class one on the same folder are scored on different clips: the comparison
     says so (table column, warning, JSON) and names no best model."""
     from speech.checkpoint import save_checkpoint
-    from speech.model import ClassifierConfig
+    from speech.classifiers.recurrent import RecurrentConfig
     from speech.recogniser import Recogniser
 
     four = save_checkpoint(
-        Recogniser(["_silence_", "_unknown_", "yes", "no"], classifier=ClassifierConfig(hidden_size=8, num_layers=1)),
+        Recogniser(["_silence_", "_unknown_", "yes", "no"], classifier=RecurrentConfig(hidden_size=8, num_layers=1)),
         tmp_path / "four.ckpt",
     )
     code, out, err = run_cli(

@@ -12,9 +12,10 @@ from conftest import LABELS_12
 
 from speech.audio import load_audio
 from speech.checkpoint import load_recogniser
+from speech.classifiers import settings_dict
+from speech.classifiers.recurrent import INPUT_LAYERS, POOLINGS, RecurrentConfig
 from speech.cli import main
 from speech.export import export_onnx
-from speech.model import INPUT_LAYERS, POOLINGS, ClassifierConfig
 from speech.model_file import OnnxModelError
 from speech.recogniser import Recogniser
 from speech.scorers import OnnxScorer, TorchScorer, load_scorer
@@ -65,7 +66,7 @@ def test_onnx_file_carries_labels_frontend_and_normaliser(tiny_checkpoint, expor
     meta = json.loads(props["speech"])
     assert meta["labels"] == LABELS_12 == json.loads(props["labels"])
     assert meta["frontend"] == recogniser.frontend.config.to_dict()
-    assert meta["classifier"] == recogniser.classifier.config.to_dict()
+    assert meta["classifier"] == settings_dict(recogniser.classifier.config)
     np.testing.assert_array_equal(np.float32(meta["normaliser"]["mean"]), recogniser.frontend.mean.numpy())
     np.testing.assert_array_equal(np.float32(meta["normaliser"]["std"]), recogniser.frontend.std.numpy())
     assert meta["normaliser"]["fitted"] is True and not np.allclose(meta["normaliser"]["std"], 1.0)
@@ -105,7 +106,7 @@ VARIANTS = (
 @pytest.mark.parametrize(("pooling", "input_layer", "stride", "window_mean"), VARIANTS)
 def test_every_gru_variant_exports_exactly(pooling, input_layer, stride, window_mean, real_waves, tmp_path):
     torch.manual_seed(VARIANTS.index((pooling, input_layer, stride, window_mean)))
-    config = ClassifierConfig(
+    config = RecurrentConfig(
         window_mean=window_mean,
         hidden_size=24,
         num_layers=2,

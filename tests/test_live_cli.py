@@ -316,10 +316,10 @@ def test_calibrated_thresholds_are_used_unless_threshold_is_given(tiny_checkpoin
 
 def test_a_model_without_rejection_classes_is_warned_about(tmp_path, words_wav, capsys):
     from speech.checkpoint import save_checkpoint
-    from speech.model import ClassifierConfig
+    from speech.classifiers.recurrent import RecurrentConfig
     from speech.recogniser import Recogniser
 
-    bare = save_checkpoint(Recogniser(["yes", "no"], classifier=ClassifierConfig(hidden_size=8, num_layers=1)),
+    bare = save_checkpoint(Recogniser(["yes", "no"], classifier=RecurrentConfig(hidden_size=8, num_layers=1)),
                            tmp_path / "bare.ckpt")
     assert main(["live", str(bare), "--wav", str(words_wav), "--json"]) == 0
     assert "no _unknown_ or _silence_ class" in capsys.readouterr().err

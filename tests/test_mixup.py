@@ -9,9 +9,9 @@ from conftest import SC_V2_TEST
 from torch import nn
 
 from speech.audio import load_audio
+from speech.classifiers.recurrent import RecurrentConfig
 from speech.features import SpecAugmentConfig
 from speech.mixup import Mix, draw_mix
-from speech.model import ClassifierConfig
 from speech.module import KeywordModule
 
 LABELS = ["yes", "no", "up"]
@@ -39,7 +39,7 @@ def test_a_mix_weighs_waves_losses_and_labels_alike():
 
 def test_the_training_step_mixes_waves_and_loss(monkeypatch):
     waves, labels = real_batch()
-    module = KeywordModule(labels=LABELS, classifier=ClassifierConfig(hidden_size=8, num_layers=1, input_channels=8),
+    module = KeywordModule(labels=LABELS, classifier=RecurrentConfig(hidden_size=8, num_layers=1, input_channels=8),
                            spec_augment=SpecAugmentConfig(freq_masks=0, time_masks=0, vtlp=0.1), mixup_alpha=0.4)
     module.recogniser.frontend.fit_normaliser(waves)
     monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from conftest import LABELS_12
 
-from speech.model import BiGRUClassifier, ClassifierConfig
+from speech.classifiers import classifier_settings
+from speech.classifiers.recurrent import RecurrentClassifier, RecurrentConfig
 from speech.recogniser import Recogniser
 
 
@@ -14,7 +15,7 @@ from speech.recogniser import Recogniser
 @pytest.mark.parametrize("input_layer", ["none", "linear", "conv"])
 def test_classifier_output_shape(pooling, input_layer):
     torch.manual_seed(0)
-    model = BiGRUClassifier(40, 12, ClassifierConfig(hidden_size=32, pooling=pooling, input_layer=input_layer)).eval()
+    model = RecurrentClassifier(40, 12, RecurrentConfig(hidden_size=32, pooling=pooling, input_layer=input_layer)).eval()
     feats = torch.randn(3, 97, 40)
     logits = model(feats)
     assert logits.shape == (3, 12) and torch.isfinite(logits).all()
@@ -33,7 +34,7 @@ def test_window_mean_ignores_a_fixed_colouring_of_the_window():
     torch.manual_seed(0)
     feats, colouring = torch.randn(2, 97, 40), torch.randn(1, 1, 40)
     for window_mean in (True, False):
-        model = BiGRUClassifier(40, 12, ClassifierConfig(hidden_size=32, window_mean=window_mean)).eval()
+        model = RecurrentClassifier(40, 12, RecurrentConfig(hidden_size=32, window_mean=window_mean)).eval()
         with torch.no_grad():
             change = (model(feats + colouring) - model(feats)).abs().max().item()
         assert (change < 1e-5) if window_mean else (change > 1e-3)
@@ -48,6 +49,10 @@ def test_default_model_size_is_the_readmes():
 
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="pooling must be one of"):
-        ClassifierConfig(pooling="max")
-    with pytest.raises(ValueError, match="unknown classifier settings"):
-        ClassifierConfig.from_dict({"hidden": 3})
+        RecurrentConfig(pooling="max")
+    with pytest.raises(ValueError, match=r"unknown recurrent classifier settings \['hidden'\]; expected some of"):
+        classifier_settings({"hidden": 3})
+    with pytest.raises(ValueError, match="unknown classifier kind 'tcn'; known kinds: recurrent"):
+        classifier_settings({"kind": "tcn"})
+    with pytest.raises(ValueError, match="cell must be one of"):
+        classifier_settings({"cell": "transformer"})

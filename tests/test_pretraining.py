@@ -13,11 +13,11 @@ import torch
 from conftest import REPO, SHARED_DATA, train_args
 
 from speech.checkpoint import load_recogniser
+from speech.classifiers.recurrent import RecurrentClassifier, RecurrentConfig
 from speech.cli.train import main as train_main
 from speech.data.running_speech import read_running_speech, split_readers
 from speech.errors import SettingError
 from speech.features import FrontEnd, FrontEndConfig
-from speech.model import BiGRUClassifier, ClassifierConfig
 from speech.model_file import read_checkpoint
 from speech.pretraining import (
     ALPHABET,
@@ -30,7 +30,7 @@ from speech.pretraining import (
 )
 
 LIBRISPEECH_MINI = SHARED_DATA / "librispeech-mini"
-SMALL = ClassifierConfig(hidden_size=32, num_layers=1, input_channels=32)  # conftest.SMALL_MODEL
+SMALL = RecurrentConfig(hidden_size=32, num_layers=1, input_channels=32)  # conftest.SMALL_MODEL
 
 
 def test_characters_round_trip_through_the_best_path():
@@ -104,20 +104,20 @@ def test_pretraining_spells_some_of_the_calibration_readers_sentences(tmp_path):
 
 def test_the_encoder_weights_go_into_a_matching_classifier_only(encoder):
     out, _ = encoder
-    classifier = BiGRUClassifier(40, 12, SMALL)
+    classifier = RecurrentClassifier(40, 12, SMALL)
     head = classifier.head[1].weight.clone()
     load_encoder(classifier, FrontEnd(FrontEndConfig()), out)
     state = torch.load(out, weights_only=True)["encoder"]
     assert all(torch.equal(classifier.state_dict()[k], v) for k, v in state.items())
     assert torch.equal(classifier.head[1].weight, head)  # the head stays as it was
     # it ran on whole sentences, so a model of a longer window takes it; other features do not
-    load_encoder(BiGRUClassifier(40, 12, SMALL), FrontEnd(FrontEndConfig(window_ms=1500.0)), out)
+    load_encoder(RecurrentClassifier(40, 12, SMALL), FrontEnd(FrontEndConfig(window_ms=1500.0)), out)
     with pytest.raises(SettingError, match=r"settings \(frontend\) differ"):
-        load_encoder(BiGRUClassifier(40, 12, SMALL), FrontEnd(FrontEndConfig(n_mels=64)), out)
-    wider = BiGRUClassifier(40, 12, ClassifierConfig(hidden_size=48, num_layers=1, input_channels=32))
+        load_encoder(RecurrentClassifier(40, 12, SMALL), FrontEnd(FrontEndConfig(n_mels=64)), out)
+    wider = RecurrentClassifier(40, 12, RecurrentConfig(hidden_size=48, num_layers=1, input_channels=32))
     with pytest.raises(SettingError, match=r"settings \(hidden_size\) differ"):
         load_encoder(wider, FrontEnd(FrontEndConfig()), out)
-    centred = BiGRUClassifier(40, 12, dataclasses.replace(SMALL, window_mean=True))  # sees other features
+    centred = RecurrentClassifier(40, 12, dataclasses.replace(SMALL, window_mean=True))  # sees other features
     with pytest.raises(SettingError, match=r"settings \(window_mean\) differ"):
         load_encoder(centred, FrontEnd(FrontEndConfig()), out)
 

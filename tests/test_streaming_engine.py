@@ -10,9 +10,9 @@ import torch
 from conftest import FSDD, LABELS_12, clips_the_model_knows
 
 from speech.audio import AudioError, load_audio, read_audio, resample, to_mono
+from speech.classifiers.recurrent import RecurrentConfig
 from speech.errors import SettingError
 from speech.mfcc import FrontEndConfig
-from speech.model import ClassifierConfig
 from speech.recogniser import Recogniser
 from speech.resample import StreamResampler
 from speech.scorers import TorchScorer, load_scorer
@@ -43,7 +43,7 @@ def speech_stream(sc_v2_clips) -> np.ndarray:
 def scorer(sc_v2_clips) -> TorchScorer:
     """An untrained classifier behind a front end whose normaliser is fitted on real clips (fast to build)."""
     torch.manual_seed(0)
-    model = Recogniser(LABELS_12, classifier=ClassifierConfig(hidden_size=32, num_layers=1, input_channels=16))
+    model = Recogniser(LABELS_12, classifier=RecurrentConfig(hidden_size=32, num_layers=1, input_channels=16))
     waves = torch.from_numpy(np.stack([load_audio(sc_v2_clips[w][i]) for w in LABELS_12[2:] for i in range(4)]))
     model.frontend.fit_normaliser(waves)
     return TorchScorer(model)

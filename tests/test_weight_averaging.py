@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from speech.model import ClassifierConfig
+from speech.classifiers.recurrent import RecurrentConfig
 from speech.model_file import read_checkpoint
 from speech.module import EMA_SWAPPED, EMAWeights, KeywordModule
 
 LABELS = ["a", "b", "c"]
-TINY = ClassifierConfig(hidden_size=8, num_layers=1, input_channels=8)
+TINY = RecurrentConfig(hidden_size=8, num_layers=1, input_channels=8)
 
 
 def tiny_module(ema_decay: float) -> KeywordModule:

@@ -64,6 +64,9 @@ def add_stream_arguments(parser: argparse.ArgumentParser, threads: int | str = "
     g.add_argument("--min-count", type=int, default=3, help="results needed in the averaging window (3)")
     g.add_argument("--gate-db", type=gate_value, default=-45.0,
                    help="windows whose loudest 32 ms frame is below this RMS level (dBFS) count as silence; 'off' disables (-45)")
+    g.add_argument("--stateful", action="store_true",
+                   help="run a unidirectional model in its stream mode: each hop feeds only its new frames and carries "
+                   "the recurrent state, instead of re-running the window (docs/recurrent-cells.md)")
     g.add_argument("--flush-ms", type=float, default=1000.0,
                    help="silence fed after the end of a file or stdin, so that its last word is decided (1000)")
     add_threads_argument(g, "the model", default=threads)
@@ -119,6 +122,7 @@ def stream_config(args: argparse.Namespace) -> StreamingConfig:
             hop_ms=args.hop_ms,
             gate_db=args.gate_db,
             flush_ms=args.flush_ms,
+            stateful=args.stateful,
             detector=DetectorConfig(
                 average_window_ms=args.average_ms,
                 threshold=threshold,

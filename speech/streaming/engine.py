@@ -30,6 +30,7 @@ from speech.errors import SettingError
 from speech.resample import StreamResampler
 from speech.streaming.detection import CommandDetector, Detection, DetectorConfig
 from speech.streaming.frames import LEVEL_FLOOR_DB, IncrementalFeatures
+from speech.streaming.stateful import StatefulStream
 from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ class StreamingConfig:
     ``window_samples``: classifier window at 16 kHz; None: the model's own (its front end's ``window_ms``);
     ``gate_db``: windows whose loudest frame is quieter (dBFS RMS) count as silence; None disables the gate;
     ``flush_ms``: silence fed after the end of the input by :meth:`StreamingRecogniser.finish`, so that a word
-    at the very end (or a file that is just one 1 s clip) still gets the windows the detector needs.
+    at the very end (or a file that is just one 1 s clip) still gets the windows the detector needs;
+    ``stateful``: run a unidirectional model in its stream mode (:mod:`speech.streaming.stateful`: each hop feeds
+    only its new frames and carries the recurrent state) instead of re-running the window; the hops, the energy
+    gate and the detector stay the same.
     """
 
     hop_ms: float = 100.0
@@ -49,6 +53,7 @@ class StreamingConfig:
     gate_db: float | None = -45.0
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     flush_ms: float = 1000.0
+    stateful: bool = False
 
     def __post_init__(self) -> None:
         if self.flush_ms < 0:
@@ -143,6 +148,7 @@ class StreamingRecogniser:
         self.windows_scored = 0
         self.windows_gated = 0
         self.model_time = Stopwatch()  # wall time spent in the classifier
+        self.stateful = StatefulStream(scorer) if c.stateful else None
         self._finished = False
 
     @property
@@ -208,6 +214,8 @@ class StreamingRecogniser:
         if ends:
             detections = self._score_windows(ends)
         keep = max(0, self._feats.shape[0] - (w - 1))  # the next window needs only the last w - 1 frames
+        if self.stateful is not None:  # and the stream mode the frames its next step reads
+            keep = min(keep, max(0, self.stateful.first_frame_needed() - self._first))
         self._feats, self._levels = self._feats[keep:], self._levels[keep:]
         self._first += keep
         return detections
@@ -220,7 +228,13 @@ class StreamingRecogniser:
         live = [i for i, level in enumerate(levels) if gate is None or level >= gate]
         gated = set(range(len(ends))) - set(live)
         scores = np.tile(self._silence_scores, (len(ends), 1))
-        if live:
+        if self.stateful is not None:  # every hop advances the state, gated or not; a gated hop scores silence
+            for i, end in enumerate(ends):
+                with self.model_time:
+                    probs = self.stateful.advance(self._feats, self._first, end)
+                if i in live and probs is not None:
+                    scores[i] = probs
+        elif live:
             batch = np.stack([windows[i] for i in live])
             with self.model_time:
                 scores[live] = self.scorer.scores_from_features(batch)

@@ -27,6 +27,7 @@ def detector_settings(config: StreamingConfig) -> dict:
         "keyword_share": d.keyword_share,
         "gate_db": config.gate_db,
         "flush_ms": config.flush_ms,
+        "stateful": config.stateful,
     }
 
 

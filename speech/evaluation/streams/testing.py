@@ -178,6 +178,7 @@ def run_stream_test(
         "stream_seed": spec.seed,
         "hop_ms": config.hop_ms,
         "gate_db": config.gate_db,
+        "stateful": config.stateful,
         "keyword_share": config.detector.keyword_share,
         "out": str(out),
     }

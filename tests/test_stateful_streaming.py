@@ -1,0 +1,85 @@
+"""The stream mode of a unidirectional recurrent model (issue #35, item 3): each hop feeds only its new frames and
+carries the recurrent state; speech.streaming.stateful."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import LABELS_12, SC_V2_TEST
+
+from speech.audio import load_audio
+from speech.cli import main
+from speech.errors import SettingError
+from speech.export import export_onnx
+from speech.recogniser import Recogniser
+from speech.scorers import OnnxScorer, TorchScorer
+from speech.streaming import StreamingConfig, StreamingRecogniser, stream_array
+
+UNI = {"bidirectional": False, "pooling": "last", "hidden_size": 32, "input_channels": 16}
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("input_layer", ["conv", "linear", "none"])
+def test_a_step_over_a_padded_window_is_the_window_model(cell, input_layer):
+    torch.manual_seed(0)
+    classifier = Recogniser(LABELS_12, classifier={**UNI, "cell": cell, "input_layer": input_layer}).classifier.eval()
+    left, stride, right = classifier.streaming_context()
+    rows, hidden = classifier.streaming_state_shape()
+    window = torch.randn(3, 151, 40)
+    padded = torch.cat([torch.zeros(3, left, 40), window, torch.zeros(3, right, 40)], dim=1)
+    with torch.no_grad():
+        logits, state = classifier.streaming_step(padded, torch.zeros(rows, 3, hidden))
+        torch.testing.assert_close(logits, classifier(window), atol=1e-5, rtol=0)
+        assert state.shape == (rows, 3, hidden)
+        # two calls carrying the state are one call over both parts: step j reads padded frames from stride * j
+        head, carried = classifier.streaming_step(padded[:, : stride * 29 + left + right + 1], torch.zeros(rows, 3, hidden))
+        tail, _ = classifier.streaming_step(padded[:, stride * 30 :], carried)
+        torch.testing.assert_close(tail, logits, atol=1e-5, rtol=0)
+        assert not torch.allclose(head, logits, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def uni_model(sc_v2_clips) -> Recogniser:
+    torch.manual_seed(0)
+    model = Recogniser(LABELS_12, classifier=UNI)
+    waves = torch.from_numpy(np.stack([load_audio(sc_v2_clips[w][i]) for w in LABELS_12[2:] for i in range(4)]))
+    model.frontend.fit_normaliser(waves)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def speech_stream(sc_v2_clips) -> np.ndarray:
+    return np.concatenate([load_audio(sc_v2_clips[w][7]) for w in ["yes", "no", "left", "stop", "go"]])
+
+
+def test_every_stateful_hop_equals_one_step_over_the_whole_stream_so_far(uni_model, speech_stream, tmp_path):
+    """The engine's bookkeeping (which frames each hop feeds, the carried state, the buffer it keeps) loses and
+    repeats nothing: hop after hop, with chunks of odd sizes, it equals one call over every frame from the start."""
+    onnx = export_onnx(uni_model, tmp_path / "uni.onnx")
+    padded = np.concatenate([speech_stream, np.zeros(16_000, np.float32)])  # the engine's flush
+    for scorer in (TorchScorer(uni_model), OnnxScorer(onnx)):
+        hops = []
+        engine = StreamingRecogniser(scorer, StreamingConfig(stateful=True, gate_db=None), on_hop=hops.append)
+        stream_array(engine, speech_stream, chunk_samples=1_234)
+        feats = scorer.features(padded[None])[0]
+        left, stride, right = scorer.stream_context
+        rows, hidden = scorer.stream_state_shape
+        assert len(hops) > 40
+        for hop in hops[::6]:
+            end = engine.window_frames + int(round((hop.time * 16_000 - engine.window_samples) / engine.frame_hop))
+            last = (end - 1 - right) // stride
+            frames = np.concatenate([np.zeros((left, feats.shape[1]), np.float32), feats[: stride * last + right + 1]])
+            probs, _ = scorer.stream_step(frames[None], np.zeros((rows, 1, hidden), np.float32))
+            np.testing.assert_allclose(hop.scores, probs[0], atol=2e-5)
+
+
+def test_a_model_without_a_stream_mode_is_refused_in_one_line(tiny_checkpoint, capsys):
+    scorer = TorchScorer(Recogniser(LABELS_12, classifier={"hidden_size": 8, "num_layers": 1}))
+    assert not scorer.streams
+    with pytest.raises(SettingError, match="needs a unidirectional model pooled by its last state"):
+        StreamingRecogniser(scorer, StreamingConfig(stateful=True))
+    code = main(["stream-test", str(tiny_checkpoint), "--data", str(SC_V2_TEST), "--stateful", "--minutes", "0.5"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and len(lines) == 1 and "needs a unidirectional model" in lines[0], err[-1500:]
