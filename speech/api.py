@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ from speech.models import open_model
 from speech.scorers import Scorer
 from speech.streaming.detection import Detection
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser
-from speech.streaming.thresholds import detector_from_metadata
+from speech.streaming.thresholds import resolve_detector
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +110,8 @@ class Model:
                                       or not 0.0 <= float(threshold) <= 1.0):
             raise SettingError(f"threshold must be a probability in [0, 1] (or None: the model's), got {threshold!r}",
                                param="threshold")
-        config = config or StreamingConfig()
-        detector, _ = detector_from_metadata(self.metadata, config.detector, threshold)
-        return StreamingRecogniser(self.scorer, replace(config, detector=detector), sample_rate or self.sample_rate)
+        config, _, _ = resolve_detector(self.metadata, config or StreamingConfig(), threshold)
+        return StreamingRecogniser(self.scorer, config, sample_rate or self.sample_rate)
 
     def stream(
         self,

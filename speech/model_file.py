@@ -33,9 +33,9 @@ import json
 import pickle
 from pathlib import Path
 
-from speech.classifiers import KINDS, classifier_settings, kind_of
+from speech.classifiers import KINDS, kind_of
 from speech.errors import SpeechError
-from speech.extras import missing_training_modules, require_training_extra
+from speech.extras import require_training_extra
 from speech.mfcc import FrontEndConfig
 
 INFO_SECTIONS = ("data", "detection", "ensemble")  # optional plain-data sections (see the module docstring)
@@ -129,10 +129,8 @@ def check_metadata(meta: object, source: str | Path, *, needs_normaliser: bool =
             f"{', '.join(sorted(KINDS))}); the file was written by speech {writer}: read it with that version or later"
             if writer else f"{source}: a {kind!r} classifier, which this speech {speech_version()} cannot run (it "
             f"knows {', '.join(sorted(KINDS))}); read it with the newer speech that wrote it")
-    try:
-        FrontEndConfig.from_dict(meta["frontend"])
-        if not missing_training_modules():  # the settings are the network's: checked where it can be built
-            classifier_settings(meta["classifier"])
+    try:  # the classifier's settings are checked where its network is built (a checkpoint: load_recogniser), so
+        FrontEndConfig.from_dict(meta["frontend"])  # that reading an ONNX file imports no torch
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{source}: invalid settings in the metadata ({exc})") from None
     norm = meta.get("normaliser")

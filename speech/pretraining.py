@@ -16,16 +16,14 @@ The file is a ``torch.save`` dict (:data:`FORMAT`): the front-end and classifier
 feature normaliser it was trained with (for reference; the keyword model fits its own on its clips), the folder, the
 reader split and the readers, and the figures.
 
-Command line: ``python -m speech.pretraining --running-speech DIR --out encoder.pt [--epochs 20]``.
+Command line: ``speech pretrain --running-speech DIR --out encoder.pt [--epochs 20]`` (:mod:`speech.cli.pretrain`).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import random
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +35,7 @@ from torch import nn
 
 from speech.classifiers import classifier_settings, kind_of, settings_dict
 from speech.classifiers.recurrent import RecurrentClassifier, RecurrentConfig
-from speech.errors import InputFileError, SettingError, SpeechError
+from speech.errors import InputFileError, OutputExistsError, SettingError
 from speech.features import FrontEnd, FrontEndConfig, SpecAugment, SpecAugmentConfig
 from speech.schedule import warmup_cosine
 
@@ -229,7 +227,7 @@ def pretrain(running_root: str | Path, out: str | Path, *, epochs: int = 20, see
 
     out = Path(out)
     if out.exists():
-        raise InputFileError(f"{out} exists; refusing to overwrite it", param="out")
+        raise OutputExistsError(f"{out} exists; refusing to overwrite it", param="out")
     if epochs < 1:
         raise SettingError(f"epochs must be 1 or more, got {epochs}", param="epochs")
     frontend, classifier = frontend or FrontEndConfig(), classifier or RecurrentConfig()
@@ -326,38 +324,3 @@ def check_encoder_readers(info: dict, running: dict | None) -> None:
             f"the pretrained encoder learnt from readers {', '.join(sorted(others or info['readers'])[:4])} of "
             f"{info['root']}, which this model's data does not train on (give --data.running_speech the same folder "
             "and reader split)", param="encoder")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m speech.pretraining", description=__doc__.split("\n")[0])
-    parser.add_argument("--running-speech", required=True, type=Path, metavar="DIR")
-    parser.add_argument("--out", required=True, type=Path, help="new file for the encoder (e.g. encoder.pt)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--hidden-size", type=int, default=RecurrentConfig.hidden_size)
-    parser.add_argument("--num-layers", type=int, default=RecurrentConfig.num_layers)
-    parser.add_argument("--input-channels", type=int, default=RecurrentConfig.input_channels)
-    parser.add_argument("--batch-seconds", type=float, default=60.0, help="audio per batch, at most (60)")
-    parser.add_argument("--max-minutes", type=float, help="use about this many minutes of the train readers")
-    parser.add_argument("--accelerator", default="auto")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    logging.getLogger("lightning").setLevel(logging.WARNING)
-    try:
-        classifier = RecurrentConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
-                                      input_channels=args.input_channels)
-        info = pretrain(args.running_speech, args.out, epochs=args.epochs, seed=args.seed, classifier=classifier,
-                        lr=args.lr, max_batch_seconds=args.batch_seconds, max_minutes=args.max_minutes,
-                         accelerator=args.accelerator)
-    except (SpeechError, ValueError) as exc:
-        print(f"pretraining: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"encoder of {len(info['readers'])} train readers ({info['hours']:.2f} h, {info['epochs']} epochs, CTC loss "
-          f"{info['final_ctc_loss']:.3f}); greedy character error rate on {info['calibration_sentences']} sentences "
-          f"of the calibration readers {100 * info['calibration_readers_cer']:.1f} % -> {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

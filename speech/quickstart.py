@@ -1,7 +1,7 @@
 """The offline quickstart: synthesise a 12-label set, train, evaluate, export, stream-test, in one go.
 
 Each step calls the library function the matching ``speech`` command calls (:func:`speech.synth.synthesize_dataset`,
-:func:`speech.evaluation.evaluate_model` with :func:`speech.report.write_report`, :func:`speech.export.export_onnx`,
+:func:`speech.evaluation.evaluate_model` with :func:`speech.evaluation.report.write_report`, :func:`speech.export.export_onnx`,
 :func:`speech.evaluation.streams.testing.run_stream_test`); training is :func:`speech.train` with the
 ``configs/quickstart.yaml`` recipe.
 Everything goes below one output folder; a second run reuses the synthetic data and trains a new run version
@@ -196,7 +196,7 @@ def evaluate_held_out(checkpoint: Path, root: Path, report_dir: Path, cache_dir:
     writes them. Clips of its training speakers are refused."""
     from speech.evaluation import evaluate_model
     from speech.files import write_json
-    from speech.report import report_json, write_report
+    from speech.evaluation.report import report_json, write_report
 
     scorer = _scorer(checkpoint)
     evaluation = evaluate_model(scorer, checkpoint, root, split or _held_out_split(scorer, root), cache_dir=cache_dir)

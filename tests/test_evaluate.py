@@ -23,7 +23,7 @@ from speech.evaluation import (
     most_confused_pairs,
     noise_offsets,
 )
-from speech.report import read_confusion_csv
+from speech.evaluation.report import read_confusion_csv
 from speech.scorers import load_scorer
 
 CLIPS_PER_LABEL = 6

@@ -161,8 +161,9 @@ def test_the_command_line_refuses_bad_input_in_one_line(tmp_path):
     existing, new = tmp_path / "encoder.pt", tmp_path / "new.pt"
     existing.write_bytes(b"mine")
     for folder, out, expected in ((tmp_path, new, "no transcripts"), (LIBRISPEECH_MINI, existing, "refusing to overwrite")):
-        done = subprocess.run([sys.executable, "-m", "speech.pretraining", "--running-speech", str(folder), "--out",
+        done = subprocess.run([sys.executable, "-m", "speech", "pretrain", "--running-speech", str(folder), "--out",
                                str(out)], capture_output=True, text=True, cwd=REPO)
+        assert done.stderr.startswith("speech pretrain: error: "), done.stderr
         assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
     assert existing.read_bytes() == b"mine" and not new.exists()

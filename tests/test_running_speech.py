@@ -352,9 +352,9 @@ def test_running_speech_refusals(tiny_checkpoint, tmp_path, capsys):
 
 
 def test_hard_negatives_are_mined_from_train_readers_and_train_as_unknown(tiny_checkpoint, tmp_path, capsys):
+    from speech.cli import main
     from speech.data.datamodule import SpeechCommandsDataModule
-    from speech.data.hard_negatives import main as mine_main
-    from speech.data.hard_negatives import mine
+    from speech.evaluation.streams.hard_negatives import mine
     from speech.scorers import load_scorer
 
     scorer = load_scorer(tiny_checkpoint)
@@ -363,11 +363,13 @@ def test_hard_negatives_are_mined_from_train_readers_and_train_as_unknown(tiny_c
     assert info["readers"] == train and windows.dtype == np.int16 and windows.shape[1:] == (16000,)
     assert len(windows) == info["windows"] == sum(info["as_keyword"].values()) > 0  # the tiny model fires a lot
     out = tmp_path / "hard.npy"
-    args = [str(tiny_checkpoint), "--running-speech", str(LIBRI), "--out", str(out), "--threshold", "0.3",
+    args = ["hard-negatives", str(tiny_checkpoint), "--running-speech", str(LIBRI), "--out", str(out), "--threshold", "0.3",
             "--max-windows", "5", "--max-minutes", "0.5"]
-    assert mine_main(args) == 0 and np.load(out).shape == (5, 16000)
+    assert main(args) == 0 and np.load(out).shape == (5, 16000)
     assert json.loads(out.with_suffix(".json").read_text())["readers"] == train
-    assert mine_main(args) == 2 and "refusing to overwrite" in capsys.readouterr().err
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("speech hard-negatives: error: ") and "refusing to overwrite" in err
     dm = SpeechCommandsDataModule(root=str(SC_V2_TEST), labels="12", split_rule="speaker", validation_percent=10,
                                   testing_percent=20, cache_dir=str(tmp_path), running_speech=str(LIBRI),
                                   running_speech_windows=16, running_speech_hard_negatives=str(out),

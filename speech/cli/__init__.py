@@ -39,6 +39,8 @@ COMMANDS = {
     "data": ("speech.cli.data", "data folder tools: download, summary"),
     "synth": ("speech.cli.synth", "synthesise a keyword data folder with espeak-ng"),
     "plot": ("speech.cli.plot", "plot the learning curve of training runs (validation accuracy, loss)"),
+    "pretrain": ("speech.cli.pretrain", "CTC-pretrain a recurrent encoder on transcribed running speech"),
+    "hard-negatives": ("speech.cli.hard_negatives", "mine running-speech windows a model nearly fires on"),
 }
 # commands that run on the base install (no torch: numpy, onnxruntime, soundfile, sounddevice, rich); every other
 # one needs the training extra and says so in one line (exit 2) when it is missing (speech.extras)

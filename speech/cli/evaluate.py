@@ -86,7 +86,7 @@ def parse_snrs(text: str) -> list[float]:
 
 
 def _summary_lines(evals) -> list[str]:
-    from speech.report import comparability_note, comparison_rows
+    from speech.evaluation.report import comparability_note, comparison_rows
 
     note = comparability_note(evals)
     lines = [
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from speech.evaluation import evaluate_model, model_names
     from speech.files import write_json
     from speech.models import open_model
-    from speech.report import check_outputs, report_json, write_report
+    from speech.evaluation.report import check_outputs, report_json, write_report
 
     snrs = parse_snrs(args.snr) if args.snr else None
     if args.batch_size < 1:

@@ -244,7 +244,7 @@ def _run(args: argparse.Namespace) -> int:
     from speech.audio import AudioError
     from speech.cli.display import JsonLines, LiveDisplay
     from speech.streaming.sources import MicrophoneSource, SourceError
-    from speech.streaming.thresholds import detector_from_metadata, settings_mismatch
+    from speech.streaming.thresholds import resolve_detector
 
     if args.list_devices:
         return print_devices()
@@ -256,11 +256,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if warning := rejection_warning(scorer.labels):
         print(f"speech live: warning: {warning}", file=sys.stderr)
-    config = stream_config(args)
     keyword_share(args, scorer.metadata)
-    config.detector, threshold_source = detector_from_metadata(scorer.metadata, config.detector, args.threshold)
+    config, threshold_source, mismatch = resolve_detector(scorer.metadata, stream_config(args), args.threshold)
     engine = check_engine(scorer, config, source.rate)
-    mismatch = settings_mismatch(scorer.metadata, config) if args.threshold is None else []
     limit = args.seconds
     view = JsonLines() if args.json else LiveDisplay(scorer.labels, source.name)
     print(

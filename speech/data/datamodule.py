@@ -92,7 +92,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             readers are split into train / calibration / test (seeded by ``running_speech_seed``, recorded in the
             model's data record) and ``running_speech_windows`` windows of the train readers' sentences that
             say none of the keywords are added to training as ``_unknown_`` (they get the clips' augmentation).
-            ``running_speech_hard_negatives``: a ``.npy`` of mined windows (:mod:`speech.data.hard_negatives`) added
+            ``running_speech_hard_negatives``: a ``.npy`` of mined windows (:mod:`speech.evaluation.streams.hard_negatives`) added
             as ``_unknown_`` too, each ``running_speech_hard_negatives_repeat`` times (every copy is augmented anew).
     """
 

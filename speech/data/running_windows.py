@@ -51,7 +51,7 @@ class RunningSpeechSource:
         self.hard_negatives = Path(hard_negatives).expanduser() if hard_negatives else None
         if self.hard_negatives is not None and not self.hard_negatives.is_file():
             raise DatasetError(f"{hard_negatives}: no such hard-negatives file; expected the .npy that "
-                               "python -m speech.data.hard_negatives wrote")
+                               "speech hard-negatives wrote")
         if hard_negatives_repeat < 1:
             raise SettingError(f"running_speech_hard_negatives_repeat must be 1 or more, got {hard_negatives_repeat}")
         self.repeat = int(hard_negatives_repeat)
@@ -95,7 +95,7 @@ class RunningSpeechSource:
         return self._windows
 
     def mined(self) -> tuple[np.ndarray, dict]:
-        """The hard negatives (:mod:`speech.data.hard_negatives`): windows and their ``.json`` description, which
+        """The hard negatives (:mod:`speech.evaluation.streams.hard_negatives`): windows and their ``.json`` description, which
         must name only train readers of this folder's split."""
         if self._mined is None:
             path = self.hard_negatives

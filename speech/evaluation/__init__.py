@@ -8,7 +8,7 @@ One file per idea:
 * :mod:`~speech.evaluation.scoring` -- a scorer run over waveforms in batches (clean or noisy), batch-1 latency;
 * :mod:`~speech.evaluation.eval_set` -- one split of a data folder decoded for a model (:class:`EvalSet`);
 * :mod:`~speech.evaluation.model_eval` -- one model file scored on a folder's held-out split
-  (:class:`ModelEvaluation`, what :mod:`speech.report` writes);
+  (:class:`ModelEvaluation`, what :mod:`speech.evaluation.report` writes);
 * :mod:`~speech.evaluation.errors` -- errors that name the parameter they are about (``param``);
 * :mod:`~speech.evaluation.streams` -- generated streams of held-out speakers: the stream test and calibration.
 

@@ -174,13 +174,34 @@ class _Decision:
         return None
 
 
+class _Averager:
+    """The one averaging rule of the live detector and of stored score sequences: the mean of the results of the
+    last ``average_window_ms``, given once at least ``minimum_count`` of them span a quarter of that window."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.window_s = config.average_window_ms / 1000.0
+        self.minimum_count = config.minimum_count
+        self._results: deque[tuple[float, np.ndarray]] = deque()
+
+    def add(self, time_s: float, scores: np.ndarray) -> np.ndarray | None:
+        """Add one result; the average now, or None while too few results are in the window."""
+        if self._results and time_s < self._results[-1][0]:
+            raise ValueError(f"results must come in time order: {time_s} s after {self._results[-1][0]} s")
+        self._results.append((time_s, scores))
+        while self._results[0][0] < time_s - self.window_s - 1e-9:
+            self._results.popleft()
+        if len(self._results) < self.minimum_count or time_s - self._results[0][0] < self.window_s / 4 - 1e-9:
+            return None
+        return np.mean([s for _, s in self._results], axis=0)
+
+
 class CommandDetector:
     """Feed ``(scores (classes,), time_s)`` in time order; get a :class:`Detection` when a keyword is heard."""
 
     def __init__(self, labels: list[str], config: DetectorConfig | None = None) -> None:
         self.labels = list(labels)
         self.config = config or DetectorConfig()
-        self._results: deque[tuple[float, np.ndarray]] = deque()
+        self._averager = _Averager(self.config)
         self._decision = _Decision(self.labels, self.config)
         self._keywords = keyword_index(self.labels)
         self.average: np.ndarray | None = None  # the latest averaged scores (None while too few results)
@@ -193,20 +214,10 @@ class CommandDetector:
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         if scores.size != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} scores (one per label), got {scores.size}")
-        if self._results and time_s < self._results[-1][0]:
-            raise ValueError(f"results must come in time order: {time_s} s after {self._results[-1][0]} s")
-        c = self.config
-        scores = pool_keywords(scores, self._keywords, c.keyword_share)
-        window_s = c.average_window_ms / 1000.0
-        self._results.append((time_s, scores))
-        while self._results[0][0] < time_s - window_s - 1e-9:
-            self._results.popleft()
-        count = len(self._results)
-        if count < c.minimum_count or time_s - self._results[0][0] < window_s / 4 - 1e-9:
-            self.average = None
+        scores = pool_keywords(scores, self._keywords, self.config.keyword_share)
+        self.average = average = self._averager.add(time_s, scores)
+        if average is None:
             return None
-        average = np.mean([s for _, s in self._results], axis=0)
-        self.average = average
         top = int(np.argmax(average))
         return self._decision.step(average, top, float(average[top]), time_s, scores)
 
@@ -243,19 +254,13 @@ def smooth_scores(times: np.ndarray, scores: np.ndarray, config: DetectorConfig,
         if labels is None or len(labels) != scores.shape[1]:
             raise ValueError("keyword_share needs the labels of the score columns")
         scores = pool_keywords(scores, keyword_index(labels), config.keyword_share)
-    window_s = config.average_window_ms / 1000.0
-    n = times.shape[0]
+    averager = _Averager(config)
     average = np.zeros_like(scores)
-    valid = np.zeros(n, dtype=bool)
-    first = 0
-    for i in range(n):
-        t = times[i]
-        while times[first] < t - window_s - 1e-9:
-            first += 1
-        if i + 1 - first < config.minimum_count or t - times[first] < window_s / 4 - 1e-9:
-            continue
-        average[i] = np.mean(scores[first : i + 1], axis=0)
-        valid[i] = True
+    valid = np.zeros(times.shape[0], dtype=bool)
+    for i, t in enumerate(times):
+        mean = averager.add(float(t), scores[i])
+        if mean is not None:
+            average[i], valid[i] = mean, True
     return SmoothedScores(times, average, valid, scores)
 
 

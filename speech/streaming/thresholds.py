@@ -107,3 +107,14 @@ def settings_mismatch(metadata: dict | None, config: StreamingConfig) -> list[st
         return []
     now = detector_settings(config)
     return [f"{k} {now[k]} (calibrated with {v})" for k, v in section["settings"].items() if k in now and now[k] != v]
+
+
+def resolve_detector(metadata: dict | None, config: StreamingConfig,
+                     threshold: float | None = None) -> tuple[StreamingConfig, str, list[str]]:
+    """The one resolution of the thresholds that ``speech live``, ``speech stream-test`` and
+    :meth:`speech.Model.streamer` use: ``config`` with the detector :func:`detector_from_metadata` picks, where its
+    thresholds come from (a line for the user), and the settings of ``config`` that differ from those the model's
+    thresholds were calibrated with (:func:`settings_mismatch`; none when ``threshold`` replaces them)."""
+    detector, source = detector_from_metadata(metadata, config.detector, threshold)
+    resolved = replace(config, detector=detector)
+    return resolved, source, settings_mismatch(metadata, resolved) if threshold is None else []

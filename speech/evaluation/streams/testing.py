@@ -109,13 +109,11 @@ def run_stream_test(
     from speech.audio import write_wav
     from speech.evaluation.streams.matching import write_labels_file, write_words_file
     from speech.files import write_json
-    from speech.streaming.thresholds import detector_from_metadata, settings_mismatch
+    from speech.streaming.thresholds import resolve_detector
 
     scorer, model, spec = experiment.scorer, experiment.model, experiment.spec
-    detector, threshold_source = detector_from_metadata(scorer.metadata, experiment.config.detector, threshold)
-    config = replace(experiment.config, detector=detector)
+    config, threshold_source, mismatch = resolve_detector(scorer.metadata, experiment.config, threshold)
     experiment = replace(experiment, config=config)
-    mismatch = settings_mismatch(scorer.metadata, config) if threshold is None else []
     for line in mismatch:
         log.warning("the model's thresholds were calibrated with other settings: %s", line)
     names = OUTPUT_FILES + (RUNNING_FILES if experiment.running is not None else ())

@@ -7,15 +7,12 @@ nearly fire count too), at most one per ``min_gap_s`` (the highest first). They 
 with a ``.json`` beside it (model, readers, threshold, counts); training adds them as ``_unknown_`` with
 ``--data.running_speech_hard_negatives FILE.npy`` (the readers go into the data record like the other windows).
 
-Command line: ``python -m speech.data.hard_negatives MODEL --running-speech DIR --out FILE.npy``.
+Command line: ``speech hard-negatives MODEL --running-speech DIR --out FILE.npy`` (:mod:`speech.cli.hard_negatives`).
 Only train readers are mined, so the readers held out for calibration and test stay unseen.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,42 +73,3 @@ def mine(scorer, running_root: str | Path, *, threshold: float = 0.5, min_gap_s:
         "windows_over_threshold_per_hour": round(float((best > threshold).sum()) * 3600.0 / stream.seconds, 1),
     }
     return windows, info
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m speech.data.hard_negatives", description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="trained checkpoint (.ckpt) or exported model (.onnx)")
-    parser.add_argument("--running-speech", required=True, type=Path, metavar="DIR")
-    parser.add_argument("--out", required=True, type=Path, help="new .npy file for the windows (a .json beside it)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="raw keyword score a window must exceed (0.5)")
-    parser.add_argument("--min-gap", type=float, default=0.5, help="seconds between kept windows (0.5)")
-    parser.add_argument("--max-windows", type=int, help="keep at most this many (the highest scores)")
-    parser.add_argument("--max-minutes", type=float, help="mine at most this many minutes of speech (default: all)")
-    args = parser.parse_args(argv)
-    from speech.data.record import SpeakerLeakError
-    from speech.scorers import load_scorer
-
-    meta = args.out.with_suffix(".json")
-    try:
-        if args.out.suffix != ".npy":
-            raise ValueError(f"{args.out}: the windows file must end in .npy")
-        for path in (args.out, meta):
-            if path.exists():
-                raise FileExistsError(f"{path} exists; refusing to overwrite it")
-        scorer = load_scorer(args.model)
-        windows, info = mine(scorer, args.running_speech, threshold=args.threshold, min_gap_s=args.min_gap,
-                             max_windows=args.max_windows, max_minutes=args.max_minutes)
-    except (DatasetError, SpeakerLeakError, FileExistsError, ValueError, OSError) as exc:
-        print(f"hard_negatives: error: {exc}", file=sys.stderr)
-        return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, windows)
-    meta.write_text(json.dumps({**info, "model": str(args.model)}, indent=2) + "\n")
-    print(f"{len(windows)} windows of {len(info['readers'])} train readers ({info['stream_seconds'] / 3600:.2f} h, "
-          f"{info['windows_over_threshold_per_hour']:.0f} hops/h over {args.threshold:g}) as "
-          f"{info['as_keyword']} -> {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

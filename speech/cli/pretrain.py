@@ -1,0 +1,48 @@
+"""``speech pretrain --running-speech DIR --out encoder.pt``: CTC pretraining of the recurrent classifier's encoder
+on the train readers' transcribed running speech (:mod:`speech.pretraining`); ``speech train --model.encoder FILE``
+starts a keyword model from it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from speech.classifiers.recurrent import CELLS, RecurrentConfig
+
+FLAG_HINTS = {"out": "--out", "encoder": "--out"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--running-speech", required=True, type=Path, metavar="DIR",
+                        help="running-speech folder (LibriSpeech layout with transcripts); its train readers are used")
+    parser.add_argument("--out", required=True, type=Path, help="new file for the encoder (e.g. encoder.pt)")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs (20)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (0.003)")
+    defaults = RecurrentConfig()
+    parser.add_argument("--cell", choices=CELLS, default=defaults.cell, help=f"recurrent cell ({defaults.cell})")
+    parser.add_argument("--unidirectional", action="store_true", help="a unidirectional encoder (default: both ways)")
+    parser.add_argument("--hidden-size", type=int, default=defaults.hidden_size, help=f"({defaults.hidden_size})")
+    parser.add_argument("--num-layers", type=int, default=defaults.num_layers, help=f"({defaults.num_layers})")
+    parser.add_argument("--input-channels", type=int, default=defaults.input_channels,
+                        help=f"({defaults.input_channels})")
+    parser.add_argument("--batch-seconds", type=float, default=60.0, help="audio per batch, at most (60)")
+    parser.add_argument("--max-minutes", type=float, help="use about this many minutes of the train readers")
+    parser.add_argument("--accelerator", default="auto", help="Lightning accelerator (auto)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from speech.pretraining import pretrain
+
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    classifier = RecurrentConfig(cell=args.cell, bidirectional=not args.unidirectional, hidden_size=args.hidden_size,
+                                 num_layers=args.num_layers, input_channels=args.input_channels)
+    info = pretrain(args.running_speech, args.out, epochs=args.epochs, seed=args.seed, classifier=classifier,
+                    lr=args.lr, max_batch_seconds=args.batch_seconds, max_minutes=args.max_minutes,
+                    accelerator=args.accelerator)
+    print(f"encoder of {len(info['readers'])} train readers ({info['hours']:.2f} h, {info['epochs']} epochs, CTC loss "
+          f"{info['final_ctc_loss']:.3f}); greedy character error rate on {info['calibration_sentences']} sentences "
+          f"of the calibration readers {100 * info['calibration_readers_cer']:.1f} % -> {args.out}")
+    return 0
