@@ -195,8 +195,8 @@ def evaluate_held_out(checkpoint: Path, root: Path, report_dir: Path, cache_dir:
     ``report_dir`` and its JSON figures next to it (``<report_dir>.json``), as ``speech evaluate --out --json``
     writes them. Clips of its training speakers are refused."""
     from speech.evaluation import evaluate_model
-    from speech.files import write_json
     from speech.evaluation.report import report_json, write_report
+    from speech.files import write_json
 
     scorer = _scorer(checkpoint)
     evaluation = evaluate_model(scorer, checkpoint, root, split or _held_out_split(scorer, root), cache_dir=cache_dir)

@@ -117,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
     from speech.data import DatasetError
     from speech.data.record import DataRecord
     from speech.evaluation import evaluate_model, model_names
+    from speech.evaluation.report import check_outputs, report_json, write_report
     from speech.files import write_json
     from speech.models import open_model
-    from speech.evaluation.report import check_outputs, report_json, write_report
 
     snrs = parse_snrs(args.snr) if args.snr else None
     if args.batch_size < 1:
