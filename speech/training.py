@@ -45,10 +45,11 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from speech.classifiers import ClassifierSettingsError, classifier_settings, settings_dict
 from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.errors import DatasetError
 from speech.data.labels import rejection_warning
-from speech.errors import SpeechError
+from speech.errors import SettingError, SpeechError
 from speech.mfcc import FrontEndConfig
 from speech.model_file import CheckpointError, read_checkpoint
 from speech.module import KeywordModule
@@ -306,6 +307,10 @@ class SpeechCLI(LightningCLI):
         if str(trainer.precision).startswith("bf16") and not torch.cuda.is_available():
             log.warning("no CUDA device: training in 32-bit instead of %s", trainer.precision)
             trainer.precision = "32-true"
+        try:  # the classifier's kind and every setting, read and completed once: the run's config.yaml holds them all
+            config.model.classifier = settings_dict(classifier_settings(config.model.get("classifier")))
+        except ClassifierSettingsError as exc:
+            raise SettingError(str(exc), param="classifier") from None
         root_dir = Path(trainer.default_root_dir or "runs")
         check_run_root(root_dir)
         check_data_root(config.data.root)

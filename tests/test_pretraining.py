@@ -85,7 +85,7 @@ def test_pretraining_learns_from_the_train_readers_only_and_writes_a_new_file(en
     payload = torch.load(out, weights_only=True)
     assert set(payload["encoder"]) and all(k.startswith(("input.", "rnn.")) for k in payload["encoder"])
     before = out.read_bytes()
-    with pytest.raises(ValueError, match="refusing to overwrite"):
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
         pretrain(LIBRISPEECH_MINI, out, epochs=1, classifier=SMALL, max_minutes=1)
     assert out.read_bytes() == before
 
