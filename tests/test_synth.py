@@ -11,6 +11,7 @@ import soundfile as sf
 
 from speech import synth
 from speech.cli import main as cli_main
+from speech.data.noise import coloured_noise
 
 WORDS = ["yes", "no", "up"]
 PER_WORD = 4
@@ -221,7 +222,7 @@ def test_find_word_segments_and_speaker_ids():
 def test_coloured_noise_spectra():
     rng = np.random.default_rng(0)
     for colour, low_share in (("white", (0.0, 0.05)), ("pink", (0.1, 0.9)), ("brown", (0.9, 1.0))):
-        noise = synth.coloured_noise(rng, 16_000, colour)
+        noise = coloured_noise(rng, 16_000, colour)
         assert noise.dtype == np.float32 and abs(float(np.sqrt(np.mean(noise**2))) - 1.0) < 1e-4
         power = np.abs(np.fft.rfft(noise)) ** 2
         share = power[1:200].sum() / power[1:].sum()  # energy below 200 Hz
