@@ -19,7 +19,8 @@ The public API (imported on first use, so ``import speech`` stays light)::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from speech.version import __version__
+
 __all__ = ["Model", "Scorer", "SpeechError", "load", "train"]
 
 

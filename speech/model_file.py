@@ -59,7 +59,7 @@ class OnnxModelError(ModelFileError):
 
 
 def speech_version() -> str:
-    from speech import __version__
+    from speech.version import __version__
 
     return __version__
 

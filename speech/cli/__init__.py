@@ -139,7 +139,7 @@ def _dispatch(argv: list[str]) -> int:
         print(usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from speech import __version__
+        from speech.version import __version__
 
         print(f"speech {__version__}")
         return 0
