@@ -19,7 +19,7 @@ The public API (imported on first use, so ``import speech`` stays light)::
 
 from __future__ import annotations
 
-from speech.version import __version__
+from speech.version import __version__ as __version__
 
 __all__ = ["Model", "Scorer", "SpeechError", "load", "train"]
 
