@@ -12,6 +12,7 @@ from speech.audio import load_audio
 from speech.cli import main
 from speech.errors import SettingError
 from speech.export import export_onnx
+from speech.mfcc import FrontEndConfig
 from speech.recogniser import Recogniser
 from speech.scorers import OnnxScorer, TorchScorer
 from speech.streaming import StreamingConfig, StreamingRecogniser, stream_array
@@ -60,7 +61,8 @@ def test_every_stateful_hop_equals_one_step_over_the_whole_stream_so_far(uni_mod
     padded = np.concatenate([speech_stream, np.zeros(16_000, np.float32)])  # the engine's flush
     for scorer in (TorchScorer(uni_model), OnnxScorer(onnx)):
         hops = []
-        engine = StreamingRecogniser(scorer, StreamingConfig(stateful=True, gate_db=None), on_hop=hops.append)
+        engine = StreamingRecogniser(scorer, StreamingConfig(stateful=True, stream_states=0, gate_db=None),
+                                     on_hop=hops.append)  # one state, never restarted
         stream_array(engine, speech_stream, chunk_samples=1_234)
         feats = scorer.features(padded[None])[0]
         left, stride, right = scorer.stream_context
@@ -72,6 +74,29 @@ def test_every_stateful_hop_equals_one_step_over_the_whole_stream_so_far(uni_mod
             frames = np.concatenate([np.zeros((left, feats.shape[1]), np.float32), feats[: stride * last + right + 1]])
             probs, _ = scorer.stream_step(frames[None], np.zeros((rows, 1, hidden), np.float32))
             np.testing.assert_allclose(hop.scores, probs[0], atol=2e-5)
+
+
+def test_a_state_per_hop_restarted_every_window_is_the_window_model(sc_v2_clips, speech_stream):
+    """With as many staggered states as hops in a window, every hop is scored by a state that has seen exactly its
+    window: the window model's scores (exact for an input layer without context; the conv layer reads real frames
+    where a window is zero-padded at its edges). Fewer states: the oldest has seen 2/3 to all of the window."""
+    torch.manual_seed(0)
+    # a window of 100 frames (16,400 samples), 10 hops of 10 frames
+    model = Recogniser(LABELS_12, FrontEndConfig(window_ms=1025.0), classifier={**UNI, "input_layer": "linear"})
+    assert model.frontend.config.window_frames == 100
+    waves = torch.from_numpy(np.stack([load_audio(sc_v2_clips[w][i]) for w in LABELS_12[2:] for i in range(4)]))
+    model.frontend.fit_normaliser(waves)
+    scorer = TorchScorer(model.eval())
+    runs = {}
+    for states in (None, 10):  # None: the window re-run; the window is 10 hops of 100 ms
+        hops = []
+        config = StreamingConfig(gate_db=None, stateful=states is not None, stream_states=states or 0)
+        engine = StreamingRecogniser(scorer, config, on_hop=hops.append)
+        stream_array(engine, speech_stream, chunk_samples=1_600)
+        runs[states] = np.stack([h.scores for h in hops])
+    np.testing.assert_allclose(runs[10], runs[None], atol=2e-5)
+    with pytest.raises(SettingError, match=r"stream states must be 0 \(one, never restarted\) to 10"):
+        StreamingRecogniser(scorer, StreamingConfig(stateful=True, stream_states=11))
 
 
 def test_a_model_without_a_stream_mode_is_refused_in_one_line(tiny_checkpoint, capsys):

@@ -18,6 +18,7 @@ from speech.cli.threads import add_threads_argument, apply_threads, resolve_thre
 from speech.errors import SettingError
 from speech.streaming.detection import DetectorConfig
 from speech.streaming.engine import StreamingConfig
+from speech.streaming.stateful import DEFAULT_STATES
 
 # the flag a user changes when the library blames one of its parameters (``exc.param``)
 FLAG_HINTS = {"threads": "--threads", "rate": "--rate / --channels", "wav": "--wav"}
@@ -67,6 +68,9 @@ def add_stream_arguments(parser: argparse.ArgumentParser, threads: int | str = "
     g.add_argument("--stateful", action="store_true",
                    help="run a unidirectional model in its stream mode: each hop feeds only its new frames and carries "
                    "the recurrent state, instead of re-running the window (docs/recurrent-cells.md)")
+    g.add_argument("--stream-states", type=int, default=DEFAULT_STATES, metavar="N",
+                   help="with --stateful: staggered states, each restarted once a window has passed; a hop is scored by "
+                   f"the oldest (1 to window / hop; 0: one state never restarted; default {DEFAULT_STATES})")
     g.add_argument("--flush-ms", type=float, default=1000.0,
                    help="silence fed after the end of a file or stdin, so that its last word is decided (1000)")
     add_threads_argument(g, "the model", default=threads)
@@ -123,6 +127,7 @@ def stream_config(args: argparse.Namespace) -> StreamingConfig:
             gate_db=args.gate_db,
             flush_ms=args.flush_ms,
             stateful=args.stateful,
+            stream_states=args.stream_states,
             detector=DetectorConfig(
                 average_window_ms=args.average_ms,
                 threshold=threshold,

@@ -30,7 +30,7 @@ from speech.errors import SettingError
 from speech.resample import StreamResampler
 from speech.streaming.detection import CommandDetector, Detection, DetectorConfig
 from speech.streaming.frames import LEVEL_FLOOR_DB, IncrementalFeatures
-from speech.streaming.stateful import StatefulStream
+from speech.streaming.stateful import DEFAULT_STATES, StatefulStream
 from speech.timing import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ class StreamingConfig:
     at the very end (or a file that is just one 1 s clip) still gets the windows the detector needs;
     ``stateful``: run a unidirectional model in its stream mode (:mod:`speech.streaming.stateful`: each hop feeds
     only its new frames and carries the recurrent state) instead of re-running the window; the hops, the energy
-    gate and the detector stay the same.
+    gate and the detector stay the same; ``stream_states``: its staggered states, restarted every window (0: one
+    state, never restarted).
     """
 
     hop_ms: float = 100.0
@@ -54,6 +55,7 @@ class StreamingConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     flush_ms: float = 1000.0
     stateful: bool = False
+    stream_states: int = DEFAULT_STATES
 
     def __post_init__(self) -> None:
         if self.flush_ms < 0:
@@ -148,7 +150,8 @@ class StreamingRecogniser:
         self.windows_scored = 0
         self.windows_gated = 0
         self.model_time = Stopwatch()  # wall time spent in the classifier
-        self.stateful = StatefulStream(scorer) if c.stateful else None
+        self.stateful = (StatefulStream(scorer, self.window_frames, self.hop_frames, c.stream_states)
+                         if c.stateful else None)
         self._finished = False
 
     @property

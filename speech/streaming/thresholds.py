@@ -28,6 +28,7 @@ def detector_settings(config: StreamingConfig) -> dict:
         "gate_db": config.gate_db,
         "flush_ms": config.flush_ms,
         "stateful": config.stateful,
+        "stream_states": config.stream_states if config.stateful else None,
     }
 
 

@@ -177,6 +177,7 @@ def run_stream_test(
         "hop_ms": config.hop_ms,
         "gate_db": config.gate_db,
         "stateful": config.stateful,
+        "stream_states": config.stream_states if config.stateful else None,
         "keyword_share": config.detector.keyword_share,
         "out": str(out),
     }
