@@ -79,7 +79,7 @@ def test_every_stateful_hop_equals_one_step_over_the_whole_stream_so_far(uni_mod
 def test_a_state_per_hop_restarted_every_window_is_the_window_model(sc_v2_clips, speech_stream):
     """With as many staggered states as hops in a window, every hop is scored by a state that has seen exactly its
     window: the window model's scores (exact for an input layer without context; the conv layer reads real frames
-    where a window is zero-padded at its edges). Fewer states: the oldest has seen 2/3 to all of the window."""
+    where a window is zero-padded at its edges). Fewer states, fewer steps: measured in docs/recurrent-cells.md."""
     torch.manual_seed(0)
     # a window of 100 frames (16,400 samples), 10 hops of 10 frames
     model = Recogniser(LABELS_12, FrontEndConfig(window_ms=1025.0), classifier={**UNI, "input_layer": "linear"})
