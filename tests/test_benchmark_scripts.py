@@ -212,3 +212,26 @@ def test_bench_running_windows_cuts_windows_in_a_child_and_reports_memory():
     assert row["windows"] == 50 and row["sentences"] > 100 and 0.5 < row["speech_hours"] < 1.0
     assert row["windows_mb"] == round(50 * 16000 * 2 / 2**20, 1) and row["seconds"] > 0
     assert 0 <= row["above_start_mb"] < row["peak_rss_mb"]
+
+
+def test_bench_cells_prints_the_costs_of_cells_and_directions(tmp_path):
+    out = tmp_path / "cells.json"
+    stdout = run_script("bench_cells.py", "--steps", "2", "--repeat", "20", "--batch", "8", "--json", str(out),
+                        "--set", '{"cell": "lstm", "bidirectional": false, "pooling": "last", "hidden_size": 16}',
+                        "--set", '{"cell": "rnn", "hidden_size": 16}')
+    rows = json.loads(out.read_text())
+    assert [r["settings"]["cell"] for r in rows] == ["lstm", "rnn"]
+    lstm, rnn = rows
+    assert lstm["parameters"] > 0 and all(r["train_ms_per_batch"] > 0 and r["window_ms_per_hop"] > 0 for r in rows)
+    assert lstm["stream_ms_per_hop"] > 0 and "stream_ms_per_hop" not in rnn  # only a unidirectional one streams
+    assert re.search(r"lstm\s+uni\s+16\s+[\d,]+\s+[\d.]+\s+[\d.]+\s+[\d.]+", stdout), stdout
+    assert re.search(r"rnn\s+bi\s+16\s+[\d,]+\s+[\d.]+\s+[\d.]+\s+-", stdout), stdout
+
+
+def test_bench_streaming_times_the_stream_mode_of_a_unidirectional_model(tmp_path):
+    out = tmp_path / "streaming.json"
+    run_script("bench_streaming.py", "--seconds", "4", "--hops", "100", "--repeat", "1", "--json", str(out),
+               "--classifier", '{"bidirectional": false, "pooling": "last", "hidden_size": 16, "num_layers": 1}')
+    rows = {(r["backend"], r["input_rate"], r["mode"]): r for r in json.loads(out.read_text())["timing"]}
+    assert ("onnx", 16_000, "stateful") in rows and ("torch", 16_000, "stateful") in rows
+    assert all(r["hops"] > 0 and r["model_ms"] > 0 for r in rows.values())
