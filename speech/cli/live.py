@@ -246,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from speech.api import Model
     from speech.audio import AudioError
     from speech.cli.display import JsonLines, LiveDisplay
     from speech.streaming.sources import MicrophoneSource, SourceError
@@ -262,8 +263,13 @@ def _run(args: argparse.Namespace) -> int:
     if warning := rejection_warning(scorer.labels):
         print(f"speech live: warning: {warning}", file=sys.stderr)
     keyword_share(args, scorer.metadata)
-    config, threshold_source, mismatch = resolve_detector(scorer.metadata, stream_config(args), args.threshold)
-    engine = check_engine(scorer, config, source.rate)
+    base = stream_config(args)
+    _, threshold_source, mismatch = resolve_detector(scorer.metadata, base, args.threshold)  # what the banner says
+    try:  # the engine speech.Model gives every caller: the same thresholds, resolved there
+        engine = Model(scorer).streamer(source.rate, args.threshold, base)
+    except ValueError as exc:  # the engine's checks of the option values against the model
+        raise SettingError(str(exc)) from None
+    config = engine.config
     limit = args.seconds
     view = JsonLines() if args.json else LiveDisplay(scorer.labels, source.name)
     print(
