@@ -58,9 +58,8 @@ class Scorer(Protocol):
         """Float waveforms ``(batch, samples)`` -> probabilities ``(batch, classes)`` float32."""
         ...
 
-    # A model with a stream mode (streams is True) also has stream_context, stream_state_shape and
-    # stream_step(frames, state) -> (probs, state): speech.streaming.stateful.
-    streams: bool
+    # Optional (not part of the protocol's check): a model with a stream mode has ``streams`` True, and
+    # stream_context, stream_state_shape and stream_step(frames, state) -> (probs, state): speech.streaming.stateful.
 
 
 class TorchScorer:

@@ -4,7 +4,9 @@ A bidirectional GRU needs a whole window, so the classifier runs on the last ``w
 every ``hop_ms``. Everything before it is incremental: chunks of any size and rate are resampled to
 16 kHz with a stateful resampler, MFCC frames are computed once each as samples complete them, and the
 window is the last 97 frames of a ring. Windows whose loudest frame is below ``gate_db`` are not scored:
-they count as silence, which keeps the detector quiet when nobody speaks (and saves the model call).
+they count as silence, which keeps the detector quiet when nobody speaks (and saves the model call). A
+unidirectional model can instead run in its stream mode (``StreamingConfig.stateful``,
+:mod:`speech.streaming.stateful`): only the new frames of each hop, the recurrent states carried.
 
 Times: stream time ``t`` (seconds) counts 16 kHz samples fed so far; a window covering samples
 ``[s, s + window)`` is scored once its last frame is complete and is stamped with its end ``(s + window) / sr``.
