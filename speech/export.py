@@ -5,7 +5,10 @@ What goes into the ``.onnx`` file: the classifier (normalised MFCC ``(batch, fra
 exporter, which maps ``nn.GRU`` onto ONNX's native ``GRU`` operator (``linear_before_reset=1``, PyTorch's GRU
 formula). The file's ``metadata_props`` carry, under the key ``"speech"``, the model's metadata as JSON (the one
 schema of :mod:`speech.model_file`: labels, front-end settings, feature normaliser, classifier settings, and the
-optional ``data``/``detection`` sections), so the file runs on its own.
+optional ``data``/``detection`` sections), so the file runs on its own. A unidirectional recurrent model pooled by
+its last state also carries its stream-mode graph (``frames, state -> probs, state_out``, dynamic batch and frames;
+:mod:`speech.streaming.stateful`) as base64 ONNX under ``metadata_props["speech_stream_graph"]``, checked against
+PyTorch like the main graph.
 
 The front end is not in the graph: :class:`speech.scorers.OnnxScorer` computes it in NumPy
 (:class:`speech.mfcc.MfccFrontEnd`, rebuilt from that metadata), so running the file needs only onnxruntime and

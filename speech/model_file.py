@@ -17,7 +17,8 @@ The **metadata** a model file carries (a checkpoint under ``checkpoint["speech"]
     detection         optional: calibrated streaming thresholds
     ensemble          optional: the members of an ensemble (speech.ensemble); then ``classifier`` is the first
                       member's settings and ``num_parameters`` the members' total
-    onnx              ONNX files only: graph input and outputs
+    onnx              ONNX files only: graph input and outputs (and ``stream``: the stream-mode graph's, when the file
+                      carries one under metadata_props["speech_stream_graph"])
 
 Version-1 files (checkpoints with ``"format": 1``, ONNX files with ``"format": "speech-onnx"``) and version-2 files
 (a classifier without a kind: the recurrent one) are read and upgraded; a newer version is refused with a message that says so.
