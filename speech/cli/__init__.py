@@ -115,7 +115,8 @@ def with_flag_hint(exc: Exception, hints: dict[str, str]) -> str:
 
 def usage() -> str:
     lines = ["usage: speech COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<12} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    width = max(map(len, COMMANDS)) + 1
+    lines += [f"  {name:<{width}} {help_text}" for name, (_, help_text) in COMMANDS.items()]
     lines += ["", "'speech COMMAND --help' describes a command; 'speech --version' prints the version."]
     return "\n".join(lines)
 
