@@ -1,16 +1,16 @@
 """The stream mode of a unidirectional recurrent classifier: each hop runs only the frames new since the last one,
 with recurrent states carried from hop to hop (kws_streaming's stream mode), instead of re-running the window.
 
-A window model re-runs its whole window (1.5 s, 75 recurrent steps) every 100 ms hop; here a hop costs its own 5
+A window model re-runs its whole window (1.5 s, 74 recurrent steps) every 100 ms hop; here a hop costs its own 5
 steps, for each of ``states`` staggered states in one batched call. Why several: a network trained on windows
 has only ever started from zeros at a window's start; one state carried for minutes drifts where training never
 went (measured: recall fell from 71 % to 10 % on the test stream, ``docs/recurrent-cells.md``). So each state
 restarts from zeros once a window has passed, the states staggered by ``window / states``, and a hop is scored
 by the oldest: a context of the last ``(1 - 1 / states)`` to 1 window. With ``states`` = window / hop every
 hop has a state of exactly one window (the window model's scores, up to the conv layer's edge frames) at the
-window model's cost; 3 states cost 3 of its 15 re-runs.
+window model's cost; 3 states cost a fifth of it (0.079 against 0.42 ms a hop, scripts/bench_cells.py).
 
-Scorers that can do this (:attr:`speech.scorers.Scorer.streams`) provide ``stream_context`` (``(left, stride,
+Scorers that can do this (``streams`` true, :mod:`speech.scorers`) provide ``stream_context`` (``(left, stride,
 right)``: step ``j`` of the recurrent layer reads frames ``stride * j - left`` to ``stride * j + right``),
 ``stream_state_shape`` (``(rows, hidden)``) and ``stream_step(frames, state) -> (probs, state)``, batched.
 """
