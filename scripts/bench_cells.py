@@ -84,9 +84,10 @@ def measure(settings: dict, args: argparse.Namespace, folder: Path) -> dict:
     window = np.random.default_rng(0).standard_normal((1, frames, model.frontend.config.n_mfcc)).astype(np.float32)
     row["window_ms_per_hop"] = cpu_ms(lambda: scorer.scores_from_features(window), args.repeat)
     if scorer.streams:
-        left, stride, right = scorer.stream_context
-        rows, hidden = scorer.stream_state_shape
-        chunk = np.zeros((args.states, left + stride * 4 + 1 + right, window.shape[2]), np.float32)
+        from speech.streaming.stateful import frames_for_steps
+
+        rows, hidden = scorer.stream_state_shape  # one 100 ms hop: 5 recurrent steps of stride 2
+        chunk = np.zeros((args.states, frames_for_steps(scorer.stream_context, 5), window.shape[2]), np.float32)
         chunk[:] = window[0, : chunk.shape[1]]
         state = np.zeros((rows, args.states, hidden), np.float32)
         row["stream_ms_per_hop"] = cpu_ms(lambda: scorer.stream_step(chunk, state), args.repeat)

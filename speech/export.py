@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from speech.classifiers import has_stream_mode
 from speech.errors import OutputExistsError, SettingError
 from speech.files import check_can_create, replaced_atomically
 from speech.model_file import (
@@ -51,6 +52,7 @@ from speech.model_file import (
 )
 from speech.recogniser import Recogniser
 from speech.scorers import OnnxScorer
+from speech.streaming.stateful import frames_for_steps
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +86,12 @@ class _StreamStep(nn.Module):
         return torch.softmax(logits, dim=-1), state
 
 
-def streams(recogniser: Recogniser) -> bool:
-    """Whether the recogniser's classifier has a stream mode (a unidirectional recurrent one pooled by 'last')."""
-    classifier = recogniser.classifier
-    return bool(getattr(classifier.config, "streams", False)) and hasattr(classifier, "streaming_step")
-
-
 def onnx_metadata(recogniser: Recogniser, opset: int) -> dict:
     """The model's metadata (:func:`speech.scorers.model_metadata`) plus the graph's input and outputs (and the
     stream-mode graph's, for a model that has one)."""
     n_mfcc = recogniser.frontend.config.n_mfcc
     graph = {"input": ONNX_INPUT, "shape": ["batch", "frames", n_mfcc], "outputs": list(ONNX_OUTPUTS), "opset": opset}
-    if streams(recogniser):
+    if has_stream_mode(recogniser.classifier):
         classifier = recogniser.classifier
         graph["stream"] = {"inputs": list(STREAM_INPUTS), "outputs": list(STREAM_OUTPUTS),
                            "context": list(classifier.streaming_context()),
@@ -108,9 +104,8 @@ def _export_stream_graph(recogniser: Recogniser, opset: int) -> bytes:
     import tempfile
 
     classifier = recogniser.classifier
-    left, stride, right = classifier.streaming_context()
     rows, hidden = classifier.streaming_state_shape()
-    frames = torch.zeros(2, left + 4 * stride + 1 + right, recogniser.frontend.config.n_mfcc)
+    frames = torch.zeros(2, frames_for_steps(classifier.streaming_context(), 5), recogniser.frontend.config.n_mfcc)
     state = torch.zeros(rows, 2, hidden)
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         path = Path(tmp) / "stream.onnx"
@@ -185,8 +180,7 @@ def check_export(
             ref = torch.softmax(recogniser.classifier(feats), dim=-1).numpy()
             worst = max(worst, float(np.abs(scorer.scores_from_features(feats.numpy()) - ref).max()))
             if scorer.streams:  # the stream graph: a few steps from a random state, against PyTorch's
-                left, stride, right = scorer.stream_context
-                chunk = torch.randn(batch, left + 4 * stride + 1 + right, feats.shape[2], generator=gen)
+                chunk = torch.randn(batch, frames_for_steps(scorer.stream_context, 5), feats.shape[2], generator=gen)
                 rows, hidden = scorer.stream_state_shape
                 state = torch.randn(rows, batch, hidden, generator=gen)
                 logits, ref_state = recogniser.classifier.streaming_step(chunk, state)
@@ -236,7 +230,7 @@ def export_onnx(
     recogniser = recogniser.eval().cpu()
     with replaced_atomically(path, overwrite=overwrite) as tmp:
         _export_graph(recogniser, tmp, opset)
-        stream_graph = _export_stream_graph(recogniser, opset) if streams(recogniser) else None
+        stream_graph = _export_stream_graph(recogniser, opset) if has_stream_mode(recogniser.classifier) else None
         _attach_metadata(tmp, onnx_metadata(recogniser, opset), stream_graph)
         if check:
             worst = check_export(recogniser, OnnxScorer(tmp))

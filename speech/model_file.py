@@ -34,7 +34,7 @@ import json
 import pickle
 from pathlib import Path
 
-from speech.classifiers import KINDS, kind_of
+from speech.classifiers import KIND_KEY, KINDS, kind_of
 from speech.errors import SpeechError
 from speech.extras import require_training_extra
 from speech.mfcc import FrontEndConfig
@@ -125,11 +125,10 @@ def check_metadata(meta: object, source: str | Path, *, needs_normaliser: bool =
         raise ModelFileError(f"{source}: invalid settings in the metadata ({exc})") from None
     if kind not in KINDS:
         writer = meta.get("speech_version")
-        raise ModelFileError(
-            f"{source}: a {kind!r} classifier, which this speech {speech_version()} cannot run (it knows "
-            f"{', '.join(sorted(KINDS))}); the file was written by speech {writer}: read it with that version or later"
-            if writer else f"{source}: a {kind!r} classifier, which this speech {speech_version()} cannot run (it "
-            f"knows {', '.join(sorted(KINDS))}); read it with the newer speech that wrote it")
+        reader = (f"the file was written by speech {writer}: read it with that version or later" if writer
+                  else "read it with the newer speech that wrote it")
+        raise ModelFileError(f"{source}: a {kind!r} classifier, which this speech {speech_version()} cannot run (it "
+                             f"knows {', '.join(sorted(KINDS))}); {reader}")
     try:  # the classifier's settings are checked where its network is built (a checkpoint: load_recogniser), so
         FrontEndConfig.from_dict(meta["frontend"])  # that reading an ONNX file imports no torch
     except (TypeError, ValueError) as exc:
@@ -146,7 +145,7 @@ def check_metadata(meta: object, source: str | Path, *, needs_normaliser: bool =
     for key in INFO_SECTIONS:
         if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
             raise ModelFileError(f"{source}: '{key}' must be an object, got {type(meta[key]).__name__}")
-    meta["classifier"] = {"kind": kind, **{k: v for k, v in meta["classifier"].items() if k != "kind"}}
+    meta["classifier"] = {KIND_KEY: kind, **{k: v for k, v in meta["classifier"].items() if k != KIND_KEY}}
     meta["version"] = SCHEMA_VERSION
     return meta
 

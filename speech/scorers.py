@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from speech.classifiers import has_stream_mode
 from speech.extras import require_training_extra
 from speech.mfcc import FrontEndConfig, MfccFrontEnd
 from speech.model_file import (
@@ -75,7 +76,7 @@ class TorchScorer:
         self.num_parameters = recogniser.classifier.num_parameters
         self.metadata: dict = model_metadata(recogniser)
         classifier = recogniser.classifier
-        self.streams = bool(getattr(classifier.config, "streams", False)) and hasattr(classifier, "streaming_step")
+        self.streams = has_stream_mode(classifier)
         if self.streams:
             self.stream_context = classifier.streaming_context()
             self.stream_state_shape = classifier.streaming_state_shape()

@@ -102,6 +102,12 @@ def settings_dict(settings) -> dict:
     return {KIND_KEY: kind_of(settings), **{k: v for k, v in asdict(settings).items() if k != KIND_KEY}}
 
 
+def has_stream_mode(classifier) -> bool:
+    """Whether a built network runs as a stream with state (its settings say ``streams`` and it has
+    ``streaming_step``): what the export, the scorers and the engine ask."""
+    return bool(getattr(classifier.config, "streams", False)) and hasattr(classifier, "streaming_step")
+
+
 def build_classifier(n_inputs: int, n_classes: int, settings=None):
     """The network ``settings`` (see :func:`classifier_settings`) describe, for ``n_inputs`` coefficients per frame
     and ``n_classes`` outputs."""

@@ -24,6 +24,12 @@ from speech.errors import SettingError
 DEFAULT_STATES = 3
 
 
+def frames_for_steps(context: tuple[int, int, int], steps: int) -> int:
+    """How many frames ``steps`` recurrent steps read, for a stream context ``(left, stride, right)``."""
+    left, stride, right = context
+    return left + stride * (steps - 1) + 1 + right
+
+
 class StatefulStream:
     """One stream's recurrent states and the bookkeeping of which frames they have consumed.
 
