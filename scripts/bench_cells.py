@@ -57,10 +57,10 @@ def cpu_ms(fn, repeats: int) -> float:
 
 
 def measure(settings: dict, args: argparse.Namespace, folder: Path) -> dict:
-    from speech.export import export_onnx
-    from speech.mfcc import FrontEndConfig
-    from speech.recogniser import Recogniser
-    from speech.scorers import OnnxScorer
+    from speech.frontend.mfcc import FrontEndConfig
+    from speech.model.recogniser import Recogniser
+    from speech.runtime.export import export_onnx
+    from speech.runtime.scorers import OnnxScorer
 
     torch.manual_seed(0)
     model = Recogniser(LABELS_12, FrontEndConfig(window_ms=args.window_ms), classifier=settings)

@@ -44,7 +44,7 @@ def measure(
     import torch
 
     torch.set_num_threads(1)
-    from speech.audio import pcm_to_float
+    from speech.audio.io import pcm_to_float
     from speech.data import SplitSettings, build_index, cached_waveforms
 
     started = time.perf_counter()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speech.timing import call_times_ms
+from speech.utils.timing import call_times_ms
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLIP_DIR = REPO.parent / "shared" / "data" / "sc-v2-test-fit" / "yes"
@@ -55,7 +55,7 @@ def measure(frontend, classifier, total, total_batch, batch: int, args, **extra)
 
 
 def load_clip() -> tuple[np.ndarray, str]:
-    from speech.audio import load_audio
+    from speech.audio.io import load_audio
 
     files = sorted(SHARED_CLIP_DIR.glob("*.wav")) if SHARED_CLIP_DIR.is_dir() else []
     if files:
@@ -98,8 +98,8 @@ def bench_compiled(model, clip, batch, args) -> dict:
 
 
 def bench_onnx(model, clip, batch, args, folder: Path) -> dict:
-    from speech.export import export_onnx
-    from speech.scorers import OnnxScorer
+    from speech.runtime.export import export_onnx
+    from speech.runtime.scorers import OnnxScorer
 
     path = export_onnx(model, folder / "model.onnx")
     scorer = OnnxScorer(path, intra_op_threads=1)
@@ -121,7 +121,7 @@ def bench_onnx_frontend(model, clip, batch, args, folder: Path) -> dict:
     """Front end exported too (dynamo exporter: ONNX DFT); the classifier session as in bench_onnx."""
     import onnxruntime as ort
 
-    from speech.scorers import OnnxScorer
+    from speech.runtime.scorers import OnnxScorer
 
     path = folder / "frontend.onnx"
     with warnings.catch_warnings():
@@ -218,10 +218,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
-    from speech.checkpoint import load_recogniser
     from speech.classifiers.recurrent import RecurrentConfig
     from speech.data import LABELS_12
-    from speech.recogniser import Recogniser
+    from speech.model.checkpoint import load_recogniser
+    from speech.model.recogniser import Recogniser
 
     if args.ckpt and args.set:
         print("--set applies to the random-weight model only, not to --ckpt", file=sys.stderr)
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         what = "default-size Recogniser (RecurrentConfig defaults"
         what += "".join(f", {k}={v}" for k, v in overrides.items()) + "), random weights"
     model.eval()
-    from speech.audio import fit_window
+    from speech.audio.io import fit_window
 
     wave, clip_name = load_clip()
     clip = torch.from_numpy(fit_window(wave, model.frontend.config.window_samples))[None]  # the model's window

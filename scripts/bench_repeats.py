@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import speech
-    from speech.audio import load_audio
+    from speech.audio.io import load_audio
 
     model = speech.load(args.model)
     if args.word not in model.labels:

@@ -89,7 +89,7 @@ def run_measured(command: list[str], cwd: Path) -> tuple[float, float, float]:
 
 def make_inputs(folder: Path, listen_seconds: float) -> tuple[Path, Path]:
     """One real 1 s clip, and a longer recording of real clips back to back."""
-    from speech.audio import load_audio, write_wav
+    from speech.audio.io import load_audio, write_wav
 
     clips = sorted(SC_V2_TEST.glob("*/*.wav"))[::7]
     one = folder / "one_clip.wav"
@@ -108,11 +108,11 @@ def make_inputs(folder: Path, listen_seconds: float) -> tuple[Path, Path]:
 def default_model(folder: Path, ckpt: Path | None) -> tuple[Path, Path]:
     import torch
 
-    from speech.audio import load_audio
-    from speech.checkpoint import save_checkpoint
+    from speech.audio.io import load_audio
     from speech.data.labels import COMMAND_WORDS_10, LABELS_12
-    from speech.export import export_onnx
-    from speech.recogniser import Recogniser
+    from speech.model.checkpoint import save_checkpoint
+    from speech.model.recogniser import Recogniser
+    from speech.runtime.export import export_onnx
 
     if ckpt is None:
         clips = [p for w in COMMAND_WORDS_10 for p in sorted((SC_V2_TEST / w).glob("*.wav"))[:10]]

@@ -5,7 +5,7 @@ Cost per hop: a stream of real speech (shared test-set clips) is fed one hop at 
 100 ms) on ONE CPU thread, with the energy gate off so that the model runs on every hop; each ``feed`` call
 (resampling, MFCC of the new frames, the model on the 1 s window, detection) is timed, in wall-clock time
 and in CPU time of the calling thread (what the hop costs even when other processes share the cores). Both back ends run:
-PyTorch eager and ONNX Runtime (a temporary export via speech.export). ``rtf`` is hop length / mean cost.
+PyTorch eager and ONNX Runtime (a temporary export via speech.runtime.export). ``rtf`` is hop length / mean cost.
 A 48 kHz input row adds the resampler. ``model`` is the classifier call alone. Each row is timed
 ``--repeat`` times and the run with the lowest median is kept (other processes on a shared machine
 inflate single runs).
@@ -18,7 +18,7 @@ hop's ``feed`` returns) and, live, the capture block (20 ms).
 
     .venv/bin/python scripts/bench_streaming.py                              # default-size model, random weights
     .venv/bin/python scripts/bench_streaming.py --ckpt model.ckpt --json out.json
-    .venv/bin/python scripts/bench_streaming.py --ckpt seed0.ckpt seed1.ckpt   # an ensemble (speech.ensemble)
+    .venv/bin/python scripts/bench_streaming.py --ckpt seed0.ckpt seed1.ckpt   # an ensemble (speech.model.ensemble)
     .venv/bin/python scripts/bench_streaming.py --members 2                    # default size, random weights
 """
 
@@ -44,9 +44,9 @@ from speech.data.labels import COMMAND_WORDS_10, LABELS_12  # noqa: E402
 def default_checkpoints(folder: Path, members: int = 1, classifier: dict | None = None) -> list[Path]:
     """The project's default classifier (random weights, one seed per member; ``classifier``: other settings)
     behind a front end fitted on real clips."""
-    from speech.audio import load_audio
-    from speech.checkpoint import save_checkpoint
-    from speech.recogniser import Recogniser
+    from speech.audio.io import load_audio
+    from speech.model.checkpoint import save_checkpoint
+    from speech.model.recogniser import Recogniser
 
     clips = [p for w in COMMAND_WORDS_10 for p in sorted((SC_V2_TEST / w).glob("*.wav"))[:10]]
     waves = torch.from_numpy(np.stack([load_audio(p) for p in clips]))
@@ -61,9 +61,9 @@ def default_checkpoints(folder: Path, members: int = 1, classifier: dict | None 
 
 def open_scorers(ckpts: list[Path], onnx: Path) -> dict:
     """PyTorch and ONNX Runtime scorers of one checkpoint, or of the ensemble of several."""
-    from speech.ensemble import load_ensemble
-    from speech.export import export_onnx
-    from speech.scorers import TorchScorer, load_scorer
+    from speech.model.ensemble import load_ensemble
+    from speech.runtime.export import export_onnx
+    from speech.runtime.scorers import TorchScorer, load_scorer
 
     model = load_ensemble(ckpts)
     export_onnx(model, onnx)
@@ -72,7 +72,7 @@ def open_scorers(ckpts: list[Path], onnx: Path) -> dict:
 
 def speech_stream(seconds: float, seed: int = 0) -> np.ndarray:
     """Real keyword clips in noise, TF stream-test style (16 kHz float32)."""
-    from speech.audio import load_audio
+    from speech.audio.io import load_audio
     from speech.evaluation.streams.recording import generate_long_recording
 
     clips = {w: sorted((SC_V2_TEST / w).glob("*.wav"))[:40] for w in COMMAND_WORDS_10}
@@ -84,7 +84,7 @@ def speech_stream(seconds: float, seed: int = 0) -> np.ndarray:
 def per_hop_costs(scorer, wave16: np.ndarray, hop_ms: float, input_rate: int = 16_000, stateful: bool = False) -> dict:
     """Time every ``feed`` of one hop of audio (after the first full window); milliseconds. ``stateful``: the
     stream mode (speech.streaming.stateful) instead of the window re-run."""
-    from speech.audio import resample
+    from speech.audio.io import resample
     from speech.streaming import StreamingConfig, StreamingRecogniser
 
     wave = wave16 if input_rate == 16_000 else resample(wave16, 16_000, input_rate)
@@ -121,7 +121,7 @@ def per_hop_costs(scorer, wave16: np.ndarray, hop_ms: float, input_rate: int = 1
 
 def delays(scorer, seconds: float, block_ms: float, hop_cost_ms: float) -> dict:
     """Stream delay statistics on a generated stream-test recording (default engine settings)."""
-    from speech.audio import load_audio
+    from speech.audio.io import load_audio
     from speech.evaluation.streams.matching import streaming_accuracy, window_start_ms
     from speech.evaluation.streams.recording import generate_long_recording
     from speech.streaming import StreamingRecogniser, stream_array

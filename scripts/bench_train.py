@@ -4,7 +4,7 @@
 Same clips (the training split of ``SpeechCommandsDataModule``), same device, one run. Prints clips/s and memory:
   (a) per-file: a Dataset that decodes each WAV with soundfile, augments it (shift + noise) and computes
       its MFCC in DataLoader workers, then a plain classifier step (the default BiGRU, AdamW) on the device;
-  (b) cached: the real training path, a Lightning ``Trainer.fit`` of ``speech.module.KeywordModule`` (code
+  (b) cached: the real training path, a Lightning ``Trainer.fit`` of ``speech.training.module.KeywordModule`` (code
       defaults, EMA of the weights as configs/default.yaml, bf16-mixed on CUDA) on
       ``speech.data.datamodule.SpeechCommandsDataModule``: int16 batches sliced from the memory-mapped waveform
       cache, moved to the device and augmented there (``on_after_batch_transfer``), then MFCC, SpecAugment, loss,
@@ -32,13 +32,13 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 
-from speech.audio import load_audio, write_wav
+from speech.audio.io import load_audio, write_wav
 from speech.classifiers.recurrent import RecurrentClassifier
 from speech.cli.train import quiet_lightning
 from speech.data import LABELS_12
 from speech.data.datamodule import SpeechCommandsDataModule
-from speech.features import FrontEnd
-from speech.module import KeywordModule
+from speech.frontend.features import FrontEnd
+from speech.training.module import KeywordModule
 
 WARMUP_STEPS = 2  # untimed steps at the start of each path (first batches, allocator, worker start-up)
 FULL_EPOCH_CLIPS = 84_843  # training clips of Speech Commands v0.02

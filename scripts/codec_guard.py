@@ -21,7 +21,7 @@ from speech.data.codec import opus_round_trip
 from speech.data.record import DataRecord, check_held_out, choose_split
 from speech.evaluation.eval_set import load_eval_set
 from speech.evaluation.scoring import predict
-from speech.scorers import load_scorer
+from speech.runtime.scorers import load_scorer
 
 
 def codec_shift(path: str, data: str, split: str | None, words: list[str]) -> dict:

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from speech.evaluation.streams.figures import det_axes, det_curve
-from speech.plots import new_figure
+from speech.utils.plots import new_figure
 
 
 def det_rows(report_path: Path, words: list[str] | None = None) -> list[dict]:

@@ -10,9 +10,9 @@ The public API (imported on first use, so ``import speech`` stays light)::
 
     run = speech.train("configs/quickstart.yaml", {"data.root": "data/mine", "data.labels": "all"})  # a run folder
 
-``speech.train`` (:func:`speech.training.train`) needs the training extra (torch, Lightning).
+``speech.train`` (:func:`speech.training.train.train`) needs the training extra (torch, Lightning).
 
-``speech.Scorer`` is the protocol of the model back ends (``speech.scorers.TorchScorer``, ``OnnxScorer``).
+``speech.Scorer`` is the protocol of the model back ends (``speech.runtime.scorers.TorchScorer``, ``OnnxScorer``).
 ``speech.SpeechError`` is the base of every error about the input (``param``: the parameter it concerns,
 ``exit_code``: 2 bad input, 1 a failure while running; :mod:`speech.errors`).
 """
@@ -30,7 +30,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name == "train":
-        from speech.training import train
+        from speech.training.train import train
 
         return train
     if name == "SpeechError":
@@ -38,7 +38,7 @@ def __getattr__(name: str):
 
         return SpeechError
     if name == "Scorer":
-        from speech.scorers import Scorer
+        from speech.runtime.scorers import Scorer
 
         return Scorer
     raise AttributeError(f"module 'speech' has no attribute {name!r}")

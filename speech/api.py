@@ -4,7 +4,7 @@
 
     import speech
 
-    model = speech.load()                           # the packaged model ("commands"; speech/models/)
+    model = speech.load()                           # the packaged model ("commands"; speech/pretrained/)
     model = speech.load("model.onnx")               # or a file: an ONNX export or a training checkpoint (.ckpt)
     model.predict("yes.wav")                          # {"_silence_": 0.00, "_unknown_": 0.01, "yes": 0.98, ...}
     model.predict(wave)                               # a (samples,) float array at 16 kHz
@@ -14,7 +14,7 @@
 ``stream`` uses the thresholds calibrated into the model (``speech calibrate``) unless given ``threshold``.
 Input it cannot use (an empty or 2-D clip, samples that are not PCM, NaN or infinite samples, a sample rate that
 is not a positive whole number, a threshold outside [0, 1]) raises a :class:`speech.SpeechError` naming it; bad
-samples follow the one rule of :mod:`speech.audio`, as in files and ``speech live``.
+samples follow the one rule of :mod:`speech.audio.io`, as in files and ``speech live``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speech.audio import (
+from speech.audio.io import (
     FULL_SCALE_TOLERANCE,
     AudioError,
     check_pcm,
@@ -37,8 +37,8 @@ from speech.audio import (
     resample,
 )
 from speech.errors import SettingError
-from speech.models import open_model
-from speech.scorers import Scorer
+from speech.pretrained import open_model
+from speech.runtime.scorers import Scorer
 from speech.streaming.detection import Detection
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser
 from speech.streaming.thresholds import resolve_detector
@@ -80,7 +80,7 @@ class Model:
 
     @property
     def metadata(self) -> dict:
-        """The model file's metadata (schema: :mod:`speech.model_file`)."""
+        """The model file's metadata (schema: :mod:`speech.model.model_file`)."""
         return self.scorer.metadata
 
     def predict(self, clip: np.ndarray | str | Path, sample_rate: int | None = None) -> dict[str, float]:
@@ -88,7 +88,7 @@ class Model:
 
         ``clip``: a sound file, or ``(samples,)`` PCM (int16 or float) at ``sample_rate`` (default: the model's
         rate). It is resampled, then zero-padded or centre-cropped to the model's window (:attr:`window_samples`;
-        :func:`speech.audio.fit_window`, as training decoded its clips).
+        :func:`speech.audio.io.fit_window`, as training decoded its clips).
         """
         return dict(zip(self.labels, self.predict_batch([clip], sample_rate)[0].tolist(), strict=True))
 
@@ -151,5 +151,5 @@ class Model:
 def load(model: str | Path | None = None, backend: str = "auto", threads: int = 1) -> Model:
     """Open a model as a :class:`Model` (see :mod:`speech.api`): a ``.ckpt`` or ``.onnx`` file, or a packaged
     model by name; nothing: the packaged ``"commands"`` model. A path always wins over a name; a name that is
-    neither is a :class:`speech.SpeechError` listing the packaged names (:func:`speech.models.resolve_model`)."""
+    neither is a :class:`speech.SpeechError` listing the packaged names (:func:`speech.pretrained.resolve_model`)."""
     return Model(model, backend, threads)

@@ -1,14 +1,14 @@
 """The offline quickstart: synthesise a 12-label set, train, evaluate, export, stream-test, in one go.
 
 Each step calls the library function the matching ``speech`` command calls (:func:`speech.synth.synthesize_dataset`,
-:func:`speech.evaluation.evaluate_model` with :func:`speech.evaluation.report.write_report`, :func:`speech.export.export_onnx`,
+:func:`speech.evaluation.evaluate_model` with :func:`speech.evaluation.report.write_report`, :func:`speech.runtime.export.export_onnx`,
 :func:`speech.evaluation.streams.testing.run_stream_test`); training is :func:`speech.train` with the
 ``configs/quickstart.yaml`` recipe.
 Everything goes below one output folder; a second run reuses the synthetic data and trains a new run version
 (nothing is overwritten). :func:`next_steps` is the summary the command prints.
 
 With the real clips of ``../shared/data/sc-v2-test-fit`` at hand, it ends with the packaged model (``commands``,
-:mod:`speech.models`, trained on real speakers) beside the synthetic one, both scored on the same real clips: the
+:mod:`speech.pretrained`, trained on real speakers) beside the synthetic one, both scored on the same real clips: the
 packaged model's own test part of that folder (from its record), which neither model trained on.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import speech
 from speech.data.labels import COMMAND_WORDS_10
 from speech.errors import RuntimeFailure
-from speech.timing import Stopwatch
+from speech.utils.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class QuickstartResult:
     stream: dict
     seconds: float
     packaged: HeldOut | None = None  # the packaged model on the same real clips as ``real``
-    packaged_card: dict | None = None  # its card's figures (speech/models/commands.json)
+    packaged_card: dict | None = None  # its card's figures (speech/pretrained/commands.json)
 
     @property
     def synthetic_accuracy(self) -> float:
@@ -93,10 +93,10 @@ def quickstart(
     from speech.evaluation.streams.experiment import StreamExperiment
     from speech.evaluation.streams.source import SourceOptions
     from speech.evaluation.streams.testing import run_stream_test
-    from speech.export import export_onnx
+    from speech.runtime.export import export_onnx
     from speech.streaming.engine import StreamingConfig
     from speech.synth import synthesize_dataset
-    from speech.training import train
+    from speech.training.train import train
 
     say = log.info
     watch = Stopwatch().start()
@@ -151,7 +151,7 @@ def packaged_split(root: Path):
     ``root`` as it always did: its own record's choice, every clip of a folder it never saw)."""
     from speech.data.record import DataRecord, choose_split
     from speech.errors import SpeechError
-    from speech.models import resolve_model
+    from speech.pretrained import resolve_model
 
     try:
         choice = resolve_model(None)
@@ -166,7 +166,7 @@ def packaged_split(root: Path):
 
 def _card() -> dict | None:
     from speech.errors import SpeechError
-    from speech.models import read_card
+    from speech.pretrained import read_card
 
     try:
         return read_card()
@@ -175,7 +175,7 @@ def _card() -> dict | None:
 
 
 def _scorer(path: Path):
-    from speech.scorers import load_scorer
+    from speech.runtime.scorers import load_scorer
 
     return load_scorer(path, intra_op_threads=1)
 
@@ -196,7 +196,7 @@ def evaluate_held_out(checkpoint: Path, root: Path, report_dir: Path, cache_dir:
     writes them. Clips of its training speakers are refused."""
     from speech.evaluation import evaluate_model
     from speech.evaluation.report import report_json, write_report
-    from speech.files import write_json
+    from speech.utils.files import write_json
 
     scorer = _scorer(checkpoint)
     evaluation = evaluate_model(scorer, checkpoint, root, split or _held_out_split(scorer, root), cache_dir=cache_dir)
@@ -282,13 +282,13 @@ def next_steps(result: QuickstartResult, program: str = "speech") -> str:
 
 
 def _packaged_is_there() -> bool:
-    from speech.models import DEFAULT_MODEL, packaged_path
+    from speech.pretrained import DEFAULT_MODEL, packaged_path
 
     return packaged_path(DEFAULT_MODEL).is_file()
 
 
 def _card_line(card: dict | None) -> str | None:
-    """The packaged model's streaming figures from its card (``speech/models/commands.json``), or None."""
+    """The packaged model's streaming figures from its card (``speech/pretrained/commands.json``), or None."""
     try:
         stream = card["figures"]["streams"]["sc-v2-test-fit"]
         running = stream["running_speech"]["false_accepts_per_hour"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import speech.threads as speech_threads
+import speech.utils.threads as speech_threads
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -68,10 +68,10 @@ def tiny_checkpoint(tmp_path_factory, sc_v2_clips) -> Path:
 
     Its accuracy is well above chance but far from good: enough to test evaluation, export and streaming.
     """
-    from speech.audio import load_audio
-    from speech.checkpoint import save_checkpoint
+    from speech.audio.io import load_audio
     from speech.classifiers.recurrent import RecurrentConfig
-    from speech.recogniser import Recogniser
+    from speech.model.checkpoint import save_checkpoint
+    from speech.model.recogniser import Recogniser
 
     torch.manual_seed(0)
     rng = random.Random(0)
@@ -156,8 +156,8 @@ def trained_run(small_tree, cache_dir, tmp_path_factory) -> Path:
 
 def clips_the_model_knows(checkpoint: Path, clips: dict[str, list[Path]], count: int) -> list[tuple[str, Path]]:
     """``count`` (word, clip) pairs, each of a different word, that ``checkpoint`` scores above 0.9 offline."""
-    from speech.audio import load_audio
-    from speech.scorers import load_scorer
+    from speech.audio.io import load_audio
+    from speech.runtime.scorers import load_scorer
 
     scorer = load_scorer(checkpoint)
     chosen = []

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from conftest import SC_V2_TEST
 
-from speech.checkpoint import load_recogniser, save_checkpoint
 from speech.data import SplitSettings, build_index
 from speech.data.record import DataRecord
 from speech.data.splits import DEFAULT_SEED
+from speech.model.checkpoint import load_recogniser, save_checkpoint
 
 
 def recorded_checkpoint(checkpoint: Path, out: Path, validation: float = 10.0, testing: float = 10.0) -> Path:

@@ -12,9 +12,8 @@ import torch
 from conftest import LABELS_12, clips_the_model_knows
 
 import speech
-from speech.audio import load_audio, resample
-from speech.export import export_onnx
-from speech.model_file import (
+from speech.audio.io import load_audio, resample
+from speech.model.model_file import (
     META_KEY,
     SCHEMA_VERSION,
     CheckpointError,
@@ -25,7 +24,8 @@ from speech.model_file import (
     read_metadata,
     write_section,
 )
-from speech.scorers import OnnxScorer, Scorer, TorchScorer
+from speech.runtime.export import export_onnx
+from speech.runtime.scorers import OnnxScorer, Scorer, TorchScorer
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""File-level checks of speech.audio: the header rule every command shares, and loud float files."""
+"""File-level checks of speech.audio.io: the header rule every command shares, and loud float files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from conftest import SC_V2_TEST
 
-from speech.audio import AudioError, audio_problem, fit_window, fix_length, load_audio, read_audio
+from speech.audio.io import AudioError, audio_problem, fit_window, fix_length, load_audio, read_audio
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +49,14 @@ def test_streaming_placeholder_sizes_are_accepted_and_empty_data_is_not(tmp_path
 
 
 def test_float_audio_beyond_full_scale_is_clipped_with_a_warning_and_far_beyond_refused(tmp_path, caplog):
-    """The bad-samples rule of speech/audio.py (issue #36): a little over full scale is clipped, with a warning;
+    """The bad-samples rule of speech/audio/io.py (issue #36): a little over full scale is clipped, with a warning;
     more than 12 dB over is not audio (integer PCM stored as float, say) and is refused, naming the file."""
     wave, rate = sf.read(next((SC_V2_TEST / "yes").glob("*.wav")), dtype="float32")
     wave = wave / np.abs(wave).max()
     sf.write(tmp_path / "hot.wav", wave * 3.0, rate, subtype="FLOAT")
     sf.write(tmp_path / "edge.wav", wave * 1.0004, rate, subtype="FLOAT")  # rounding, not a problem
     sf.write(tmp_path / "loud.wav", wave * 40.0, rate, subtype="FLOAT")
-    with caplog.at_level(logging.WARNING, logger="speech.audio"):
+    with caplog.at_level(logging.WARNING, logger="speech.audio.io"):
         hot = load_audio(tmp_path / "hot.wav")
         edge = load_audio(tmp_path / "edge.wav")
     assert np.array_equal(hot, np.clip(wave * 3.0, -1.0, 1.0)) and float(np.abs(edge).max()) <= 1.0

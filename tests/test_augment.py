@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import SC_V2_TEST
 
-from speech.activity import speech_bounds
-from speech.audio import load_audio
+from speech.audio.activity import speech_bounds
+from speech.audio.io import load_audio
 from speech.data.augment import STALE_MARGIN_MS, AugmentConfig, WaveAugment
 from speech.data.reverb import room_responses
 from speech.data.windows import partial_words, place_anywhere

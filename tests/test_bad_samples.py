@@ -1,4 +1,4 @@
-"""Issue #36 row 3: one rule for bad samples in every path (speech/audio.py, the README's "Bad samples").
+"""Issue #36 row 3: one rule for bad samples in every path (speech/audio/io.py, the README's "Bad samples").
 
 NaN or infinite samples, and float samples beyond 4 (12 dB over full scale), are refused with a
 ``speech.AudioError`` naming the source and where the first one is (the CLI: exit 2, one line); float samples a
@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 import speech
-from speech.audio import AudioError, load_audio
+from speech.audio.io import AudioError, load_audio
 from speech.cli import main
 
 

@@ -19,7 +19,7 @@ import pytest
 from conftest import LABELS_12, REPO, SC_V2_TEST
 
 import speech
-from speech.audio import load_audio
+from speech.audio.io import load_audio
 
 
 def run_script(name: str, *args: str, timeout: float = 300) -> str:

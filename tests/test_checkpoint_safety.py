@@ -12,12 +12,12 @@ import zipfile
 import pytest
 import torch
 
-from speech.checkpoint import load_recogniser, save_checkpoint
 from speech.classifiers.recurrent import RecurrentConfig
 from speech.cli import main
-from speech.model_file import CheckpointError, OnnxModelError, model_metadata
-from speech.recogniser import Recogniser
-from speech.scorers import OnnxScorer, TorchScorer, load_scorer
+from speech.model.checkpoint import load_recogniser, save_checkpoint
+from speech.model.model_file import CheckpointError, OnnxModelError, model_metadata
+from speech.model.recogniser import Recogniser
+from speech.runtime.scorers import OnnxScorer, TorchScorer, load_scorer
 
 
 class RunsCommand:

@@ -10,17 +10,17 @@ import pytest
 import torch
 from conftest import LABELS_12, train_args
 
-from speech.checkpoint import load_recogniser, save_checkpoint
 from speech.classifiers import KINDS, classifier_settings, settings_dict
 from speech.cli.train import main as train_main
 from speech.errors import SettingError
-from speech.export import export_onnx
-from speech.model_file import META_KEY, ModelFileError, read_checkpoint, read_metadata
-from speech.models import DEFAULT_MODEL, packaged_path
-from speech.module import KeywordModule
-from speech.recogniser import Recogniser
-from speech.scorers import OnnxScorer, TorchScorer
+from speech.model.checkpoint import load_recogniser, save_checkpoint
+from speech.model.model_file import META_KEY, ModelFileError, read_checkpoint, read_metadata
+from speech.model.recogniser import Recogniser
+from speech.pretrained import DEFAULT_MODEL, packaged_path
+from speech.runtime.export import export_onnx
+from speech.runtime.scorers import OnnxScorer, TorchScorer
 from speech.streaming import StreamingConfig, StreamingRecogniser
+from speech.training.module import KeywordModule
 
 # A whole new kind, as a user would write it in speech/classifiers/meanlinear.py: nothing else changes but KINDS.
 MEAN_LINEAR = '''

@@ -36,17 +36,17 @@ def test_version(capsys):
 def test_every_library_error_about_its_input_is_a_speech_error():
     """One base, with the parameter and the exit code; importable without torch."""
     import speech
-    from speech.audio import AudioError
+    from speech.audio.io import AudioError
     from speech.cli.train import TrainSetupError
     from speech.data.download import DownloadError
     from speech.data.errors import CacheError, DatasetError
     from speech.data.record import SpeakerLeakError
-    from speech.ensemble import EnsembleError
     from speech.evaluation.errors import EvaluationError, OutputExistsError
-    from speech.model_file import CheckpointError, ModelFileError, OnnxModelError
-    from speech.runs import RunFolderError
+    from speech.model.ensemble import EnsembleError
+    from speech.model.model_file import CheckpointError, ModelFileError, OnnxModelError
     from speech.streaming.sources import SourceError
     from speech.synth import EspeakError, EspeakNotFoundError
+    from speech.training.runs import RunFolderError
 
     bad_input = [AudioError, CheckpointError, DatasetError, SpeakerLeakError, EnsembleError, EvaluationError,
                  OutputExistsError, RunFolderError, ModelFileError, OnnxModelError, TrainSetupError, EspeakNotFoundError]
@@ -206,7 +206,7 @@ def test_threads_default_follows_the_idle_cpus_and_every_command_takes_the_optio
     import torch
     from conftest import AUTO_THREADS, TEST_THREADS
 
-    import speech.threads
+    import speech.utils.threads
     from speech.cli.threads import resolve_threads
 
     default_threads = AUTO_THREADS  # the rule itself (conftest fixes 'auto' to TEST_THREADS in this process)
@@ -218,7 +218,7 @@ def test_threads_default_follows_the_idle_cpus_and_every_command_takes_the_optio
     assert default_threads(cpus=64, load=0.0) == 8  # a small GRU gains nothing from more
     assert resolve_threads(3) == 3 and resolve_threads("auto") == TEST_THREADS == torch.get_num_threads()
     # 'auto' with nothing given reads this process's CPUs (its affinity mask) and the 1-minute load average
-    monkeypatch.setattr(speech.threads, "default_threads", AUTO_THREADS)
+    monkeypatch.setattr(speech.utils.threads, "default_threads", AUTO_THREADS)
     cpus = len(os.sched_getaffinity(0))
     for load, expected in ((0.0, min(8, cpus)), (cpus - 0.6, 1), (1.4, max(1, min(8, cpus - 1)))):
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
@@ -239,9 +239,9 @@ def test_progress_reaches_a_log_file_as_plain_lines(caplog):
     import logging
 
     from speech.cli.progress import ProgressBars
-    from speech.progress import Step
+    from speech.utils.progress import Step
 
-    with caplog.at_level(logging.INFO, logger="speech.progress"), ProgressBars() as bars:
+    with caplog.at_level(logging.INFO, logger="speech.utils.progress"), ProgressBars() as bars:
         for done in range(0, 101, 5):
             bars(Step("decoding clips", done, 100, "clips"))
     lines = [r.getMessage() for r in caplog.records]
@@ -281,9 +281,9 @@ def test_predict_refuses_a_bad_sample_rate_and_nan_samples(tiny_checkpoint, sc_v
     import torch
 
     import speech
-    from speech.audio import AudioError, load_audio, resample
-    from speech.checkpoint import load_recogniser
+    from speech.audio.io import AudioError, load_audio, resample
     from speech.errors import SettingError
+    from speech.model.checkpoint import load_recogniser
 
     model = speech.load(tiny_checkpoint)
     clip = load_audio(sc_v2_clips["yes"][0])

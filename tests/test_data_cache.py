@@ -12,7 +12,7 @@ import pytest
 from conftest import FSDD, SC_V2_TEST
 from synthetic_data import full_layout_tree, link_or_copy, write_bad_files
 
-from speech.audio import load_audio, pcm_to_float
+from speech.audio.io import load_audio, pcm_to_float
 from speech.data import (
     CacheError,
     Example,

@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import LABELS_12, SC_V2_TEST, train_args
 
-from speech.audio import fit_window, load_audio
-from speech.checkpoint import load_recogniser
+from speech.audio.io import fit_window, load_audio
 from speech.cli.train import main as train_main
-from speech.distillation import Teachers, distillation_loss
-from speech.model_file import read_checkpoint
-from speech.module import KeywordModule
+from speech.model.checkpoint import load_recogniser
+from speech.model.model_file import read_checkpoint
+from speech.training.distillation import Teachers, distillation_loss
+from speech.training.module import KeywordModule
 
 
 def test_the_loss_is_zero_where_the_student_matches_the_targets_and_pulls_towards_them():

@@ -1,4 +1,4 @@
-"""Ensembles (speech.ensemble): several checkpoints exported as one ONNX model that averages their probabilities."""
+"""Ensembles (speech.model.ensemble): several checkpoints exported as one ONNX model that averages their probabilities."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pytest
 import torch
 from conftest import LABELS_12
 
-from speech.audio import load_audio
-from speech.checkpoint import load_recogniser, save_checkpoint
+from speech.audio.io import load_audio
 from speech.cli import main
 from speech.data.record import DataRecord
-from speech.ensemble import EnsembleError, build_ensemble, merge_records
-from speech.model_file import read_metadata
-from speech.scorers import OnnxScorer, TorchScorer
+from speech.model.checkpoint import load_recogniser, save_checkpoint
+from speech.model.ensemble import EnsembleError, build_ensemble, merge_records
+from speech.model.model_file import read_metadata
+from speech.runtime.scorers import OnnxScorer, TorchScorer
 from speech.streaming import StreamingConfig, StreamingRecogniser
 
 TOLERANCE = 1e-4
@@ -101,7 +101,7 @@ def test_ensemble_runs_in_the_streaming_engine(ensemble_onnx, sc_v2_clips):
 
 def test_members_must_agree(tiny_checkpoint, tmp_path, capsys):
     from speech.classifiers.recurrent import RecurrentConfig
-    from speech.recogniser import Recogniser
+    from speech.model.recogniser import Recogniser
 
     other = Recogniser(list(reversed(LABELS_12)), classifier=RecurrentConfig(hidden_size=16, num_layers=1))
     path = save_checkpoint(other, tmp_path / "other-labels.ckpt")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import LABELS_12, SC_V1_SAMPLE, SC_V2_TEST
 
-from speech.activity import active_speech_power
-from speech.audio import load_audio
+from speech.audio.activity import active_speech_power
+from speech.audio.io import load_audio
 from speech.cli import main
 from speech.cli.evaluate import parse_snrs
 from speech.evaluation import (
@@ -24,7 +24,7 @@ from speech.evaluation import (
     noise_offsets,
 )
 from speech.evaluation.report import read_confusion_csv
-from speech.scorers import load_scorer
+from speech.runtime.scorers import load_scorer
 
 CLIPS_PER_LABEL = 6
 
@@ -287,9 +287,9 @@ def test_cli_compares_a_checkpoint_and_its_onnx_export(tiny_checkpoint, small_se
 def test_cli_scores_data_that_lacks_some_model_labels_and_rejects_data_with_none(small_set, tmp_path, capsys):
     """A folder holding some of the model's labels is scored over all of them and the labels without clips are
     named (issue #34); a folder with none of the model's words is refused in one line."""
-    from speech.checkpoint import save_checkpoint
     from speech.classifiers.recurrent import RecurrentConfig
-    from speech.recogniser import Recogniser
+    from speech.model.checkpoint import save_checkpoint
+    from speech.model.recogniser import Recogniser
 
     labels = [*LABELS_12[:-1], "marvin"]
     ckpt = save_checkpoint(
@@ -390,9 +390,9 @@ def test_cli_whole_shared_test_folder(tiny_checkpoint, tmp_path, capsys):
 def test_cli_flags_models_scored_on_different_clip_sets(tiny_checkpoint, small_set, tmp_path, capsys):
     """A 4-class model and the 12-class one on the same folder are scored on different clips: the comparison
     says so (table column, warning, JSON) and names no best model."""
-    from speech.checkpoint import save_checkpoint
     from speech.classifiers.recurrent import RecurrentConfig
-    from speech.recogniser import Recogniser
+    from speech.model.checkpoint import save_checkpoint
+    from speech.model.recogniser import Recogniser
 
     four = save_checkpoint(
         Recogniser(["_silence_", "_unknown_", "yes", "no"], classifier=RecurrentConfig(hidden_size=8, num_layers=1)),

@@ -10,15 +10,15 @@ import pytest
 import torch
 from conftest import LABELS_12
 
-from speech.audio import load_audio
-from speech.checkpoint import load_recogniser
+from speech.audio.io import load_audio
 from speech.classifiers import settings_dict
 from speech.classifiers.recurrent import INPUT_LAYERS, POOLINGS, RecurrentConfig
 from speech.cli import main
-from speech.export import export_onnx
-from speech.model_file import OnnxModelError
-from speech.recogniser import Recogniser
-from speech.scorers import OnnxScorer, TorchScorer, load_scorer
+from speech.model.checkpoint import load_recogniser
+from speech.model.model_file import OnnxModelError
+from speech.model.recogniser import Recogniser
+from speech.runtime.export import export_onnx
+from speech.runtime.scorers import OnnxScorer, TorchScorer, load_scorer
 
 TOLERANCE = 1e-4
 
@@ -49,7 +49,7 @@ def test_onnx_scores_equal_pytorch_on_real_clips(tiny_checkpoint, exported, real
         assert np.abs(got - expected).max() < TOLERANCE
         assert (got.argmax(1) == expected.argmax(1)).all()
         feats = torch_scorer.features(batch)
-        # the ONNX back end computes the features in NumPy (speech.mfcc), the checkpoint in torch: same normaliser
+        # the ONNX back end computes the features in NumPy (speech.frontend.mfcc), the checkpoint in torch: same normaliser
         assert np.abs(onnx_scorer.features(batch) - feats).max() < 1e-4
         assert (
             np.abs(onnx_scorer.scores_from_features(feats) - torch_scorer.scores_from_features(feats)).max()

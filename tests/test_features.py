@@ -8,8 +8,8 @@ import scipy.fft
 import torch
 from conftest import SC_V2_TEST
 
-from speech.audio import load_audio
-from speech.features import FrontEnd, FrontEndConfig, SpecAugment, SpecAugmentConfig
+from speech.audio.io import load_audio
+from speech.frontend.features import FrontEnd, FrontEndConfig, SpecAugment, SpecAugmentConfig
 
 
 def real_clips(n: int = 4) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from speech.files import replaced_atomically, write_text_atomically
+from speech.utils.files import replaced_atomically, write_text_atomically
 
 
 def test_a_failed_write_leaves_the_target_and_no_temporary_file(tmp_path):

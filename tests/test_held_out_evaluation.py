@@ -18,9 +18,9 @@ from speech.data import build_index
 from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.record import DataRecord, SpeakerLeakError, check_held_out
 from speech.evaluation import confusion_matrix, metrics_from_confusion
-from speech.export import export_onnx
-from speech.model_file import read_checkpoint
-from speech.scorers import load_scorer
+from speech.model.model_file import read_checkpoint
+from speech.runtime.export import export_onnx
+from speech.runtime.scorers import load_scorer
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import speech
-from speech.audio import AudioError, load_audio
+from speech.audio.io import AudioError, load_audio
 from speech.cli import main
 from speech.errors import SettingError
 
@@ -80,7 +80,7 @@ def test_usage_errors_are_one_line_and_options_may_come_before_the_command(tiny_
     refused(["--threads", "0", "live", str(tiny_checkpoint)], "speech live",
             "argument --threads: expected a number of threads >= 1 or 'auto', got 0")
     wav = tmp_path / "yes.wav"
-    from speech.audio import write_wav
+    from speech.audio.io import write_wav
 
     write_wav(wav, np.zeros(16000, np.float32))
     assert main(["--threads", "1", "-v", "live", str(tiny_checkpoint), "--wav", str(wav), "--json"]) == 0
@@ -94,9 +94,9 @@ def test_usage_errors_are_one_line_and_options_may_come_before_the_command(tiny_
 
 
 def test_a_teacher_or_checkpoint_given_as_onnx_is_told_so(tiny_checkpoint, tmp_path, capsys):
-    from speech.distillation import Teachers
-    from speech.export import export_onnx
-    from speech.model_file import CheckpointError
+    from speech.model.model_file import CheckpointError
+    from speech.runtime.export import export_onnx
+    from speech.training.distillation import Teachers
 
     onnx = export_onnx(tiny_checkpoint, tmp_path / "teacher.onnx")
     renamed = tmp_path / "teacher.ckpt"  # an ONNX file under a checkpoint's name: found by its first byte

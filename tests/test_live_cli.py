@@ -18,7 +18,7 @@ from conftest import LABELS_12, REPO, clips_the_model_knows
 from rich.console import Console
 
 import speech
-from speech.audio import load_audio, resample, write_wav
+from speech.audio.io import load_audio, resample, write_wav
 from speech.cli import main
 from speech.cli.display import LiveDisplay
 from speech.streaming.detection import Detection
@@ -51,7 +51,7 @@ def words_wav(words_wave, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
-    from speech.export import export_onnx
+    from speech.runtime.export import export_onnx
 
     return export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
 
@@ -142,7 +142,7 @@ def test_a_truncated_wav_is_refused_as_evaluate_and_predict_refuse_it(tiny_check
     """One header check for every command: a WAV cut in half (its header still declares the whole length) is
     bad input for live --wav, as for speech.load(...).predict and the data scan."""
     import speech
-    from speech.audio import AudioError, audio_problem
+    from speech.audio.io import AudioError, audio_problem
 
     cut = tmp_path / "cut.wav"
     data = words_wav.read_bytes()
@@ -315,9 +315,9 @@ def test_calibrated_thresholds_are_used_unless_threshold_is_given(tiny_checkpoin
 
 
 def test_a_model_without_rejection_classes_is_warned_about(tmp_path, words_wav, capsys):
-    from speech.checkpoint import save_checkpoint
     from speech.classifiers.recurrent import RecurrentConfig
-    from speech.recogniser import Recogniser
+    from speech.model.checkpoint import save_checkpoint
+    from speech.model.recogniser import Recogniser
 
     bare = save_checkpoint(Recogniser(["yes", "no"], classifier=RecurrentConfig(hidden_size=8, num_layers=1)),
                            tmp_path / "bare.ckpt")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import clips_the_model_knows
 
-from speech.audio import float_to_int16, load_audio, write_wav
+from speech.audio.io import float_to_int16, load_audio, write_wav
 from speech.cli import main
 from speech.cli.display import keyword_counts
 

@@ -118,7 +118,7 @@ def loud_known_words(tiny_checkpoint, sc_v2_clips) -> list[tuple[str, Path]]:
 
 
 def load_wav(path: Path):
-    from speech.audio import load_audio
+    from speech.audio.io import load_audio
 
     return load_audio(path, 16_000, None)
 
@@ -151,7 +151,7 @@ def two_words_wav(loud_known_words, tmp_path_factory) -> Path:
     """The two words in one 16 kHz file, 1 s of silence after each (the pause is in the audio, not a sleep)."""
     import numpy as np
 
-    from speech.audio import load_audio, write_wav
+    from speech.audio.io import load_audio, write_wav
 
     quiet = np.zeros(16_000, np.float32)
     parts = [quiet[:4800]]

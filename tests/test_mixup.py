@@ -1,4 +1,4 @@
-"""``model.mixup_alpha`` (speech/mixup.py) on real clips: the mixed waveforms, the mixed loss, and a training step
+"""``model.mixup_alpha`` (speech/training/mixup.py) on real clips: the mixed waveforms, the mixed loss, and a training step
 that uses both, with the vocal-tract warp on."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import torch
 from conftest import SC_V2_TEST
 from torch import nn
 
-from speech.audio import load_audio
+from speech.audio.io import load_audio
 from speech.classifiers.recurrent import RecurrentConfig
-from speech.features import SpecAugmentConfig
-from speech.mixup import Mix, draw_mix
-from speech.module import KeywordModule
+from speech.frontend.features import SpecAugmentConfig
+from speech.training.mixup import Mix, draw_mix
+from speech.training.module import KeywordModule
 
 LABELS = ["yes", "no", "up"]
 

@@ -8,7 +8,7 @@ from conftest import LABELS_12
 
 from speech.classifiers import classifier_settings
 from speech.classifiers.recurrent import RecurrentClassifier, RecurrentConfig
-from speech.recogniser import Recogniser
+from speech.model.recogniser import Recogniser
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "attention"])

@@ -50,7 +50,7 @@ def test_unwritable_output_places_are_refused_before_any_work(tiny_checkpoint, t
 
 def test_the_write_check_leaves_nothing_behind(tmp_path):
     from speech.errors import OutputPlaceError
-    from speech.files import check_can_create
+    from speech.utils.files import check_can_create
 
     check_can_create(tmp_path / "new" / "report", "report folder", param="out")
     assert list(tmp_path.iterdir()) == []  # the probe file is gone, and no folder was made

@@ -1,4 +1,4 @@
-"""The model that comes with speech (issue #37): ``speech/models/commands.onnx`` and its card.
+"""The model that comes with speech (issue #37): ``speech/pretrained/commands.onnx`` and its card.
 
 It loads by name and by default on the base install, its card's figures come from speakers and readers it never
 trained on and are reproduced by the commands, ``speech live`` with no model hears real keyword clips, a wheel
@@ -22,7 +22,7 @@ from conftest import REPO, SC_V2_TEST, SHARED_DATA
 
 import speech
 from speech.cli import main
-from speech.models import DEFAULT_MODEL, PackagedModelError, UnknownModelError, packaged_path, read_card
+from speech.pretrained import DEFAULT_MODEL, PackagedModelError, UnknownModelError, packaged_path, read_card
 
 MODEL = packaged_path(DEFAULT_MODEL)
 CARD = read_card()
@@ -52,7 +52,7 @@ def events(text: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def data_record():
     from speech.data.record import DataRecord
-    from speech.model_file import read_metadata
+    from speech.model.model_file import read_metadata
 
     return DataRecord.from_dict(read_metadata(MODEL)["data"])
 
@@ -71,7 +71,7 @@ def held_out_part(data_record, root: Path) -> list:
 
 
 def test_the_packaged_file_is_a_calibrated_model_with_its_record_and_under_3_mb():
-    from speech.model_file import read_metadata
+    from speech.model.model_file import read_metadata
 
     meta = read_metadata(MODEL)
     assert MODEL.stat().st_size <= 3_000_000
@@ -170,7 +170,7 @@ def test_evaluate_commands_on_the_four_words_reproduces_the_cards_accuracy(tmp_p
 def test_speaker_words(data_record, tmp_path_factory) -> tuple[Path, list[tuple[str, float]]]:
     """A recording of 20 real keyword clips of test-part speakers (the first two clips of each keyword, in
     file order), 1 s of silence between them: the file and each word's (label, end time in s)."""
-    from speech.audio import load_audio, write_wav
+    from speech.audio.io import load_audio, write_wav
 
     clips = [ex for ex in held_out_part(data_record, SC_V2_TEST) if ex.word in KEYWORDS and ex.path]
     chosen = [p for word in KEYWORDS for p in sorted(ex.path for ex in clips if ex.word == word)[:2]]
@@ -204,7 +204,7 @@ def test_live_with_no_model_detects_real_keyword_clips_of_test_speakers(test_spe
     assert len(found) <= len(words)
     assert caught >= 16 and wrong <= 2, (caught, wrong, found)  # the candidate: 19 caught, 1 wrong (off as up)
     # one clip on its own, as the issue's goal says it: a real speaker's keyword, detected
-    from speech.audio import load_audio, write_wav
+    from speech.audio.io import load_audio, write_wav
 
     single = wav.with_name("one.wav")
     write_wav(single, load_audio(wav, samples=None)[16000:16000 + int(words[0][1] * 16000)])
@@ -273,7 +273,7 @@ def package_copy(tmp_path) -> Path:
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "not ours"])
 def test_a_missing_or_damaged_packaged_model_is_one_line_exit_1(package_copy, damage, tmp_path):
-    model = package_copy / "speech" / "models" / "commands.onnx"
+    model = package_copy / "speech" / "pretrained" / "commands.onnx"
     if damage == "missing":
         model.unlink()
     elif damage == "garbage":
@@ -406,5 +406,5 @@ def test_a_wheel_built_from_the_repo_holds_the_model(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("speech-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        assert "speech/models/commands.onnx" in names and "speech/models/commands.json" in names
-        assert archive.read("speech/models/commands.onnx") == MODEL.read_bytes()
+        assert "speech/pretrained/commands.onnx" in names and "speech/pretrained/commands.json" in names
+        assert archive.read("speech/pretrained/commands.onnx") == MODEL.read_bytes()

@@ -12,14 +12,14 @@ import pytest
 import torch
 from conftest import REPO, SHARED_DATA, train_args
 
-from speech.checkpoint import load_recogniser
 from speech.classifiers.recurrent import RecurrentClassifier, RecurrentConfig
 from speech.cli.train import main as train_main
 from speech.data.running_speech import read_running_speech, split_readers
 from speech.errors import SettingError
-from speech.features import FrontEnd, FrontEndConfig
-from speech.model_file import read_checkpoint
-from speech.pretraining import (
+from speech.frontend.features import FrontEnd, FrontEndConfig
+from speech.model.checkpoint import load_recogniser
+from speech.model.model_file import read_checkpoint
+from speech.training.pretraining import (
     ALPHABET,
     check_encoder_readers,
     decode_greedy,
@@ -61,7 +61,7 @@ class EpochLosses(logging.Handler):
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
     out = tmp_path_factory.mktemp("enc") / "encoder.pt"
-    logger, handler = logging.getLogger("speech.pretraining"), EpochLosses()
+    logger, handler = logging.getLogger("speech.training.pretraining"), EpochLosses()
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -8,7 +8,7 @@ from conftest import SC_V2_TEST
 
 from speech.cli.progress import ProgressBars
 from speech.data import SplitSettings, build_index, cached_waveforms
-from speech.progress import Step, reporter
+from speech.utils.progress import Step, reporter
 
 
 def test_cache_build_reports_steps_to_a_callback_and_prints_nothing(tmp_path, capsys):
@@ -23,12 +23,12 @@ def test_cache_build_reports_steps_to_a_callback_and_prints_nothing(tmp_path, ca
     records = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("speech.progress").addHandler(handler)
-    logging.getLogger("speech.progress").setLevel(logging.INFO)
+    logging.getLogger("speech.utils.progress").addHandler(handler)
+    logging.getLogger("speech.utils.progress").setLevel(logging.INFO)
     try:
         cached_waveforms(examples, with_log, progress=True, num_workers=2)
     finally:
-        logging.getLogger("speech.progress").removeHandler(handler)
+        logging.getLogger("speech.utils.progress").removeHandler(handler)
     assert 2 <= len(records) <= 11 and records[-1].getMessage().endswith(f"{len(examples)}/{len(examples)} clips")
     out, err = capsys.readouterr()
     assert out == "" and err == ""

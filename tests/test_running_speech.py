@@ -206,7 +206,7 @@ def test_scoring_rule_of_the_running_stream():
 
 
 def test_stream_test_and_calibrate_with_running_speech(tiny_checkpoint, tmp_path, capsys):
-    from speech.scorers import load_scorer
+    from speech.runtime.scorers import load_scorer
 
     model = recorded_checkpoint(tiny_checkpoint, tmp_path / "recorded.ckpt")
     test_readers = split_readers(read_running_speech(LIBRI).readers).readers("test")
@@ -282,7 +282,7 @@ def running_sweep_by_hand(model, readers: list[str]) -> dict[float, tuple[int, f
     ``{threshold: (false accepts, stream seconds)}``."""
     from speech.evaluation.streams.figures import SWEEP_THRESHOLDS
     from speech.evaluation.streams.running import build_running_stream, running_source
-    from speech.scorers import load_scorer
+    from speech.runtime.scorers import load_scorer
     from speech.streaming.detection import CommandDetector, DetectorConfig
     from speech.streaming.engine import StreamingConfig
 
@@ -324,8 +324,8 @@ def test_det_curve_is_the_lower_envelope_of_a_sweep_that_is_not_monotone(tmp_pat
 
 
 def test_running_speech_refusals(tiny_checkpoint, tmp_path, capsys):
-    from speech.checkpoint import load_recogniser, save_checkpoint
     from speech.data.record import DataRecord
+    from speech.model.checkpoint import load_recogniser, save_checkpoint
 
     # a model whose record says it trained on some of the readers: the stream commands refuse them
     model = recorded_checkpoint(tiny_checkpoint, tmp_path / "recorded.ckpt")
@@ -355,7 +355,7 @@ def test_hard_negatives_are_mined_from_train_readers_and_train_as_unknown(tiny_c
     from speech.cli import main
     from speech.data.datamodule import SpeechCommandsDataModule
     from speech.evaluation.streams.hard_negatives import mine
-    from speech.scorers import load_scorer
+    from speech.runtime.scorers import load_scorer
 
     scorer = load_scorer(tiny_checkpoint)
     windows, info = mine(scorer, LIBRI, threshold=0.3, max_minutes=0.5)

@@ -1,6 +1,6 @@
 """Running a trained model without torch: the NumPy front end, and the base install (onnxruntime + NumPy).
 
-The NumPy front end (speech.mfcc) must compute the features the PyTorch front end trained on, and ``speech live`` /
+The NumPy front end (speech.frontend.mfcc) must compute the features the PyTorch front end trained on, and ``speech live`` /
 ``speech.load`` of an ``.onnx`` file must give the same events and probabilities whether or not torch is there.
 """
 
@@ -19,10 +19,10 @@ import torch
 import torchaudio
 from conftest import FSDD, LABELS_12, REPO, SC_V2_TEST, clips_the_model_knows
 
-from speech.audio import load_audio, write_wav
-from speech.checkpoint import load_recogniser
-from speech.mfcc import FrontEndConfig, MfccFrontEnd, dct_matrix, fft_window, mel_filterbank
-from speech.scorers import OnnxScorer, TorchScorer
+from speech.audio.io import load_audio, write_wav
+from speech.frontend.mfcc import FrontEndConfig, MfccFrontEnd, dct_matrix, fft_window, mel_filterbank
+from speech.model.checkpoint import load_recogniser
+from speech.runtime.scorers import OnnxScorer, TorchScorer
 from speech.streaming.frames import IncrementalFeatures
 
 BASE = [sys.executable, str(REPO / "tests" / "base_install.py")]
@@ -44,7 +44,7 @@ def recogniser(tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
-    from speech.export import export_onnx
+    from speech.runtime.export import export_onnx
 
     return export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("runtime") / "tiny.onnx")
 
@@ -140,7 +140,7 @@ def test_live_on_the_base_install_gives_the_full_installs_events(tiny_checkpoint
 def test_the_base_install_reads_stdin_and_uses_calibrated_thresholds(tiny_onnx, stream_wav, tmp_path, capsys):
     """48 kHz stereo int16 PCM on stdin, and an .onnx model with calibrated per-keyword thresholds (one keyword
     never reported): the base install prints the full install's events and names the thresholds it uses."""
-    from speech.audio import float_to_int16, resample
+    from speech.audio.io import float_to_int16, resample
     from speech.cli import main
     from speech.evaluation.streams.fitting import store_detection
 
@@ -234,9 +234,9 @@ def test_a_fresh_pip_install_of_the_package_runs_live_without_torch(tiny_onnx, s
     assert main(["live", str(tiny_onnx), "--wav", str(stream_wav), "--json"]) == 0
     assert events(live.stdout) == events(capsys.readouterr().out) and len(events(live.stdout)) >= 4
     # the packaged model came with it (package data): 'speech live' with no model runs it, as it runs here
-    from speech.models import MODELS_DIR
+    from speech.pretrained import MODELS_DIR
 
-    where = subprocess.run([str(python), "-c", "import speech.models as m; print(m.MODELS_DIR)"], capture_output=True,
+    where = subprocess.run([str(python), "-c", "import speech.pretrained as m; print(m.MODELS_DIR)"], capture_output=True,
                            text=True, timeout=60, cwd=tmp_path)
     installed = Path(where.stdout.strip())
     assert installed.is_relative_to(env_dir) and installed != MODELS_DIR
@@ -250,8 +250,8 @@ def test_a_fresh_pip_install_of_the_package_runs_live_without_torch(tiny_onnx, s
 
 
 def test_an_ensemble_exported_as_one_file_runs_on_the_base_install(tiny_checkpoint, tmp_path, sc_v2_clips):
-    from speech.checkpoint import save_checkpoint
-    from speech.export import export_onnx
+    from speech.model.checkpoint import save_checkpoint
+    from speech.runtime.export import export_onnx
 
     other = load_recogniser(tiny_checkpoint)
     torch.manual_seed(1)

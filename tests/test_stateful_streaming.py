@@ -8,13 +8,13 @@ import pytest
 import torch
 from conftest import LABELS_12, SC_V2_TEST
 
-from speech.audio import load_audio
+from speech.audio.io import load_audio
 from speech.cli import main
 from speech.errors import SettingError
-from speech.export import export_onnx
-from speech.mfcc import FrontEndConfig
-from speech.recogniser import Recogniser
-from speech.scorers import OnnxScorer, TorchScorer
+from speech.frontend.mfcc import FrontEndConfig
+from speech.model.recogniser import Recogniser
+from speech.runtime.export import export_onnx
+from speech.runtime.scorers import OnnxScorer, TorchScorer
 from speech.streaming import StreamingConfig, StreamingRecogniser, stream_array
 
 UNI = {"bidirectional": False, "pooling": "last", "hidden_size": 32, "input_channels": 16}

@@ -9,7 +9,7 @@ from conftest import SC_V2_TEST
 from streaming_helpers import assert_budget_holds_except_over_target, held_out_speakers, recorded_checkpoint
 
 from speech.cli import main
-from speech.scorers import load_scorer
+from speech.runtime.scorers import load_scorer
 
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 

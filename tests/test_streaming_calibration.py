@@ -236,9 +236,9 @@ def test_calibrated_thresholds_bring_the_keyword_share_they_were_fitted_with():
 
 
 def test_thresholds_stored_in_ckpt_and_onnx_and_kept_by_export(tiny_checkpoint, tmp_path, section):
-    from speech.export import export_onnx
-    from speech.model_file import read_checkpoint
-    from speech.scorers import load_scorer
+    from speech.model.model_file import read_checkpoint
+    from speech.runtime.export import export_onnx
+    from speech.runtime.scorers import load_scorer
 
     before = tiny_checkpoint.read_bytes()
     out = store_detection(tiny_checkpoint, section, out=tmp_path / "calibrated.ckpt")

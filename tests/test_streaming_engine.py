@@ -9,13 +9,13 @@ import soundfile as sf
 import torch
 from conftest import FSDD, LABELS_12, clips_the_model_knows
 
-from speech.audio import AudioError, load_audio, read_audio, resample, to_mono
+from speech.audio.io import AudioError, load_audio, read_audio, resample, to_mono
+from speech.audio.resample import StreamResampler
 from speech.classifiers.recurrent import RecurrentConfig
 from speech.errors import SettingError
-from speech.mfcc import FrontEndConfig
-from speech.recogniser import Recogniser
-from speech.resample import StreamResampler
-from speech.scorers import TorchScorer, load_scorer
+from speech.frontend.mfcc import FrontEndConfig
+from speech.model.recogniser import Recogniser
+from speech.runtime.scorers import TorchScorer, load_scorer
 from speech.streaming import (
     IncrementalFeatures,
     StreamingConfig,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import SC_V2_TEST
 
-from speech.activity import clip_speech_bounds
-from speech.audio import load_audio
+from speech.audio.activity import clip_speech_bounds
+from speech.audio.io import load_audio
 from speech.data import build_index, load_noise
 from speech.evaluation.streams.recording import (
     generate_long_recording,

@@ -14,7 +14,7 @@ from conftest import SC_V1_SAMPLE, SC_V2_TEST
 from streaming_helpers import held_out_speakers, recorded_checkpoint
 
 import speech
-from speech.audio import load_audio
+from speech.audio.io import load_audio
 from speech.cli import main
 from speech.evaluation.streams.matching import (
     LabelledTime,
@@ -25,7 +25,7 @@ from speech.evaluation.streams.matching import (
     window_start_ms,
 )
 from speech.evaluation.streams.source import negative_clips
-from speech.scorers import load_scorer
+from speech.runtime.scorers import load_scorer
 from speech.streaming.detection import DetectorConfig, smooth_scores
 
 KWS = {"keyword_recall", "keyword_wrong", "keyword_missed", "median_delay_ms", "false_accepts_per_hour",
@@ -35,7 +35,7 @@ TF = {"tf_matched", "tf_correct", "tf_wrong", "tf_false_positive"}
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny_checkpoint, tmp_path_factory):
-    from speech.export import export_onnx
+    from speech.runtime.export import export_onnx
 
     return export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
 

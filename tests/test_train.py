@@ -18,12 +18,12 @@ import yaml
 from conftest import LABELS_12, REPO, SC_V1_SAMPLE, SC_V2_TEST, SHARED_DATA, SMALL_MODEL, train_args
 
 import speech
-from speech.audio import load_audio
-from speech.checkpoint import load_recogniser
+from speech.audio.io import load_audio
 from speech.cli.train import main as train_main
 from speech.data.datamodule import SpeechCommandsDataModule
-from speech.model_file import read_checkpoint
-from speech.module import KeywordModule
+from speech.model.checkpoint import load_recogniser
+from speech.model.model_file import read_checkpoint
+from speech.training.module import KeywordModule
 
 
 def epoch_losses(run_dir: Path) -> list[float]:
@@ -267,7 +267,7 @@ def test_bad_input_is_one_line_before_training(small_tree, cache_dir, tmp_path, 
 
 def test_train_as_a_function_raises_typed_errors_before_training(small_tree, cache_dir, tmp_path, capsys):
     from speech.data.errors import DatasetError
-    from speech.training import TrainSetupError
+    from speech.training.train import TrainSetupError
 
     config = REPO / "configs" / "cpu-small.yaml"
     runs = tmp_path / "runs"
@@ -356,12 +356,12 @@ def test_a_run_ends_with_its_summary_and_learning_curve_and_no_lightning_noise(s
 
 
 def test_speech_plot_draws_the_learning_curve_of_runs(trained_run, tmp_path, capsys, monkeypatch):
-    import speech.runs
+    import speech.training.runs
     from speech.cli import main as speech_main
 
     figures = []  # the figures 'speech plot' draws (each kept as it is made; nothing else changes)
-    make = speech.runs.new_figure
-    monkeypatch.setattr(speech.runs, "new_figure", lambda *a, **k: figures.append(make(*a, **k)) or figures[-1])
+    make = speech.training.runs.new_figure
+    monkeypatch.setattr(speech.training.runs, "new_figure", lambda *a, **k: figures.append(make(*a, **k)) or figures[-1])
     out = tmp_path / "curve.png"
     assert speech_main(["plot", str(trained_run), str(trained_run), "--label", "a", "--label", "b", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {out}" in capsys.readouterr().out

@@ -8,8 +8,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from speech.classifiers.recurrent import RecurrentConfig
-from speech.model_file import read_checkpoint
-from speech.module import EMA_SWAPPED, EMAWeights, KeywordModule
+from speech.model.model_file import read_checkpoint
+from speech.training.module import EMA_SWAPPED, EMAWeights, KeywordModule
 
 LABELS = ["a", "b", "c"]
 TINY = RecurrentConfig(hidden_size=8, num_layers=1, input_channels=8)
@@ -149,7 +149,7 @@ def legacy_layout(ckpt: dict) -> dict:
 
 
 def test_checkpoints_of_the_hand_written_average_still_load_and_resume(tmp_path):
-    from speech.checkpoint import load_recogniser
+    from speech.model.checkpoint import load_recogniser
 
     decay = 0.9
     _, first = fit(tiny_module(decay), tmp_path / "a", steps_per_epoch=3, epochs=1)

@@ -12,15 +12,15 @@ import torch
 from conftest import LABELS_12, SHARED_DATA, clips_the_model_knows, train_args
 
 import speech
-from speech.activity import speech_bounds
-from speech.audio import fit_window, load_audio, resample
-from speech.checkpoint import load_recogniser
+from speech.audio.activity import speech_bounds
+from speech.audio.io import fit_window, load_audio, resample
 from speech.cli import main
 from speech.cli.train import main as train_main
 from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.running_windows import RunningSpeechSource
-from speech.ensemble import EnsembleError, load_ensemble
-from speech.export import export_onnx
+from speech.model.checkpoint import load_recogniser
+from speech.model.ensemble import EnsembleError, load_ensemble
+from speech.runtime.export import export_onnx
 
 WINDOW = 24_000  # 1.5 s at 16 kHz
 

@@ -4,7 +4,7 @@
 A kind's file defines ``SETTINGS``, a dataclass of plain settings whose ``__post_init__`` raises ``ValueError`` on a
 value it cannot build, and ``NETWORK``, the ``nn.Module`` built as ``NETWORK(n_inputs, n_classes, settings)``, with
 ``forward(feats) -> logits``, ``config`` (its settings) and ``num_parameters``. Optional abilities, looked up by
-the code that needs them: ``encode(feats) -> (frames, final state)`` (CTC pretraining, :mod:`speech.pretraining`)
+the code that needs them: ``encode(feats) -> (frames, final state)`` (CTC pretraining, :mod:`speech.training.pretraining`)
 and ``streaming_step`` with ``streaming_context`` (the stateful streaming graph, :mod:`speech.streaming.stateful`).
 
 Settings travel as plain dictionaries with a ``"kind"`` key (configs, checkpoints, ONNX metadata), e.g.

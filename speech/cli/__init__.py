@@ -43,12 +43,12 @@ COMMANDS = {
     "hard-negatives": ("speech.cli.hard_negatives", "mine running-speech windows a model nearly fires on"),
 }
 # commands that run on the base install (no torch: numpy, onnxruntime, soundfile, sounddevice, rich); every other
-# one needs the training extra and says so in one line (exit 2) when it is missing (speech.extras)
+# one needs the training extra and says so in one line (exit 2) when it is missing (speech.utils.extras)
 BASE_INSTALL_COMMANDS = ("live", "data", "synth")
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
-# warnings of the libraries underneath that say nothing a user can act on (see speech.export._export_graph)
+# warnings of the libraries underneath that say nothing a user can act on (see speech.runtime.export._export_graph)
 KNOWN_WARNINGS = (
     (DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export"),
     (DeprecationWarning, r"The feature will be removed"),
@@ -151,7 +151,7 @@ def _dispatch(argv: list[str]) -> int:
     if name not in COMMANDS:
         print(f"speech: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    from speech.extras import require_training_extra
+    from speech.utils.extras import require_training_extra
 
     hints: dict[str, str] = {}
     try:

@@ -1,14 +1,14 @@
 """``speech export CKPT [CKPT ...] --onnx FILE.onnx [--opset N] [--overwrite]``: the classifier as ONNX (dynamic
 batch), with labels, front-end settings and feature normaliser in the file's metadata, checked against PyTorch
 after export. Several checkpoints (e.g. the same recipe trained with different seeds) are exported as one ensemble
-that averages their probabilities (:mod:`speech.ensemble`).
+that averages their probabilities (:mod:`speech.model.ensemble`).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from speech.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from speech.runtime.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 FLAG_HINTS = {"opset": "--opset", "onnx": "--onnx", "overwrite": "choose another name or pass --overwrite"}
 
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from speech.export import export_onnx
-    from speech.scorers import OnnxScorer
+    from speech.runtime.export import export_onnx
+    from speech.runtime.scorers import OnnxScorer
 
     path = export_onnx(args.checkpoint, args.onnx, opset=args.opset, overwrite=args.overwrite)
     scorer = OnnxScorer(path)

@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     from speech.errors import OutputExistsError, SettingError
     from speech.evaluation.streams.hard_negatives import mine
-    from speech.files import check_can_create
-    from speech.models import resolve_model
-    from speech.scorers import load_scorer
+    from speech.pretrained import resolve_model
+    from speech.runtime.scorers import load_scorer
+    from speech.utils.files import check_can_create
 
     out, meta = args.out, args.out.with_suffix(".json")
     if out.suffix != ".npy":

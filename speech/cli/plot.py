@@ -7,7 +7,13 @@ import argparse
 from pathlib import Path
 
 from speech.errors import SettingError
-from speech.runs import CURVE_FILE, check_curve_output, epoch_metrics, free_curve_name, plot_learning_curve
+from speech.training.runs import (
+    CURVE_FILE,
+    check_curve_output,
+    epoch_metrics,
+    free_curve_name,
+    plot_learning_curve,
+)
 
 FLAG_HINTS = {"out": "--out", "overwrite": "pass --overwrite to replace it"}
 

@@ -1,5 +1,5 @@
 """``speech pretrain --running-speech DIR --out encoder.pt``: CTC pretraining of the recurrent classifier's encoder
-on the train readers' transcribed running speech (:mod:`speech.pretraining`); ``speech train --model.encoder FILE``
+on the train readers' transcribed running speech (:mod:`speech.training.pretraining`); ``speech train --model.encoder FILE``
 starts a keyword model from it."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from speech.pretraining import pretrain
+    from speech.training.pretraining import pretrain
 
     logging.getLogger("lightning").setLevel(logging.WARNING)
     classifier = RecurrentConfig(cell=args.cell, bidirectional=not args.unidirectional, hidden_size=args.hidden_size,

@@ -1,4 +1,4 @@
-"""Rich progress bars on stderr for the library's :class:`speech.progress.Step` reports (stdout stays clean), or
+"""Rich progress bars on stderr for the library's :class:`speech.utils.progress.Step` reports (stdout stays clean), or
 plain log lines when stderr is not a terminal."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from speech.progress import Step, reporter
+from speech.utils.progress import Step, reporter
 
 
 def on_terminal() -> bool:

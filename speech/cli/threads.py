@@ -1,8 +1,8 @@
-"""``--threads`` on the command line (the values and their meaning: :mod:`speech.threads`)."""
+"""``--threads`` on the command line (the values and their meaning: :mod:`speech.utils.threads`)."""
 
 from __future__ import annotations
 
-from speech.threads import AUTO, apply_threads, default_threads, resolve_threads, threads_value
+from speech.utils.threads import AUTO, apply_threads, default_threads, resolve_threads, threads_value
 
 __all__ = ["AUTO", "add_threads_argument", "apply_threads", "default_threads", "resolve_threads", "threads_value"]
 

@@ -1,7 +1,7 @@
-"""``speech train``: LightningCLI ``fit`` through :func:`speech.training.run_cli`, for a terminal.
+"""``speech train``: LightningCLI ``fit`` through :func:`speech.training.train.run_cli`, for a terminal.
 
 The run itself (run folders never overwritten, input checked before training, ``base:`` configs) is
-:mod:`speech.training`'s, the same as :func:`speech.train`'s. This layer adds what a command line shows: rich
+:mod:`speech.training.train`'s, the same as :func:`speech.train`'s. This layer adds what a command line shows: rich
 progress bars on a terminal (one log line per epoch in a log file or pipe), ``--threads auto`` by default, one
 line and exit 2 for bad input, exit 130 after Lightning's clean shutdown on Ctrl-C, and at the end the best
 checkpoint, its validation accuracy, the learning curve and the next commands.
@@ -19,8 +19,8 @@ from speech.cli import failure
 from speech.cli.program import program
 from speech.cli.progress import ProgressBars, on_terminal
 from speech.data.labels import rejection_warning
-from speech.threads import AUTO
-from speech.training import RunWatcher, SpeechCLI, TrainSetupError, run_cli
+from speech.training.train import RunWatcher, SpeechCLI, TrainSetupError, run_cli
+from speech.utils.threads import AUTO
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ FLAG_HINTS = {"labels": "--data.labels / --data.root", "threads": "--threads", "
 
 
 class CommandCLI(SpeechCLI):
-    """:class:`~speech.training.SpeechCLI` as the command line shows it: bars on a terminal, ``--threads auto``."""
+    """:class:`~speech.training.train.SpeechCLI` as the command line shows it: bars on a terminal, ``--threads auto``."""
 
     def progress_bars(self) -> bool:
         return on_terminal()
@@ -136,7 +136,7 @@ def _last_checkpoint(trainer) -> Path | None:
 
 def training_summary(trainer, seconds: float) -> str:
     """What a finished run left: best checkpoint and its validation accuracy, the learning curve, next commands."""
-    from speech.runs import CURVE_FILE
+    from speech.training.runs import CURVE_FILE
 
     # the logger's own folder: Trainer.log_dir broadcasts, which only rank 0 reaches here under DDP
     log_dir = trainer.loggers[0].log_dir if trainer.loggers else None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from speech.activity import speech_bounds
+from speech.audio.activity import speech_bounds
 from speech.data.reverb import reverberate, room_responses
 from speech.data.windows import partial_words, place_anywhere, stale_words
 

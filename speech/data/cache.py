@@ -2,7 +2,7 @@
 
 A split's cache is keyed by a SHA-256 of its file list (path, size, mtime of every clip, in order) and the
 decode settings; a change to any of them gives a new key and therefore a new file, so a stale cache is never
-read. The file is built once (parallel decode; progress through a :mod:`speech.progress` callback), written to a
+read. The file is built once (parallel decode; progress through a :mod:`speech.utils.progress` callback), written to a
 temporary name and renamed into place (atomic), and afterwards read through ``np.load(mmap_mode="r")``, so an epoch costs page-cache copies
 only. Clips that fail to decode are dropped from the cache and reported in :attr:`CachedSplit.bad_files`.
 
@@ -25,18 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
-from speech.audio import AudioError
+from speech.audio.io import AudioError
 from speech.data.decode import decode_int16
 from speech.data.errors import CacheError
 from speech.data.index import Example
-from speech.files import write_text_atomically
-from speech.progress import ProgressCallback, Step, reporter
-from speech.timing import Stopwatch
+from speech.utils.files import write_text_atomically
+from speech.utils.progress import ProgressCallback, Step, reporter
+from speech.utils.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = "speech-waves-cache"
-CACHE_VERSION = 2  # 2: float samples a little over full scale are clipped, not scaled (speech/audio.py)
+CACHE_VERSION = 2  # 2: float samples a little over full scale are clipped, not scaled (speech/audio/io.py)
 _CHUNK = 256  # clips per decode task
 _CROPS = ("center", "start", "end")
 
@@ -192,7 +192,7 @@ def cached_waveforms(
     (``path=None``) are zero rows. Clips that cannot be decoded are dropped (logged as warnings, listed in
     ``bad_files``). A later call with the same files (paths, sizes, mtimes) and settings reads the cache
     without decoding. ``num_workers``: decode threads (default: CPU count, at most 8). ``progress``: see
-    :mod:`speech.progress`.
+    :mod:`speech.utils.progress`.
     """
     if crop not in _CROPS:
         raise ValueError(f"crop must be one of {_CROPS}, got {crop!r}")

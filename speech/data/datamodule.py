@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from speech.audio import CLIP_SAMPLES, pcm_to_float
+from speech.audio.io import CLIP_SAMPLES, pcm_to_float
 from speech.data import CachedSplit, DatasetIndex, Example, build_index, cached_waveforms, load_noise
 from speech.data.augment import AugmentConfig, WaveAugment
 from speech.data.cache import default_cache_dir
@@ -32,7 +32,7 @@ from speech.data.sampling import (
 )
 from speech.data.sources import ExtraSource, check_disjoint, extra_split, read_extra_source
 from speech.data.splits import SPLITS, SplitSettings, keep_speakers
-from speech.progress import ProgressCallback
+from speech.utils.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.class_balance, self.balance_by, self.epoch_examples = float(class_balance), balance_by, epoch_examples
         self._extras: list[ExtraSource] | None = None
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        self.progress: ProgressCallback | bool = True  # cache building: see speech.progress (the CLI draws bars)
+        self.progress: ProgressCallback | bool = True  # cache building: see speech.utils.progress (the CLI draws bars)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment_config = augment or AugmentConfig()

@@ -1,7 +1,7 @@
 """Decoding one clip to a fixed-length int16 row for the waveform cache.
 
 16-bit mono files already at the target rate are read straight as int16 (bit-exact, the fast path); anything
-else (8/24/32-bit, float, stereo, other rates, FLAC/OGG) goes through :func:`speech.audio.load_audio` and is
+else (8/24/32-bit, float, stereo, other rates, FLAC/OGG) goes through :func:`speech.audio.io.load_audio` and is
 quantised to int16 (``round(x * 32768)``, clipped), which is exact for 16-bit sources.
 """
 
@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from speech.audio import AudioError, fit_window, float_to_int16, load_audio
+from speech.audio.io import AudioError, fit_window, float_to_int16, load_audio
 
 
 def decode_int16(
     path: str, sample_rate: int = 16000, samples: int = 16000, crop: str = "center"
 ) -> np.ndarray:
-    """Decode ``path`` to int16 mono at ``sample_rate``, fitted to a window of ``samples`` (:func:`speech.audio.fit_window`); shape ``(samples,)``.
+    """Decode ``path`` to int16 mono at ``sample_rate``, fitted to a window of ``samples`` (:func:`speech.audio.io.fit_window`); shape ``(samples,)``.
 
-    Raises :class:`speech.audio.AudioError` naming the file when it cannot be decoded.
+    Raises :class:`speech.audio.io.AudioError` naming the file when it cannot be decoded.
     """
     try:
         with sf.SoundFile(path) as handle:

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from speech.errors import SpeechError
-from speech.progress import ProgressCallback, Step, reporter
+from speech.utils.progress import ProgressCallback, Step, reporter
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def _download_root(root: str | Path) -> Iterator[Path]:
     """``root`` made for a download (checked writable first, before any transfer); the folders this call made are
     removed again when the download fails and leaves them empty (no server, a bad part, Ctrl-C), so a failed
     first try leaves nothing behind. A partial download in them stays, to be resumed."""
-    from speech.files import check_can_create
+    from speech.utils.files import check_can_create
 
     root = Path(root).expanduser()
     check_can_create(root, "download folder", param="root")  # a read-only place: now, before any transfer

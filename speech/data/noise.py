@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from speech.audio import AudioError, load_audio
+from speech.audio.io import AudioError, load_audio
 from speech.data.index import DatasetIndex
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ Layout (LibriSpeech's): ``<reader>/<chapter>/<reader>-<chapter>-<n>.flac|ogg|wav
 are found anywhere below the root; each names audio files beside it.
 
 * :func:`read_running_speech` reads the transcripts and checks every named file's header (the rule of the clip
-  scan, :func:`speech.audio.audio_problem`). A line naming a missing file, an unreadable file, an unreadable
+  scan, :func:`speech.audio.io.audio_problem`). A line naming a missing file, an unreadable file, an unreadable
   transcript: skipped and listed in :attr:`RunningSpeech.bad_files` (as the clip scan does); a folder that does not
   exist, holds no transcript or no usable sentence: :class:`~speech.data.errors.DatasetError`, one line naming it.
 * :func:`split_readers`: a seeded, reader-disjoint split into ``train`` / ``calibration`` / ``test``
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speech.audio import AudioError, audio_problem
+from speech.audio.io import AudioError, audio_problem
 from speech.data.errors import DatasetError
 from speech.errors import SettingError
 
@@ -210,7 +210,7 @@ def keyword_free(utterances: Iterable[Utterance], keywords: Iterable[str]) -> li
 
 def load_sentence(path: str | Path) -> np.ndarray:
     """A whole sentence as float32 mono at 16 kHz."""
-    from speech.audio import load_audio
+    from speech.audio.io import load_audio
 
     return load_audio(path, samples=None)
 
@@ -240,7 +240,7 @@ def cut_windows(lengths: Sequence[int], load: Callable[[int], np.ndarray | None]
     :data:`TRIES` places, so the windows hold speech, as a stream window over talk does; the words enter and leave
     at the edges, cut anywhere. A sentence shorter than a window is used whole, zero padded.
     """
-    from speech.audio import float_to_int16
+    from speech.audio.io import float_to_int16
 
     if count <= 0 or not len(lengths):
         return np.zeros((0, samples), np.int16), np.zeros(0, np.int64)
@@ -277,7 +277,7 @@ def cut_windows(lengths: Sequence[int], load: Callable[[int], np.ndarray | None]
 
 def sentence_samples(path: str | Path) -> int:
     """A sentence's length in samples at 16 kHz, from its header (no decoding); 0 when the header is unreadable."""
-    from speech.audio import read_header
+    from speech.audio.io import read_header
 
     header = read_header(path)
     return 0 if isinstance(header, str) else round(header.frames * SAMPLE_RATE / header.samplerate)

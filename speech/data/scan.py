@@ -1,6 +1,6 @@
 """Fast folder scan and layout detection.
 
-``os.scandir`` plus one header check per file (:func:`speech.audio.audio_problem`: the first bytes of a WAV,
+``os.scandir`` plus one header check per file (:func:`speech.audio.io.audio_problem`: the first bytes of a WAV,
 about 13 us; no decoding). This is where the project decides, once, which files are bad: empty, not audio,
 header only, truncated. They are left out of every split and listed in :attr:`FolderScan.bad_files`, so
 ``speech data summary``, training and ``speech evaluate`` count the same files and the same bad files.
@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speech.audio import audio_problem
+from speech.audio.io import audio_problem
 from speech.data.errors import DatasetError
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 
@@ -40,7 +40,7 @@ def is_audio_name(name: str) -> bool:
 def _list_audio(folder: str, bad: list[tuple[str, str]]) -> tuple[list[str], int]:
     """Sorted names of the usable audio files in ``folder`` and the number of other (non-audio) files.
 
-    Files with an audio name that fail :func:`speech.audio.audio_problem` go to ``bad`` as ``(path, reason)``.
+    Files with an audio name that fail :func:`speech.audio.io.audio_problem` go to ``bad`` as ``(path, reason)``.
     """
     names: list[str] = []
     other = 0
@@ -104,7 +104,7 @@ def scan_folder(root: str | Path) -> FolderScan:
     * ``"test_set"``: the official test-set archive: label folders including ``_unknown_`` and/or ``_silence_``;
     * ``"folders"``: any ``<label>/*.wav|flac|ogg`` tree.
 
-    Every audio file's header is checked (:func:`speech.audio.audio_problem`); bad ones are skipped and listed
+    Every audio file's header is checked (:func:`speech.audio.io.audio_problem`); bad ones are skipped and listed
     in ``bad_files``. Raises :class:`DatasetError` naming ``root`` when it is missing, not a folder, or holds no
     label subfolder with a usable clip (the message says what it found instead).
     """

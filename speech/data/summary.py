@@ -1,6 +1,6 @@
 """What is in a data set: clips per split and label, speakers, skipped files, durations from file headers.
 
-Bad files are the ones the scan found (:func:`speech.audio.audio_problem`); they are in no split, so the
+Bad files are the ones the scan found (:func:`speech.audio.io.audio_problem`); they are in no split, so the
 tables sum to the usable clips and ``bad_files.count`` is the number every other command reports too.
 """
 
@@ -11,7 +11,7 @@ import statistics
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from speech.audio import read_header
+from speech.audio.io import read_header
 from speech.data.index import DatasetIndex
 from speech.data.splits import SPLITS
 

@@ -3,7 +3,7 @@
 A model trained on centred 1 s clips meets other windows when it slides over a stream every hop: the word
 anywhere in the window (entering at the right edge, leaving at the left), half words, the tail of one word
 and the head of the next. These functions rebuild such windows from a batch of training clips, batched on
-the batch's device (the speech in each clip is :func:`speech.activity.speech_bounds`):
+the batch's device (the speech in each clip is :func:`speech.audio.activity.speech_bounds`):
 
 * :func:`place_anywhere` moves a clip's speech to a random place where it still fits in the window whole
   (the label stays), optionally only where it ends in the window's recent part;

@@ -13,7 +13,7 @@ from speech.data.splits import SplitSettings
 from speech.evaluation.errors import EvaluationError
 from speech.evaluation.noise import DEFAULT_NOISE_SEED
 from speech.evaluation.scoring import Result, evaluate_waves, evaluate_with_noise
-from speech.progress import ProgressCallback
+from speech.utils.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def load_eval_set(
 
     ``settings`` (:class:`~speech.data.SplitSettings`, default: the defaults) go to
     :func:`~speech.data.build_index`, so the split a model was trained with can be reproduced. ``progress``: decoding progress
-    (see :mod:`speech.progress`). Whether the clips are unseen by a
+    (see :mod:`speech.utils.progress`). Whether the clips are unseen by a
     model is checked by the caller with :func:`speech.data.record.check_held_out` (one data set may serve
     several models).
     The folder may hold some of the model's labels only (e.g. four of its ten keywords): every clip is scored over

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from speech.evaluation.eval_set import EvalSet, evaluate_set, load_eval_set
 from speech.evaluation.noise import DEFAULT_NOISE_SEED
 from speech.evaluation.scoring import Result
-from speech.progress import ProgressCallback
+from speech.utils.progress import ProgressCallback
 
 if TYPE_CHECKING:
     from speech.data.record import SplitChoice
@@ -82,7 +82,7 @@ def evaluate_model(
 
     ``split``: the resolved split (partition, :class:`~speech.data.SplitSettings` and where they came from;
     see :func:`speech.data.record.choose_split`). ``loaded`` caches decoded sets between models with the same
-    classes and split. ``snrs`` (dB) adds one noisy evaluation per SNR. ``progress``: decoding progress (:mod:`speech.progress`).
+    classes and split. ``snrs`` (dB) adds one noisy evaluation per SNR. ``progress``: decoding progress (:mod:`speech.utils.progress`).
     Raises :class:`speech.data.record.SpeakerLeakError` when clips of training speakers would be scored and
     ``allow_trained_speakers`` is false, :class:`speech.data.DatasetError` when the folder lacks one of the
     model's labels, :class:`~speech.evaluation.EvaluationError` for an empty split.

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speech.activity import active_speech_power
-from speech.audio import pcm_to_float
+from speech.audio.activity import active_speech_power
+from speech.audio.io import pcm_to_float
 from speech.data.labels import SILENCE_LABEL
 
 DEFAULT_NOISE_SEED = 0

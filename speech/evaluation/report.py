@@ -26,8 +26,8 @@ from speech.errors import OutputExistsError
 from speech.evaluation.metrics import Metrics
 from speech.evaluation.model_eval import ModelEvaluation
 from speech.evaluation.scoring import Result
-from speech.files import check_can_create, check_json_path, write_json
-from speech.plots import new_figure
+from speech.utils.files import check_can_create, check_json_path, write_json
+from speech.utils.plots import new_figure
 
 REPORT_FORMAT = "speech-eval-report"
 REPORT_VERSION = 1

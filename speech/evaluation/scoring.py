@@ -1,6 +1,6 @@
 """Running a scorer over labelled clips: predictions in batches, batch-1 latency, clean and noisy results.
 
-A scorer is :class:`speech.scorers.TorchScorer` or :class:`speech.scorers.OnnxScorer` (``labels``,
+A scorer is :class:`speech.runtime.scorers.TorchScorer` or :class:`speech.runtime.scorers.OnnxScorer` (``labels``,
 ``scores(waves)``). Waveforms are ``(clips, samples)`` at 16 kHz, float32 in [-1, 1] or int16.
 """
 
@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from speech.audio import pcm_to_float
+from speech.audio.io import pcm_to_float
 from speech.evaluation.errors import EvaluationError
 from speech.evaluation.metrics import Metrics, confusion_matrix, metrics_from_confusion
 from speech.evaluation.noise import DEFAULT_NOISE_SEED, NoiseMix, noise_mixes
-from speech.timing import Stopwatch, call_times_ms
+from speech.utils.timing import Stopwatch, call_times_ms
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Typical use::
 
-    from speech.scorers import load_scorer
+    from speech.runtime.scorers import load_scorer
     from speech.streaming import StreamingRecogniser, StreamingConfig
 
     engine = StreamingRecogniser(load_scorer("model.onnx"), StreamingConfig(hop_ms=100), input_rate=48_000)

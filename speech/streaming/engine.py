@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from speech.audio import (
+from speech.audio.io import (
     FULL_SCALE_TOLERANCE,
     AudioError,
     check_sample_rate,
@@ -27,13 +27,13 @@ from speech.audio import (
     clip_to_full_scale,
     pcm_to_float,
 )
+from speech.audio.resample import StreamResampler
 from speech.data.labels import SILENCE_LABEL
 from speech.errors import SettingError
-from speech.resample import StreamResampler
 from speech.streaming.detection import CommandDetector, Detection, DetectorConfig
 from speech.streaming.frames import LEVEL_FLOOR_DB, IncrementalFeatures
 from speech.streaming.stateful import DEFAULT_STATES, StatefulStream
-from speech.timing import Stopwatch
+from speech.utils.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +95,15 @@ def to_float_mono(chunk: np.ndarray, channels: int = 1) -> np.ndarray:
 
 
 class StreamingRecogniser:
-    """Keyword spotting on a live stream with a scorer from :func:`speech.scorers.load_scorer`.
+    """Keyword spotting on a live stream with a scorer from :func:`speech.runtime.scorers.load_scorer`.
 
     ``feed(chunk)`` accepts PCM at ``input_rate`` Hz (int16 or float, mono or ``(samples, channels)``) and
     returns the detections it completed; ``finish()`` ends the stream: it flushes the resampler and feeds
     ``config.flush_ms`` of silence, so the last word is decided (its detection time may lie after the input's end).
     ``on_hop`` (optional) is called with every :class:`HopResult`, in time order.
 
-    Bad samples follow the one rule of :mod:`speech.audio`: a chunk with a NaN or infinite sample, or float samples
-    far over full scale, raises :class:`~speech.audio.AudioError` (naming the stream time of the first); float
+    Bad samples follow the one rule of :mod:`speech.audio.io`: a chunk with a NaN or infinite sample, or float samples
+    far over full scale, raises :class:`~speech.audio.io.AudioError` (naming the stream time of the first); float
     samples a little over full scale are clipped to [-1, 1], with one warning per stream.
     """
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from speech.mfcc import FrontEndConfig
+from speech.frontend.mfcc import FrontEndConfig
 
 LEVEL_FLOOR_DB = -120.0
 
@@ -31,7 +31,7 @@ class IncrementalFeatures:
     """16 kHz float samples in, normalised MFCC frames ``(new_frames, n_mfcc)`` out, as they complete.
 
     ``features``: the scorer's front end, float waveforms ``(1, samples)`` -> normalised features
-    ``(1, frames, n_mfcc)`` (:meth:`speech.scorers.Scorer.features`); ``config``: its settings.
+    ``(1, frames, n_mfcc)`` (:meth:`speech.runtime.scorers.Scorer.features`); ``config``: its settings.
     Also returns each new frame's RMS level (dBFS) for the energy gate and the level meter.
     """
 

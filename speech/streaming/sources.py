@@ -153,13 +153,13 @@ class WavSource:
     """A sound file read in ``block_ms`` chunks ``(block, channels)`` float32, paced in real time if asked."""
 
     def __init__(self, path: str | Path, realtime: bool = False, block_ms: float = 20.0) -> None:
-        from speech.audio import audio_problem, read_header
+        from speech.audio.io import audio_problem, read_header
 
         self.path = Path(path)
         if not self.path.is_file():
             what = "is a folder" if self.path.is_dir() else "no such sound file"
             raise SourceError(f"{self.path}: {what}", param="wav", exit_code=2)
-        # the one header check of every command (speech.audio.audio_problem): a truncated WAV is refused here
+        # the one header check of every command (speech.audio.io.audio_problem): a truncated WAV is refused here
         # as it is by 'speech evaluate', 'speech.load(...).predict' and the data scan
         problem = audio_problem(self.path)
         info = read_header(self.path) if problem is None else problem

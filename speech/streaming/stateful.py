@@ -10,7 +10,7 @@ by the oldest: a context of the last ``(1 - 1 / states)`` to 1 window. With ``st
 hop has a state of exactly one window (the window model's scores, up to the conv layer's edge frames) at the
 window model's cost; 3 states cost a fifth of it (0.079 against 0.42 ms a hop, scripts/bench_cells.py).
 
-Scorers that can do this (``streams`` true, :mod:`speech.scorers`) provide ``stream_context`` (``(left, stride,
+Scorers that can do this (``streams`` true, :mod:`speech.runtime.scorers`) provide ``stream_context`` (``(left, stride,
 right)``: step ``j`` of the recurrent layer reads frames ``stride * j - left`` to ``stride * j + right``),
 ``stream_state_shape`` (``(rows, hidden)``) and ``stream_step(frames, state) -> (probs, state)``, batched.
 """

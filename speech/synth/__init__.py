@@ -40,11 +40,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speech.audio import SAMPLE_RATE
+from speech.audio.io import SAMPLE_RATE
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.errors import SettingError
-from speech.files import check_can_create
-from speech.progress import ProgressCallback, Step, reporter
 from speech.synth.espeak import (  # noqa: F401  (the names users of speech.synth call)
     ESPEAK,
     ESPEAK_RATE,
@@ -79,13 +77,15 @@ from speech.synth.plan import (  # noqa: F401
     silence_clip,
     word_clip,
 )
-from speech.timing import Stopwatch
+from speech.utils.files import check_can_create
+from speech.utils.progress import ProgressCallback, Step, reporter
+from speech.utils.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
 
 def wav_bytes(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
-    """A mono float waveform as the bytes of a 16-bit PCM WAV file (what :func:`speech.audio.write_wav` writes).
+    """A mono float waveform as the bytes of a 16-bit PCM WAV file (what :func:`speech.audio.io.write_wav` writes).
 
     Writing these bytes with plain file I/O skips the ``fsync`` soundfile does on every close (~5 ms a file).
     """

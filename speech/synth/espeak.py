@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from speech.audio import SAMPLE_RATE, pcm_to_float, resample
+from speech.audio.io import SAMPLE_RATE, pcm_to_float, resample
 from speech.errors import SpeechError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speech.audio import CLIP_SAMPLES
+from speech.audio.io import CLIP_SAMPLES
 from speech.data.labels import SILENCE_LABEL, UNKNOWN_LABEL
 from speech.data.noise import NOISE_COLOURS, coloured_noise
 from speech.errors import SettingError

@@ -31,7 +31,7 @@ from speech.streaming.detection import (
     smooth_scores,
 )
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser, stream_array
-from speech.timing import Stopwatch
+from speech.utils.timing import Stopwatch
 
 
 @dataclass

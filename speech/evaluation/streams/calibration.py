@@ -44,7 +44,7 @@ class CalibrationRun:
 def check_model_output(model: str | Path, out: str | Path | None, in_place: bool) -> None:
     """Where the calibrated model goes (a new ``out`` file of the model's kind, or ``model`` itself with
     ``in_place``) must be writable, before the calibration runs."""
-    from speech.files import check_can_create
+    from speech.utils.files import check_can_create
 
     if out is not None and in_place:
         raise SettingError("give an output file or in_place, not both", param="in_place")
@@ -85,9 +85,9 @@ def run_calibration(
     read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
     ``speech-runs/calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
     """
-    from speech.files import write_json
-    from speech.model_file import read_metadata
+    from speech.model.model_file import read_metadata
     from speech.streaming.detection import threshold_config
+    from speech.utils.files import write_json
 
     model, spec, config, running = experiment.model, experiment.spec, experiment.config, experiment.running
     check_model_output(model, out, in_place)

@@ -32,7 +32,7 @@ def output_dir(requested: str | Path | None, names: tuple[str, ...], prefix: str
     :class:`~speech.errors.OutputPlaceError` (``param`` ``"out_dir"``). ``create=False`` only checks: call it
     before any long work, then again with the same ``requested`` to create it. A new timestamped folder is claimed
     when it is created, so runs started in the same second get folders of their own (``-2``, ``-3`` ...)."""
-    from speech.files import check_can_create
+    from speech.utils.files import check_can_create
 
     if requested is None:
         stamp = f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -93,7 +93,7 @@ def run_experiment(experiment: StreamExperiment, *, out_dir: str | Path | None, 
     """Check the outputs (``out_dir`` or a new ``speech-runs/<prefix>-<time>`` folder must not hold ``names``;
     ``json_path`` must be new), gather the clips, create the folder, then build and score the streams. ``announce``: the log line (partition, folder, speakers, split
     source, minutes of audio) said before the model runs."""
-    from speech.files import check_json_path
+    from speech.utils.files import check_json_path
 
     minutes = sum(experiment.spec.lengths())
     if json_path is not None:

@@ -24,8 +24,8 @@ from speech.evaluation.streams.matching import (
     streaming_accuracy,
     window_start_ms,
 )
-from speech.plots import new_figure
 from speech.streaming.detection import NEVER_REPORTED, DetectorConfig, threshold_config
+from speech.utils.plots import new_figure
 
 SWEEP_THRESHOLDS = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 .. 0.99
 

@@ -247,7 +247,7 @@ def store_detection(model: str | Path, section: dict, *, out: str | Path | None 
     """Write ``model`` with ``metadata["detection"] = section`` to ``out`` (a new file of the same kind), or over
     ``model`` itself when ``in_place``. Written to a temporary file first and renamed, so a failure leaves the
     original untouched; ``out`` must not exist. Returns the path written."""
-    from speech.model_file import write_section
+    from speech.model.model_file import write_section
 
     model = Path(model)
     if (out is None) == (not in_place):

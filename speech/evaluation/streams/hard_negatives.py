@@ -25,7 +25,7 @@ def mine(scorer, running_root: str | Path, *, threshold: float = 0.5, min_gap_s:
     """``(windows int16 (n, the model's window in samples), info)`` mined from the keyword-free sentences of the
     train readers (at most
     ``max_minutes`` of them; None: all)."""
-    from speech.audio import float_to_int16
+    from speech.audio.io import float_to_int16
     from speech.data.running_speech import keyword_free
     from speech.data.running_windows import model_keywords
     from speech.evaluation.streams.running import build_running_stream, running_source

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speech.activity import clip_speech_bounds
-from speech.audio import load_audio
+from speech.audio.activity import clip_speech_bounds
+from speech.audio.io import load_audio
 from speech.data.labels import UNKNOWN_LABEL
 from speech.evaluation.streams.matching import LabelledTime, Word
 
@@ -130,7 +130,7 @@ def generate_long_recording(
         ends.append((offset + last) * 1000.0 / SAMPLE_RATE)
         used.append(str(path))
     # a recording, as the stream test writes it (16-bit WAV) and as the engine would clip it anyway (bad-samples
-    # rule of speech.audio): a word at full scale over the background can pass 1 by a little
+    # rule of speech.audio.io): a word at full scale over the background can pass 1 by a little
     np.clip(track, -1.0, 1.0, out=track)
     return LongRecording(track, words, onsets, ends, used)
 

@@ -243,7 +243,7 @@ def build_running_stream(scorer, config, utterances, *, seed: int = 0, max_minut
                          pause_s: tuple[float, float] = PAUSE_S, keep_wave: bool = False) -> RunningStream:
     """The sentences ``utterances`` (:class:`speech.data.running_speech.Utterance`) in a seeded random order, up to
     ``max_minutes`` of stream (None: all), joined (:func:`join_sentences`) and scored with ``scorer``."""
-    from speech.audio import AudioError
+    from speech.audio.io import AudioError
     from speech.data.running_speech import load_sentence
 
     if not utterances:

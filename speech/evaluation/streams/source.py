@@ -158,7 +158,7 @@ def stream_source(scorer, options: SourceOptions) -> StreamSource:
     Raises :class:`speech.data.record.SpeakerLeakError` when clips of training speakers would be used without
     ``allow_trained_speakers``, :class:`EvaluationError` (``param`` ``"split"``) for an empty partition.
     """
-    from speech.audio import load_audio
+    from speech.audio.io import load_audio
     from speech.data import build_index, load_noise
     from speech.data.record import DataRecord, check_held_out, speakers_hash
 

@@ -106,10 +106,10 @@ def run_stream_test(
     ``det_curve.png``). Its steps are logged. Outputs are checked before any scoring; nothing is written when the
     clips would include training speakers.
     """
-    from speech.audio import write_wav
+    from speech.audio.io import write_wav
     from speech.evaluation.streams.matching import write_labels_file, write_words_file
-    from speech.files import write_json
     from speech.streaming.thresholds import resolve_detector
+    from speech.utils.files import write_json
 
     scorer, model, spec = experiment.scorer, experiment.model, experiment.spec
     config, threshold_source, mismatch = resolve_detector(scorer.metadata, experiment.config, threshold)

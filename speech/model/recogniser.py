@@ -1,9 +1,9 @@
 """A complete recogniser: front end + classifier + label list, waveform in, logits out.
 
-Model files carry everything needed to rebuild it (the schema: :mod:`speech.model_file`). Besides the network,
+Model files carry everything needed to rebuild it (the schema: :mod:`speech.model.model_file`). Besides the network,
 ``sections`` holds plain-data descriptions of how the model was made and should be used: ``"data"`` (a
 :class:`speech.data.record.DataRecord`: the split and the training speakers), ``"detection"`` (calibrated
-streaming thresholds) and, for an ensemble of models (:mod:`speech.ensemble`), ``"ensemble"`` (its members).
+streaming thresholds) and, for an ensemble of models (:mod:`speech.model.ensemble`), ``"ensemble"`` (its members).
 They travel into the ONNX export unchanged.
 """
 
@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from speech.classifiers import build_classifier, settings_dict
-from speech.features import FrontEnd, FrontEndConfig
-from speech.model_file import INFO_SECTIONS
+from speech.frontend.features import FrontEnd, FrontEndConfig
+from speech.model.model_file import INFO_SECTIONS
 
 
 class Recogniser(nn.Module):

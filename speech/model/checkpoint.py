@@ -1,6 +1,6 @@
 """Training checkpoints as recognisers: rebuild a :class:`Recogniser` from a ``.ckpt`` file, save a lean one.
 
-Reading the file (safely: nothing in it is ever executed) is :func:`speech.model_file.read_checkpoint`.
+Reading the file (safely: nothing in it is ever executed) is :func:`speech.model.model_file.read_checkpoint`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from speech.model_file import (
+from speech.model.model_file import (
     META_KEY,
     CheckpointError,
     ModelFileError,
@@ -17,7 +17,7 @@ from speech.model_file import (
     model_metadata,
     read_checkpoint,
 )
-from speech.recogniser import Recogniser, recogniser_from_metadata
+from speech.model.recogniser import Recogniser, recogniser_from_metadata
 
 STATE_PREFIX = "recogniser."
 
@@ -54,7 +54,7 @@ def save_checkpoint(model: Recogniser, path: str | Path, overwrite: bool = False
     """
     path = Path(path)
     if "ensemble" in model.sections:
-        raise ValueError(f"{path}: an ensemble is stored as ONNX (speech.export.export_onnx), not as a checkpoint")
+        raise ValueError(f"{path}: an ensemble is stored as ONNX (speech.runtime.export.export_onnx), not as a checkpoint")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; refusing to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ An ensemble of seeds is more accurate and makes fewer confident mistakes than on
 ensemble figures), but costs a model per member at run time. Distillation (Hinton et al. 2015) trains a single
 model on a mix of the labels and the teachers' softened probabilities, to keep most of that gain at the cost of
 one model. The teachers see the student's augmented waveform (before SpecAugment, which only the student gets),
-each through its own front end, and are averaged as :mod:`speech.ensemble` does.
+each through its own front end, and are averaged as :mod:`speech.model.ensemble` does.
 
 A teacher must not have trained on speakers or readers the student holds out: its probabilities would carry
 what it learnt of them into the student, and the student's held-out figures would no longer be held out.
@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from speech.data.record import DataRecord
 from speech.errors import SettingError
-from speech.recogniser import Recogniser
+from speech.model.recogniser import Recogniser
 
 
 class Teachers:
@@ -30,7 +30,7 @@ class Teachers:
     """
 
     def __init__(self, paths: Sequence[str], labels: list[str], window_samples: int | None = None) -> None:
-        from speech.ensemble import load_ensemble
+        from speech.model.ensemble import load_ensemble
 
         self.paths = [str(p) for p in paths]
         self.model: Recogniser = load_ensemble(self.paths).eval().requires_grad_(False)

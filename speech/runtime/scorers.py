@@ -2,11 +2,11 @@
 
 A **scorer** turns 16 kHz float waveforms ``(batch, samples)`` or normalised features ``(batch, frames, n_mfcc)``
 into class probabilities ``(batch, classes)``. :class:`OnnxScorer` runs an exported classifier in ONNX Runtime
-with the NumPy front end (:class:`speech.mfcc.MfccFrontEnd`): it needs neither torch nor anything else of the
-training extra. :class:`TorchScorer` runs a :class:`~speech.recogniser.Recogniser` in PyTorch with its own
-front end (:class:`speech.features.FrontEnd`). The two front ends compute the same features (to ~1e-5), so
+with the NumPy front end (:class:`speech.frontend.mfcc.MfccFrontEnd`): it needs neither torch nor anything else of the
+training extra. :class:`TorchScorer` runs a :class:`~speech.model.recogniser.Recogniser` in PyTorch with its own
+front end (:class:`speech.frontend.features.FrontEnd`). The two front ends compute the same features (to ~1e-5), so
 every back end sees the features training saw. :class:`Scorer` is the protocol both satisfy; :func:`load_scorer`
-opens either file kind. What the files hold: :mod:`speech.model_file`.
+opens either file kind. What the files hold: :mod:`speech.model.model_file`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from speech.classifiers import has_stream_mode
-from speech.extras import require_training_extra
-from speech.mfcc import FrontEndConfig, MfccFrontEnd
-from speech.model_file import (
+from speech.frontend.mfcc import FrontEndConfig, MfccFrontEnd
+from speech.model.model_file import (
     ONNX_INPUT,
     STREAM_INPUTS,
     STREAM_OUTPUTS,
@@ -29,6 +28,7 @@ from speech.model_file import (
     onnx_stream_session,
     session_metadata,
 )
+from speech.utils.extras import require_training_extra
 
 
 class FrontEndLike(Protocol):
@@ -45,7 +45,7 @@ class Scorer(Protocol):
     labels: list[str]
     frontend: FrontEndLike
     num_parameters: int
-    metadata: dict  # the file's metadata (schema: speech.model_file)
+    metadata: dict  # the file's metadata (schema: speech.model.model_file)
 
     def features(self, waves: np.ndarray) -> np.ndarray:
         """Float waveforms ``(batch, samples)`` at 16 kHz -> normalised features ``(batch, frames, n_mfcc)``."""
@@ -72,7 +72,7 @@ class TorchScorer:
         self.recogniser = recogniser.eval().to(device)
         self.device = device
         self.labels: list[str] = recogniser.labels
-        self.frontend = recogniser.frontend  # speech.features.FrontEnd
+        self.frontend = recogniser.frontend  # speech.frontend.features.FrontEnd
         self.num_parameters = recogniser.classifier.num_parameters
         self.metadata: dict = model_metadata(recogniser)
         classifier = recogniser.classifier
@@ -164,14 +164,14 @@ def load_scorer(path: str | Path, backend: str = "auto", intra_op_threads: int =
 
     ``backend``: ``"auto"`` (by file suffix), ``"torch"`` or ``"onnx"``. ``intra_op_threads``: ONNX Runtime
     threads per call (PyTorch's threads are process-wide and left to the caller). A checkpoint on the base install
-    (no torch) is a :class:`~speech.extras.MissingExtraError` that says to install the extra or export first.
+    (no torch) is a :class:`~speech.utils.extras.MissingExtraError` that says to install the extra or export first.
     """
     path = Path(path)
     if backend == "auto":
         backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
     if backend == "torch":
         require_training_extra(f"{path}: a training checkpoint", "or export it with 'speech export' where that is installed and use the .onnx")
-        from speech.checkpoint import load_recogniser
+        from speech.model.checkpoint import load_recogniser
 
         return TorchScorer(load_recogniser(path))
     if backend == "onnx":

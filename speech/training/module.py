@@ -1,8 +1,8 @@
-"""The LightningModule: loss, metrics, optimiser and schedule around a :class:`~speech.recogniser.Recogniser`.
+"""The LightningModule: loss, metrics, optimiser and schedule around a :class:`~speech.model.recogniser.Recogniser`.
 
-The networks themselves live in :mod:`speech.features` and :mod:`speech.model`; this file only trains them.
+The networks themselves live in :mod:`speech.frontend.features` and :mod:`speech.model`; this file only trains them.
 Checkpoints carry the label list, the front-end and classifier settings (under ``"speech"``) and the
-feature normaliser (as buffers), so :func:`speech.checkpoint.load_recogniser` needs nothing else.
+feature normaliser (as buffers), so :func:`speech.model.checkpoint.load_recogniser` needs nothing else.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from speech.classifiers import ClassifierSettingsError, classifier_settings
 from speech.data.record import DataRecord
-from speech.distillation import Teachers, check_teachers, distillation_loss
 from speech.errors import SettingError
-from speech.features import FrontEndConfig, SpecAugment, SpecAugmentConfig
-from speech.mixup import draw_mix
-from speech.model_file import META_KEY, model_metadata
-from speech.recogniser import Recogniser
-from speech.schedule import warmup_cosine
+from speech.frontend.features import FrontEndConfig, SpecAugment, SpecAugmentConfig
+from speech.model.model_file import META_KEY, model_metadata
+from speech.model.recogniser import Recogniser
+from speech.training.distillation import Teachers, check_teachers, distillation_loss
+from speech.training.mixup import draw_mix
+from speech.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,12 @@ class KeywordModule(L.LightningModule):
             every step with this decay; buffers such as BatchNorm statistics are copied) and validate and save
             that average: the checkpoint's recogniser weights are the averaged ones (the raw ones travel along
             for resuming), and after ``fit`` the module holds the average.
-        teachers: trained checkpoints to distil from (:mod:`speech.distillation`); the loss becomes
+        teachers: trained checkpoints to distil from (:mod:`speech.training.distillation`); the loss becomes
             ``(1 - distill_weight) * cross-entropy + distill_weight * T² KL(teachers || student)`` at temperature
             ``distill_temperature``. The teachers must have trained on the student's training split only.
-        mixup_alpha: when > 0, every training example is mixed with another of its batch (:mod:`speech.mixup`,
+        mixup_alpha: when > 0, every training example is mixed with another of its batch (:mod:`speech.training.mixup`,
             weights from Beta(alpha, alpha)); the labels' loss is mixed alike and the teachers score the mix.
-        encoder: a pretrained encoder (:mod:`speech.pretraining`, CTC on the running speech of the train readers)
+        encoder: a pretrained encoder (:mod:`speech.training.pretraining`, CTC on the running speech of the train readers)
             whose input layer and GRU weights the classifier starts from; its readers must be train readers of this
             model's data.
     """
@@ -116,7 +116,7 @@ class KeywordModule(L.LightningModule):
         self.spec_augment = SpecAugment(spec_augment)
         self.encoder_info = None
         if encoder:
-            from speech.pretraining import load_encoder
+            from speech.training.pretraining import load_encoder
 
             self.encoder_info = load_encoder(self.recogniser.classifier, self.recogniser.frontend, encoder)
             log.info("encoder pretrained on %.2f h of %d readers (%s)", self.encoder_info["hours"],
@@ -171,7 +171,7 @@ class KeywordModule(L.LightningModule):
         if self.teachers is not None:
             check_teachers(self.teachers, known)
         if self.encoder_info is not None:
-            from speech.pretraining import check_encoder_readers
+            from speech.training.pretraining import check_encoder_readers
 
             check_encoder_readers(self.encoder_info, known.running_speech if known is not None else None)
         weights = datamodule.loss_weights() if datamodule is not None and hasattr(datamodule, "loss_weights") else None

@@ -50,11 +50,11 @@ from speech.data.datamodule import SpeechCommandsDataModule
 from speech.data.errors import DatasetError
 from speech.data.labels import rejection_warning
 from speech.errors import SettingError, SpeechError
-from speech.mfcc import FrontEndConfig
-from speech.model_file import CheckpointError, read_checkpoint
-from speech.module import KeywordModule
-from speech.threads import apply_threads, threads_value
-from speech.timing import Stopwatch
+from speech.frontend.mfcc import FrontEndConfig
+from speech.model.model_file import CheckpointError, read_checkpoint
+from speech.training.module import KeywordModule
+from speech.utils.threads import apply_threads, threads_value
+from speech.utils.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def check_resumable(ckpt_path: str | Path) -> dict:
 
 def check_same_labels(ckpt_path: str | Path, labels: list[str]) -> None:
     """Resuming needs the checkpoint's classes: the data's labels (``--data.labels``) must be the same list."""
-    from speech.model_file import META_KEY
+    from speech.model.model_file import META_KEY
 
     stored = (read_checkpoint(ckpt_path).get(META_KEY) or {}).get("labels")
     if stored is not None and list(stored) != list(labels):
@@ -402,7 +402,7 @@ def default_checkpoint_callbacks() -> list[ModelCheckpoint]:
 
 def draw_learning_curve(run_dir: Path) -> Path | None:
     """The run's ``learning_curve.png`` from its ``metrics.csv`` (None, and a warning, when it cannot be drawn)."""
-    from speech.runs import CURVE_FILE, RunFolderError, plot_learning_curve
+    from speech.training.runs import CURVE_FILE, RunFolderError, plot_learning_curve
 
     if not (run_dir / "metrics.csv").is_file():
         return None
@@ -480,7 +480,7 @@ def train(
     (``{"data.root": "data/mine", "trainer.max_epochs": 5, "model": {"lr": 0.01}}``) or as ``speech train``
     arguments (``["--data.root", "data/mine"]``). ``ckpt_path`` (a checkpoint, or ``"last"``) resumes;
     ``threads`` sets PyTorch's threads (unset: left as they are). Progress goes to :mod:`logging` (one line per
-    epoch, logger ``speech.training``); nothing is printed.
+    epoch, logger ``speech.training.train``); nothing is printed.
 
     Raises:
         SpeechError: bad input, before training starts (:class:`TrainSetupError`, ``DatasetError``, ...).

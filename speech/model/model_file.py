@@ -15,7 +15,7 @@ The **metadata** a model file carries (a checkpoint under ``checkpoint["speech"]
     speech_version    the speech that wrote it (files before version 3 lack it)
     data              optional: the DataRecord of the training data (split, training speakers)
     detection         optional: calibrated streaming thresholds
-    ensemble          optional: the members of an ensemble (speech.ensemble); then ``classifier`` is the first
+    ensemble          optional: the members of an ensemble (speech.model.ensemble); then ``classifier`` is the first
                       member's settings and ``num_parameters`` the members' total
     onnx              ONNX files only: graph input and outputs (and ``stream``: the stream-mode graph's, when the file
                       carries one under metadata_props["speech_stream_graph"])
@@ -23,9 +23,9 @@ The **metadata** a model file carries (a checkpoint under ``checkpoint["speech"]
 Version-1 files (checkpoints with ``"format": 1``, ONNX files with ``"format": "speech-onnx"``) and version-2 files
 (a classifier without a kind: the recurrent one) are read and upgraded; a newer version is refused with a message that says so.
 
-Nothing here imports torch at module level: the runtime (:mod:`speech.scorers`) reads ONNX files with ONNX
+Nothing here imports torch at module level: the runtime (:mod:`speech.runtime.scorers`) reads ONNX files with ONNX
 Runtime alone; reading a checkpoint (:func:`read_checkpoint`) needs the training extra (torch), and
-:mod:`speech.checkpoint` builds recognisers from them.
+:mod:`speech.model.checkpoint` builds recognisers from them.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from pathlib import Path
 
 from speech.classifiers import KIND_KEY, KINDS, kind_of
 from speech.errors import SpeechError
-from speech.extras import require_training_extra
-from speech.mfcc import FrontEndConfig
+from speech.frontend.mfcc import FrontEndConfig
+from speech.utils.extras import require_training_extra
 
 INFO_SECTIONS = ("data", "detection", "ensemble")  # optional plain-data sections (see the module docstring)
 META_KEY = "speech"  # where the metadata lives in both file kinds
@@ -67,7 +67,7 @@ def speech_version() -> str:
 
 def model_metadata(recogniser) -> dict:
     """The plain-data description (str/int/float/bool/list/dict only) that rebuilds ``recogniser``
-    (a :class:`speech.recogniser.Recogniser`)."""
+    (a :class:`speech.model.recogniser.Recogniser`)."""
     import torch
 
     fe = recogniser.frontend
@@ -151,7 +151,7 @@ def check_metadata(meta: object, source: str | Path, *, needs_normaliser: bool =
 
 
 def with_section(meta: dict, key: str, section: dict | None) -> dict:
-    """``meta`` with the optional section ``key`` (one of :data:`~speech.recogniser.INFO_SECTIONS`) set, or removed for None."""
+    """``meta`` with the optional section ``key`` (one of :data:`~speech.model.recogniser.INFO_SECTIONS`) set, or removed for None."""
     if key not in INFO_SECTIONS:
         raise ValueError(f"unknown metadata section {key!r}; expected one of {INFO_SECTIONS}")
     out = {k: v for k, v in meta.items() if k != key}
@@ -295,10 +295,10 @@ def read_metadata(path: str | Path) -> dict:
 def write_section(model: str | Path, key: str, section: dict | None, target: str | Path, overwrite: bool = False) -> Path:
     """Copy the ``.ckpt``/``.onnx`` file ``model`` to ``target`` (same kind) with metadata section ``key`` set.
 
-    Written to a temporary file and renamed (:func:`speech.files.replaced_atomically`), so a failure leaves
+    Written to a temporary file and renamed (:func:`speech.utils.files.replaced_atomically`), so a failure leaves
     ``target`` as it was; ``target`` may be ``model`` itself only with ``overwrite``.
     """
-    from speech.files import replaced_atomically
+    from speech.utils.files import replaced_atomically
 
     model, target = Path(model), Path(target)
     suffix = model.suffix.lower()

@@ -1,17 +1,17 @@
-"""ONNX export of a trained recogniser (run it with :class:`speech.scorers.OnnxScorer`).
+"""ONNX export of a trained recogniser (run it with :class:`speech.runtime.scorers.OnnxScorer`).
 
 What goes into the ``.onnx`` file: the classifier (normalised MFCC ``(batch, frames, n_mfcc)`` -> ``logits`` and
 ``probs``, both ``(batch, classes)``) with dynamic batch and frame axes, exported with PyTorch's TorchScript-based
 exporter, which maps ``nn.GRU`` onto ONNX's native ``GRU`` operator (``linear_before_reset=1``, PyTorch's GRU
 formula). The file's ``metadata_props`` carry, under the key ``"speech"``, the model's metadata as JSON (the one
-schema of :mod:`speech.model_file`: labels, front-end settings, feature normaliser, classifier settings, and the
+schema of :mod:`speech.model.model_file`: labels, front-end settings, feature normaliser, classifier settings, and the
 optional ``data``/``detection`` sections), so the file runs on its own. A unidirectional recurrent model pooled by
 its last state also carries its stream-mode graph (``frames, state -> probs, state_out``, dynamic batch and frames;
 :mod:`speech.streaming.stateful`) as base64 ONNX under ``metadata_props["speech_stream_graph"]``, checked against
 PyTorch like the main graph.
 
-The front end is not in the graph: :class:`speech.scorers.OnnxScorer` computes it in NumPy
-(:class:`speech.mfcc.MfccFrontEnd`, rebuilt from that metadata), so running the file needs only onnxruntime and
+The front end is not in the graph: :class:`speech.runtime.scorers.OnnxScorer` computes it in NumPy
+(:class:`speech.frontend.mfcc.MfccFrontEnd`, rebuilt from that metadata), so running the file needs only onnxruntime and
 NumPy. It does export (via the dynamo exporter's ONNX ``DFT``), but ONNX Runtime ran it 2-3x slower than PyTorch
 on one thread (``scripts/bench_latency.py --onnx-frontend``), and the NumPy front end costs what PyTorch's does per
 100 ms hop (0.08 against 0.09 ms).
@@ -39,8 +39,7 @@ from torch import nn
 
 from speech.classifiers import has_stream_mode
 from speech.errors import OutputExistsError, SettingError
-from speech.files import check_can_create, replaced_atomically
-from speech.model_file import (
+from speech.model.model_file import (
     META_KEY,
     ONNX_INPUT,
     ONNX_OUTPUTS,
@@ -50,9 +49,10 @@ from speech.model_file import (
     OnnxModelError,
     model_metadata,
 )
-from speech.recogniser import Recogniser
-from speech.scorers import OnnxScorer
+from speech.model.recogniser import Recogniser
+from speech.runtime.scorers import OnnxScorer
 from speech.streaming.stateful import frames_for_steps
+from speech.utils.files import check_can_create, replaced_atomically
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class _StreamStep(nn.Module):
 
 
 def onnx_metadata(recogniser: Recogniser, opset: int) -> dict:
-    """The model's metadata (:func:`speech.scorers.model_metadata`) plus the graph's input and outputs (and the
+    """The model's metadata (:func:`speech.runtime.scorers.model_metadata`) plus the graph's input and outputs (and the
     stream-mode graph's, for a model that has one)."""
     n_mfcc = recogniser.frontend.config.n_mfcc
     graph = {"input": ONNX_INPUT, "shape": ["batch", "frames", n_mfcc], "outputs": list(ONNX_OUTPUTS), "opset": opset}
@@ -204,13 +204,13 @@ def export_onnx(
     check: bool = True,
 ) -> Path:
     """Export a recogniser (or a ``.ckpt`` path, loaded safely) to ``path`` as ONNX with its metadata. A list of
-    two or more ``.ckpt`` paths is exported as one ensemble (:func:`speech.ensemble.load_ensemble`).
+    two or more ``.ckpt`` paths is exported as one ensemble (:func:`speech.model.ensemble.load_ensemble`).
 
     Refuses an existing ``path`` unless ``overwrite``. The file is written under a temporary name, checked
     (``onnx.checker`` and, when ``check``, ONNX Runtime vs PyTorch on random features at batch 1 and 3) and only
     then renamed into place, so a failed export leaves nothing behind.
     """
-    from speech.ensemble import load_ensemble
+    from speech.model.ensemble import load_ensemble
 
     path = Path(path)
     if not MIN_OPSET <= opset <= MAX_OPSET:

@@ -5,7 +5,7 @@ It is ``soxr``'s (libsoxr, the SoX resampler) streaming resampler, ``soxr.Resamp
 ``n * orig_rate / new_rate``). Its output does not depend on how the input was cut into chunks (bit-identical), and
 on the 2-core VM it costs about a tenth of the NumPy polyphase filter it replaced (docs/benchmarks.md). Every
 resampling of the package goes through it: the live path (:class:`speech.streaming.engine.StreamingRecogniser`)
-and file decoding for training, evaluation and prediction (:func:`speech.audio.resample`), so a model hears live
+and file decoding for training, evaluation and prediction (:func:`speech.audio.io.resample`), so a model hears live
 audio as it heard its training clips.
 """
 

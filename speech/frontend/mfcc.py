@@ -2,7 +2,7 @@
 
 :class:`FrontEndConfig` describes the features; two implementations compute them:
 
-- :class:`speech.features.FrontEnd` (PyTorch, torchaudio's filter bank): training, checkpoints, export;
+- :class:`speech.frontend.features.FrontEnd` (PyTorch, torchaudio's filter bank): training, checkpoints, export;
 - :class:`MfccFrontEnd` here (NumPy): what an exported ``.onnx`` model runs with, so running a model needs
   only onnxruntime and NumPy. It builds the same Hann window, Slaney mel filter bank and orthonormal DCT as
   torchaudio's ``MelSpectrogram`` and ``create_dct`` (holding the float32 values torchaudio builds) and frames
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from speech.settings import settings_from_dict
+from speech.utils.settings import settings_from_dict
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from speech.errors import SpeechError
-from speech.plots import new_figure
+from speech.utils.plots import new_figure
 
 CURVE_FILE = "learning_curve.png"
 _BEST = re.compile(r"best-epoch(\d+)-acc([0-9.]+)\.ckpt$")
@@ -58,7 +58,7 @@ CURVE_FORMATS = (".png", ".svg", ".pdf")
 
 def check_curve_output(out: str | Path, overwrite: bool = False) -> Path:
     """``out`` must be a new (or, with ``overwrite``, replaceable) PNG/SVG/PDF file in a writable place."""
-    from speech.files import check_new_file
+    from speech.utils.files import check_new_file
 
     out = Path(out)
     if out.suffix.lower() not in CURVE_FORMATS and not out.is_dir():

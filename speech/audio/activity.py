@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from speech.audio import pcm_to_float
+from speech.audio.io import pcm_to_float
 
 FRAME = 160  # samples: 10 ms at 16 kHz
 BOUNDS_RANGE_DB = 25.0  # the word: frames within this many dB of the loudest one

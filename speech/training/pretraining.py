@@ -36,8 +36,8 @@ from torch import nn
 from speech.classifiers import classifier_settings, kind_of, settings_dict
 from speech.classifiers.recurrent import RecurrentClassifier, RecurrentConfig
 from speech.errors import InputFileError, OutputExistsError, SettingError
-from speech.features import FrontEnd, FrontEndConfig, SpecAugment, SpecAugmentConfig
-from speech.schedule import warmup_cosine
+from speech.frontend.features import FrontEnd, FrontEndConfig, SpecAugment, SpecAugmentConfig
+from speech.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class CTCPretraining(L.LightningModule):
 
 def _sentences(utterances, what: str, max_seconds: float | None = None) -> Sentences:
     """The sentences of ``utterances`` in order, until ``max_seconds`` of audio are in (None: all)."""
-    from speech.audio import AudioError
+    from speech.audio.io import AudioError
     from speech.data.running_speech import SAMPLE_RATE, load_sentence
 
     waves, texts, seconds = [], [], 0.0
@@ -285,7 +285,7 @@ def read_encoder(path: str | Path) -> dict:
     except (OSError, RuntimeError, ValueError, EOFError) as exc:
         raise InputFileError(f"{path}: cannot read the pretrained encoder ({exc})", param="encoder") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InputFileError(f"{path}: not a pretrained encoder (expected a file of python -m speech.pretraining)",
+        raise InputFileError(f"{path}: not a pretrained encoder (expected a file of python -m speech.training.pretraining)",
                              param="encoder")
     return payload
 

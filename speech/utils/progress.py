@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-log = logging.getLogger("speech.progress")
+log = logging.getLogger("speech.utils.progress")
 
 
 @dataclass(frozen=True)

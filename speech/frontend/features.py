@@ -1,4 +1,4 @@
-"""The MFCC front end in PyTorch: training, checkpoints and export (:mod:`speech.mfcc` holds its settings and the
+"""The MFCC front end in PyTorch: training, checkpoints and export (:mod:`speech.frontend.mfcc` holds its settings and the
 NumPy twin that runs exported models).
 
 Frames are computed without centre padding (``center=False``), so frame ``i`` depends only on samples
@@ -19,7 +19,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from speech.mfcc import FrontEndConfig
+from speech.frontend.mfcc import FrontEndConfig
 
 __all__ = ["FrontEnd", "FrontEndConfig", "SpecAugment", "SpecAugmentConfig", "warp_filterbank"]
 
@@ -86,7 +86,7 @@ class FrontEnd(nn.Module):
     @torch.no_grad()
     def fit_normaliser(self, waves, batch_size: int = 256) -> None:
         """Fit mean/std per coefficient on ``(clips, samples)`` training waveforms, or on a list of 1-D waveforms of
-        any lengths (whole sentences, :mod:`speech.pretraining`), one at a time."""
+        any lengths (whole sentences, :mod:`speech.training.pretraining`), one at a time."""
         total = torch.zeros(self.config.n_mfcc, dtype=torch.float64, device=self.mean.device)
         total_sq = torch.zeros_like(total)
         count = 0

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from speech.audio.resample import StreamResampler
 from speech.errors import SpeechError
-from speech.resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def to_mono(data: np.ndarray) -> np.ndarray:
 def resample(wave: np.ndarray, orig_rate: int, new_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Resample a mono ``(samples,)`` waveform to ``new_rate`` (Hz); float32 ``(ceil(samples * new / orig),)``.
 
-    The same resampler as the live path (:class:`speech.resample.StreamResampler`, soxr's), so a file given to
+    The same resampler as the live path (:class:`speech.audio.resample.StreamResampler`, soxr's), so a file given to
     ``evaluate`` and the same file streamed through ``live --wav`` reach the model as the same audio.
     """
     if orig_rate == new_rate:

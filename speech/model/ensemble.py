@@ -6,7 +6,7 @@ keyword): two models rarely make the same confident mistake. Measured in the REA
 streaming").
 
 :func:`build_ensemble` checks that the members agree on what goes in and out (labels, front-end settings) and
-returns a :class:`~speech.recogniser.Recogniser` whose classifier is an :class:`EnsembleClassifier`. The
+returns a :class:`~speech.model.recogniser.Recogniser` whose classifier is an :class:`EnsembleClassifier`. The
 ensemble takes the features of the first member's normaliser and maps them onto each member's own normalisation
 (one affine map per coefficient), so the front end runs once per window whatever the number of members. Its
 output is the logarithm of the averaged probabilities, so a softmax of it gives the average back exactly: the
@@ -31,7 +31,7 @@ from torch import nn
 from speech.classifiers import settings_dict
 from speech.data.record import DataRecord, speakers_hash
 from speech.errors import SpeechError
-from speech.recogniser import Recogniser
+from speech.model.recogniser import Recogniser
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,8 @@ def build_ensemble(recognisers: Sequence[Recogniser], names: Sequence[str] | Non
 
 def load_ensemble(paths: Sequence[str | Path]) -> Recogniser:
     """The recogniser of one ``.ckpt`` path, or the ensemble (:func:`build_ensemble`) of several, each loaded
-    safely (:func:`speech.checkpoint.load_recogniser`). Raises ``ValueError`` for no path."""
-    from speech.checkpoint import load_recogniser
+    safely (:func:`speech.model.checkpoint.load_recogniser`). Raises ``ValueError`` for no path."""
+    from speech.model.checkpoint import load_recogniser
 
     paths = list(paths)
     if not paths:

@@ -1,6 +1,6 @@
 """The models that come with ``speech`` (package data), and the one rule that turns "a name or a path" into a model.
 
-``speech/models/`` holds each packaged model as an ONNX file with its metadata (labels, front end, normaliser,
+``speech/pretrained/`` holds each packaged model as an ONNX file with its metadata (labels, front end, normaliser,
 the record of its training data, calibrated thresholds) and a JSON card of its measured figures
 (``docs/model-card.md``; both written by ``scripts/package_model.py``). They install with the base install
 (``pip install .``, no torch) as package data.
@@ -122,10 +122,10 @@ def resolve_model(model: str | os.PathLike | None = None) -> ModelChoice:
 
 def open_model(model: str | os.PathLike | None = None, backend: str = "auto", threads: int = 1):
     """Resolve ``model`` (:func:`resolve_model`) and open it: ``(scorer, choice)``. A file given by path that
-    cannot be used is the loader's :class:`~speech.model_file.ModelFileError` (bad input, naming it); a packaged
+    cannot be used is the loader's :class:`~speech.model.model_file.ModelFileError` (bad input, naming it); a packaged
     one is a :class:`PackagedModelError` (exit 1)."""
-    from speech.model_file import ModelFileError
-    from speech.scorers import load_scorer
+    from speech.model.model_file import ModelFileError
+    from speech.runtime.scorers import load_scorer
 
     choice = resolve_model(model)
     if choice.name is not None and backend == "torch":

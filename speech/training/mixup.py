@@ -2,7 +2,7 @@
 
 Each example ``i`` is mixed with a partner ``perm[i]`` of the same batch: ``lam * a + (1 - lam) * b`` with ``lam``
 drawn from Beta(alpha, alpha) per example, and the loss is mixed with the same weights. With teachers
-(:mod:`speech.distillation`) the teachers score the mixed waveform too, so the student matches their function on
+(:mod:`speech.training.distillation`) the teachers score the mixed waveform too, so the student matches their function on
 inputs between the training examples ("function matching", Beyer et al. 2022).
 """
 
