@@ -3,7 +3,7 @@
 direction, on random weights (the costs do not depend on them), one CPU thread.
 
 For each classifier (``--set`` rows, default: GRU, LSTM and plain RNN, bidirectional and not, at hidden 128 and at
-the GRU's parameter count) it prints:
+the GRU's parameter count, and the unidirectional GRU pooled by attention) it prints:
   * parameters (12 classes);
   * train ms/batch: one training step (forward, cross-entropy, backward, AdamW) on a batch of ``--batch`` normalised
     feature windows of ``--window-ms`` (the live recipe's 1.5 s), PyTorch, median of ``--steps`` after warm-up: the
@@ -41,6 +41,7 @@ DEFAULT_ROWS = [
 ] + [  # equal parameters: the GRU's (471,696 bidirectional, 188,044 unidirectional)
     {"cell": "lstm", "hidden_size": 110, **BI}, {"cell": "rnn", "hidden_size": 225, **BI},
     {"cell": "lstm", "hidden_size": 110, **UNI}, {"cell": "rnn", "hidden_size": 229, **UNI},
+    {"cell": "gru", "hidden_size": 128, "bidirectional": False, "pooling": "attention"},  # streams too
 ]
 
 
@@ -97,7 +98,7 @@ def measure(settings: dict, args: argparse.Namespace, folder: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", type=json.loads, action="append", dest="rows", metavar="JSON",
-                        help="classifier settings of one row (repeatable; default: the twelve of the docstring)")
+                        help="classifier settings of one row (repeatable; default: the eleven of the docstring)")
     parser.add_argument("--window-ms", type=float, default=1500.0, help="the classifier's window (1500)")
     parser.add_argument("--batch", type=int, default=64, help="training batch (64)")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps (10)")
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_interop_threads(1)
     rows = []
     print(f"1 CPU thread; window {args.window_ms:g} ms; training batch {args.batch}; stream mode: {args.states} states")
-    print(f"{'cell':<5} {'dir':<4} {'hidden':>6} {'params':>9} {'train ms/batch':>15} {'window ms/hop':>14} "
+    print(f"{'cell':<5} {'dir':<4} {'pooling':<9} {'hidden':>6} {'params':>9} {'train ms/batch':>15} {'window ms/hop':>14} "
           f"{'stream ms/hop':>14}")
     with tempfile.TemporaryDirectory() as tmp:
         for settings in args.rows or DEFAULT_ROWS:
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             s = r["settings"]
             stream = f"{r['stream_ms_per_hop']:.3f}" if "stream_ms_per_hop" in r else "-"
             print(f"{s.get('cell', 'gru'):<5} {'bi' if s.get('bidirectional', True) else 'uni':<4} "
+                  f"{s.get('pooling', 'attention'):<9} "
                   f"{s.get('hidden_size', 128):>6} {r['parameters']:>9,} {r['train_ms_per_batch']:>15.1f} "
                   f"{r['window_ms_per_hop']:>14.3f} {stream:>14}", flush=True)
     if args.json:

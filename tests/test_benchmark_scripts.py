@@ -218,14 +218,17 @@ def test_bench_cells_prints_the_costs_of_cells_and_directions(tmp_path):
     out = tmp_path / "cells.json"
     stdout = run_script("bench_cells.py", "--steps", "2", "--repeat", "20", "--batch", "8", "--json", str(out),
                         "--set", '{"cell": "lstm", "bidirectional": false, "pooling": "last", "hidden_size": 16}',
-                        "--set", '{"cell": "rnn", "hidden_size": 16}')
+                        "--set", '{"cell": "rnn", "hidden_size": 16}',
+                        "--set", '{"cell": "gru", "bidirectional": false, "pooling": "attention", "hidden_size": 16}')
     rows = json.loads(out.read_text())
-    assert [r["settings"]["cell"] for r in rows] == ["lstm", "rnn"]
-    lstm, rnn = rows
+    assert [r["settings"]["cell"] for r in rows] == ["lstm", "rnn", "gru"]
+    lstm, rnn, gru = rows
     assert lstm["parameters"] > 0 and all(r["train_ms_per_batch"] > 0 and r["window_ms_per_hop"] > 0 for r in rows)
-    assert lstm["stream_ms_per_hop"] > 0 and "stream_ms_per_hop" not in rnn  # only a unidirectional one streams
-    assert re.search(r"lstm\s+uni\s+16\s+[\d,]+\s+[\d.]+\s+[\d.]+\s+[\d.]+", stdout), stdout
-    assert re.search(r"rnn\s+bi\s+16\s+[\d,]+\s+[\d.]+\s+[\d.]+\s+-", stdout), stdout
+    # only a unidirectional one streams, pooled by its last state or by attention
+    assert lstm["stream_ms_per_hop"] > 0 and gru["stream_ms_per_hop"] > 0 and "stream_ms_per_hop" not in rnn
+    assert re.search(r"lstm\s+uni\s+last\s+16\s+[\d,]+\s+[\d.]+\s+[\d.]+\s+[\d.]+", stdout), stdout
+    assert re.search(r"rnn\s+bi\s+attention\s+16\s+[\d,]+\s+[\d.]+\s+[\d.]+\s+-", stdout), stdout
+    assert re.search(r"gru\s+uni\s+attention\s+16\s+[\d,]+\s+[\d.]+\s+[\d.]+\s+[\d.]+", stdout), stdout
 
 
 def test_bench_streaming_times_the_stream_mode_of_a_unidirectional_model(tmp_path):

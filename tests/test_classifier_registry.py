@@ -91,7 +91,7 @@ def test_what_a_kind_cannot_serve_is_refused_in_one_line(mean_linear, tmp_path):
     with pytest.raises(SettingError, match="CTC pretraining serves the recurrent classifier only, not the model's "
                                            "'meanlinear' kind"):
         KeywordModule(labels=LABELS_12, classifier={"kind": mean_linear}, encoder=str(tmp_path / "encoder.pt"))
-    # the stateful stream mode needs a unidirectional recurrent network pooled by its last state
+    # the stateful stream mode needs a unidirectional recurrent network pooled by its last state or attention
     scorer = TorchScorer(Recogniser(LABELS_12, classifier={"kind": mean_linear}))
     with pytest.raises(SettingError, match="the stateful stream mode needs a unidirectional model"):
         StreamingRecogniser(scorer, StreamingConfig(stateful=True))

@@ -22,9 +22,11 @@ UNI = {"bidirectional": False, "pooling": "last", "hidden_size": 32, "input_chan
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize("input_layer", ["conv", "linear", "none"])
-def test_a_step_over_a_padded_window_is_the_window_model(cell, input_layer):
+@pytest.mark.parametrize("pooling", ["last", "attention"])
+def test_a_step_over_a_padded_window_is_the_window_model(cell, input_layer, pooling):
     torch.manual_seed(0)
-    classifier = Recogniser(LABELS_12, classifier={**UNI, "cell": cell, "input_layer": input_layer}).classifier.eval()
+    settings = {**UNI, "cell": cell, "input_layer": input_layer, "pooling": pooling}
+    classifier = Recogniser(LABELS_12, classifier=settings).classifier.eval()
     left, stride, right = classifier.streaming_context()
     rows, hidden = classifier.streaming_state_shape()
     window = torch.randn(3, 151, 40)
@@ -33,17 +35,39 @@ def test_a_step_over_a_padded_window_is_the_window_model(cell, input_layer):
         logits, state = classifier.streaming_step(padded, torch.zeros(rows, 3, hidden))
         torch.testing.assert_close(logits, classifier(window), atol=1e-5, rtol=0)
         assert state.shape == (rows, 3, hidden)
-        # two calls carrying the state are one call over both parts: step j reads padded frames from stride * j
+        # calls carrying the state are one call over all parts: step j reads padded frames from stride * j
         head, carried = classifier.streaming_step(padded[:, : stride * 29 + left + right + 1], torch.zeros(rows, 3, hidden))
-        tail, _ = classifier.streaming_step(padded[:, stride * 30 :], carried)
+        middle, carried = classifier.streaming_step(padded[:, stride * 30 : stride * 31 + left + right + 1], carried)
+        tail, _ = classifier.streaming_step(padded[:, stride * 32 :], carried)
         torch.testing.assert_close(tail, logits, atol=1e-5, rtol=0)
-        assert not torch.allclose(head, logits, atol=1e-3)
+        assert not torch.allclose(head, logits, atol=1e-3) and not torch.allclose(middle, logits, atol=1e-3)
 
 
-@pytest.fixture(scope="module")
-def uni_model(sc_v2_clips) -> Recogniser:
+def test_streaming_attention_survives_scores_far_from_zero():
+    """The online softmax starts from an all-zero state (a restart): a head whose scores are all far below or above
+    zero must neither divide by an underflowed sum nor overflow, in one call or across calls."""
     torch.manual_seed(0)
-    model = Recogniser(LABELS_12, classifier=UNI)
+    classifier = Recogniser(LABELS_12, classifier={**UNI, "pooling": "attention"}).classifier.eval()
+    left, stride, right = classifier.streaming_context()
+    rows, hidden = classifier.streaming_state_shape()
+    assert rows == 2 + 4 + 2  # two GRU layers, four heads' sums, the largest score and the sum of weights
+    window = torch.randn(2, 151, 40)
+    padded = torch.cat([torch.zeros(2, left, 40), window, torch.zeros(2, right, 40)], dim=1)
+    for shift in (-500.0, 500.0):
+        with torch.no_grad():
+            classifier.attention.bias.fill_(shift)
+            whole, _ = classifier.streaming_step(padded, torch.zeros(rows, 2, hidden))
+            _, carried = classifier.streaming_step(padded[:, : stride * 9 + left + right + 1], torch.zeros(rows, 2, hidden))
+            tail, _ = classifier.streaming_step(padded[:, stride * 10 :], carried)
+            assert torch.isfinite(whole).all() and torch.isfinite(tail).all()
+            torch.testing.assert_close(whole, classifier(window), atol=1e-5, rtol=0)
+            torch.testing.assert_close(tail, whole, atol=1e-5, rtol=0)
+
+
+@pytest.fixture(scope="module", params=["last", "attention"])
+def uni_model(sc_v2_clips, request) -> Recogniser:
+    torch.manual_seed(0)
+    model = Recogniser(LABELS_12, classifier={**UNI, "pooling": request.param})
     waves = torch.from_numpy(np.stack([load_audio(sc_v2_clips[w][i]) for w in LABELS_12[2:] for i in range(4)]))
     model.frontend.fit_normaliser(waves)
     return model.eval()
@@ -76,13 +100,14 @@ def test_every_stateful_hop_equals_one_step_over_the_whole_stream_so_far(uni_mod
             np.testing.assert_allclose(hop.scores, probs[0], atol=2e-5)
 
 
-def test_a_state_per_hop_restarted_every_window_is_the_window_model(sc_v2_clips, speech_stream):
+@pytest.mark.parametrize("pooling", ["last", "attention"])
+def test_a_state_per_hop_restarted_every_window_is_the_window_model(sc_v2_clips, speech_stream, pooling):
     """With as many staggered states as hops in a window, every hop is scored by a state that has seen exactly its
     window: the window model's scores (exact for an input layer without context; the conv layer reads real frames
     where a window is zero-padded at its edges). Fewer states, fewer steps: measured in docs/recurrent-cells.md."""
     torch.manual_seed(0)
     # a window of 100 frames (16,400 samples), 10 hops of 10 frames
-    model = Recogniser(LABELS_12, FrontEndConfig(window_ms=1025.0), classifier={**UNI, "input_layer": "linear"})
+    model = Recogniser(LABELS_12, FrontEndConfig(window_ms=1025.0), classifier={**UNI, "input_layer": "linear", "pooling": pooling})
     assert model.frontend.config.window_frames == 100
     waves = torch.from_numpy(np.stack([load_audio(sc_v2_clips[w][i]) for w in LABELS_12[2:] for i in range(4)]))
     model.frontend.fit_normaliser(waves)
@@ -102,7 +127,7 @@ def test_a_state_per_hop_restarted_every_window_is_the_window_model(sc_v2_clips,
 def test_a_model_without_a_stream_mode_is_refused_in_one_line(tiny_checkpoint, capsys):
     scorer = TorchScorer(Recogniser(LABELS_12, classifier={"hidden_size": 8, "num_layers": 1}))
     assert not scorer.streams
-    with pytest.raises(SettingError, match="needs a unidirectional model pooled by its last state"):
+    with pytest.raises(SettingError, match="needs a unidirectional model pooled by its last state or by attention"):
         StreamingRecogniser(scorer, StreamingConfig(stateful=True))
     code = main(["stream-test", str(tiny_checkpoint), "--data", str(SC_V2_TEST), "--stateful", "--minutes", "0.5"])
     err = capsys.readouterr().err

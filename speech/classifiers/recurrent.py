@@ -1,9 +1,10 @@
 """The recurrent classifier kind (the default): an input layer, a GRU, LSTM or plain RNN, bidirectional or not,
 pooled over time, and a linear head. Features ``(batch, frames, n_mfcc)`` -> logits ``(batch, classes)``.
 
-A unidirectional network pooled by its last state also runs as a stream (:meth:`RecurrentClassifier.streaming_step`):
-only the frames new since the last call go in, with the recurrent state carried from call to call, as in
-kws_streaming's stream mode. The measured trade-offs of the cells and directions: ``docs/recurrent-cells.md``.
+A unidirectional network pooled by its last state or by attention also runs as a stream
+(:meth:`RecurrentClassifier.streaming_step`): only the frames new since the last call go in, with the recurrent state
+carried from call to call, as in kws_streaming's stream mode; attention carries its softmax as a running sum
+(the online softmax: the largest score so far, the sum of the weights and the weighted sum of the outputs). The measured trade-offs of the cells and directions: ``docs/recurrent-cells.md``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class RecurrentConfig:
     """Recurrent classifier settings.
 
     ``cell``: ``"gru"`` (default), ``"lstm"`` or ``"rnn"`` (Elman, tanh); ``bidirectional``: run the sequence both
-    ways (default; a unidirectional network pooled by ``"last"`` can stream with state);
+    ways (default; a unidirectional network pooled by ``"last"`` or ``"attention"`` can stream with state);
     ``input_layer``: ``"conv"`` (1-D conv over time, kernel 5, BatchNorm, ReLU), ``"linear"`` or ``"none"``;
     ``input_stride``: time stride of the input layer (2 halves the frames the recurrent layer runs over, which
     halves its cost; the conv layer strides, the others keep every ``input_stride``-th frame);
@@ -75,7 +76,8 @@ class RecurrentConfig:
     @property
     def streams(self) -> bool:
         """Whether the network can run as a stream with state (:meth:`RecurrentClassifier.streaming_step`)."""
-        return not self.bidirectional and self.pooling == "last" and not self.window_mean
+        return (not self.bidirectional and self.pooling in ("last", "attention") and not self.window_mean
+                and (self.pooling != "attention" or self.attention_heads <= self.hidden_size))
 
 
 RNN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}  # RecurrentConfig.cell -> torch layer
@@ -144,7 +146,7 @@ class RecurrentClassifier(nn.Module):
             pooled = torch.bmm(weights.transpose(1, 2), out).flatten(1)  # (batch, heads * width)
         return self.head(pooled)
 
-    # --- the stream mode (unidirectional, pooled by the last state) ---
+    # --- the stream mode (unidirectional, pooled by the last state or by attention) ---
 
     def streaming_context(self) -> tuple[int, int, int]:
         """``(left, stride, right)``: the recurrent layer's step ``j`` reads input frames ``stride * j - left`` to
@@ -153,33 +155,64 @@ class RecurrentClassifier(nn.Module):
         return pad, self.config.input_stride, pad
 
     def streaming_state_shape(self) -> tuple[int, int]:
-        """The carried state per stream: ``(state rows, hidden)``; an LSTM carries h and c stacked."""
-        rows = self.config.num_layers * (2 if self.config.cell == "lstm" else 1)
-        return rows, self.config.hidden_size
+        """The carried state per stream: ``(state rows, hidden)``. The recurrent layers' rows first (an LSTM carries
+        h and c stacked); attention adds one row per head (its weighted sum of outputs) and two whose first
+        ``heads`` columns hold each head's largest score so far and its sum of weights (all zeros: nothing seen)."""
+        c = self.config
+        rows = self._recurrent_rows()
+        if c.pooling == "attention":
+            rows += c.attention_heads + 2
+        return rows, c.hidden_size
+
+    def _recurrent_rows(self) -> int:
+        return self.config.num_layers * (2 if self.config.cell == "lstm" else 1)
 
     def streaming_step(self, frames: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``frames`` ``(batch, left + stride * (k - 1) + 1 + right, n_inputs)`` covering ``k`` new recurrent steps
         (:meth:`streaming_context`) and the carried ``state`` ``(state rows, batch, hidden)`` -> the logits after
         the last step and the new state. Run from zeros over a window padded as the conv pads it, it gives
-        :meth:`forward`'s logits for that window."""
+        :meth:`forward`'s logits for that window (attention: pooled over every step since the state was zeros)."""
         c = self.config
         if not c.streams:
-            raise ValueError("only a unidirectional network pooled by 'last' (and without window_mean) streams "
-                             f"with state; this one is {'bi' if c.bidirectional else 'uni'}directional, pooled by "
-                             f"{c.pooling!r}{', window_mean' if c.window_mean else ''}")
+            raise ValueError("only a unidirectional network pooled by 'last' or 'attention' (and without window_mean) "
+                             f"streams with state; this one is {'bi' if c.bidirectional else 'uni'}directional, pooled "
+                             f"by {c.pooling!r}{', window_mean' if c.window_mean else ''}")
         if c.input_layer == "conv":
             conv, norm, _ = self.input
             x = F.conv1d(frames.transpose(1, 2), conv.weight, stride=c.input_stride)  # valid: the caller pads
             x = F.relu(norm(x)).transpose(1, 2)
         else:
             x = self.input(frames[:, :: c.input_stride])
+        recurrent, pooling = state[: self._recurrent_rows()], state[self._recurrent_rows() :]
         if c.cell == "lstm":
-            h, cell = state.chunk(2, dim=0)
+            h, cell = recurrent.chunk(2, dim=0)
             out, (h, cell) = self.rnn(x, (h.contiguous(), cell.contiguous()))
-            new_state = torch.cat([h, cell], dim=0)
+            recurrent = torch.cat([h, cell], dim=0)
         else:
-            out, new_state = self.rnn(x, state)
-        return self.head(out[:, -1]), new_state
+            out, recurrent = self.rnn(x, recurrent.contiguous())
+        if c.pooling == "last":
+            return self.head(out[:, -1]), recurrent
+        pooled, pooling = self._attend(out, pooling)
+        return self.head(pooled), torch.cat([recurrent, pooling], dim=0)
+
+    def _attend(self, out: torch.Tensor, carried: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention pooling carried across calls (the online softmax): the new steps' ``out`` ``(batch, k,
+        hidden)`` and the carried rows ``(heads + 2, batch, hidden)`` -> the pooled vector over every step so far
+        ``(batch, heads * hidden)`` and the new rows. The same weights as :meth:`forward`'s softmax over those steps."""
+        heads = self.config.attention_heads
+        total = carried[:heads].transpose(0, 1)  # (batch, heads, hidden): sum of exp(score - top) * out
+        top, weight = carried[heads, :, :heads], carried[heads + 1, :, :heads]  # (batch, heads)
+        scores = self.attention(out)  # (batch, k, heads)
+        seen = weight > 0
+        new_top = torch.where(seen, torch.maximum(top, scores.amax(dim=1)), scores.amax(dim=1))
+        rescale = torch.where(seen, torch.exp(top - new_top), torch.zeros_like(weight))
+        weights = torch.exp(scores - new_top.unsqueeze(1))
+        weight = weight * rescale + weights.sum(dim=1)
+        total = total * rescale.unsqueeze(2) + torch.bmm(weights.transpose(1, 2), out)
+        pooled = (total / weight.unsqueeze(2)).flatten(1)
+        pad = torch.zeros(out.shape[0], out.shape[2] - heads, dtype=out.dtype, device=out.device)
+        rows = [total.transpose(0, 1), torch.cat([new_top, pad], dim=1)[None], torch.cat([weight, pad], dim=1)[None]]
+        return pooled, torch.cat(rows, dim=0)
 
 
 def _rename_gru_weights(state_dict: dict, prefix: str, *args) -> None:

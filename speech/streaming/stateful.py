@@ -1,5 +1,6 @@
-"""The stream mode of a unidirectional recurrent classifier: each hop runs only the frames new since the last one,
-with recurrent states carried from hop to hop (kws_streaming's stream mode), instead of re-running the window.
+"""The stream mode of a unidirectional recurrent classifier (pooled by its last state or by attention): each hop
+runs only the frames new since the last one, with recurrent states carried from hop to hop (kws_streaming's stream
+mode), instead of re-running the window.
 
 A window model re-runs its whole window (1.5 s, 74 recurrent steps) every 100 ms hop; here a hop costs its own 5
 steps, for each of ``states`` staggered states in one batched call. Why several: a network trained on windows
@@ -40,10 +41,11 @@ class StatefulStream:
     def __init__(self, scorer, window_frames: int, hop_frames: int, states: int = DEFAULT_STATES) -> None:
         if not getattr(scorer, "streams", False):
             raise SettingError(
-                "the stateful stream mode needs a unidirectional model pooled by its last state "
-                "(--model.classifier.bidirectional false --model.classifier.pooling last); this model re-runs "
+                "the stateful stream mode needs a unidirectional model pooled by its last state or by attention "
+                "(--model.classifier.bidirectional false --model.classifier.pooling last|attention); this model re-runs "
                 "its window every hop", param="stateful")
         self.period = max(1, window_frames // hop_frames)  # hops in a window: a state restarts this often
+        self.hop_frames = hop_frames
         if not 0 <= states <= self.period:
             raise SettingError(f"stream states must be 0 (one, never restarted) to {self.period} (window / hop), got "
                                f"{states}", param="stream_states")
@@ -82,7 +84,23 @@ class StatefulStream:
             if first > 0:
                 raise ValueError(f"frame {lo} is no longer held (the buffer starts at {first})")
             chunk = np.concatenate([np.zeros((-lo, feats.shape[1]), dtype=feats.dtype), chunk])
-        batch = np.repeat(chunk[None], len(self.offsets), axis=0)
-        probs, self.state = self.scorer.stream_step(batch, self.state)
+        if self.next_step == 0 and self.offsets[0] is not None:
+            probs = self._first_window(chunk, end, ages)
+        else:
+            batch = np.repeat(chunk[None], len(self.offsets), axis=0)
+            probs, self.state = self.scorer.stream_step(batch, self.state)
         self.next_step = last + 1
         return probs[int(np.argmax(ages))]
+
+    def _first_window(self, chunk: np.ndarray, end: int, ages: list[int]) -> np.ndarray:
+        """The first call covers a whole window: each state runs only the steps of its age (a state ``age`` hops
+        after its restart has seen ``age + 1`` hops), as if it had restarted then, so every hop's oldest state holds
+        the same context from the first hop on (attention would otherwise also pool the older frames)."""
+        last = (end - 1 - self.right) // self.stride
+        probs = []
+        for i, age in enumerate(ages):
+            start = min(last, max(0, -(-(end - (age + 1) * self.hop_frames) // self.stride)))  # first step, ceil
+            p, state = self.scorer.stream_step(chunk[None, self.stride * start :], self.state[:, i : i + 1])
+            self.state[:, i : i + 1] = state
+            probs.append(p[0])
+        return np.stack(probs)
