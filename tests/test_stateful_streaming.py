@@ -120,6 +120,13 @@ def test_a_state_per_hop_restarted_every_window_is_the_window_model(sc_v2_clips,
         stream_array(engine, speech_stream, chunk_samples=1_600)
         runs[states] = np.stack([h.scores for h in hops])
     np.testing.assert_allclose(runs[10], runs[None], atol=2e-5)
+    # fewer states: the stream's first window is still heard whole (the oldest state runs all of it)
+    for states in (1, 3):
+        hops = []
+        engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=None, stateful=True, stream_states=states),
+                                     on_hop=hops.append)
+        stream_array(engine, speech_stream, chunk_samples=1_600)
+        np.testing.assert_allclose(hops[0].scores, runs[None][0], atol=2e-5)
     with pytest.raises(SettingError, match=r"stream states must be 0 \(one, never restarted\) to 10"):
         StreamingRecogniser(scorer, StreamingConfig(stateful=True, stream_states=11))
 

@@ -45,7 +45,7 @@ class StatefulStream:
                 "(--model.classifier.bidirectional false --model.classifier.pooling last|attention); this model re-runs "
                 "its window every hop", param="stateful")
         self.period = max(1, window_frames // hop_frames)  # hops in a window: a state restarts this often
-        self.hop_frames = hop_frames
+        self.window_frames, self.hop_frames = window_frames, hop_frames
         if not 0 <= states <= self.period:
             raise SettingError(f"stream states must be 0 (one, never restarted) to {self.period} (window / hop), got "
                                f"{states}", param="stream_states")
@@ -93,13 +93,15 @@ class StatefulStream:
         return probs[int(np.argmax(ages))]
 
     def _first_window(self, chunk: np.ndarray, end: int, ages: list[int]) -> np.ndarray:
-        """The first call covers a whole window: each state runs only the steps of its age (a state ``age`` hops
-        after its restart has seen ``age + 1`` hops), as if it had restarted then, so every hop's oldest state holds
-        the same context from the first hop on (attention would otherwise also pool the older frames)."""
+        """The first call covers a whole window: the oldest state runs all of it (the stream's start is heard), and
+        each younger one only the hops it is younger by fewer, as if it had restarted then, so the states stay
+        staggered from the first hop on; with a state per hop, each hop's oldest holds exactly its window
+        (attention would otherwise pool a younger state's older frames too)."""
         last = (end - 1 - self.right) // self.stride
         probs = []
         for i, age in enumerate(ages):
-            start = min(last, max(0, -(-(end - (age + 1) * self.hop_frames) // self.stride)))  # first step, ceil
+            seen = self.window_frames - (max(ages) - age) * self.hop_frames
+            start = min(last, max(0, -(-(end - seen) // self.stride)))  # its first step (ceil)
             p, state = self.scorer.stream_step(chunk[None, self.stride * start :], self.state[:, i : i + 1])
             self.state[:, i : i + 1] = state
             probs.append(p[0])
