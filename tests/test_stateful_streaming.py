@@ -57,7 +57,8 @@ def test_streaming_attention_survives_scores_far_from_zero():
         with torch.no_grad():
             classifier.attention.bias.fill_(shift)
             whole, _ = classifier.streaming_step(padded, torch.zeros(rows, 2, hidden))
-            _, carried = classifier.streaming_step(padded[:, : stride * 9 + left + right + 1], torch.zeros(rows, 2, hidden))
+            zeros = torch.zeros(rows, 2, hidden)
+            _, carried = classifier.streaming_step(padded[:, : stride * 9 + left + right + 1], zeros)
             tail, _ = classifier.streaming_step(padded[:, stride * 10 :], carried)
             assert torch.isfinite(whole).all() and torch.isfinite(tail).all()
             torch.testing.assert_close(whole, classifier(window), atol=1e-5, rtol=0)
@@ -107,7 +108,8 @@ def test_a_state_per_hop_restarted_every_window_is_the_window_model(sc_v2_clips,
     where a window is zero-padded at its edges). Fewer states, fewer steps: measured in docs/recurrent-cells.md."""
     torch.manual_seed(0)
     # a window of 100 frames (16,400 samples), 10 hops of 10 frames
-    model = Recogniser(LABELS_12, FrontEndConfig(window_ms=1025.0), classifier={**UNI, "input_layer": "linear", "pooling": pooling})
+    settings = {**UNI, "input_layer": "linear", "pooling": pooling}
+    model = Recogniser(LABELS_12, FrontEndConfig(window_ms=1025.0), classifier=settings)
     assert model.frontend.config.window_frames == 100
     waves = torch.from_numpy(np.stack([load_audio(sc_v2_clips[w][i]) for w in LABELS_12[2:] for i in range(4)]))
     model.frontend.fit_normaliser(waves)

@@ -4,7 +4,8 @@ pooled over time, and a linear head. Features ``(batch, frames, n_mfcc)`` -> log
 A unidirectional network pooled by its last state or by attention also runs as a stream
 (:meth:`RecurrentClassifier.streaming_step`): only the frames new since the last call go in, with the recurrent state
 carried from call to call, as in kws_streaming's stream mode; attention carries its softmax as a running sum
-(the online softmax: the largest score so far, the sum of the weights and the weighted sum of the outputs). The measured trade-offs of the cells and directions: ``docs/recurrent-cells.md``.
+(the online softmax: the largest score so far, the sum of the weights and the weighted sum of the outputs).
+The measured trade-offs of the cells and directions: ``docs/recurrent-cells.md``.
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ class StatefulStream:
         if not getattr(scorer, "streams", False):
             raise SettingError(
                 "the stateful stream mode needs a unidirectional model pooled by its last state or by attention "
-                "(--model.classifier.bidirectional false --model.classifier.pooling last|attention); this model re-runs "
-                "its window every hop", param="stateful")
+                "(--model.classifier.bidirectional false --model.classifier.pooling last|attention); this model "
+                "re-runs its window every hop", param="stateful")
         self.period = max(1, window_frames // hop_frames)  # hops in a window: a state restarts this often
         self.window_frames, self.hop_frames = window_frames, hop_frames
         if not 0 <= states <= self.period:
@@ -94,7 +94,7 @@ class StatefulStream:
 
     def _first_window(self, chunk: np.ndarray, end: int, ages: list[int]) -> np.ndarray:
         """The first call covers a whole window: the oldest state runs all of it (the stream's start is heard), and
-        each younger one only the hops it is younger by fewer, as if it had restarted then, so the states stay
+        each younger one the window less the hops it is younger by, as if it had restarted then, so the states stay
         staggered from the first hop on; with a state per hop, each hop's oldest holds exactly its window
         (attention would otherwise pool a younger state's older frames too)."""
         last = (end - 1 - self.right) // self.stride
