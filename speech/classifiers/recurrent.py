@@ -184,7 +184,8 @@ class RecurrentClassifier(nn.Module):
             x = F.relu(norm(x)).transpose(1, 2)
         else:
             x = self.input(frames[:, :: c.input_stride])
-        recurrent, pooling = state[: self._recurrent_rows()], state[self._recurrent_rows() :]
+        split = self._recurrent_rows()
+        recurrent, pooling = state[:split], state[split:]
         if c.cell == "lstm":
             h, cell = recurrent.chunk(2, dim=0)
             out, (h, cell) = self.rnn(x, (h.contiguous(), cell.contiguous()))

@@ -85,19 +85,18 @@ class StatefulStream:
                 raise ValueError(f"frame {lo} is no longer held (the buffer starts at {first})")
             chunk = np.concatenate([np.zeros((-lo, feats.shape[1]), dtype=feats.dtype), chunk])
         if self.next_step == 0 and self.offsets[0] is not None:
-            probs = self._first_window(chunk, end, ages)
+            probs = self._first_window(chunk, end, last, ages)
         else:
             batch = np.repeat(chunk[None], len(self.offsets), axis=0)
             probs, self.state = self.scorer.stream_step(batch, self.state)
         self.next_step = last + 1
         return probs[int(np.argmax(ages))]
 
-    def _first_window(self, chunk: np.ndarray, end: int, ages: list[int]) -> np.ndarray:
+    def _first_window(self, chunk: np.ndarray, end: int, last: int, ages: list[int]) -> np.ndarray:
         """The first call covers a whole window: the oldest state runs all of it (the stream's start is heard), and
         each younger one the window less the hops it is younger by, as if it had restarted then, so the states stay
         staggered from the first hop on; with a state per hop, each hop's oldest holds exactly its window
         (attention would otherwise pool a younger state's older frames too)."""
-        last = (end - 1 - self.right) // self.stride
         probs = []
         for i, age in enumerate(ages):
             seen = self.window_frames - (max(ages) - age) * self.hop_frames
