@@ -3,8 +3,8 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/package_model.py CKPT [--force]
 
-Writes ``speech/pretrained/commands.onnx`` (the packaged model: ONNX with its metadata, the record of its training
-data and calibrated thresholds), ``speech/pretrained/commands.json`` (its card figures) and the generated blocks of
+Writes ``speech/models/commands.onnx`` (the packaged model: ONNX with its metadata, the record of its training
+data and calibrated thresholds), ``speech/models/commands.json`` (its card figures) and the generated blocks of
 ``docs/model-card.md`` (between the ``<!-- generated:NAME:begin -->`` / ``end`` markers). Each step is a ``speech``
 command, run with ``--threads 1`` and ``OMP_NUM_THREADS=1`` from the repository root, logged in the work folder
 and recorded in the card as it ran:
@@ -54,7 +54,7 @@ sys.path.insert(1, str(REPO / "scripts"))
 import bench_runtime  # noqa: E402  (the runtime measurements: one place)
 
 from speech.errors import SpeechError  # noqa: E402
-from speech.pretrained import DEFAULT_MODEL, PACKAGED, packaged_path  # noqa: E402
+from speech.models import DEFAULT_MODEL, PACKAGED, packaged_path  # noqa: E402
 from speech.utils.files import check_new_file, replaced_atomically, write_text_atomically  # noqa: E402
 
 MAIN_FOLDER = "sc-v2-test-fit"
@@ -284,7 +284,7 @@ def fa(value: float | None) -> str:
 def model_block(card: dict) -> list[str]:
     b, f = card["built"], card["file"]
     lines = [
-        f"- file: `speech/pretrained/{f['name']}`, {f['bytes']:,} bytes, SHA-256 `{f['sha256'][:16]}…`; "
+        f"- file: `speech/models/{f['name']}`, {f['bytes']:,} bytes, SHA-256 `{f['sha256'][:16]}…`; "
         f"{card['num_parameters']:,} parameters, {card['window_ms']:g} ms window, labels {', '.join(card['labels'])}",
         f"- from `{b['checkpoint']['path']}` (SHA-256 `{b['checkpoint']['sha256'][:16]}…`), packaged {b['date']} "
         f"with speech {b['versions']['speech']}, torch {b['versions']['torch']}, ONNX Runtime "
@@ -370,7 +370,7 @@ def figures_block(card: dict) -> list[str]:
         c = r["cold_start_s"]
         lines.append(f"| cold start, `speech live MODEL --wav clip` | {c['median']:.2f} s ({c['min']:.2f}–"
                      f"{c['max']:.2f}) | {what}, median (min–max) of 5 |")
-    lines.append(f"| size | {card['file']['bytes'] / 1e6:.2f} MB | `speech/pretrained/{card['file']['name']}` |")
+    lines.append(f"| size | {card['file']['bytes'] / 1e6:.2f} MB | `speech/models/{card['file']['name']}` |")
     lines += ["", "Per keyword, caught at its threshold (keywords in the test streams):", "",
               "| keyword | threshold | " + " | ".join(f"`{folder}`" for folder in streams) + " |",
               "|---|---:|" + "---:|" * len(streams)]
@@ -419,7 +419,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--training-command", default=DEFAULT_TRAINING,
                         help=f"how the checkpoint was trained, for the card (default: {DEFAULT_TRAINING!r})")
     parser.add_argument("--base-venv", type=Path, help="also measure the runtime on this base install (pip install .)")
-    parser.add_argument("--models-dir", type=Path, help="write the model and card here instead of speech/pretrained/")
+    parser.add_argument("--models-dir", type=Path, help="write the model and card here instead of speech/models/")
     parser.add_argument("--card-doc", type=Path, default=CARD_DOC, help="the model card to regenerate (docs/model-card.md)")
     parser.add_argument("--quick", action="store_true", help="short streams (a smoke test; needs --models-dir)")
     return parser.parse_args(argv)

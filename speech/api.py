@@ -4,7 +4,7 @@
 
     import speech
 
-    model = speech.load()                           # the packaged model ("commands"; speech/pretrained/)
+    model = speech.load()                           # the packaged model ("commands"; speech/models/)
     model = speech.load("model.onnx")               # or a file: an ONNX export or a training checkpoint (.ckpt)
     model.predict("yes.wav")                          # {"_silence_": 0.00, "_unknown_": 0.01, "yes": 0.98, ...}
     model.predict(wave)                               # a (samples,) float array at 16 kHz
@@ -37,7 +37,7 @@ from speech.audio.io import (
     resample,
 )
 from speech.errors import SettingError
-from speech.pretrained import open_model
+from speech.models import open_model
 from speech.runtime.scorers import Scorer
 from speech.streaming.detection import Detection
 from speech.streaming.engine import StreamingConfig, StreamingRecogniser
@@ -151,5 +151,5 @@ class Model:
 def load(model: str | Path | None = None, backend: str = "auto", threads: int = 1) -> Model:
     """Open a model as a :class:`Model` (see :mod:`speech.api`): a ``.ckpt`` or ``.onnx`` file, or a packaged
     model by name; nothing: the packaged ``"commands"`` model. A path always wins over a name; a name that is
-    neither is a :class:`speech.SpeechError` listing the packaged names (:func:`speech.pretrained.resolve_model`)."""
+    neither is a :class:`speech.SpeechError` listing the packaged names (:func:`speech.models.resolve_model`)."""
     return Model(model, backend, threads)

@@ -8,7 +8,7 @@ Everything goes below one output folder; a second run reuses the synthetic data 
 (nothing is overwritten). :func:`next_steps` is the summary the command prints.
 
 With the real clips of ``../shared/data/sc-v2-test-fit`` at hand, it ends with the packaged model (``commands``,
-:mod:`speech.pretrained`, trained on real speakers) beside the synthetic one, both scored on the same real clips: the
+:mod:`speech.models`, trained on real speakers) beside the synthetic one, both scored on the same real clips: the
 packaged model's own test part of that folder (from its record), which neither model trained on.
 """
 
@@ -53,7 +53,7 @@ class QuickstartResult:
     stream: dict
     seconds: float
     packaged: HeldOut | None = None  # the packaged model on the same real clips as ``real``
-    packaged_card: dict | None = None  # its card's figures (speech/pretrained/commands.json)
+    packaged_card: dict | None = None  # its card's figures (speech/models/commands.json)
 
     @property
     def synthetic_accuracy(self) -> float:
@@ -151,7 +151,7 @@ def packaged_split(root: Path):
     ``root`` as it always did: its own record's choice, every clip of a folder it never saw)."""
     from speech.data.record import DataRecord, choose_split
     from speech.errors import SpeechError
-    from speech.pretrained import resolve_model
+    from speech.models import resolve_model
 
     try:
         choice = resolve_model(None)
@@ -166,7 +166,7 @@ def packaged_split(root: Path):
 
 def _card() -> dict | None:
     from speech.errors import SpeechError
-    from speech.pretrained import read_card
+    from speech.models import read_card
 
     try:
         return read_card()
@@ -282,13 +282,13 @@ def next_steps(result: QuickstartResult, program: str = "speech") -> str:
 
 
 def _packaged_is_there() -> bool:
-    from speech.pretrained import DEFAULT_MODEL, packaged_path
+    from speech.models import DEFAULT_MODEL, packaged_path
 
     return packaged_path(DEFAULT_MODEL).is_file()
 
 
 def _card_line(card: dict | None) -> str | None:
-    """The packaged model's streaming figures from its card (``speech/pretrained/commands.json``), or None."""
+    """The packaged model's streaming figures from its card (``speech/models/commands.json``), or None."""
     try:
         stream = card["figures"]["streams"]["sc-v2-test-fit"]
         running = stream["running_speech"]["false_accepts_per_hour"]

@@ -16,7 +16,7 @@ from speech.errors import SettingError
 from speech.model.checkpoint import load_recogniser, save_checkpoint
 from speech.model.model_file import META_KEY, ModelFileError, read_checkpoint, read_metadata
 from speech.model.recogniser import Recogniser
-from speech.pretrained import DEFAULT_MODEL, packaged_path
+from speech.models import DEFAULT_MODEL, packaged_path
 from speech.runtime.export import export_onnx
 from speech.runtime.scorers import OnnxScorer, TorchScorer
 from speech.streaming import StreamingConfig, StreamingRecogniser

@@ -23,7 +23,7 @@ LAYERS = [
     ("synth", "model"),
     ("streaming",),
     ("runtime",),
-    ("pretrained", "evaluation", "training"),
+    ("models", "evaluation", "training"),
     ("api", "__init__"),
     ("quickstart",),
     ("cli", "__main__"),

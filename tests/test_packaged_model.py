@@ -1,4 +1,4 @@
-"""The model that comes with speech (issue #37): ``speech/pretrained/commands.onnx`` and its card.
+"""The model that comes with speech (issue #37): ``speech/models/commands.onnx`` and its card.
 
 It loads by name and by default on the base install, its card's figures come from speakers and readers it never
 trained on and are reproduced by the commands, ``speech live`` with no model hears real keyword clips, a wheel
@@ -22,7 +22,7 @@ from conftest import REPO, SC_V2_TEST, SHARED_DATA
 
 import speech
 from speech.cli import main
-from speech.pretrained import DEFAULT_MODEL, PackagedModelError, UnknownModelError, packaged_path, read_card
+from speech.models import DEFAULT_MODEL, PackagedModelError, UnknownModelError, packaged_path, read_card
 
 MODEL = packaged_path(DEFAULT_MODEL)
 CARD = read_card()
@@ -273,7 +273,7 @@ def package_copy(tmp_path) -> Path:
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "not ours"])
 def test_a_missing_or_damaged_packaged_model_is_one_line_exit_1(package_copy, damage, tmp_path):
-    model = package_copy / "speech" / "pretrained" / "commands.onnx"
+    model = package_copy / "speech" / "models" / "commands.onnx"
     if damage == "missing":
         model.unlink()
     elif damage == "garbage":
@@ -406,5 +406,5 @@ def test_a_wheel_built_from_the_repo_holds_the_model(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("speech-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        assert "speech/pretrained/commands.onnx" in names and "speech/pretrained/commands.json" in names
-        assert archive.read("speech/pretrained/commands.onnx") == MODEL.read_bytes()
+        assert "speech/models/commands.onnx" in names and "speech/models/commands.json" in names
+        assert archive.read("speech/models/commands.onnx") == MODEL.read_bytes()

@@ -52,7 +52,7 @@ def test_quickstart_runs_end_to_end_at_tiny_size(tmp_path, capsys):
     assert packaged["data"]["clip_set"] == real["data"]["clip_set"] and packaged["data"]["split"] == "test"
     assert packaged["data"]["split_settings"]["source"] == "model record"
     assert packaged["data"]["clips_of_training_speakers"] == real["data"]["clips_of_training_speakers"] == 0
-    from speech.pretrained import read_card
+    from speech.models import read_card
 
     assert packaged["accuracy"] == read_card()["figures"]["clip_accuracy"]["sc-v2-test-fit"]["accuracy"]
     assert (f"  packaged model  {packaged['accuracy']:.1%} on the same real clips (its test part of {SC_V2_TEST}: "
@@ -84,7 +84,7 @@ def test_quickstart_prints_held_out_figures_and_refuses_trained_speakers(tmp_pat
     assert "  packaged model  " not in text  # no real clips scored: no comparison
     # with the packaged model scored on the same real clips: its line, its card's streaming figures, and
     # 'speech live' (no model: the packaged one) as the first Next: line
-    from speech.pretrained import read_card
+    from speech.models import read_card
 
     real = HeldOut(0.43, 659, 38, "test", "../shared/data/sc-v2-test-fit", "model record")
     packaged = HeldOut(0.917, 659, 38, "test", "../shared/data/sc-v2-test-fit", "model record")

@@ -234,9 +234,9 @@ def test_a_fresh_pip_install_of_the_package_runs_live_without_torch(tiny_onnx, s
     assert main(["live", str(tiny_onnx), "--wav", str(stream_wav), "--json"]) == 0
     assert events(live.stdout) == events(capsys.readouterr().out) and len(events(live.stdout)) >= 4
     # the packaged model came with it (package data): 'speech live' with no model runs it, as it runs here
-    from speech.pretrained import MODELS_DIR
+    from speech.models import MODELS_DIR
 
-    where = subprocess.run([str(python), "-c", "import speech.pretrained as m; print(m.MODELS_DIR)"], capture_output=True,
+    where = subprocess.run([str(python), "-c", "import speech.models as m; print(m.MODELS_DIR)"], capture_output=True,
                            text=True, timeout=60, cwd=tmp_path)
     installed = Path(where.stdout.strip())
     assert installed.is_relative_to(env_dir) and installed != MODELS_DIR

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from speech.data.record import DataRecord
     from speech.evaluation import evaluate_model, model_names
     from speech.evaluation.report import check_outputs, report_json, write_report
-    from speech.pretrained import open_model
+    from speech.models import open_model
     from speech.utils.files import write_json
 
     snrs = parse_snrs(args.snr) if args.snr else None

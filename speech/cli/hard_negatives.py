@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from speech.errors import OutputExistsError, SettingError
     from speech.evaluation.streams.hard_negatives import mine
-    from speech.pretrained import resolve_model
+    from speech.models import resolve_model
     from speech.runtime.scorers import load_scorer
     from speech.utils.files import check_can_create
 

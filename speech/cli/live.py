@@ -1,6 +1,6 @@
 """``speech live``: keyword spotting on a microphone, a WAV file or raw PCM on stdin.
 
-Without a model argument it runs the packaged model (``commands``, :mod:`speech.pretrained`); the banner names it.
+Without a model argument it runs the packaged model (``commands``, :mod:`speech.models`); the banner names it.
 
 Exit codes: 0 done; 2 bad input (an unreadable model file, a name that is no packaged model and no file, a missing,
 broken or truncated --wav file, an option out of range); 1 a failure while running (no input device, PortAudio
@@ -166,11 +166,11 @@ def describe_model_argument(parser: argparse.ArgumentParser, help_text: str = MO
 
 def open_model(model: str | None, backend: str, threads: int | str | None = 1):
     """Open the model ``model`` names (a path, a packaged name, None: the default packaged model; the one rule of
-    :func:`speech.pretrained.resolve_model`) with ``threads`` CPU threads (``--threads``): ``(scorer, choice)``. A file
+    :func:`speech.models.resolve_model`) with ``threads`` CPU threads (``--threads``): ``(scorer, choice)``. A file
     given by path that cannot be used is bad input naming it; a packaged model that is missing or damaged is a
     failure (exit 1). An ``.onnx`` model needs only the base install (torch is not imported for it); a checkpoint
     needs the training extra."""
-    from speech.pretrained import open_model as open_named
+    from speech.models import open_model as open_named
 
     threads = resolve_threads(threads)
     scorer, choice = open_named(model, backend, threads)

@@ -3,5 +3,5 @@
 ``.onnx`` file the runtime runs and checks it against PyTorch (:mod:`~speech.runtime.export`).
 
 The streaming engine (:mod:`speech.streaming`) takes any scorer; the packaged models are in
-:mod:`speech.pretrained`.
+:mod:`speech.models`.
 """

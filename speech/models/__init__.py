@@ -1,6 +1,6 @@
 """The models that come with ``speech`` (package data), and the one rule that turns "a name or a path" into a model.
 
-``speech/pretrained/`` holds each packaged model as an ONNX file with its metadata (labels, front end, normaliser,
+``speech/models/`` holds each packaged model as an ONNX file with its metadata (labels, front end, normaliser,
 the record of its training data, calibrated thresholds) and a JSON card of its measured figures
 (``docs/model-card.md``; both written by ``scripts/package_model.py``). They install with the base install
 (``pip install .``, no torch) as package data.
