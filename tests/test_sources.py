@@ -178,6 +178,29 @@ def test_train_with_an_extra_folder_then_evaluate_its_test_part(main_tree, extra
                         "--cache-dir", str(cache)])
     assert code == 2 and "were trained on" in capsys.readouterr().err
 
+    # calibrate on the validation speakers of both folders: the thresholds rest on the words of both, the model
+    # records both folders' speakers, and stream-test knows them in either folder
+    calibrated = tmp_path / "calibrated.ckpt"
+    code = speech_main(["calibrate", "--threads", "1", str(ckpt), "--data", str(main_tree), "--data", str(extra_tree),
+                        "--minutes", "0.5", "--noise-minutes", "0.25", "--target-fa", "2", "--out", str(calibrated),
+                        "--report", str(tmp_path / "cal"), "--json", str(tmp_path / "cal.json")])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    on = json.loads((tmp_path / "cal.json").read_text())["calibrated_on"]
+    dm = module(main_tree, extra_tree, tmp_path / "dm-cache", validation_percent=10.0, testing_percent=20.0,
+                extra_validation_percent=5.0, extra_testing_percent=30.0,  # the split it trained with
+                unknown_percent=100.0)  # the streams take every _unknown_ clip
+    assert set(on["speaker_ids"]) == speakers(ex for ex in dm.examples("validation") if "4words" not in str(ex.path))
+    [also] = on["also"]
+    assert also["partition"] == "validation" and Path(also["root"]) == extra_tree.resolve()
+    assert set(also["speaker_ids"]) == speakers(dm.extras[0].parts["validation"]) and also["speakers"] > 0
+    assert f"and {also['speakers']} held-out speakers (validation partition of" in printed
+    for split, shared in (("test", 0), ("validation", also["speakers"])):
+        out = tmp_path / f"st-{split}.json"
+        assert speech_main(["stream-test", "--threads", "1", str(calibrated), "--data", str(extra_tree), "--split",
+                            split, "--minutes", "0.5", "--noise-minutes", "0.25", "--json", str(out)]) == 0
+        assert json.loads(out.read_text())["calibration_speakers_in_streams"] == shared
+
 
 def test_evaluate_a_folder_of_four_of_the_models_words(tiny_checkpoint, extra_tree, tmp_path, capsys):
     """A model that never saw the folder (no record of it): `--split all` scores every clip over the model's twelve

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from speech.evaluation.streams.build import ScoredStream, StreamSet
+from speech.evaluation.streams.build import JOIN_GAP_S, ScoredStream, StreamSet, join_stream_sets
 from speech.evaluation.streams.figures import StreamFigures, figures, sweep
 from speech.evaluation.streams.fitting import (
     KeywordTable,
@@ -125,6 +125,36 @@ def test_calibration_picks_per_keyword_thresholds_for_the_target():
     assert calibrate(streams, LABELS, base, min_threshold=0.3).thresholds["no"] == 0.43
     with pytest.raises(ValueError, match="non-keyword"):
         calibrate(StreamSet(streams.keywords, None, streams.noise), LABELS, base)
+
+
+def test_joined_streams_replay_each_part_and_calibrate_on_the_words_of_all():
+    """Streams of several folders' held-out speakers (``speech calibrate --data A --data B``) are played one after
+    the other: each part's detections come back at its offset, the counts add up, and the thresholds rest on all
+    the words."""
+    first = hand_made_streams()
+    words = [Word("yes", 1000 * start, 1000 * start + 200, 1000 * start + 600) for start in (2.0, 5.0)]
+    # another folder: two "yes" words at 0.735 (above the first folder's 0.705 look-alike), no non-keyword stream
+    second = StreamSet(scored("keywords", 9.0, [("yes", 2.5, 0.735), ("yes", 5.5, 0.735)], words), None,
+                       scored("noise", 30.0, [], []))
+    joined = join_stream_sets([first, second])
+    offset = first.keywords.seconds + JOIN_GAP_S
+    assert joined.keywords.seconds == pytest.approx(offset + second.keywords.seconds)
+    assert len(joined.keywords.words) == len(first.keywords.words) + 2
+    base = DetectorConfig()
+    for t in (0.6, 0.8):
+        config = threshold_config(base, t)
+        one, two = (part.keywords.detections(LABELS, config) for part in (first, second))
+        both = joined.keywords.detections(LABELS, config)
+        assert [(d.label, round(d.time, 6)) for d in both] == [(d.label, round(d.time, 6)) for d in one] + [
+            (d.label, round(d.time + offset, 6)) for d in two]
+        f1, f2, f = (figures(s, LABELS, config) for s in (first, second, joined))
+        assert f.keywords_correct == f1.keywords_correct + f2.keywords_correct
+        assert f.false_accepts == f1.false_accepts and f.keyword_words == f1.keyword_words + 2
+    # the same streams twice: every count doubles and the thresholds stay; the other folder's words move "yes"
+    # from the middle of 0.71 .. 0.80 (where the first folder's 3 words are found) to that of 0.71 .. 0.73
+    twice = join_stream_sets([first, hand_made_streams()])
+    assert calibrate(twice, LABELS, base).thresholds == calibrate(first, LABELS, base).thresholds
+    assert calibrate(joined, LABELS, base).thresholds == {**calibrate(first, LABELS, base).thresholds, "yes": 0.72}
 
 
 def test_a_keyword_the_targets_cannot_fit_gets_its_best_threshold_and_a_warning():

@@ -37,7 +37,7 @@ FLAG_HINTS = {**STREAM_FLAG_HINTS, **{"out_dir": "--report", "out": "--out", "ta
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_stream_source_arguments(parser)
+    add_stream_source_arguments(parser, several=True)
     describe_model_argument(parser)
     c = parser.add_argument_group("calibration")
     c.add_argument("--target-fa", type=float, default=1.0,
@@ -84,17 +84,22 @@ def _run(args: argparse.Namespace) -> int:
                            f"({choice.path}); give --out NEW.onnx")
     args.model = str(choice.path)  # a packaged name: its file, which the thresholds are stored into a copy of
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
-    experiment = stream_experiment(args, scorer, stream_config(args), default_partition="validation",
-                                   default_half="a", default_readers="calibration", command="calibrate")
+    folders = [Path(f) for f in dict.fromkeys(args.data)]  # in order, each once
+    experiments, notes = [], []
+    for folder in folders:  # the first folder's settings for the other streams (non-keywords, running speech)
+        one = argparse.Namespace(**{**vars(args), "data": folder, "split_note": None})
+        experiments.append(stream_experiment(one, scorer, stream_config(args), default_partition="validation",
+                                             default_half="a", default_readers="calibration", command="calibrate"))
+        notes.append(one.split_note)
     result = run_calibration(
-        experiment, target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
+        experiments[0], target_false_accepts_per_hour=args.target_fa, target_false_alarms_per_hour=args.target_noise,
         min_threshold=args.min_threshold, wrong_weight=args.wrong_weight, pooling=args.pooling, single=args.single,
         out=args.out,
-        in_place=args.in_place, report_dir=args.report, json_path=args.json_file,
+        in_place=args.in_place, report_dir=args.report, json_path=args.json_file, more=experiments[1:],
     )  # fmt: skip
-    if note := getattr(args, "split_note", None):  # after the output checks and the work: a refusal stays one line
+    for note in filter(None, notes):  # after the output checks and the work: a refusal stays one line
         print(note, file=sys.stderr)
-    print("\n".join(report_lines(result.summary, {**result.data, "root": str(args.data)}, result.report)))
+    print("\n".join(report_lines(result.summary, {**result.data, "root": str(folders[0])}, result.report)))
     if "running_speech" in result.summary:
         from speech.evaluation.streams.running import report_lines as running_lines
 
@@ -111,6 +116,8 @@ def report_lines(s: dict, data: dict, report: Path) -> list[str]:
         f"calibrated {s['model']} on {data['speakers']} held-out speakers ({data['partition']} partition of "
         f"{data['root']}), targets {s['targets']['false_accepts_per_hour']:g} false accepts/hour on non-keyword "
         f"speech and {s['targets']['false_alarms_per_hour']:g} false alarms/hour on noise",
+        *[f"  and {a['speakers']} held-out speakers ({a['partition']} partition of {a['root']}), their keyword "
+          f"streams joined to the first's" for a in s["calibrated_on"].get("also", [])],
         f"  allowed in these streams: {s['budgets_in_streams']['false_accepts']} false accepts, "
         f"{s['budgets_in_streams']['false_alarms']} false alarms "
         f"({s['calibrated_on']['distinct_non_keyword_clips']} distinct non-keyword clips)",

@@ -21,10 +21,17 @@ FLAG_HINTS = {
 }
 
 
-def add_stream_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Data, split and stream-generation options shared by ``stream-test`` and ``calibrate``."""
+def add_stream_source_arguments(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """Data, split and stream-generation options shared by ``stream-test`` and ``calibrate``; with ``several``,
+    ``--data`` may be given more than once (a list)."""
     parser.add_argument("model", metavar="MODEL", help="trained checkpoint (.ckpt) or exported model (.onnx)")
-    parser.add_argument("--data", required=True, type=Path, metavar="DIR", help="data folder (any layout speech.data reads)")
+    if several:
+        parser.add_argument("--data", required=True, metavar="DIR", action="append",
+                            help="data folder (any layout speech.data reads); repeatable: the same partition of "
+                            "each folder (split as the model's record says) joins the keyword streams")
+    else:
+        parser.add_argument("--data", required=True, type=Path, metavar="DIR",
+                            help="data folder (any layout speech.data reads)")
     add_split_arguments(parser)
     parser.add_argument("--allow-trained-speakers", action="store_true",
                         help="build the streams even from clips of speakers the model was trained on (the figures "

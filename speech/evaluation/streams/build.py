@@ -13,7 +13,7 @@ Times are seconds in the stored scores (milliseconds in the figures, as in :mod:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -125,6 +125,38 @@ class StreamSet:
 
     def streams(self) -> list[ScoredStream]:
         return [s for s in (self.keywords, self.non_keywords, self.noise) if s is not None]
+
+
+JOIN_GAP_S = 10.0  # between joined streams: longer than any averaging, suppression or late window
+
+
+def join_streams(parts: list[ScoredStream], gap_s: float = JOIN_GAP_S) -> ScoredStream:
+    """One stream of ``parts`` played one after the other with ``gap_s`` seconds between them: the hop times and
+    the words' times of each part moved by the seconds before it. The gap keeps a part's averaging, suppression
+    and late window from reaching into the next; replaying the joined stream gives each part's detections."""
+    if not parts:
+        raise ValueError("nothing to join")
+    if len(parts) == 1:
+        return parts[0]
+    words, times, scores, offset = [], [], [], 0.0
+    for part in parts:
+        ms = 1000.0 * offset
+        words += [replace(w, start_ms=w.start_ms + ms, onset_ms=w.onset_ms + ms, end_ms=w.end_ms + ms) for w in part.words]
+        times.append(part.times + offset)
+        scores.append(part.scores)
+        offset += part.seconds + gap_s
+    first = parts[0]
+    return ScoredStream(first.name, offset - gap_s, words, np.concatenate(times), np.concatenate(scores),
+                        first.window_seconds, sum(p.wall_seconds for p in parts), sum(p.windows_gated for p in parts))
+
+
+def join_stream_sets(sets: list[StreamSet]) -> StreamSet:
+    """The streams of several :class:`StreamSet` (e.g. the held-out speakers of several folders) joined kind by kind
+    (:func:`join_streams`); the first set's ``running`` stream, ``recording`` and ``info`` are kept."""
+    first = sets[0]
+    non_keywords = [s.non_keywords for s in sets if s.non_keywords is not None]
+    return StreamSet(join_streams([s.keywords for s in sets]), join_streams(non_keywords) if non_keywords else None,
+                     join_streams([s.noise for s in sets]), first.recording, first.info, first.running)
 
 
 def check_stream_minutes(minutes: float, unknown_minutes: float, noise_minutes: float) -> None:

@@ -10,6 +10,7 @@ comparison, stores the thresholds in ``out`` (or the model itself when ``in_plac
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -62,6 +63,12 @@ def check_model_output(model: str | Path, out: str | Path | None, in_place: bool
     check_can_create(target.parent if in_place else target, "calibrated model", param="out")
 
 
+def also_entry(info: dict, speakers: set[str]) -> dict:
+    """What ``calibrated_on["also"]`` records of one more folder: its root, partition, split and speakers."""
+    keep = ("root", "partition", "source", "split_method", "speakers", "speakers_hash", "keyword_clips")
+    return {**{k: info[k] for k in keep if k in info}, "speaker_ids": sorted(speakers)}
+
+
 def run_calibration(
     experiment: StreamExperiment,
     *,
@@ -75,6 +82,7 @@ def run_calibration(
     in_place: bool = False,
     report_dir: str | Path | None = None,
     json_path: str | Path | None = None,
+    more: Sequence[StreamExperiment] = (),
 ) -> CalibrationRun:
     """Calibrate the experiment's model on its streams (:func:`~speech.evaluation.streams.experiment.run_experiment`;
     with a running-speech stream, the false-accept budget is per hour of that speech).
@@ -84,6 +92,9 @@ def run_calibration(
     They are stored in ``out`` (a new file of the model's kind) or, with ``in_place``, in the model itself, and
     read back to check; with neither, nothing is stored. ``report_dir`` (default: a new
     ``speech-runs/calibrate-<time>`` folder) and ``json_path`` must not hold earlier results. The steps are logged.
+    ``more``: experiments on other folders (e.g. the held-out speakers of every folder the model trained on) whose
+    streams join the calibration streams, so each keyword's threshold rests on the words of all of them; the
+    false-accept budget stays that of the running speech (or of the first folder's non-keyword stream).
     """
     from speech.model.model_file import read_metadata
     from speech.streaming.detection import threshold_config
@@ -93,7 +104,7 @@ def run_calibration(
     check_model_output(model, out, in_place)
     scored = run_experiment(experiment, out_dir=report_dir, names=REPORT_FILES, prefix="calibrate",
                             json_path=json_path, announce="calibrating on the %s partition of %s (%d speakers, split "
-                            "from the %s); running the model on %g min of audio")
+                            "from the %s); running the model on %g min of audio", more=more)
     streams, report, data, running_src = scored.streams, scored.out, scored.source.info, scored.running_source
     minutes, unknown_minutes, noise_minutes = spec.lengths()
     labels = experiment.labels
@@ -127,6 +138,8 @@ def run_calibration(
         "background_volume": spec.background_volume,
         "model_file": Path(model).name,
     }
+    if scored.more_sources:  # the other folders' held-out speakers whose keywords joined the streams
+        calibrated_on["also"] = [also_entry(source.info, source.clips.speakers) for source in scored.more_sources]
     if running_src is not None:
         calibrated_on["running_speech"] = {"root": running_src.root, "readers": running_src.readers,
                                            "hours": round(streams.running.seconds / 3600, 3)}

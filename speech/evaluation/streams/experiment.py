@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from speech.errors import OutputExistsError
-from speech.evaluation.streams.build import StreamSet, StreamSpec
+from speech.evaluation.streams.build import StreamSet, StreamSpec, join_stream_sets
 from speech.evaluation.streams.running import RunningOptions, RunningSource, build_running_stream
 from speech.evaluation.streams.source import SourceOptions, StreamSource, stream_source
 from speech.streaming.engine import StreamingConfig
@@ -80,33 +81,42 @@ class StreamExperiment:
 @dataclass
 class ScoredExperiment:
     """The streams of an experiment, scored once (the running stream in ``streams.running`` when asked), what
-    they were built from (``source``, ``running_source``) and the output folder ``out`` (created)."""
+    they were built from (``source``, ``running_source``, and ``more_sources``: the other folders whose streams were
+    joined to them) and the output folder ``out`` (created)."""
 
     streams: StreamSet
     source: StreamSource
     running_source: RunningSource | None
     out: Path
+    more_sources: list[StreamSource] = field(default_factory=list)
 
 
 def run_experiment(experiment: StreamExperiment, *, out_dir: str | Path | None, names: tuple[str, ...],
-                   prefix: str, json_path: str | Path | None = None, announce: str) -> ScoredExperiment:
+                   prefix: str, json_path: str | Path | None = None, announce: str,
+                   more: Sequence[StreamExperiment] = ()) -> ScoredExperiment:
     """Check the outputs (``out_dir`` or a new ``speech-runs/<prefix>-<time>`` folder must not hold ``names``;
-    ``json_path`` must be new), gather the clips, create the folder, then build and score the streams. ``announce``: the log line (partition, folder, speakers, split
-    source, minutes of audio) said before the model runs."""
+    ``json_path`` must be new), gather the clips, create the folder, then build and score the streams. ``announce``:
+    the log line (partition, folder, speakers, split source, minutes of audio) said before the model runs.
+    ``more``: experiments on other folders (their ``running`` is not used) whose streams are joined to this one's
+    (:func:`~speech.evaluation.streams.build.join_stream_sets`); their clips are gathered and checked before any
+    stream is scored."""
     from speech.utils.files import check_json_path
 
-    minutes = sum(experiment.spec.lengths())
     if json_path is not None:
         check_json_path(json_path)
     out = output_dir(out_dir, names, prefix, create=False)  # checked before any work, created once the clips are in
     source = stream_source(experiment.scorer, experiment.source)
+    more_sources = [stream_source(e.scorer, e.source) for e in more]
     running = experiment.running
     running_source = running.source(experiment.scorer.metadata) if running is not None else None
     out = output_dir(out_dir, names, prefix)
-    data = source.info
-    log.info(announce, data["partition"], data["root"], data["speakers"], data["source"], minutes)
-    streams = experiment.spec.build(experiment.scorer, experiment.config, source)
+    sets = []
+    for e, s in zip((experiment, *more), (source, *more_sources), strict=True):
+        data = s.info
+        log.info(announce, data["partition"], data["root"], data["speakers"], data["source"], sum(e.spec.lengths()))
+        sets.append(e.spec.build(e.scorer, e.config, s))
+    streams = join_stream_sets(sets)
     if running_source is not None:
         streams.running = build_running_stream(experiment.scorer, experiment.config, running_source.utterances,
                                                seed=running.seed, max_minutes=running.minutes)
-    return ScoredExperiment(streams, source, running_source, out)
+    return ScoredExperiment(streams, source, running_source, out, more_sources)

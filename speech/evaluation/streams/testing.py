@@ -54,7 +54,8 @@ def relative_clips(words: list, root: str | Path) -> list:
 
 def calibration_overlap(metadata: dict, speakers: set[str], root: str, negative_speakers: set[str]) -> int | None:
     """How many of the streams' speakers (``speakers`` of ``root``, ``negative_speakers`` of the extra
-    non-keyword folders) the model's thresholds were calibrated on (None: not calibrated, or not recorded)."""
+    non-keyword folders) the model's thresholds were calibrated on, in any of the folders it was calibrated on
+    (None: not calibrated, or not recorded)."""
     section = (metadata or {}).get("detection")
     if not isinstance(section, dict):
         return None
@@ -62,8 +63,11 @@ def calibration_overlap(metadata: dict, speakers: set[str], root: str, negative_
     ids = on.get("speaker_ids")
     if not isinstance(ids, list):
         return None
-    same_root = not on.get("root") or os.path.realpath(on["root"]) == os.path.realpath(root)
-    shared = (speakers & set(ids)) if same_root else set()
+    shared = set()
+    for part in (on, *[a for a in on.get("also") or [] if isinstance(a, dict)]):  # every folder it calibrated on
+        same_root = not part.get("root") or os.path.realpath(part["root"]) == os.path.realpath(root)
+        if same_root:
+            shared |= speakers & set(part.get("speaker_ids") or [])
     shared |= negative_speakers & set(on.get("negative_speaker_ids") or [])
     return len(shared)
 
