@@ -198,7 +198,8 @@ def test_train_with_an_extra_folder_then_evaluate_its_test_part(main_tree, extra
     for split, shared in (("test", 0), ("validation", also["speakers"])):
         out = tmp_path / f"st-{split}.json"
         assert speech_main(["stream-test", "--threads", "1", str(calibrated), "--data", str(extra_tree), "--split",
-                            split, "--minutes", "0.5", "--noise-minutes", "0.25", "--json", str(out)]) == 0
+                            split, "--minutes", "0.5", "--noise-minutes", "0.25", "--out", str(tmp_path / split),
+                            "--json", str(out)]) == 0
         assert json.loads(out.read_text())["calibration_speakers_in_streams"] == shared
 
 
