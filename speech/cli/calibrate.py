@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
                            f"({choice.path}); give --out NEW.onnx")
     args.model = str(choice.path)  # a packaged name: its file, which the thresholds are stored into a copy of
     check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
-    folders = [Path(f) for f in dict.fromkeys(args.data)]  # in order, each once
+    folders = list({Path(f).resolve(): Path(f) for f in args.data}.values())  # in order, each folder once
     experiments, notes = [], []
     for folder in folders:  # the first folder's settings for the other streams (non-keywords, running speech)
         one = argparse.Namespace(**{**vars(args), "data": folder, "split_note": None})
