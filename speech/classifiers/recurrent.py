@@ -206,7 +206,8 @@ class RecurrentClassifier(nn.Module):
         top, weight = carried[heads, :, :heads], carried[heads + 1, :, :heads]  # (batch, heads)
         scores = self.attention(out)  # (batch, k, heads)
         seen = weight > 0
-        new_top = torch.where(seen, torch.maximum(top, scores.amax(dim=1)), scores.amax(dim=1))
+        step_top = scores.amax(dim=1)  # (batch, heads): the new steps' largest score
+        new_top = torch.where(seen, torch.maximum(top, step_top), step_top)
         rescale = torch.where(seen, torch.exp(top - new_top), torch.zeros_like(weight))
         weights = torch.exp(scores - new_top.unsqueeze(1))
         weight = weight * rescale + weights.sum(dim=1)

@@ -83,12 +83,13 @@ def _run(args: argparse.Namespace) -> int:
         raise SettingError(f"--in-place would change the packaged model '{choice.name}' inside the installation "
                            f"({choice.path}); give --out NEW.onnx")
     args.model = str(choice.path)  # a packaged name: its file, which the thresholds are stored into a copy of
-    check_engine(scorer, stream_config(args))  # settings the engine refuses: before any work
+    config = stream_config(args)
+    check_engine(scorer, config)  # settings the engine refuses: before any work
     folders = list({Path(f).resolve(): Path(f) for f in args.data}.values())  # in order, each folder once
     experiments, notes = [], []
-    for folder in folders:  # the first folder's settings for the other streams (non-keywords, running speech)
+    for folder in folders:  # the running speech is built once, from the first folder's experiment
         one = argparse.Namespace(**{**vars(args), "data": folder, "split_note": None})
-        experiments.append(stream_experiment(one, scorer, stream_config(args), default_partition="validation",
+        experiments.append(stream_experiment(one, scorer, config, default_partition="validation",
                                              default_half="a", default_readers="calibration", command="calibrate"))
         notes.append(one.split_note)
     result = run_calibration(
