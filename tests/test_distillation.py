@@ -88,8 +88,9 @@ def test_a_distilled_fit_records_its_teacher_and_a_leaking_teacher_is_refused(tr
                                                                              tmp_path, capsys):
     teacher = str(next((trained_run / "checkpoints").glob("best*.ckpt")))
     runs = tmp_path / "runs"
+    # a teacher's run folder (runs/NAME, as configs/packaged.yaml names them) stands for its best checkpoint
     code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",
-                       "--model.teachers", f"[{teacher}]", "--model.distill_weight", "0.7"])
+                       "--model.teachers", f"[{trained_run.parent}]", "--model.distill_weight", "0.7"])
     assert code == 0, capsys.readouterr().err[-2000:]
     student = next((runs / "test" / "version_0" / "checkpoints").glob("best*.ckpt"))
     hparams = read_checkpoint(student)["hyper_parameters"]
@@ -106,3 +107,34 @@ def test_a_distilled_fit_records_its_teacher_and_a_leaking_teacher_is_refused(tr
     lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
     assert code == 2 and len(lines) == 1 and "the student holds out" in lines[0], err[-2000:]
     assert "Traceback" not in err
+    # a teacher that was never trained stops the run before it starts: never an undistilled model in its place
+    missing, before = tmp_path / "runs" / "teacher-0", sorted((runs / "test").iterdir())
+    code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",
+                       "--model.teachers", f"[{missing}]"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
+    assert code == 2 and len(lines) == 1 and f"{missing}: no such checkpoint or training run folder" in lines[0], err
+    assert sorted((runs / "test").iterdir()) == before  # refused before any run folder
+
+
+def test_a_run_folder_stands_for_its_one_best_checkpoint_and_an_ambiguous_one_is_refused(tmp_path):
+    from speech.training.runs import RunFolderError, run_checkpoint
+
+    def version(name: str, *files: str) -> Path:
+        (tmp_path / "run" / name / "checkpoints").mkdir(parents=True)
+        for file in files:
+            (tmp_path / "run" / name / "checkpoints" / file).write_bytes(b"")
+        return tmp_path / "run" / name / "checkpoints"
+
+    first = version("version_0", "best-epoch07-acc0.9100.ckpt", "last.ckpt")
+    version("version_1", "last.ckpt")  # a run stopped before its first validation: no best checkpoint
+    assert run_checkpoint(tmp_path / "run") == first / "best-epoch07-acc0.9100.ckpt"
+    assert run_checkpoint(tmp_path / "run" / "version_0") == first / "best-epoch07-acc0.9100.ckpt"
+    assert run_checkpoint(first / "last.ckpt") == first / "last.ckpt"  # a file is itself
+    version("version_10", "best-epoch03-acc0.8000.ckpt")
+    with pytest.raises(RunFolderError, match=r"2 runs hold a best checkpoint \(version_0, version_10\)"):
+        run_checkpoint(tmp_path / "run")
+    with pytest.raises(RunFolderError, match="no best-"):
+        run_checkpoint(tmp_path / "run" / "version_1")
+    with pytest.raises(RunFolderError, match="no such checkpoint"):
+        run_checkpoint(tmp_path / "nothing")

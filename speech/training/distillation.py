@@ -31,8 +31,12 @@ class Teachers:
 
     def __init__(self, paths: Sequence[str], labels: list[str], window_samples: int | None = None) -> None:
         from speech.model.ensemble import load_ensemble
+        from speech.training.runs import RunFolderError, run_checkpoint
 
-        self.paths = [str(p) for p in paths]
+        try:  # a run folder stands for its best checkpoint (configs/packaged.yaml names its teachers' runs)
+            self.paths = [str(run_checkpoint(p)) for p in paths]
+        except RunFolderError as exc:
+            raise SettingError(f"teachers: {exc}", param="teachers") from None
         self.model: Recogniser = load_ensemble(self.paths).eval().requires_grad_(False)
         if list(self.model.labels) != list(labels):
             raise SettingError(

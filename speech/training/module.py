@@ -141,7 +141,7 @@ class KeywordModule(L.LightningModule):
                 "warmup_epochs": warmup_epochs,
                 "final_lr_ratio": final_lr_ratio,
                 "ema_decay": ema_decay,
-                "teachers": list(teachers or []),
+                "teachers": self.teachers.paths if self.teachers else [],
                 "distill_weight": distill_weight,
                 "distill_temperature": distill_temperature,
                 "mixup_alpha": mixup_alpha,

@@ -53,6 +53,31 @@ def best_checkpoint(run_dir: str | Path) -> BestCheckpoint | None:
     return max(found, key=lambda b: (b.accuracy, -b.epoch), default=None)
 
 
+def run_checkpoint(path: str | Path) -> Path:
+    """``path`` itself when it is a file; for a run folder (``runs/NAME`` or ``runs/NAME/version_N``) its best
+    checkpoint. A folder of several versions that each hold one is refused (which one was meant is not known), as is
+    a missing path or a folder without one: the message names the folder and what was expected."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise RunFolderError(f"{path}: no such checkpoint or training run folder (expected a .ckpt file or a folder "
+                             "runs/<name> that speech train wrote)")
+    best = best_checkpoint(path)
+    if best is not None:
+        return best.path
+    versions = sorted((v for v in path.glob("version_*") if best_checkpoint(v) is not None),
+                      key=lambda v: (len(v.name), v.name))  # version_2 before version_10
+    if len(versions) == 1:
+        return best_checkpoint(versions[0]).path
+    if versions:
+        names = ", ".join(v.name for v in versions)
+        raise RunFolderError(f"{path}: {len(versions)} runs hold a best checkpoint ({names}); name one of them "
+                             f"(e.g. {versions[-1]})")
+    raise RunFolderError(f"{path}: no best-*.ckpt in this folder or its version_* folders (has its training run "
+                         "finished an epoch?)")
+
+
 CURVE_FORMATS = (".png", ".svg", ".pdf")
 
 
