@@ -101,14 +101,15 @@ def test_a_distilled_fit_records_its_teacher_and_a_leaking_teacher_is_refused(tr
     # the teachers are neither trained nor saved: the student's file holds its own weights only
     assert not [k for k in read_checkpoint(student)["state_dict"] if not k.startswith(("recogniser.", "ema."))]
     # another split seed trains on other speakers: the teacher knows some the student holds out
+    before = sorted((runs / "test").iterdir())
     code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",
                        "--model.teachers", f"[{teacher}]", "--data.split_seed", "7"])
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
     assert code == 2 and len(lines) == 1 and "the student holds out" in lines[0], err[-2000:]
-    assert "Traceback" not in err
+    assert "Traceback" not in err and sorted((runs / "test").iterdir()) == before  # refused before any run folder
     # a teacher that was never trained stops the run before it starts: never an undistilled model in its place
-    missing, before = tmp_path / "runs" / "teacher-0", sorted((runs / "test").iterdir())
+    missing = tmp_path / "runs" / "teacher-0"
     code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",
                        "--model.teachers", f"[{missing}]"])
     err = capsys.readouterr().err

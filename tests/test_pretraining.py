@@ -144,6 +144,7 @@ def test_a_keyword_model_trains_from_the_encoder_and_refuses_one_of_held_out_rea
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
     assert code == 2 and len(lines) == 1 and "does not train on" in lines[0] and "Traceback" not in err, err[-2000:]
+    assert sorted(p.name for p in (runs / "test").iterdir()) == ["version_0"]  # refused before any run folder
 
 
 def test_readers_outside_the_record_are_refused():

@@ -160,6 +160,16 @@ class KeywordModule(L.LightningModule):
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         return self.recogniser(waves)
 
+    def check_held_out(self, record: DataRecord | None) -> None:
+        """Refuse teachers or a pretrained encoder that learnt from speakers or readers ``record`` (what this model
+        trains on) holds out. ``speech train`` calls it before any run folder is made; every fit calls it again."""
+        if self.teachers is not None:
+            check_teachers(self.teachers, record)
+        if self.encoder_info is not None:
+            from speech.training.pretraining import check_encoder_readers
+
+            check_encoder_readers(self.encoder_info, record.running_speech if record is not None else None)
+
     # -- fit start: normaliser statistics ------------------------------------------------------------
     def on_fit_start(self) -> None:
         frontend = self.recogniser.frontend
@@ -167,13 +177,7 @@ class KeywordModule(L.LightningModule):
         record = datamodule.record() if datamodule is not None and hasattr(datamodule, "record") else None
         if record is not None:
             self.recogniser.sections["data"] = record.to_dict()
-        known = record or DataRecord.from_dict(self.recogniser.sections.get("data"))  # else the weights' own
-        if self.teachers is not None:
-            check_teachers(self.teachers, known)
-        if self.encoder_info is not None:
-            from speech.training.pretraining import check_encoder_readers
-
-            check_encoder_readers(self.encoder_info, known.running_speech if known is not None else None)
+        self.check_held_out(record or DataRecord.from_dict(self.recogniser.sections.get("data")))  # else the weights' own
         weights = datamodule.loss_weights() if datamodule is not None and hasattr(datamodule, "loss_weights") else None
         self.class_weights = None if weights is None else weights.to(self.device)
         if self.class_weights is not None:
