@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from speech.data.labels import LABELS_12  # noqa: E402
+from speech.streaming.stateful import DEFAULT_STATES  # noqa: E402
 
 BI, UNI = {"bidirectional": True, "pooling": "attention"}, {"bidirectional": False, "pooling": "last"}
 DEFAULT_ROWS = [
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="training batch (64)")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps (10)")
     parser.add_argument("--repeat", type=int, default=300, help="timed scoring calls (300)")
-    parser.add_argument("--states", type=int, default=3, help="staggered states of the stream mode (3)")
+    parser.add_argument("--states", type=int, default=DEFAULT_STATES,
+                        help=f"staggered states of the stream mode ({DEFAULT_STATES}, the engine's default)")
     parser.add_argument("--json", type=Path, help="also write the rows here (a new file)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
