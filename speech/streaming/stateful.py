@@ -9,8 +9,8 @@ went (measured: recall fell from 71 % to 10 % on the test stream, ``docs/recurre
 restarts from zeros once a window has passed, the states staggered by ``window / states``, and a hop is scored
 by the oldest: a context of the last ``(1 - 1 / states)`` to 1 window. With ``states`` = window / hop every
 hop has a state of exactly one window (the window model's scores, up to the conv layer's edge frames) at the
-window model's cost; 5 states (the default, chosen on the selection side: docs/recurrent-cells.md) cost a quarter
-of it (0.110 against 0.37 ms a hop pooled by attention, scripts/bench_cells.py), 3 states 0.085 ms.
+window model's cost; 5 states (the default, chosen on the selection side: docs/recurrent-cells.md) cost under
+a third of it (0.110 against 0.37 ms a hop pooled by attention, scripts/bench_cells.py), 3 states 0.085 ms.
 
 Scorers that can do this (``streams`` true, :mod:`speech.runtime.scorers`) provide ``stream_context`` (``(left, stride,
 right)``: step ``j`` of the recurrent layer reads frames ``stride * j - left`` to ``stride * j + right``),
