@@ -157,7 +157,7 @@ def test_override_config_is_its_base_plus_what_it_states(tmp_path, capsys):
     assert small["model.lr"] != base["model.lr"] and small["trainer.gradient_clip_val"] == base["trainer.gradient_clip_val"]
     # the same as naming the base by hand
     assert leaves(resolved_config(capsys, configs / "default.yaml", configs / "cpu-small.yaml")) == small
-    # a base of a base: the packaged model's config is cpu-small plus its seed, run name and teachers' run folders
+    # a base of a base: the packaged model's config is cpu-small plus its run name and teachers' run folders
     packaged = leaves(resolved_config(capsys, configs / "packaged.yaml"))
     assert {key for key in packaged if packaged[key] != small[key]} == {"run_name", "model.teachers"}
     assert packaged["model.teachers"] == ["runs/teacher-0", "runs/teacher-1"] and packaged["seed_everything"] == 0

@@ -66,11 +66,11 @@ def run_checkpoint(path: str | Path) -> Path:
     best = best_checkpoint(path)
     if best is not None:
         return best.path
-    versions = sorted((v for v in path.glob("version_*") if best_checkpoint(v) is not None),
-                      key=lambda v: (len(v.name), v.name))  # version_2 before version_10
-    if len(versions) == 1:
-        return best_checkpoint(versions[0]).path
-    if versions:
+    found = {v: b for v in path.glob("version_*") if (b := best_checkpoint(v)) is not None}
+    if len(found) == 1:
+        return next(iter(found.values())).path
+    if found:
+        versions = sorted(found, key=lambda v: (len(v.name), v.name))  # version_2 before version_10
         names = ", ".join(v.name for v in versions)
         raise RunFolderError(f"{path}: {len(versions)} runs hold a best checkpoint ({names}); name one of them "
                              f"(e.g. {versions[-1]})")

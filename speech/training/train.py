@@ -347,8 +347,7 @@ class SpeechCLI(LightningCLI):
         ckpt_path = self.config[self.subcommand].get("ckpt_path")
         if ckpt_path:  # before any run folder is made: a checkpoint of other classes cannot be resumed here
             check_same_labels(ckpt_path, self.datamodule.labels)
-        if hasattr(self.model, "check_held_out") and hasattr(self.datamodule, "record"):
-            self.model.check_held_out(self.datamodule.record())  # a leaking teacher or encoder: no run folder either
+        self.model.check_held_out(self.datamodule.record())  # a leaking teacher or encoder: no run folder either
         warning = rejection_warning(self.datamodule.labels)
         if warning and self.trainer.is_global_zero:
             log.warning("%s", warning)
