@@ -189,6 +189,32 @@ def test_noise_added_is_a_volume_times_one_segment_of_the_noise():
     assert silence_v.max() > 0.3 and words_v.max() > 0.05  # each drawn over its own range
 
 
+def test_noise_peak_brings_each_quiet_noise_segment_to_full_scale_before_its_volume():
+    """``noise_peak``: the segment is scaled to a peak of 1 first (as the stream test's background), so the noise a
+    word gets peaks at exactly its volume, whatever the level of the recording; real _silence_ clips here peak far
+    below 1, and without it the same volumes give far quieter noise."""
+    noise = np.concatenate([load_audio(SC_V2_TEST / "_silence_" / name) for name in ("1057.wav", "1097.wav", "1177.wav")])
+    assert np.abs(noise).max() < 0.15  # a quiet recording: the case the option is for
+    words = real_words(48) * 0.5
+    labels = torch.tensor([2] * 48)
+    peaks = {}
+    for noise_peak in (False, True):
+        config = AugmentConfig(time_shift_ms=0.0, speed=0.0, place_probability=0.0, noise_probability=1.0,
+                               noise_peak=noise_peak)
+        augment = WaveAugment(torch.from_numpy(noise), config, silence_label=0)
+        added = (augment(words, labels, torch.Generator().manual_seed(0))[0] - words).numpy()
+        peaks[noise_peak] = np.abs(added).max(axis=1)
+        if noise_peak:
+            for row in added:
+                offset = best_offset(noise, row)
+                segment = noise[offset : offset + RATE]
+                volume = float(np.abs(row).max())
+                np.testing.assert_allclose(row, volume * segment / np.abs(segment).max(), atol=1e-6)
+    assert (peaks[True] <= 0.1 + 1e-6).all() and peaks[True].max() > 0.05
+    # same draws, same segments: only the scale differs, by 1 / the segment's peak (> 6 for these clips)
+    assert (peaks[True] > 6 * peaks[False]).all()
+
+
 def test_recent_part_of_a_long_window_keeps_new_words_and_relabels_old_ones():
     words = real_words(48)
     waves = torch.cat([torch.zeros(48, RATE // 2), words, torch.zeros(48, RATE // 2)], dim=1)  # 2 s, word centred

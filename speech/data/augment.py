@@ -2,7 +2,10 @@
 
 Follows TensorFlow's speech_commands recipe: a random time shift of up to +/-100 ms (zero filled),
 then background noise mixed in with probability 0.8 at a volume drawn from U(0, 0.1); examples of
-the ``_silence_`` class always get noise, at a volume drawn from U(0, 1). Before the shift, a speed
+the ``_silence_`` class always get noise, at a volume drawn from U(0, 1). TF's noise files are full-scale
+recordings; quieter ones (the test-set layout's ``_silence_`` clips: median peak 0.11) can be brought to that scale
+with ``noise_peak`` (each drawn segment scaled to a peak of 1 before its volume), which is how the stream test
+(:mod:`speech.evaluation.streams.recording`) builds its background. Before the shift, a speed
 perturbation (Ko et al. 2015, kws_streaming's ``resample``) resamples each clip by a factor drawn from
 U(1 - speed, 1 + speed) around its centre, which changes tempo and pitch together.
 
@@ -46,7 +49,8 @@ class AugmentConfig:
     direct-to-reverberant ratio (dB) drawn from ``reverb_rt60`` and ``reverb_drr_db``. ``recent_ms`` (None: the
     whole window): placed words end within the window's last ``recent_ms``; ``stale_probability``: share of word
     examples moved to end ``recent_ms`` + ``STALE_MARGIN_MS`` or more before the window's end, as ``_unknown_``.
-    ``gain_db``: the range (dB) of the level change of non-silence examples; (0, 0) leaves the level alone."""
+    ``gain_db``: the range (dB) of the level change of non-silence examples; (0, 0) leaves the level alone.
+    ``noise_peak``: scale each noise segment to a peak of 1 before its volume (an all-zero segment stays zero)."""
 
     time_shift_ms: float = 100.0
     speed: float = 0.15
@@ -55,6 +59,7 @@ class AugmentConfig:
     noise_probability: float = 0.8
     noise_volume: float = 0.1
     silence_volume: float = 1.0
+    noise_peak: bool = False
     reverb_probability: float = 0.0
     reverb_rt60: tuple[float, float] = (0.2, 0.7)
     reverb_drr_db: tuple[float, float] = (0.0, 12.0)
@@ -173,7 +178,11 @@ class WaveAugment(nn.Module):
         if noise.numel() < samples:  # tile short noise so a full segment always fits
             noise = noise.repeat(samples // noise.numel() + 1)
         offsets = torch.randint(0, noise.numel() - samples + 1, (batch, 1), device=noise.device, generator=generator)
-        return noise[offsets + torch.arange(samples, device=noise.device)]
+        segments = noise[offsets + torch.arange(samples, device=noise.device)]
+        if self.config.noise_peak:
+            peak = segments.abs().amax(dim=1, keepdim=True)
+            segments = torch.where(peak > 0, segments / peak.clamp_min(1e-12), segments)
+        return segments
 
     def stream_windows(
         self, waves: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
