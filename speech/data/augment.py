@@ -3,9 +3,9 @@
 Follows TensorFlow's speech_commands recipe: a random time shift of up to +/-100 ms (zero filled),
 then background noise mixed in with probability 0.8 at a volume drawn from U(0, 0.1); examples of
 the ``_silence_`` class always get noise, at a volume drawn from U(0, 1). TF's noise files are full-scale
-recordings; quieter ones (the test-set layout's ``_silence_`` clips: median peak 0.11) can be brought to that scale
-with ``noise_peak`` (each drawn segment scaled to a peak of 1 before its volume), which is how the stream test
-(:mod:`speech.evaluation.streams.recording`) builds its background. Before the shift, a speed
+recordings; quieter ones (the test-set layout's ``_silence_`` clips: median peak 0.11; a 1.5 s segment of them gains
+8 dB in the median) are brought to that scale by ``noise_peak`` (each drawn segment scaled to a peak of 1 before its
+volume), as the stream test (:mod:`speech.evaluation.streams.recording`) builds its background. Before the shift, a speed
 perturbation (Ko et al. 2015, kws_streaming's ``resample``) resamples each clip by a factor drawn from
 U(1 - speed, 1 + speed) around its centre, which changes tempo and pitch together.
 
