@@ -238,3 +238,58 @@ def test_bench_streaming_times_the_stream_mode_of_a_unidirectional_model(tmp_pat
     rows = {(r["backend"], r["input_rate"], r["mode"]): r for r in json.loads(out.read_text())["timing"]}
     assert ("onnx", 16_000, "stateful") in rows and ("torch", 16_000, "stateful") in rows
     assert all(r["hops"] > 0 and r["model_ms"] > 0 for r in rows.values())
+
+
+def test_stream_misses_reads_each_word_of_a_stream_test_folder(tmp_path, tiny_checkpoint):
+    """scripts/stream_misses.py: per keyword word of a stream, own label on top / own score over the threshold in
+    some window / its average; on a stream built here from real clips with a known layout."""
+    import soundfile as sf
+
+    model = speech.load(tiny_checkpoint)
+    keywords = [k for k in model.labels if not k.startswith("_")]
+    heard = []  # real clips the model puts a keyword on top for, with that keyword
+    for path in sorted((SC_V2_TEST / "yes").glob("*.wav")) + sorted((SC_V2_TEST / "no").glob("*.wav")):
+        scores = model.predict(path)
+        top = max(scores, key=scores.get)
+        if top in keywords:
+            heard.append((load_audio(path), top))
+        if len(heard) == 2:
+            break
+    assert len(heard) == 2
+    # 1 s of silence, clip A at 1-2 s, silence, clip B at 4-5 s, silence to 12 s; a third "word" said in the silence
+    wave = np.zeros(12 * 16_000, np.float32)
+    wave[16_000:32_000], wave[64_000:80_000] = heard[0][0], heard[1][0]
+    folder = tmp_path / "st"
+    folder.mkdir()
+    sf.write(folder / "streaming_test.wav", wave, 16_000, subtype="FLOAT")
+    rows = [("label", "start_ms", "onset_ms", "end_ms", "clip"), (heard[0][1], 1000, 1000, 2000, "a"),
+            ("_unknown_", 2500, 2600, 2900, "u"), (heard[1][1], 4000, 4000, 5000, "b"),
+            (keywords[0], 9000, 9000, 9400, "none")]
+    (folder / "streaming_test_words.csv").write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    out = tmp_path / "misses.json"
+    stdout = run_script("stream_misses.py", str(tiny_checkpoint), str(folder), "--json", str(out))
+    report = json.loads(out.read_text())
+    words = report["words"]
+    assert [w["label"] for w in words] == [heard[0][1], heard[1][1], keywords[0]]  # _unknown_ left out
+    # the window ending at 2.0 s (and 5.0 s) holds exactly the clip the model put its keyword on top for
+    assert words[0]["top"] and words[1]["top"]
+    # only silence around the third: the energy gate scores its windows as _silence_
+    assert not words[2]["top"] and words[2]["raw"] < 0.5 and words[2]["leaned_to"] == "_silence_"
+    assert report["unheard_leaned_to"].get("_silence_", 0) >= 1 and "_silence_" in stdout
+    groups = report["groups"]
+    assert groups["all"]["words"] == 3 == sum(g["words"] for name, g in groups.items() if name != "all")
+    assert groups["all"]["top_percent"] == pytest.approx(200 / 3)
+    for g in groups.values():  # a score >= 0.7 is always the top one
+        assert g["top_percent"] >= g["raw_percent"] and 0 <= g["average_percent"] <= 100
+    run_script("stream_misses.py", str(tiny_checkpoint), str(folder), "--threshold", "0", "--json", str(tmp_path / "0.json"))
+    zero = json.loads((tmp_path / "0.json").read_text())["groups"]["all"]  # every word has windows and averages
+    assert zero["raw_percent"] == 100.0 == zero["average_percent"]
+    cases = {  # argv -> what the one-line error names
+        (str(tiny_checkpoint), str(tmp_path)): "streaming_test_words.csv",
+        (str(tiny_checkpoint), str(folder), "--json", str(out)): "refusing to overwrite",
+    }
+    for argv, expected in cases.items():
+        result = subprocess.run([sys.executable, str(REPO / "scripts" / "stream_misses.py"), *argv],
+                                capture_output=True, text=True, timeout=120, cwd=REPO)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr
