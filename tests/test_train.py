@@ -157,9 +157,12 @@ def test_override_config_is_its_base_plus_what_it_states(tmp_path, capsys):
     assert small["model.lr"] != base["model.lr"] and small["trainer.gradient_clip_val"] == base["trainer.gradient_clip_val"]
     # the same as naming the base by hand
     assert leaves(resolved_config(capsys, configs / "default.yaml", configs / "cpu-small.yaml")) == small
-    # a base of a base: the packaged model's config is cpu-small plus its run name and teachers' run folders
+    # a base of a base: the packaged model's config is cpu-small plus its run name, teachers' run folders and the
+    # word placement it was built with (before cpu-small.yaml placed more words off-centre)
     packaged = leaves(resolved_config(capsys, configs / "packaged.yaml"))
-    assert {key for key in packaged if packaged[key] != small[key]} == {"run_name", "model.teachers"}
+    assert {key for key in packaged if packaged[key] != small[key]} == {"run_name", "model.teachers",
+                                                                        "data.augment.place_probability"}
+    assert packaged["data.augment.place_probability"] == base["data.augment.place_probability"] == 0.5
     assert packaged["model.teachers"] == ["runs/teacher-0", "runs/teacher-1"] and packaged["seed_everything"] == 0
 
     override = tmp_path / "override.yaml"
