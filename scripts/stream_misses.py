@@ -16,7 +16,6 @@ figures of the recipe. Refuses to overwrite ``--json``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections import Counter
@@ -25,16 +24,18 @@ from pathlib import Path
 import numpy as np
 
 
-def read_words(folder: Path) -> list[dict]:
-    """The keyword words of a stream-test folder (``_unknown_`` ones left out); ValueError naming the file."""
-    path = folder / "streaming_test_words.csv"
+def read_words(folder: Path) -> list:
+    """The keyword words of a stream-test folder (``_unknown_`` ones left out), as the stream test wrote them
+    (:func:`speech.evaluation.streams.matching.read_words_file`); ValueError naming the file."""
+    from speech.data.labels import UNKNOWN_LABEL
+    from speech.evaluation.streams.matching import read_words_file
+    from speech.evaluation.streams.testing import WORDS
+
+    path = folder / WORDS
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        words = [{"label": r["label"], "onset_s": float(r["onset_ms"]) / 1000, "end_s": float(r["end_ms"]) / 1000}
-                 for r in rows if r["label"] != "_unknown_"]
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: not a stream-test word list ({exc}); expected the --out folder of "
+        words = [w for w in read_words_file(path) if w.label != UNKNOWN_LABEL]
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc}); expected the --out folder of "
                          "'speech stream-test MODEL ... --out DIR'") from None
     if not words:
         raise ValueError(f"{path}: no keyword words")
@@ -46,12 +47,12 @@ def word_figures(times, scores, average, valid, labels, words, threshold: float,
     and the label of the highest raw score over the word's windows."""
     out = []
     for w in words:
-        k = labels.index(w["label"])
-        span = (times >= w["onset_s"]) & (times <= w["end_s"] + after_s)
+        k = labels.index(w.label)
+        span = (times >= w.onset_ms / 1000) & (times <= w.end_ms / 1000 + after_s)
         raw = scores[span]
         avg = average[span & valid]
         out.append({
-            "label": w["label"],
+            "label": w.label,
             "top": bool(raw.size) and bool((raw.argmax(axis=1) == k).any()),
             "raw": float(raw[:, k].max()) if raw.size else 0.0,
             "average": float(avg[:, k].max()) if avg.size else 0.0,
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     import speech
     from speech.audio.io import AudioError, load_audio
     from speech.evaluation.streams.build import score_stream
-    from speech.streaming.detection import DetectorConfig, smooth_scores
+    from speech.streaming.detection import smooth_scores
     from speech.streaming.engine import StreamingConfig
 
     try:
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     labels = list(model.labels)
-    unknown = sorted({w["label"] for w in words} - set(labels))
+    unknown = sorted({w.label for w in words} - set(labels))
     if unknown:
         print(f"{folder}: words {unknown} are not labels of {args.model} (a stream test of another model?)",
               file=sys.stderr)
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     table = {name: summary(group, args.threshold) for name, group in groups.items()}
     t = f"{args.threshold:g}"
     print(f"{args.model} on {folder}: {len(rows)} keyword words, windows from speech onset to {args.after_ms:g} ms "
-          f"after its end ({DetectorConfig().average_window_ms:g} ms average)")
+          f"after its end ({config.detector.average_window_ms:g} ms average)")
     print(f"| words | count | own label on top in some window | own score >= {t} in some window | "
           f"its average >= {t} |")
     print("|---|---:|---:|---:|---:|")
