@@ -1,4 +1,5 @@
-"""CTC pretraining of the encoder on the running speech of the train readers, and a keyword model started from it."""
+"""CTC pretraining of the encoder on the running speech of the train readers (and the keyword clips of a training
+config's training split), and a keyword model started from it."""
 
 from __future__ import annotations
 
@@ -10,18 +11,23 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, SHARED_DATA, train_args
+from conftest import LABELS_12, REPO, SHARED_DATA, train_args
+from conftest import SMALL_MODEL as SMALL_MODEL_ARGS
 
 from speech.classifiers.recurrent import RecurrentClassifier, RecurrentConfig
 from speech.cli.train import main as train_main
+from speech.data.record import DataRecord
 from speech.data.running_speech import read_running_speech, split_readers
+from speech.data.splits import SplitSettings
 from speech.errors import SettingError
 from speech.frontend.features import FrontEnd, FrontEndConfig
 from speech.model.checkpoint import load_recogniser
 from speech.model.model_file import read_checkpoint
+from speech.training.config_data import read_training_config
 from speech.training.pretraining import (
     ALPHABET,
     check_encoder_readers,
+    check_encoder_speakers,
     decode_greedy,
     edit_distance,
     encode_text,
@@ -168,3 +174,95 @@ def test_the_command_line_refuses_bad_input_in_one_line(tmp_path):
         assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
     assert existing.read_bytes() == b"mine" and not new.exists()
+
+
+# -- every speaker: the keyword clips of a training config's training split (issue #34, item 6) ------------------
+
+def small_config(small_tree, cache_dir, *extra: str):
+    """cpu-small.yaml on the small tree, with the tests' small model (as ``train_args`` gives it to training)."""
+    settings = [f"data.root={small_tree}", f"data.cache_dir={cache_dir}", "data.extra_roots=null",
+                *(f"{SMALL_MODEL_ARGS[i][2:]}={SMALL_MODEL_ARGS[i + 1]}" for i in range(0, len(SMALL_MODEL_ARGS), 2)),
+                *extra]
+    return read_training_config(REPO / "configs" / "cpu-small.yaml", settings)
+
+
+def test_a_training_config_is_read_with_its_base_and_overrides(small_tree, cache_dir):
+    config = small_config(small_tree, cache_dir)
+    assert config.data.root == small_tree and config.data.extra_roots == [] and config.data.class_balance == 1.0
+    assert config.data.split.validation_percent == 10.0 and config.data.split.rule == "speaker"  # cpu-small.yaml's
+    assert tuple(config.data.augment_config.gain_db) == (-12, 6) and config.data.batch_size == 64
+    assert config.frontend == {"window_ms": 1500.0} and config.classifier["hidden_size"] == 32
+    for bad, expected in ((["data.root"], "expected data.KEY=VALUE"), (["trainer.max_epochs=1"], "expected data.KEY"),
+                          (["data.no_such_setting=1"], "no_such_setting"), (["data.root=[unclosed"], "not valid YAML")):
+        with pytest.raises(SettingError, match=re.escape(expected)) as caught:
+            read_training_config(REPO / "configs" / "cpu-small.yaml", bad)
+        assert "\n" not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def clip_encoder(tmp_path_factory, small_tree, cache_dir):
+    out = tmp_path_factory.mktemp("enc-clips") / "encoder.pt"
+    config = small_config(small_tree, cache_dir)
+    info = pretrain(LIBRISPEECH_MINI, out, epochs=1, keywords=config, max_minutes=1, accelerator="cpu")
+    return out, info, config
+
+
+def test_pretraining_hears_the_training_speakers_of_every_word_and_no_held_out_one(clip_encoder):
+    out, info, config = clip_encoder
+    training = config.data.examples("training")
+    spoken = [ex for ex in training if ex.path and not ex.word.startswith("_")]
+    held_out = {ex.speaker for part in ("validation", "testing") for ex in config.data.examples(part)}
+    assert info["keyword_clips"] == len(spoken) > 100
+    assert info["keyword_speakers"] == sorted({ex.speaker for ex in spoken}) and not held_out & set(info["keyword_speakers"])
+    assert info["keyword_roots"] == [str(config.data.index.root)]
+    # every keyword by its word, _unknown_ clips by the words they say, no _silence_ clip
+    words = info["keyword_words"]
+    assert {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"} <= set(words)
+    assert sum(words.values()) == len(spoken) and not any(w.startswith("_") for w in words)
+    unknown_words = {ex.word for ex in spoken if config.data.labels[ex.label] == "_unknown_"}
+    assert unknown_words and unknown_words <= set(words) and not unknown_words & set(LABELS_12)
+    # the model settings are the config's
+    payload = torch.load(out, weights_only=True)
+    assert payload["classifier"]["hidden_size"] == 32 and payload["frontend"]["window_ms"] == 1500.0
+    assert info["hours"] > info["running_speech_hours"] > 0
+
+
+def test_a_keyword_model_refuses_an_encoder_that_heard_its_held_out_speakers(clip_encoder, small_tree, cache_dir,
+                                                                             tmp_path, capsys):
+    out, info, _ = clip_encoder
+    runs = tmp_path / "runs"
+    # the same split: accepted, and the run starts from the encoder
+    code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1", "--model.lr", "0",
+                       "--trainer.limit_train_batches", "1", "--model.encoder", str(out)])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    capsys.readouterr()
+    # another split seed holds out speakers the encoder heard: refused in one line, before any run folder
+    code = train_main([*train_args(small_tree, runs, cache_dir), "--trainer.max_epochs", "1",
+                       "--data.split_seed", "1", "--model.encoder", str(out)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("speech train: error:")]
+    assert code == 2 and len(lines) == 1 and "speakers this model does not train on" in lines[0], err[-2000:]
+    assert "Traceback" not in err and sorted(p.name for p in (runs / "test").iterdir()) == ["version_0"]
+
+
+def test_speaker_check_of_an_encoder_file():
+    record = DataRecord(root="/d", layout="test-set", labels="12", split=SplitSettings(), split_method="speaker",
+                        training_speakers=["a", "b", "c"])
+    check_encoder_speakers({"keyword_speakers": ["a", "c"]}, record)
+    check_encoder_speakers({"readers": ["19"]}, record)  # an encoder of running speech only
+    with pytest.raises(SettingError, match=r"heard 1 speakers this model does not train on \(e.g. z\)"):
+        check_encoder_speakers({"keyword_speakers": ["a", "z"]}, record)
+    with pytest.raises(SettingError, match="heard 2 speakers"):
+        check_encoder_speakers({"keyword_speakers": ["a", "z"]}, None)
+
+
+def test_the_command_line_refuses_bad_training_settings_in_one_line(tmp_path):
+    for args, expected in ((["--set", "data.root=x"], "give --config"),
+                           (["--config", str(tmp_path / "none.yaml")], "no such training config"),
+                           (["--config", str(REPO / "configs" / "cpu-small.yaml"), "--set", "model=1"],
+                            "expected data.KEY=VALUE")):
+        done = subprocess.run([sys.executable, "-m", "speech", "pretrain", "--running-speech", str(LIBRISPEECH_MINI),
+                               "--out", str(tmp_path / "enc.pt"), *args], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("speech pretrain: error: ")
+    assert not (tmp_path / "enc.pt").exists()

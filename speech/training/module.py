@@ -119,8 +119,9 @@ class KeywordModule(L.LightningModule):
             from speech.training.pretraining import load_encoder
 
             self.encoder_info = load_encoder(self.recogniser.classifier, self.recogniser.frontend, encoder)
-            log.info("encoder pretrained on %.2f h of %d readers (%s)", self.encoder_info["hours"],
-                     len(self.encoder_info["readers"]), encoder)
+            log.info("encoder pretrained on %.2f h of %d readers and %d keyword speakers (%s)",
+                     self.encoder_info["hours"], len(self.encoder_info["readers"]),
+                     len(self.encoder_info.get("keyword_speakers") or []), encoder)
         self.labels = list(labels)
         self.lr, self.weight_decay, self.label_smoothing = lr, weight_decay, label_smoothing
         self.schedule, self.warmup_epochs, self.final_lr_ratio = schedule, warmup_epochs, final_lr_ratio
@@ -166,9 +167,10 @@ class KeywordModule(L.LightningModule):
         if self.teachers is not None:
             check_teachers(self.teachers, record)
         if self.encoder_info is not None:
-            from speech.training.pretraining import check_encoder_readers
+            from speech.training.pretraining import check_encoder_readers, check_encoder_speakers
 
             check_encoder_readers(self.encoder_info, record.running_speech if record is not None else None)
+            check_encoder_speakers(self.encoder_info, record)
 
     # -- fit start: normaliser statistics ------------------------------------------------------------
     def on_fit_start(self) -> None:

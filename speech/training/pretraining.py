@@ -16,7 +16,15 @@ The file is a ``torch.save`` dict (:data:`FORMAT`): the front-end and classifier
 feature normaliser it was trained with (for reference; the keyword model fits its own on its clips), the folder, the
 reader split and the readers, and the figures.
 
-Command line: ``speech pretrain --running-speech DIR --out encoder.pt [--epochs 20]`` (:mod:`speech.cli.pretrain`).
+**Every speaker** (issue #34, item 6): with a training config (``--config configs/cpu-small.yaml``,
+:mod:`speech.training.config_data`) the encoder also learns to spell the keyword clips of that config's *training*
+split, each transcribed as its word (``_unknown_`` clips by the word they say; ``_silence_`` left out), so it hears
+every training speaker of every folder the config reads, and the model settings are the config's. The file records
+those speakers and folders, and a keyword model refuses an encoder that heard a speaker it does not train on
+(:func:`check_encoder_speakers`).
+
+Command line: ``speech pretrain --running-speech DIR --out encoder.pt [--epochs 20] [--config CONFIG]``
+(:mod:`speech.cli.pretrain`).
 """
 
 from __future__ import annotations
@@ -218,11 +226,38 @@ def _sentences(utterances, what: str, max_seconds: float | None = None) -> Sente
     return Sentences(waves, texts)
 
 
+def keyword_clips(data, max_clips: int | None = None) -> tuple[Sentences, dict]:
+    """The spoken clips of the training split of ``data`` (a :class:`~speech.data.datamodule.SpeechCommandsDataModule`:
+    its main folder and extra folders), 1 s each, transcribed as their words; ``_silence_`` and noise clips are left
+    out. ``max_clips``: a seeded sample of that many. Returns the clips and what the encoder file records of them."""
+    from speech.data.cache import cached_waveforms
+
+    examples = [ex for ex in data.examples("training") if ex.path and ex.word and not ex.word.startswith("_")]
+    if max_clips is not None and len(examples) > max_clips:
+        examples = random.Random(0).sample(examples, max_clips)
+    if not examples:
+        raise InputFileError(f"{data.root}: the training split has no spoken keyword clips to pretrain on",
+                             param="config")
+    cached = cached_waveforms(examples, data.cache_dir, samples=16_000, crop="center", progress=False)
+    waves = [np.asarray(row, dtype=np.float32) / 32768.0 for row in cached.waves]
+    texts = [ex.word.replace("_", " ") for ex in cached.examples]
+    roots = [str(data.index.root), *(str(extra.root) for extra in data.extras)]
+    speakers = sorted({ex.speaker for ex in cached.examples if ex.speaker})
+    words: dict[str, int] = {}
+    for text in texts:
+        words[text] = words.get(text, 0) + 1
+    return Sentences(waves, texts), {"keyword_roots": roots, "keyword_speakers": speakers,
+                                     "keyword_clips": len(waves), "keyword_words": dict(sorted(words.items()))}
+
+
 def pretrain(running_root: str | Path, out: str | Path, *, epochs: int = 20, seed: int = 0, split_seed: int = 0,
              frontend: FrontEndConfig | None = None, classifier: RecurrentConfig | None = None, lr: float = 3e-3,
-             max_batch_seconds: float = 60.0, max_minutes: float | None = None, accelerator: str = "auto") -> dict:
-    """Train the encoder on the train readers of ``running_root`` and write it to ``out`` (a new file); returns the
-    file's ``info`` (readers, hours, loss, character error rate on the calibration readers)."""
+             max_batch_seconds: float = 60.0, max_minutes: float | None = None, accelerator: str = "auto",
+             keywords=None, max_clips: int | None = None) -> dict:
+    """Train the encoder on the train readers of ``running_root`` (and, given ``keywords``, a training config's
+    :class:`~speech.training.config_data.TrainingConfig`, on the spoken clips of its training split, with its
+    front-end and classifier settings) and write it to ``out`` (a new file); returns the file's ``info`` (readers,
+    speakers, hours, loss, character error rate on the calibration readers)."""
     from speech.data.running_speech import read_running_speech, split_readers
 
     out = Path(out)
@@ -230,20 +265,32 @@ def pretrain(running_root: str | Path, out: str | Path, *, epochs: int = 20, see
         raise OutputExistsError(f"{out} exists; refusing to overwrite it", param="out")
     if epochs < 1:
         raise SettingError(f"epochs must be 1 or more, got {epochs}", param="epochs")
+    if keywords is not None:
+        frontend = FrontEndConfig.from_dict(keywords.frontend)
+        classifier = classifier_settings(keywords.classifier)
+        if not isinstance(classifier, RecurrentConfig):
+            raise SettingError(f"CTC pretraining serves the recurrent classifier only, not the config's "
+                               f"{kind_of(classifier)!r} kind", param="config")
     frontend, classifier = frontend or FrontEndConfig(), classifier or RecurrentConfig()
     speech = read_running_speech(running_root)
     split = split_readers(speech.readers, seed=split_seed)
     train_utts = speech.of_readers(split.readers("train"))
     L.seed_everything(seed, verbose=False)
     train = _sentences(train_utts, "train", None if max_minutes is None else 60.0 * max_minutes)
+    sentence_hours = sum(len(w) for w in train.waves) / 16_000 / 3600
     held = _sentences(speech.of_readers(split.readers("calibration"))[: len(train.waves) // 4 or 1], "calibration")
+    clips_info: dict = {}
+    if keywords is not None:
+        clips, clips_info = keyword_clips(keywords.data, max_clips)
+        train = Sentences(train.waves + clips.waves, train.texts + clips.texts)
     module = CTCPretraining(frontend, classifier, lr=lr)
     module.frontend.fit_normaliser(train.waves)
     loader = torch.utils.data.DataLoader(
         train, batch_sampler=LengthBatches([len(w) for w in train.waves], max_batch_seconds, seed), collate_fn=collate)
     hours = sum(len(w) for w in train.waves) / 16_000 / 3600
-    log.info("CTC pretraining on %d sentences (%.2f h) of %d train readers of %s, %d epochs", len(train.waves), hours,
-             len(split.readers("train")), speech.root, epochs)
+    log.info("CTC pretraining on %.2f h of %d train readers of %s and %d keyword clips of %d speakers, %d epochs",
+             sentence_hours, len(split.readers("train")), speech.root, clips_info.get("keyword_clips", 0),
+             len(clips_info.get("keyword_speakers", [])), epochs)
     trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False, gradient_clip_val=5.0,
                         enable_progress_bar=False, num_sanity_val_steps=0, callbacks=[EpochLog()])
@@ -254,8 +301,10 @@ def pretrain(running_root: str | Path, out: str | Path, *, epochs: int = 20, see
         "root": str(speech.root),
         "reader_split": split.to_dict(),
         "readers": split.readers("train"),
-        "sentences": len(train.waves),
+        "sentences": len(train.waves) - clips_info.get("keyword_clips", 0),
         "hours": round(hours, 3),
+        "running_speech_hours": round(sentence_hours, 3),
+        **clips_info,
         "epochs": epochs,
         "seed": seed,
         "final_ctc_loss": round(loss, 4),
@@ -309,6 +358,20 @@ def load_encoder(classifier: RecurrentClassifier, frontend: FrontEnd, path: str 
     if unexpected or any(k.startswith(ENCODER_PREFIXES) for k in missing):
         raise SettingError(f"{path}: the encoder's weights do not fit the model", param="encoder")
     return dict(payload["info"])
+
+
+def check_encoder_speakers(info: dict, record) -> None:
+    """Refuse an encoder pretrained on keyword clips of a speaker the keyword model (its data record ``record``)
+    does not train on: that speaker's held-out clips would no longer be unseen."""
+    heard = info.get("keyword_speakers") or []
+    if not heard:
+        return
+    others = set(heard) - set(record.training_speakers if record is not None else [])
+    if others:
+        raise SettingError(
+            f"the pretrained encoder heard {len(others)} speakers this model does not train on (e.g. "
+            f"{', '.join(sorted(others)[:3])}); pretrain with the model's own training config (--config)",
+            param="encoder")
 
 
 def check_encoder_readers(info: dict, running: dict | None) -> None:
