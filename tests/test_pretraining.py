@@ -31,6 +31,7 @@ from speech.training.pretraining import (
     decode_greedy,
     edit_distance,
     encode_text,
+    keyword_clips,
     load_encoder,
     pretrain,
 )
@@ -225,6 +226,10 @@ def test_pretraining_hears_the_training_speakers_of_every_word_and_no_held_out_o
     payload = torch.load(out, weights_only=True)
     assert payload["classifier"]["hidden_size"] == 32 and payload["frontend"]["window_ms"] == 1500.0
     assert info["hours"] > info["running_speech_hours"] > 0
+    # --max-clips: a seeded sample of the same clips, the same each time
+    sample, sampled = keyword_clips(config.data, max_clips=50)
+    assert sampled["keyword_clips"] == len(sample.waves) == 50 and sampled == keyword_clips(config.data, 50)[1]
+    assert set(sampled["keyword_speakers"]) <= set(info["keyword_speakers"]) and sample.texts[0] in words
 
 
 def test_a_keyword_model_refuses_an_encoder_that_heard_its_held_out_speakers(clip_encoder, small_tree, cache_dir,
@@ -260,7 +265,9 @@ def test_the_command_line_refuses_bad_training_settings_in_one_line(tmp_path):
     for args, expected in ((["--set", "data.root=x"], "give --config"),
                            (["--config", str(tmp_path / "none.yaml")], "no such training config"),
                            (["--config", str(REPO / "configs" / "cpu-small.yaml"), "--set", "model=1"],
-                            "expected data.KEY=VALUE")):
+                            "expected data.KEY=VALUE"),
+                           (["--config", str(REPO / "configs" / "cpu-small.yaml"), "--hidden-size", "64"],
+                            "--hidden-size: with --config the model settings are the config's")):
         done = subprocess.run([sys.executable, "-m", "speech", "pretrain", "--running-speech", str(LIBRISPEECH_MINI),
                                "--out", str(tmp_path / "enc.pt"), *args], capture_output=True, text=True, cwd=REPO)
         assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -39,7 +39,8 @@ COMMANDS = {
     "data": ("speech.cli.data", "data folder tools: download, summary"),
     "synth": ("speech.cli.synth", "synthesise a keyword data folder with espeak-ng"),
     "plot": ("speech.cli.plot", "plot the learning curve of training runs (validation accuracy, loss)"),
-    "pretrain": ("speech.cli.pretrain", "CTC-pretrain a recurrent encoder on transcribed running speech"),
+    "pretrain": ("speech.cli.pretrain", "CTC-pretrain a recurrent encoder on transcribed running speech (and, with "
+                 "--config, a training config's keyword clips)"),
     "hard-negatives": ("speech.cli.hard_negatives", "mine running-speech windows a model nearly fires on"),
 }
 # commands that run on the base install (no torch: numpy, onnxruntime, soundfile, sounddevice, rich); every other

@@ -26,13 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="epochs (20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (0.003)")
-    defaults = RecurrentConfig()
-    parser.add_argument("--cell", choices=CELLS, default=defaults.cell, help=f"recurrent cell ({defaults.cell})")
+    defaults = RecurrentConfig()  # the model settings: None when not given (with --config the config's hold)
+    parser.add_argument("--cell", choices=CELLS, help=f"recurrent cell ({defaults.cell})")
     parser.add_argument("--unidirectional", action="store_true", help="a unidirectional encoder (default: both ways)")
-    parser.add_argument("--hidden-size", type=int, default=defaults.hidden_size, help=f"({defaults.hidden_size})")
-    parser.add_argument("--num-layers", type=int, default=defaults.num_layers, help=f"({defaults.num_layers})")
-    parser.add_argument("--input-channels", type=int, default=defaults.input_channels,
-                        help=f"({defaults.input_channels})")
+    parser.add_argument("--hidden-size", type=int, help=f"({defaults.hidden_size})")
+    parser.add_argument("--num-layers", type=int, help=f"({defaults.num_layers})")
+    parser.add_argument("--input-channels", type=int, help=f"({defaults.input_channels})")
     parser.add_argument("--batch-seconds", type=float, default=60.0, help="audio per batch, at most (60)")
     parser.add_argument("--max-minutes", type=float, help="use about this many minutes of the train readers")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator (auto)")
@@ -53,8 +52,18 @@ def run(args: argparse.Namespace) -> int:
         from speech.errors import SettingError
 
         raise SettingError(f"--set {args.set[0]}: overrides a training config; give --config", param="set")
-    classifier = RecurrentConfig(cell=args.cell, bidirectional=not args.unidirectional, hidden_size=args.hidden_size,
-                                 num_layers=args.num_layers, input_channels=args.input_channels)
+    given = {name: value for name, value in (("cell", args.cell), ("hidden_size", args.hidden_size),
+                                             ("num_layers", args.num_layers), ("input_channels", args.input_channels))
+             if value is not None}
+    if args.unidirectional:
+        given["bidirectional"] = False
+    if keywords is not None and given:
+        from speech.errors import SettingError
+
+        name = next(iter(given))
+        raise SettingError(f"--{'unidirectional' if name == 'bidirectional' else name.replace('_', '-')}: with --config "
+                           f"the model settings are the config's (--set model.classifier.{name}=...)", param="config")
+    classifier = RecurrentConfig(**given)
     info = pretrain(args.running_speech, args.out, epochs=args.epochs, seed=args.seed, classifier=classifier,
                     lr=args.lr, max_batch_seconds=args.batch_seconds, max_minutes=args.max_minutes,
                     accelerator=args.accelerator, keywords=keywords, max_clips=args.max_clips)

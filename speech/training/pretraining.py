@@ -33,6 +33,7 @@ import logging
 import math
 import random
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -243,9 +244,7 @@ def keyword_clips(data, max_clips: int | None = None) -> tuple[Sentences, dict]:
     texts = [ex.word.replace("_", " ") for ex in cached.examples]
     roots = [str(data.index.root), *(str(extra.root) for extra in data.extras)]
     speakers = sorted({ex.speaker for ex in cached.examples if ex.speaker})
-    words: dict[str, int] = {}
-    for text in texts:
-        words[text] = words.get(text, 0) + 1
+    words = Counter(texts)
     return Sentences(waves, texts), {"keyword_roots": roots, "keyword_speakers": speakers,
                                      "keyword_clips": len(waves), "keyword_words": dict(sorted(words.items()))}
 
