@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from speech.classifiers.recurrent import CELLS, RecurrentConfig
+from speech.errors import SettingError
 
 FLAG_HINTS = {"out": "--out", "encoder": "--out", "config": "--config", "set": "--set"}
 
@@ -49,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
         keywords = read_training_config(args.config, args.set)
     elif args.set:
-        from speech.errors import SettingError
-
         raise SettingError(f"--set {args.set[0]}: overrides a training config; give --config", param="set")
     given = {name: value for name, value in (("cell", args.cell), ("hidden_size", args.hidden_size),
                                              ("num_layers", args.num_layers), ("input_channels", args.input_channels))
@@ -58,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
     if args.unidirectional:
         given["bidirectional"] = False
     if keywords is not None and given:
-        from speech.errors import SettingError
-
         name = next(iter(given))
         raise SettingError(f"--{'unidirectional' if name == 'bidirectional' else name.replace('_', '-')}: with --config "
                            f"the model settings are the config's (--set model.classifier.{name}=...)", param="config")

@@ -56,23 +56,21 @@ def _load(value: str) -> dict:
 
 def parse_overrides(settings: list[str]) -> dict:
     """``["data.root=x", "model.frontend.window_ms=1500"]`` -> nested settings (values read as YAML)."""
-    nested: dict = {}
+    from speech.training.train import nested_settings
+
+    items = []
     for setting in settings:
         key, sep, value = setting.partition("=")
         keys = key.strip().split(".")
         if not sep or len(keys) < 2 or keys[0] not in OVERRIDE_SECTIONS or not all(keys):
             raise SettingError(f"{setting!r}: expected data.KEY=VALUE or model.KEY=VALUE (the training settings "
                                "pretraining reads)", param="set")
-        node = nested
-        for part in keys[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise SettingError(f"{setting!r}: sets a value inside a setting given as {node!r}", param="set")
         try:
-            node[keys[-1]] = yaml.safe_load(value)
+            items.append((".".join(keys), yaml.safe_load(value)))
         except yaml.YAMLError:
             raise SettingError(f"{setting!r}: the value is not valid YAML", param="set") from None
-    return nested
+    return nested_settings(items, lambda key, node: SettingError(
+        f"{key!r}: sets a value inside a setting given as {node!r}", param="set"))
 
 
 def read_training_config(config: str | Path, overrides: list[str] | None = None) -> TrainingConfig:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -446,17 +446,26 @@ def override_args(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[s
         return [str(arg) for arg in overrides]
     if not overrides:
         return []
+    nested = nested_settings(
+        ((str(key), _plain(value)) for key, value in overrides.items()),
+        lambda key, node: TrainSetupError(f"overrides: {key!r} sets a value inside a setting given as {node!r}",
+                                          param="overrides"))
+    return ["--config", yaml.safe_dump(nested, sort_keys=False)]
+
+
+def nested_settings(items: Iterable[tuple[str, Any]], fail: Callable[[str, Any], Exception]) -> dict[str, Any]:
+    """Settings with dotted keys as nested mappings: ``("model.lr", 0.01)`` is ``{"model": {"lr": 0.01}}``.
+    ``fail(key, value)`` is the error raised for a key that sets a value inside a setting given as a plain value."""
     nested: dict[str, Any] = {}
-    for key, value in overrides.items():
-        *parents, leaf = str(key).split(".")
+    for key, value in items:
+        *parents, leaf = key.split(".")
         node = nested
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise TrainSetupError(f"overrides: {key!r} sets a value inside a setting given as {node!r}",
-                                      param="overrides")
-        node[leaf] = _plain(value)
-    return ["--config", yaml.safe_dump(nested, sort_keys=False)]
+                raise fail(key, node)
+        node[leaf] = value
+    return nested
 
 
 def _plain(value: Any) -> Any:
