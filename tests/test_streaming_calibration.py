@@ -34,6 +34,11 @@ from speech.streaming.thresholds import (
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up"]
 HOP = 0.1
+ONE_SPEED = {"average_window_ms": 500.0, "quick_average_ms": None}  # TensorFlow's averaging: the streams below are made for it
+
+
+def one_speed(**kw) -> StreamingConfig:
+    return StreamingConfig(detector=DetectorConfig(**ONE_SPEED), **kw)
 
 
 def scored(name: str, seconds: float, bumps: list[tuple[str, float, float]], words: list[Word]) -> ScoredStream:
@@ -76,7 +81,7 @@ def hand_made_streams() -> StreamSet:
 
 def test_sweep_is_monotone_and_each_row_is_a_threshold_run():
     streams = hand_made_streams()
-    base = DetectorConfig()
+    base = DetectorConfig(**ONE_SPEED)
     rows = sweep(streams, LABELS, base)
     assert [r["threshold"] for r in rows] == sorted(r["threshold"] for r in rows) and len(rows) == 70
     recall = [r["keyword_recall"] for r in rows]
@@ -99,7 +104,7 @@ def test_sweep_is_monotone_and_each_row_is_a_threshold_run():
 
 def test_calibration_picks_per_keyword_thresholds_for_the_target():
     streams = hand_made_streams()
-    base = DetectorConfig()
+    base = DetectorConfig(**ONE_SPEED)
     # 90 s of non-keyword speech: a target of 1 per hour allows no false accept there, nor on the noise
     result = calibrate(streams, LABELS, base, target_false_accepts_per_hour=1.0, target_false_alarms_per_hour=0.5)
     assert result.budgets == {"false_accepts": 0, "false_alarms": 0}
@@ -140,7 +145,7 @@ def test_joined_streams_replay_each_part_and_calibrate_on_the_words_of_all():
     offset = first.keywords.seconds + JOIN_GAP_S
     assert joined.keywords.seconds == pytest.approx(offset + second.keywords.seconds)
     assert len(joined.keywords.words) == len(first.keywords.words) + 2
-    base = DetectorConfig()
+    base = DetectorConfig(**ONE_SPEED)
     for t in (0.6, 0.8):
         config = threshold_config(base, t)
         one, two = (part.keywords.detections(LABELS, config) for part in (first, second))
@@ -165,7 +170,7 @@ def test_a_keyword_the_targets_cannot_fit_gets_its_best_threshold_and_a_warning(
     loud = scored("non_keywords", 90.0, [("yes", 6.5, 0.705), ("yes", 30.5, 0.605), ("up", 60.5, 0.855),
                                          ("no", 45.5, 0.965)], streams.non_keywords.words)
     streams = StreamSet(streams.keywords, loud, streams.noise)
-    base = DetectorConfig()
+    base = DetectorConfig(**ONE_SPEED)
     result = calibrate(streams, LABELS, base, target_false_accepts_per_hour=1.0)
     tables = {table.keyword: table for table in result.tables}
     assert choose_thresholds(list(tables.values()), 0, 0)["no"] == NEVER  # what used to be stored
@@ -173,7 +178,7 @@ def test_a_keyword_the_targets_cannot_fit_gets_its_best_threshold_and_a_warning(
     assert result.thresholds == {"yes": 0.76, "no": 0.53, "up": 0.88} and result.over_target == ["no"]
     f = figures(streams, LABELS, replace(base, thresholds=result.thresholds))
     assert f.false_accepts == 1  # the price, stated rather than hidden
-    section = detection_section(result, StreamingConfig(), calibrated_on={}, figures_on_calibration={})
+    section = detection_section(result, one_speed(), calibrated_on={}, figures_on_calibration={})
     assert section["over_target"] == ["no"]
     _, what = detector_from_metadata({"detection": section}, base)
     assert "WARNING: no threshold met the targets for no" in what
@@ -211,12 +216,12 @@ def test_pooling_keeps_a_keyword_that_caused_no_false_accept_from_sinking():
     assert choose_thresholds(pooled_false_accepts([a, b], 1.0), 1, 0) == {"a": 0.9, "b": 0.6}
     assert pooled_false_accepts([a, b], 0.0)[1].false_accepts == b.false_accepts
     with pytest.raises(ValueError, match="pooling must be >= 0"):
-        calibrate(hand_made_streams(), LABELS, DetectorConfig(), pooling=-1.0)
+        calibrate(hand_made_streams(), LABELS, DetectorConfig(**ONE_SPEED), pooling=-1.0)
 
 
 @pytest.fixture(scope="module")
 def section() -> dict:
-    config = StreamingConfig()
+    config = one_speed()
     result = calibrate(hand_made_streams(), LABELS, config.detector, target_false_accepts_per_hour=1.0)
     return detection_section(result, config, calibrated_on={"root": "/data", "partition": "validation",
                                                            "speaker_ids": ["a1", "b2"]},
@@ -229,7 +234,7 @@ def test_section_and_detector_from_metadata(section):
     assert section["figures_on_calibration_streams"] == {"keyword_recall": 60.0}
     assert calibrated_thresholds({"detection": section}) == section["thresholds"]
     assert calibrated_thresholds({}) is None and calibrated_thresholds({"detection": {"thresholds": "x"}}) is None
-    base = DetectorConfig()
+    base = DetectorConfig(**ONE_SPEED)
     used, source = detector_from_metadata({"detection": section}, base)
     assert used.thresholds == section["thresholds"] and "calibrated per keyword" in source
     assert used.threshold_for("yes") == 0.76 and used.threshold_for("_unknown_") == 0.7
@@ -237,25 +242,32 @@ def test_section_and_detector_from_metadata(section):
     assert forced.thresholds is None and forced.threshold == 0.6 and source == "--threshold 0.6"
     plain, source = detector_from_metadata({}, base)
     assert plain is base and source.startswith("default 0.7")
-    assert settings_mismatch({"detection": section}, StreamingConfig()) == []
-    assert settings_mismatch({"detection": section}, StreamingConfig(hop_ms=50.0)) == ["hop_ms 50.0 (calibrated with 100.0)"]
+    assert settings_mismatch({"detection": section}, one_speed()) == []
+    assert settings_mismatch({"detection": section}, one_speed(hop_ms=50.0)) == ["hop_ms 50.0 (calibrated with 100.0)"]
+    # the default detector has two speeds: thresholds fitted on one are flagged, also those stored before the
+    # quick settings existed (they were fitted without a quick window)
+    two = ["average_window_ms 1000.0 (calibrated with 500.0)", "quick_average_ms 300.0 (calibrated with None)",
+           "quick_threshold 0.9 (calibrated with None)"]
+    assert sorted(settings_mismatch({"detection": section}, StreamingConfig())) == two
+    older = {k: v for k, v in section["settings"].items() if not k.startswith("quick")}
+    assert sorted(settings_mismatch({"detection": {**section, "settings": older}}, StreamingConfig())) == two
 
 
 def test_calibrated_thresholds_bring_the_keyword_share_they_were_fitted_with():
     """Thresholds hold for the scores they were fitted on: calibrating with keyword_share 0.6 stores it, and the
     stored thresholds bring it back; thresholds from before the setting bring "off"; a --keyword-share that
     differs from the stored one is refused unless --threshold replaces the thresholds."""
-    config = StreamingConfig(detector=DetectorConfig(keyword_share=0.6))
+    config = StreamingConfig(detector=DetectorConfig(**ONE_SPEED, keyword_share=0.6))
     result = calibrate(hand_made_streams(), LABELS, config.detector, target_false_accepts_per_hour=1.0)
     section = detection_section(result, config, calibrated_on={}, figures_on_calibration={})
     assert section["settings"]["keyword_share"] == 0.6
     metadata = {"detection": section}
-    used, _ = detector_from_metadata(metadata, DetectorConfig(keyword_share=None))
+    used, _ = detector_from_metadata(metadata, DetectorConfig(**ONE_SPEED, keyword_share=None))
     assert used.keyword_share == 0.6 and calibrated_keyword_share(metadata) == 0.6
-    forced, _ = detector_from_metadata(metadata, DetectorConfig(keyword_share=None), threshold=0.7)
+    forced, _ = detector_from_metadata(metadata, DetectorConfig(**ONE_SPEED, keyword_share=None), threshold=0.7)
     assert forced.keyword_share is None  # the user's one threshold, with the user's scores
     old = {"detection": {**section, "settings": {"hop_ms": 100.0}}}
-    assert detector_from_metadata(old, DetectorConfig(keyword_share=0.6))[0].keyword_share is None
+    assert detector_from_metadata(old, DetectorConfig(**ONE_SPEED, keyword_share=0.6))[0].keyword_share is None
     check_keyword_share(metadata, 0.6, None)
     check_keyword_share(metadata, None, 0.7)
     check_keyword_share({}, 0.8, None)  # nothing calibrated: any share
@@ -309,7 +321,7 @@ REPORT_KEYS = ["keyword_recall", "keyword_wrong", "keyword_missed", "median_dela
 
 def test_stream_figures_to_json_keeps_the_report_keys_and_reads_back():
     streams = hand_made_streams()
-    f = figures(streams, LABELS, DetectorConfig())
+    f = figures(streams, LABELS, DetectorConfig(**ONE_SPEED))
     report = f.to_json()
     assert list(report) == REPORT_KEYS
     assert json.loads(json.dumps(report)) == report  # plain data
@@ -321,6 +333,6 @@ def test_stream_figures_to_json_keeps_the_report_keys_and_reads_back():
     assert StreamFigures.from_json(older).per_keyword == {}
     assert f.to_json(digits=1)["false_accepts_per_word"] == round(f.false_accepts_per_word, 1)
     # no non-keyword stream: its figures are None / 0 / [] (as the reports have always written them)
-    alone = figures(StreamSet(streams.keywords, None, streams.noise), LABELS, DetectorConfig()).to_json()
+    alone = figures(StreamSet(streams.keywords, None, streams.noise), LABELS, DetectorConfig(**ONE_SPEED)).to_json()
     assert [alone[k] for k in ("false_accepts", "false_accepts_per_hour", "non_keyword_words", "false_accept_clips")] \
         == [None, None, 0, []]

@@ -22,6 +22,11 @@ LABELS = ["_silence_", "_unknown_", "yes", "no", "up"]
 HOP = 0.1  # seconds between results
 
 
+def one_speed(**kw) -> DetectorConfig:
+    """TensorFlow's single 500 ms average (no quick window), with ``kw``: what most rules here are written for."""
+    return DetectorConfig(**{"average_window_ms": 500.0, "quick_average_ms": None, **kw})
+
+
 def onehot(label: str, p: float = 1.0) -> np.ndarray:
     """Scores with ``p`` on ``label`` and the rest spread over the other labels."""
     scores = np.full(len(LABELS), (1.0 - p) / (len(LABELS) - 1))
@@ -39,12 +44,12 @@ def run(detector: CommandDetector, sequence: list[np.ndarray], start: float = 1.
 
 
 def tf_config(**kw) -> DetectorConfig:
-    return DetectorConfig(release=None, **kw)
+    return one_speed(release=None, **kw)
 
 
 def test_a_word_held_above_threshold_is_reported_once_with_its_time():
     seq = [onehot("_silence_")] * 10 + [onehot("yes", 0.95)] * 8 + [onehot("_silence_")] * 10
-    found = run(CommandDetector(LABELS), seq)
+    found = run(CommandDetector(LABELS, one_speed()), seq)
     assert [d.label for d in found] == ["yes"]
     # averaging over 500 ms (6 results): the mean of "yes" passes 0.7 once 5 of the last 6 are "yes"
     assert found[0].time == pytest.approx(1.0 + 14 * HOP)
@@ -53,20 +58,20 @@ def test_a_word_held_above_threshold_is_reported_once_with_its_time():
 
 def test_scores_below_threshold_or_too_short_are_not_reported():
     quiet = [onehot("_silence_")] * 5 + [onehot("yes", 0.65)] * 10 + [onehot("_silence_")] * 5
-    assert run(CommandDetector(LABELS), quiet) == []
+    assert run(CommandDetector(LABELS, one_speed()), quiet) == []
     spike = [onehot("_silence_")] * 10 + [onehot("yes", 1.0)] * 2 + [onehot("_silence_")] * 10
-    assert run(CommandDetector(LABELS), spike) == []  # the average of a 200 ms spike stays below 0.7
+    assert run(CommandDetector(LABELS, one_speed()), spike) == []  # the average of a 200 ms spike stays below 0.7
 
 
 def test_nothing_is_decided_before_minimum_count_and_a_quarter_window():
-    detector = CommandDetector(LABELS, DetectorConfig(minimum_count=3))
+    detector = CommandDetector(LABELS, one_speed(minimum_count=3))
     assert detector.process(onehot("yes"), 0.0) is None
     assert detector.average is None
     assert detector.process(onehot("yes"), 0.1) is None
     assert detector.average is None  # two results, minimum is three
     assert detector.process(onehot("yes"), 0.2).label == "yes"
     # enough results but spanning less than a quarter of the 500 ms window: undecided
-    fast = CommandDetector(LABELS, DetectorConfig(minimum_count=3))
+    fast = CommandDetector(LABELS, one_speed(minimum_count=3))
     for t in (0.0, 0.02, 0.04, 0.06, 0.08, 0.10):
         assert fast.process(onehot("yes"), t) is None
     assert fast.process(onehot("yes"), 0.13).label == "yes"
@@ -74,12 +79,12 @@ def test_nothing_is_decided_before_minimum_count_and_a_quarter_window():
 
 def test_silence_and_unknown_are_never_reported():
     seq = [onehot("_unknown_")] * 10 + [onehot("_silence_")] * 10 + [onehot("_unknown_")] * 10
-    detector = CommandDetector(LABELS)
+    detector = CommandDetector(LABELS, one_speed())
     assert run(detector, seq) == []
 
 
 def test_suppression_blocks_a_second_word_inside_500_ms():
-    cfg = DetectorConfig(average_window_ms=0.0, minimum_count=1, suppression_ms=500.0)  # no averaging
+    cfg = one_speed(average_window_ms=0.0, minimum_count=1, suppression_ms=500.0)  # no averaging
     detector = CommandDetector(LABELS, cfg)
     assert detector.process(onehot("yes"), 1.0).label == "yes"
     assert detector.process(onehot("no"), 1.3) is None  # 300 ms after "yes"
@@ -88,7 +93,7 @@ def test_suppression_blocks_a_second_word_inside_500_ms():
 
 
 def test_no_suppression_after_silence_wins():
-    cfg = DetectorConfig(average_window_ms=0.0, minimum_count=1, suppression_ms=500.0)
+    cfg = one_speed(average_window_ms=0.0, minimum_count=1, suppression_ms=500.0)
     detector = CommandDetector(LABELS, cfg)
     assert detector.process(onehot("yes"), 1.0).label == "yes"
     assert detector.process(onehot("_silence_"), 1.6) is None  # silence wins (not reported)
@@ -101,7 +106,7 @@ def test_repeated_word_tf_rule_and_release():
     # TensorFlow's rule: the same label never fires twice in a row, even after a long gap
     assert [d.label for d in run(CommandDetector(LABELS, tf_config()), yes_twice)] == ["yes"]
     # with release (default), "yes" is re-armed once its average fell below 0.35
-    assert [d.label for d in run(CommandDetector(LABELS), yes_twice)] == ["yes", "yes"]
+    assert [d.label for d in run(CommandDetector(LABELS, one_speed()), yes_twice)] == ["yes", "yes"]
 
 
 def test_a_short_pause_re_arms_a_repeat_through_the_newest_window():
@@ -111,32 +116,32 @@ def test_a_short_pause_re_arms_a_repeat_through_the_newest_window():
     pause = [onehot("yes", 0.6), onehot("yes", 0.2), onehot("yes", 0.1), onehot("yes", 0.5)]
     sequence = [onehot("yes")] * 8 + pause + [onehot("yes")] * 8
     assert min(np.mean(sequence[i - 4 : i + 1], axis=0)[2] for i in range(8, 12)) > 0.35  # the average never released
-    for config in (DetectorConfig(), DetectorConfig(suppression_ms=0.0)):
+    for config in (one_speed(), one_speed(suppression_ms=0.0)):
         assert [d.label for d in run(CommandDetector(LABELS, config), sequence)] == ["yes", "yes"]
     times = np.arange(len(sequence)) * HOP
-    assert replay(LABELS, smooth_scores(times, np.stack(sequence), DetectorConfig()), DetectorConfig()) == \
-        run(CommandDetector(LABELS), sequence, start=0.0)
+    assert replay(LABELS, smooth_scores(times, np.stack(sequence), one_speed()), one_speed()) == \
+        run(CommandDetector(LABELS, one_speed()), sequence, start=0.0)
     dip = [onehot("yes")] * 8 + [onehot("yes", 0.2)] + [onehot("yes", 0.6)] * 6  # a dip, and no second word
-    assert [d.label for d in run(CommandDetector(LABELS, DetectorConfig(suppression_ms=0.0)), dip)] == ["yes"]
+    assert [d.label for d in run(CommandDetector(LABELS, one_speed(suppression_ms=0.0)), dip)] == ["yes"]
 
 
 def test_hysteresis_keeps_a_wobbling_word_to_one_detection():
     wobble = [onehot("yes", p) for p in (0.9, 0.9, 0.9, 0.9, 0.6, 0.6, 0.6, 0.9, 0.9, 0.9, 0.9, 0.6, 0.6, 0.9)]
-    found = run(CommandDetector(LABELS, DetectorConfig(suppression_ms=0.0)), wobble * 2)
+    found = run(CommandDetector(LABELS, one_speed(suppression_ms=0.0)), wobble * 2)
     assert [d.label for d in found] == ["yes"]
 
 
 def test_bad_input_is_refused():
-    detector = CommandDetector(LABELS)
+    detector = CommandDetector(LABELS, one_speed())
     with pytest.raises(ValueError, match="5 scores"):
         detector.process(np.ones(3), 0.0)
     detector.process(onehot("yes"), 1.0)
     with pytest.raises(ValueError, match="time order"):
         detector.process(onehot("yes"), 0.5)
     with pytest.raises(ValueError):
-        DetectorConfig(threshold=1.5)
+        one_speed(threshold=1.5)
     with pytest.raises(ValueError):
-        DetectorConfig(release=0.9, threshold=0.7)
+        one_speed(release=0.9, threshold=0.7)
 
 
 class TensorFlowRecognizeCommands:
@@ -193,19 +198,49 @@ def test_matches_tensorflow_on_random_score_streams(seed):
     assert not math.isnan(ours.average.sum())
 
 
+def test_two_speeds_a_sure_word_fires_at_once_an_unsure_one_waits_for_the_long_average():
+    """The default detector averages over 1000 ms, and over 300 ms for words it is sure of (module doc)."""
+    config = DetectorConfig()
+    assert (config.average_window_ms, config.quick_average_ms, config.quick_threshold) == (1000.0, 300.0, 0.9)
+    silence = [onehot("_silence_")] * 12
+    sure = silence + [onehot("yes", 0.95)] * 12 + silence
+    found = run(CommandDetector(LABELS, config), sure)
+    # the 300 ms average (4 results) of "yes" is 0.95 > 0.9 at the 4th "yes" window; the long one (11) needs 9 of them
+    assert [d.label for d in found] == ["yes"] and found[0].time == pytest.approx(1.0 + 15 * HOP)
+    assert run(CommandDetector(LABELS, one_speed(average_window_ms=1000.0)), sure)[0].time == pytest.approx(1.0 + 20 * HOP)
+    # an unsure word (0.85 < 0.9) waits for the long average: 0.85 x 10 / 11 results > 0.7 at the 10th "yes" window
+    unsure = silence + [onehot("yes", 0.85)] * 12 + silence
+    found = run(CommandDetector(LABELS, config), unsure)
+    assert [d.label for d in found] == ["yes"] and found[0].time == pytest.approx(1.0 + 21 * HOP)
+    # a quick level is never below the keyword's own threshold: with "yes" at 0.97 the sure word waits too
+    strict = DetectorConfig(thresholds={"yes": 0.97})
+    assert run(CommandDetector(LABELS, strict), sure) == []
+    # a sure 200 ms spike: the quick average (4 results) stays at 0.5, the long one lower: nothing
+    spike = silence + [onehot("yes", 1.0)] * 2 + silence
+    assert run(CommandDetector(LABELS, config), spike) == []
+    # the live detector and the replay of stored scores agree on all three
+    for seq in (sure, unsure, spike):
+        times = 1.0 + np.arange(len(seq)) * HOP
+        assert replay(LABELS, smooth_scores(times, np.stack(seq), config), config) == run(CommandDetector(LABELS, config), seq)
+    with pytest.raises(ValueError, match="quick_average_ms"):
+        DetectorConfig(average_window_ms=300.0)  # the quick window must be the shorter one
+    with pytest.raises(ValueError, match="quick_threshold"):
+        DetectorConfig(quick_threshold=1.5)
+
+
 def test_per_label_thresholds_and_their_release_level():
     seq = [onehot("_silence_")] * 6 + [onehot("yes", 0.6)] * 8 + [onehot("_silence_")] * 6 + [onehot("no", 0.6)] * 8
     # 0.6 is below the default 0.7: nothing; with "yes" at 0.5 only "yes" is reported
-    assert run(CommandDetector(LABELS), seq) == []
-    config = DetectorConfig(thresholds={"yes": 0.5})
+    assert run(CommandDetector(LABELS, one_speed()), seq) == []
+    config = one_speed(thresholds={"yes": 0.5})
     assert [d.label for d in run(CommandDetector(LABELS, config), seq)] == ["yes"]
     assert config.threshold_for("yes") == 0.5 and config.threshold_for("no") == 0.7
     np.testing.assert_allclose(config.threshold_vector(LABELS), [0.7, 0.7, 0.5, 0.7, 0.7])
     # a threshold below the release level releases at the threshold instead
-    low = DetectorConfig(thresholds={"yes": 0.2})
+    low = one_speed(thresholds={"yes": 0.2})
     assert low.release_vector(LABELS).tolist() == [0.35, 0.35, 0.2, 0.35, 0.35]
     with pytest.raises(ValueError, match="'yes'"):
-        DetectorConfig(thresholds={"yes": 1.2})
+        one_speed(thresholds={"yes": 1.2})
 
 
 def random_scores(rng, n, labels=LABELS):
@@ -227,11 +262,15 @@ def test_replay_of_stored_scores_equals_the_live_detector(seed):
     scores = random_scores(rng, 1200)
     times = np.arange(scores.shape[0]) * 0.1
     configs = [
-        DetectorConfig(),
-        DetectorConfig(thresholds={"yes": 0.45, "no": 0.9, "up": 0.6}),
-        DetectorConfig(release=None, threshold=0.55, suppression_ms=300.0),
-        DetectorConfig(average_window_ms=300.0, minimum_count=2, thresholds={"yes": 0.3}),
-        DetectorConfig(keyword_share=0.6, thresholds={"yes": 0.8, "no": 0.9}),
+        one_speed(),
+        one_speed(thresholds={"yes": 0.45, "no": 0.9, "up": 0.6}),
+        one_speed(release=None, threshold=0.55, suppression_ms=300.0),
+        one_speed(average_window_ms=300.0, minimum_count=2, thresholds={"yes": 0.3}),
+        one_speed(keyword_share=0.6, thresholds={"yes": 0.8, "no": 0.9}),
+        DetectorConfig(),  # two speeds: 1000 ms, quick 300 ms at 0.9
+        DetectorConfig(quick_average_ms=400.0, quick_threshold=0.8),
+        DetectorConfig(quick_average_ms=300.0, quick_threshold=0.5,
+                       thresholds={"yes": 0.9, "no": 0.6}, keyword_share=0.6),
     ]
     for config in configs:
         live = CommandDetector(LABELS, config)
@@ -251,10 +290,10 @@ def test_keyword_share_pools_a_word_split_between_two_keywords():
     split = np.array([0.02, 0.08, 0.55, 0.35, 0.0])
     unsure = np.array([0.02, 0.08, 0.45, 0.45, 0.0])
     silence = [onehot("_silence_")] * 10
-    assert run(CommandDetector(LABELS), silence + [split] * 8 + silence) == []
-    found = run(CommandDetector(LABELS, DetectorConfig(keyword_share=0.6)), silence + [split] * 8 + silence)
+    assert run(CommandDetector(LABELS, one_speed()), silence + [split] * 8 + silence) == []
+    found = run(CommandDetector(LABELS, one_speed(keyword_share=0.6)), silence + [split] * 8 + silence)
     assert [d.label for d in found] == ["yes"] and 0.7 < found[0].score <= 0.9 + 1e-9
-    assert run(CommandDetector(LABELS, DetectorConfig(keyword_share=0.6)), silence + [unsure] * 8 + silence) == []
+    assert run(CommandDetector(LABELS, one_speed(keyword_share=0.6)), silence + [unsure] * 8 + silence) == []
 
     keywords = keyword_index(LABELS)
     assert keywords.tolist() == [2, 3, 4]
@@ -264,6 +303,6 @@ def test_keyword_share_pools_a_word_split_between_two_keywords():
     assert pooled.sum(axis=1) == pytest.approx([1.0, 1.0])  # _silence_ / _unknown_ untouched, sums kept
     assert pool_keywords(split, keywords, None) is split  # off: the scores as they are
     with pytest.raises(ValueError, match="keyword_share must be a share in"):
-        DetectorConfig(keyword_share=0.4)
+        one_speed(keyword_share=0.4)
     with pytest.raises(ValueError, match="needs the labels"):
-        smooth_scores(np.arange(3) * 0.1, np.stack([split] * 3), DetectorConfig(keyword_share=0.6))
+        smooth_scores(np.arange(3) * 0.1, np.stack([split] * 3), one_speed(keyword_share=0.6))

@@ -40,6 +40,11 @@ def number_or_off(text: str | float | None, accept, expected: str) -> float | No
     return value
 
 
+def quick_value(text: str | float | None) -> float | None:
+    """``--quick-ms`` parser: a window in ms (> 0), or ``off``."""
+    return number_or_off(text, lambda v: v > 0.0, "a window in ms (> 0), or 'off'")
+
+
 def gate_value(text: str | float | None) -> float | None:
     """``--gate-db`` parser: a level in dBFS, or ``off``."""
     return number_or_off(text, lambda v: v <= 0.0, "a level in dBFS, at most 0 (e.g. -45), or 'off'")
@@ -56,7 +61,14 @@ def add_stream_arguments(parser: argparse.ArgumentParser, threads: int | str = "
     g.add_argument("--threshold", type=probability, default=None,
                    help="averaged score a word needs, the same for every keyword (default: the model's calibrated "
                    "per-keyword thresholds, else 0.7)")
-    g.add_argument("--average-ms", type=float, default=500.0, help="score averaging window in ms (500)")
+    d = DetectorConfig
+    g.add_argument("--average-ms", type=float, default=d.average_window_ms,
+                   help=f"score averaging window in ms ({d.average_window_ms:g})")
+    g.add_argument("--quick-ms", type=quick_value, default=d.quick_average_ms, metavar="MS",
+                   help="two speeds: a keyword whose average over this shorter window is above --quick-threshold wins "
+                   f"at once, others wait for the --average-ms one (ms, or 'off'; default {d.quick_average_ms:g})")
+    g.add_argument("--quick-threshold", type=probability, default=d.quick_threshold,
+                   help=f"the quick average's level (default {d.quick_threshold:g}; never below a keyword's threshold)")
     g.add_argument("--keyword-share", type=share_value, default=AUTO,
                    help="a window whose top keyword holds at least this share of the keywords' summed score gives it "
                    f"the whole sum (0.5-1, or 'off'; default: the model's calibrated setting, else "
@@ -120,6 +132,9 @@ def stream_config(args: argparse.Namespace) -> StreamingConfig:
     calibrated thresholds. Settings the engine refuses are bad input (:class:`~speech.errors.SettingError`)."""
     base = DetectorConfig()
     threshold = base.threshold if args.threshold is None else args.threshold
+    if args.quick_ms is not None and args.quick_ms >= args.average_ms:
+        raise SettingError(f"--quick-ms {args.quick_ms:g} must be shorter than --average-ms {args.average_ms:g} "
+                           "(or give --quick-ms off)")
     release = None if base.release is None else min(base.release, threshold)
     try:
         return StreamingConfig(
@@ -130,6 +145,8 @@ def stream_config(args: argparse.Namespace) -> StreamingConfig:
             stream_states=args.stream_states,
             detector=DetectorConfig(
                 average_window_ms=args.average_ms,
+                quick_average_ms=args.quick_ms,
+                quick_threshold=args.quick_threshold,
                 threshold=threshold,
                 suppression_ms=args.suppression_ms,
                 minimum_count=args.min_count,

@@ -20,6 +20,13 @@ Two additions to TensorFlow's rules:
 * Thresholds may differ per label (``DetectorConfig.thresholds``, e.g. calibrated ones stored in a model);
   labels without one use ``threshold``. A label's release level is ``min(release, its threshold)``.
 
+Two speeds (``DetectorConfig.quick_average_ms``, ``quick_threshold``): besides the average over
+``average_window_ms`` (1000 ms) the detector keeps one over a shorter window (300 ms). Where the short average's
+top label is above its quick level (``max(quick_threshold, its threshold)``) the decision is made on it at once;
+otherwise on the long average. The long average keeps running speech quiet (a keyword rarely leads a second of it)
+and the short one spares a clear word the wait. docs/more-speakers.md ("Averaging longer, and two speeds") has
+the measurements.
+
 And one to the scores themselves (``DetectorConfig.keyword_share``, issue #18; ``None`` keeps TF's scores): a
 window whose top keyword holds at least that share of the keywords' summed probability gives that keyword the
 whole sum (the chance that *some* keyword was said) and the other keywords 0, before averaging
@@ -65,13 +72,15 @@ class Detection:
 class DetectorConfig:
     """Smoothing settings (milliseconds, probabilities)."""
 
-    average_window_ms: float = 500.0
+    average_window_ms: float = 1000.0
     threshold: float = 0.7
     suppression_ms: float = 500.0
     minimum_count: int = 3
     release: float | None = 0.35
     thresholds: dict[str, float] | None = None  # per-label thresholds; other labels use ``threshold``
     keyword_share: float | None = None  # pool the keywords' scores in windows sure of their keyword (module doc)
+    quick_average_ms: float | None = 300.0  # two speeds: a sure average over this shorter window wins at once
+    quick_threshold: float = 0.9  # ... when its top score is above this (and the label's own threshold)
 
     def __post_init__(self) -> None:
         if self.average_window_ms < 0 or self.suppression_ms < 0:
@@ -87,6 +96,12 @@ class DetectorConfig:
         if self.keyword_share is not None and not 0.5 <= self.keyword_share <= 1.0:
             raise SettingError(f"keyword_share must be a share in [0.5, 1] (or None: off), got {self.keyword_share}",
                                param="keyword_share")
+        if self.quick_average_ms is not None and not 0 < self.quick_average_ms < self.average_window_ms:
+            raise SettingError(f"quick_average_ms must lie between 0 and average_window_ms={self.average_window_ms:g}, "
+                               f"got {self.quick_average_ms:g}", param="quick_average_ms")
+        if not 0.0 <= self.quick_threshold <= 1.0:
+            raise SettingError(f"quick_threshold must be a probability in [0, 1], got {self.quick_threshold}",
+                               param="quick_threshold")
         for label, value in (self.thresholds or {}).items():
             if not 0.0 <= float(value) <= 1.0:
                 raise SettingError(f"the threshold of {label!r} must be a probability in [0, 1], got {value}",
@@ -144,9 +159,17 @@ class _Decision:
         self.suppression_s = config.suppression_ms / 1000.0
         self.silence = self.labels.index(SILENCE_LABEL) if SILENCE_LABEL in self.labels else -1
         self.never = {i for i, label in enumerate(self.labels) if label in NEVER_REPORTED}
+        self.quick_levels = [max(t, config.quick_threshold) for t in self.thresholds]
         self.previous = self.silence  # index of the previous winner (-1: "_silence_" not a label)
         self.previous_time = -math.inf
         self.released = False
+
+    def pick(self, average, top: int, top_score: float, quick=None, quick_top: int = -1, quick_score: float = 0.0):
+        """The averaged result to decide on: the quick average when it is sure (its top score above the label's
+        quick level), else the long one; ``(average, top, top_score)``, ``average`` None when neither is ready."""
+        if quick is not None and quick_score > self.quick_levels[quick_top]:
+            return quick, quick_top, quick_score
+        return average, top, top_score
 
     def step(self, average, top: int, top_score: float, time_s: float, latest=None) -> Detection | None:
         """Decide on one averaged result (``average`` and the newest window's own scores ``latest``, both
@@ -195,6 +218,13 @@ class _Averager:
         return np.mean([s for _, s in self._results], axis=0)
 
 
+def _quick_averager(config: DetectorConfig) -> _Averager | None:
+    """The averager of the quick (shorter) window, None without two speeds."""
+    if config.quick_average_ms is None:
+        return None
+    return _Averager(replace(config, average_window_ms=config.quick_average_ms, quick_average_ms=None))
+
+
 class CommandDetector:
     """Feed ``(scores (classes,), time_s)`` in time order; get a :class:`Detection` when a keyword is heard."""
 
@@ -202,6 +232,7 @@ class CommandDetector:
         self.labels = list(labels)
         self.config = config or DetectorConfig()
         self._averager = _Averager(self.config)
+        self._quick = _quick_averager(self.config)
         self._decision = _Decision(self.labels, self.config)
         self._keywords = keyword_index(self.labels)
         self.average: np.ndarray | None = None  # the latest averaged scores (None while too few results)
@@ -216,10 +247,14 @@ class CommandDetector:
             raise ValueError(f"expected {len(self.labels)} scores (one per label), got {scores.size}")
         scores = pool_keywords(scores, self._keywords, self.config.keyword_share)
         self.average = average = self._averager.add(time_s, scores)
-        if average is None:
+        quick = None if self._quick is None else self._quick.add(time_s, scores)
+        top = -1 if average is None else int(np.argmax(average))
+        quick_top = -1 if quick is None else int(np.argmax(quick))
+        chosen, top, score = self._decision.pick(average, top, -1.0 if average is None else float(average[top]), quick,
+                                                 quick_top, 0.0 if quick is None else float(quick[quick_top]))
+        if chosen is None:
             return None
-        top = int(np.argmax(average))
-        return self._decision.step(average, top, float(average[top]), time_s, scores)
+        return self._decision.step(chosen, top, score, time_s, scores)
 
 
 @dataclass
@@ -231,6 +266,7 @@ class SmoothedScores:
     average: np.ndarray
     valid: np.ndarray
     latest: np.ndarray | None = None  # (n, classes): each result's own (pooled) scores (the release rule reads them)
+    quick: SmoothedScores | None = None  # the quick window's averages (two speeds), same times
 
     def __post_init__(self) -> None:
         self.top = self.average.argmax(axis=1) if self.average.size else np.zeros(0, dtype=np.int64)
@@ -254,14 +290,21 @@ def smooth_scores(times: np.ndarray, scores: np.ndarray, config: DetectorConfig,
         if labels is None or len(labels) != scores.shape[1]:
             raise ValueError("keyword_share needs the labels of the score columns")
         scores = pool_keywords(scores, keyword_index(labels), config.keyword_share)
-    averager = _Averager(config)
+    average, valid = _average_all(times, scores, _Averager(config))
+    quick = None
+    if config.quick_average_ms is not None:
+        quick = SmoothedScores(times, *_average_all(times, scores, _quick_averager(config)), scores)
+    return SmoothedScores(times, average, valid, scores, quick)
+
+
+def _average_all(times: np.ndarray, scores: np.ndarray, averager: _Averager) -> tuple[np.ndarray, np.ndarray]:
     average = np.zeros_like(scores)
     valid = np.zeros(times.shape[0], dtype=bool)
     for i, t in enumerate(times):
         mean = averager.add(float(t), scores[i])
         if mean is not None:
             average[i], valid[i] = mean, True
-    return SmoothedScores(times, average, valid, scores)
+    return average, valid
 
 
 def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) -> list[Detection]:
@@ -275,13 +318,20 @@ def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) 
     average, latest = smoothed.average, smoothed.latest
     tops, top_scores, times = smoothed.top.tolist(), smoothed.top_score.tolist(), smoothed.times.tolist()
     thresholds = decision.thresholds
-    for i in np.flatnonzero(smoothed.valid).tolist():
-        top, score = tops[i], top_scores[i]
+    quick = smoothed.quick if config.quick_average_ms is not None else None
+    valid = smoothed.valid if quick is None else smoothed.valid | quick.valid
+    for i in np.flatnonzero(valid).tolist():
+        chosen, top, score = (average[i], tops[i], top_scores[i]) if smoothed.valid[i] else (None, -1, -1.0)
+        if quick is not None and quick.valid[i]:
+            chosen, top, score = decision.pick(chosen, top, score, quick.average[i], int(quick.top[i]),
+                                               float(quick.top_score[i]))
+        if chosen is None:
+            continue
         # fast path: nothing can win and the release state cannot change
         if score <= thresholds[top] and (decision.release is None or decision.released or decision.previous < 0
                                           or decision.previous == decision.silence):
             continue
-        found_one = decision.step(average[i], top, score, times[i], None if latest is None else latest[i])
+        found_one = decision.step(chosen, top, score, times[i], None if latest is None else latest[i])
         if found_one is not None:
             found.append(found_one)
     return found

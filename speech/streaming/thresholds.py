@@ -25,11 +25,16 @@ def detector_settings(config: StreamingConfig) -> dict:
         "minimum_count": d.minimum_count,
         "release": d.release,
         "keyword_share": d.keyword_share,
+        "quick_average_ms": d.quick_average_ms,
+        "quick_threshold": d.quick_threshold if d.quick_average_ms is not None else None,
         "gate_db": config.gate_db,
         "flush_ms": config.flush_ms,
         "stateful": config.stateful,
         "stream_states": config.stream_states if config.stateful else None,
     }
+
+
+BEFORE_QUICK = {"quick_average_ms": None, "quick_threshold": None}  # the settings of thresholds older than two speeds
 
 
 def calibrated_thresholds(metadata: dict | None) -> dict[str, float] | None:
@@ -107,7 +112,8 @@ def settings_mismatch(metadata: dict | None, config: StreamingConfig) -> list[st
     if not isinstance(section, dict) or not isinstance(section.get("settings"), dict):
         return []
     now = detector_settings(config)
-    return [f"{k} {now[k]} (calibrated with {v})" for k, v in section["settings"].items() if k in now and now[k] != v]
+    stored = {**BEFORE_QUICK, **section["settings"]}  # calibrated before two speeds existed: one speed
+    return [f"{k} {now[k]} (calibrated with {v})" for k, v in stored.items() if k in now and now[k] != v]
 
 
 def resolve_detector(metadata: dict | None, config: StreamingConfig,

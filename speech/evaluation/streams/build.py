@@ -88,7 +88,7 @@ class ScoredStream:
 
     def smoothed(self, labels: list[str], config: DetectorConfig) -> SmoothedScores:
         """The averaged scores for ``config``'s averaging settings (computed once per setting)."""
-        key = (config.average_window_ms, config.minimum_count, config.keyword_share)
+        key = (config.average_window_ms, config.minimum_count, config.keyword_share, config.quick_average_ms)
         if key not in self._smoothed:
             self._smoothed[key] = smooth_scores(self.times, self.scores, config, labels)
         return self._smoothed[key]
