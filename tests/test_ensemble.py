@@ -90,7 +90,7 @@ def test_ensemble_runs_in_the_streaming_engine(ensemble_onnx, sc_v2_clips):
     scorer = OnnxScorer(ensemble_onnx)
     wave = np.concatenate([load_audio(sc_v2_clips[word][0]) for word in ("yes", "stop", "left")])
     hops = []
-    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=100, gate_db=None), on_hop=hops.append)
+    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=100, gate_db=None, lead_ms=0.0), on_hop=hops.append)
     engine.feed(wave)
     assert len(hops) >= 15
     for hop in hops:

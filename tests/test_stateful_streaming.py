@@ -86,7 +86,7 @@ def test_every_stateful_hop_equals_one_step_over_the_whole_stream_so_far(uni_mod
     padded = np.concatenate([speech_stream, np.zeros(16_000, np.float32)])  # the engine's flush
     for scorer in (TorchScorer(uni_model), OnnxScorer(onnx)):
         hops = []
-        engine = StreamingRecogniser(scorer, StreamingConfig(stateful=True, stream_states=0, gate_db=None),
+        engine = StreamingRecogniser(scorer, StreamingConfig(stateful=True, stream_states=0, gate_db=None, lead_ms=0.0),
                                      on_hop=hops.append)  # one state, never restarted
         stream_array(engine, speech_stream, chunk_samples=1_234)
         feats = scorer.features(padded[None])[0]

@@ -105,7 +105,7 @@ def test_windows_equal_offline_features_and_scores(scorer, speech_stream, hop_ms
     window = int(window_ms * 16)
     speech_stream = speech_stream[: 4 * 16000]  # 4 s: 151 windows at a 20 ms hop
     hops = []
-    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop_ms, gate_db=None, flush_ms=0.0),
+    engine = StreamingRecogniser(scorer, StreamingConfig(hop_ms=hop_ms, gate_db=None, flush_ms=0.0, lead_ms=0.0),
                                 on_hop=hops.append)
     for chunk in random_chunks(speech_stream, np.random.default_rng(1)):
         engine.feed(chunk)
@@ -129,7 +129,7 @@ def test_int16_stereo_48k_input_is_downmixed_and_resampled(scorer, speech_stream
     stereo = np.stack([wave48 * 0.9, wave48 * 0.7], axis=1)  # mono = 0.8 * speech
     pcm = np.round(np.clip(stereo, -1, 1) * 32767).astype(np.int16)
     hops = []
-    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=None, flush_ms=0.0), input_rate=48_000,
+    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=None, flush_ms=0.0, lead_ms=0.0), input_rate=48_000,
                                 on_hop=hops.append)
     for chunk in random_chunks(pcm, np.random.default_rng(2), 5000):
         engine.feed(chunk)
@@ -163,20 +163,20 @@ def test_flat_interleaved_pcm_and_bad_input(scorer):
 
 def test_energy_gate_keeps_silence_quiet_and_skips_the_model(scorer, sc_v2_clips):
     quiet = np.random.default_rng(0).normal(0, 10 ** (-60 / 20), 5 * 16000).astype(np.float32)  # -60 dBFS hiss
-    gated = StreamingRecogniser(scorer, StreamingConfig(gate_db=-45.0))
+    gated = StreamingRecogniser(scorer, StreamingConfig(gate_db=-45.0, lead_ms=0.0))
     assert stream_array(gated, quiet) == []
     # 41 windows in the 5 s, 10 more in the 1 s of silence that flushes the end: all below the gate
     assert gated.windows_scored == 0 and gated.windows_gated == 51 and gated.model_seconds == 0.0
     assert gated.last.gated and gated.last.scores[LABELS_12.index("_silence_")] == 1.0
     assert gated.last.level_db == -120.0  # the flushing silence is digital zero
-    ungated = StreamingRecogniser(scorer, StreamingConfig(gate_db=None, flush_ms=0.0))
+    ungated = StreamingRecogniser(scorer, StreamingConfig(gate_db=None, flush_ms=0.0, lead_ms=0.0))
     stream_array(ungated, quiet)
     assert ungated.windows_scored == 41 and -62 < ungated.last.level_db < -58
     # a spoken word lifts the gate for the windows that contain it
     word = load_audio(sc_v2_clips["yes"][0])
     mixed = quiet.copy()
     mixed[32000:48000] += word
-    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=-45.0, flush_ms=0.0))
+    engine = StreamingRecogniser(scorer, StreamingConfig(gate_db=-45.0, flush_ms=0.0, lead_ms=0.0))
     stream_array(engine, mixed)
     assert 0 < engine.windows_scored < 41
 
@@ -212,7 +212,7 @@ def test_wav_file_at_44k_scores_like_the_16k_original(tiny_checkpoint, sc_v2_cli
     base = stream_array(StreamingRecogniser(scorer, on_hop=base_hops.append), wave)
     data, rate = read_audio(path)
     other = stream_array(StreamingRecogniser(scorer, input_rate=rate, on_hop=other_hops.append), data, 4410)
-    assert rate == 44100 and len(base_hops) == len(other_hops) == 126  # 12.5 s + 1 s of flush
+    assert rate == 44100 and len(base_hops) == len(other_hops) == 135  # a hop each 100 ms of 12.5 s + 1 s of flush
     a, b = np.stack([h.scores for h in base_hops]), np.stack([h.scores for h in other_hops])
     assert np.abs(a - b).mean() < 0.03  # two resamplers and 16-bit rounding apart
     assert (a.argmax(axis=1) == b.argmax(axis=1)).mean() > 0.9
@@ -221,19 +221,52 @@ def test_wav_file_at_44k_scores_like_the_16k_original(tiny_checkpoint, sc_v2_cli
 
 
 def test_end_of_input_is_flushed_so_a_single_clip_is_detected(tiny_checkpoint, sc_v2_clips):
-    """A file that is one 1 s clip gives a single window; the 1 s of silence fed at the end gives the detector
-    the results it needs. Without the flush, nothing is reported."""
+    """A file that is one 1 s clip gives a single window of its own; the 1 s of silence fed at the end gives the
+    detector the results it needs. Without the flush (and without the silence taken to come before it), nothing is
+    reported."""
     scorer = load_scorer(tiny_checkpoint)
     for word, path in clips_the_model_knows(tiny_checkpoint, sc_v2_clips, 3):
         clip = load_audio(path)
-        bare = StreamingRecogniser(scorer, StreamingConfig(flush_ms=0.0))
+        bare = StreamingRecogniser(scorer, StreamingConfig(flush_ms=0.0, lead_ms=0.0))
         assert stream_array(bare, clip) == [] and bare.windows_scored + bare.windows_gated == 1
         hops = []
-        engine = StreamingRecogniser(scorer, StreamingConfig(), on_hop=hops.append)
+        engine = StreamingRecogniser(scorer, StreamingConfig(lead_ms=0.0), on_hop=hops.append)
         assert engine.feed(clip) == []
         found = engine.finish()
         assert [d.label for d in found] == [word]
         assert 1.0 < found[0].time <= 2.0 and len(hops) == 11 and engine.time == 2.0
         assert engine.finish() == [] and len(hops) == 11  # a second finish() adds nothing
+
+
+def test_the_input_follows_silence_so_a_word_at_its_start_is_heard_as_soon_as_it_ends(scorer, tiny_checkpoint,
+                                                                                        sc_v2_clips, speech_stream):
+    """By default the engine takes a window less one hop of silence to come before the input: the first window
+    ends one hop in, each window is the offline features of the zero-padded input, and the windows from the first
+    full one on are those of an engine without it. A clip at the very start is then found while it is fed, before
+    the flush, within 0.9 s of its start (a model that knows it)."""
+    wave = speech_stream[: 3 * 16000]
+    hops, plain = [], []
+    for config, out in ((StreamingConfig(gate_db=None, flush_ms=0.0), hops),
+                        (StreamingConfig(gate_db=None, flush_ms=0.0, lead_ms=0.0), plain)):
+        engine = StreamingRecogniser(scorer, config, on_hop=out.append)
+        for chunk in random_chunks(wave, np.random.default_rng(3)):
+            engine.feed(chunk)
+        engine.finish()
+    window, lead = 16000, 16000 - 1600
+    assert engine.time == 3.0 and [round(h.time, 3) for h in hops] == [round(0.1 * k, 3) for k in range(1, 31)]
+    padded = np.concatenate([np.zeros(lead, np.float32), wave])
+    waves = np.stack([padded[round(h.time * 16000) + lead - window:][:window] for h in hops])
+    with torch.inference_mode():
+        offline = scorer.frontend(torch.from_numpy(waves)).numpy()
+    assert np.abs(np.stack([h.features for h in hops]) - offline).max() < 1e-4
+    full = hops[9:]  # from the first window that holds no lead
+    assert len(full) == len(plain) and all(a.time == pytest.approx(b.time) for a, b in zip(full, plain, strict=True))
+    assert np.abs(np.stack([h.scores for h in full]) - np.stack([h.scores for h in plain])).max() < 1e-5
+    model = load_scorer(tiny_checkpoint)
+    for word, path in clips_the_model_knows(tiny_checkpoint, sc_v2_clips, 3):
+        found = StreamingRecogniser(model).feed(load_audio(path))
+        assert [d.label for d in found] == [word] and found[0].time <= 0.9
+    with pytest.raises(ValueError, match="lead_ms"):
+        StreamingConfig(lead_ms=-1.0)
     with pytest.raises(ValueError, match="flush_ms"):
         StreamingConfig(flush_ms=-1.0)

@@ -70,14 +70,14 @@ def test_evaluation_api_onnx_and_streaming_score_the_model_window(long_run, smal
     np.testing.assert_allclose(onnx_model.predict_batch(one_second), model.predict_batch(one_second), atol=1e-4)
 
     # the engine scores the last 1.5 s at every hop: the hop a clip's window ends on equals the padded clip's score
-    stream = padded[0]  # 1.5 s: its only window ends at 1.5 s
+    stream = padded[0]  # 1.5 s: its first full window ends at 1.5 s (the hops before it hold the lead's silence)
     engine = onnx_model.streamer()
     hops = []
     engine.on_hop = hops.append
     engine.feed(stream)
     assert engine.window_seconds == 1.5
-    assert [h.time for h in hops] == [1.5] and not hops[0].gated
-    np.testing.assert_allclose(hops[0].scores, onnx_model.scorer.scores(padded[:1])[0], atol=1e-4)
+    assert [round(h.time, 3) for h in hops] == [round(0.1 * k, 3) for k in range(1, 16)] and not hops[-1].gated
+    np.testing.assert_allclose(hops[-1].scores, onnx_model.scorer.scores(padded[:1])[0], atol=1e-4)
 
     # speech evaluate decodes the clips to the model's window: its confusion matrix is the padded clips' one
     report = tmp_path / "eval.json"

@@ -10,6 +10,8 @@ unidirectional model can instead run in its stream mode (``StreamingConfig.state
 
 Times: stream time ``t`` (seconds) counts 16 kHz samples fed so far; a window covering samples
 ``[s, s + window)`` is scored once its last frame is complete and is stamped with its end ``(s + window) / sr``.
+The input is taken to follow silence (``StreamingConfig.lead_ms``): by default the first window ends one hop in,
+zeros before the input's start, so that a word at the very start is heard in as many windows as a later one.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ class StreamingConfig:
     ``gate_db``: windows whose loudest frame is quieter (dBFS RMS) count as silence; None disables the gate;
     ``flush_ms``: silence fed after the end of the input by :meth:`StreamingRecogniser.finish`, so that a word
     at the very end (or a file that is just one 1 s clip) still gets the windows the detector needs;
+    ``lead_ms``: silence taken to come before the input (None: a window less one hop, so the first window ends one
+    hop in; 0: none, the first window is the input's first full one), so that a word at the very start is heard in
+    as many windows as a later one; frames stay on the same grid, so the windows from the input's first full one
+    on do not change;
     ``stateful``: run a unidirectional model in its stream mode (:mod:`speech.streaming.stateful`: each hop feeds
     only its new frames and carries the recurrent state) instead of re-running the window; the hops, the energy
     gate and the detector stay the same; ``stream_states``: its staggered states, restarted every window (0: one
@@ -58,10 +64,13 @@ class StreamingConfig:
     flush_ms: float = 1000.0
     stateful: bool = False
     stream_states: int = DEFAULT_STATES
+    lead_ms: float | None = None
 
     def __post_init__(self) -> None:
         if self.flush_ms < 0:
             raise SettingError(f"flush_ms must be >= 0 (milliseconds), got {self.flush_ms}", param="flush_ms")
+        if self.lead_ms is not None and self.lead_ms < 0:
+            raise SettingError(f"lead_ms must be >= 0 (milliseconds) or None, got {self.lead_ms}", param="lead_ms")
 
 
 @dataclass
@@ -155,6 +164,11 @@ class StreamingRecogniser:
         self.stateful = (StatefulStream(scorer, self.window_frames, self.hop_frames, c.stream_states)
                          if c.stateful else None)
         self._finished = False
+        # the silence taken to come before the input (StreamingConfig.lead_ms), whole frames
+        hop_samples = self.hop_frames * self.frame_hop
+        lead = self.window_samples - hop_samples if c.lead_ms is None else c.lead_ms * self.sample_rate / 1000.0
+        self.lead_samples = max(0, int(lead) // self.frame_hop * self.frame_hop)
+        self._consume(np.zeros(self.lead_samples, dtype=np.float32))
 
     @property
     def window_seconds(self) -> float:
@@ -163,7 +177,7 @@ class StreamingRecogniser:
     @property
     def time(self) -> float:
         """Seconds of (16 kHz) audio received so far."""
-        return self.samples_in / self.sample_rate
+        return (self.samples_in - self.lead_samples) / self.sample_rate
 
     @property
     def model_seconds(self) -> float:
@@ -248,7 +262,7 @@ class StreamingRecogniser:
         detections = []
         for i, end in enumerate(ends):
             window_start = (end - w) * self.frame_hop
-            t = (window_start + self.window_samples) / self.sample_rate
+            t = (window_start + self.window_samples - self.lead_samples) / self.sample_rate
             result = HopResult(t, scores[i], float(levels[i]), i in gated, windows[i])
             self.last = result
             if self.on_hop is not None:
