@@ -9,7 +9,8 @@ data and calibrated thresholds), ``speech/models/commands.json`` (its card figur
 command, run with ``--threads 1`` and ``OMP_NUM_THREADS=1`` from the repository root, logged in the work folder
 and recorded in the card as it ran:
 
-1. ``speech export CKPT``: the checkpoint as ONNX;
+1. ``speech export CKPT``: the checkpoint as ONNX (given an exported ``.onnx`` instead, e.g. the packaged model after
+   a change of the detector's defaults, it is copied as it is, and its card's checkpoint and training command kept);
 2. ``speech calibrate``: per-keyword thresholds for 0.5 false accepts per hour (``--target-fa``) on the model's
    calibration part (the validation speakers of ``../shared/data/sc-v2-test-fit`` and the calibration readers of
    ``../shared/data/librispeech-mini``), stored in the exported file, the one that ships;
@@ -41,6 +42,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -130,6 +132,25 @@ def read_json(path: Path) -> dict:
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise Failed(message)
+
+
+def exported_origin(model: Path) -> dict:
+    """What the card of a model packaged again from its exported ``.onnx`` carries over: the checkpoint and training
+    command of the card beside it (``NAME.json``, when that card describes exactly this file) and the file itself as
+    ``repackaged_from``; for an ONNX file without such a card, only the latter (the checkpoint is then the file)."""
+    from speech.model.model_file import read_metadata
+
+    try:
+        read_metadata(model)
+    except SpeechError as exc:
+        raise Refused(f"{model}: not a model exported by 'speech export' ({exc})") from None
+    digest = sha256(model)
+    origin = {"repackaged_from": {"path": shown(model), "sha256": digest}}
+    card_path = model.with_suffix(".json")
+    card = read_json(card_path) if card_path.is_file() else {}
+    if card.get("format") == "speech-model-card" and card.get("file", {}).get("sha256") == digest:
+        origin.update(checkpoint=card["built"]["checkpoint"], training_command=card["built"]["training_command"])
+    return origin
 
 
 # -- the training data, from the model's record ---------------------------------------------------------------------
@@ -288,7 +309,9 @@ def model_block(card: dict) -> list[str]:
         f"{card['num_parameters']:,} parameters, {card['window_ms']:g} ms window, labels {', '.join(card['labels'])}",
         f"- from `{b['checkpoint']['path']}` (SHA-256 `{b['checkpoint']['sha256'][:16]}…`), packaged {b['date']} "
         f"with speech {b['versions']['speech']}, torch {b['versions']['torch']}, ONNX Runtime "
-        f"{b['versions']['onnxruntime']}",
+        f"{b['versions']['onnxruntime']}"
+        + (f"; calibrated and measured again from the packaged file (SHA-256 `{b['repackaged_from']['sha256'][:16]}…`)"
+           if "repackaged_from" in b else ""),
         "",
         "```bash",
         f"{b['training_command']}   # training (CPU, one thread)",
@@ -409,7 +432,9 @@ def card_blocks(card: dict) -> dict[str, list[str]]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, metavar="CKPT", help="the trained checkpoint (.ckpt)")
+    parser.add_argument("checkpoint", type=Path, metavar="CKPT", help="the trained checkpoint (.ckpt), or a model "
+                        "exported from one (.onnx, e.g. the packaged model: calibrated and measured again, its card's "
+                        "checkpoint and training command kept)")
     parser.add_argument("--name", default=DEFAULT_MODEL, choices=sorted(PACKAGED), help="packaged name (commands)")
     parser.add_argument("--force", action="store_true", help="replace an existing packaged model and card")
     parser.add_argument("--work", type=Path, help="work folder for the step outputs (default: a new "
@@ -452,7 +477,9 @@ def package(args: argparse.Namespace, say) -> int:
             setattr(args, name, getattr(args, name).absolute())
     ckpt = args.checkpoint
     if not ckpt.is_file():
-        raise Refused(f"{ckpt}: no such checkpoint file (expected the .ckpt written by 'speech train')")
+        raise Refused(f"{ckpt}: no such checkpoint file (expected the .ckpt written by 'speech train', or a model "
+                      "exported from one, .onnx)")
+    origin = exported_origin(ckpt) if ckpt.suffix == ".onnx" else None
     if args.quick and args.models_dir is None:
         raise Refused("--quick makes figures that are not for the packaged model: give --models-dir elsewhere")
     target = (args.models_dir / PACKAGED[args.name][0]) if args.models_dir else packaged_path(args.name)
@@ -483,8 +510,14 @@ def package(args: argparse.Namespace, say) -> int:
 
     steps = Steps(work, say)
     main_data, four, running = (shown(data_root / f) for f in (MAIN_FOLDER, FOUR_WORDS, RUNNING))
-    exported = steps.speech("export", ["export", shown(ckpt), "--onnx", shown(work / "exported.onnx")],
-                            work / "exported.onnx", threads=False)
+    if origin is None:
+        exported = steps.speech("export", ["export", shown(ckpt), "--onnx", shown(work / "exported.onnx")],
+                                work / "exported.onnx", threads=False)
+    else:  # an exported model: calibrated and measured again as it is (its stored thresholds are replaced)
+        exported = work / "exported.onnx"
+        if not exported.exists():
+            shutil.copyfile(ckpt, exported)
+        steps.commands.append(f"cp {shown(ckpt)} WORK/exported.onnx")
     quick = ["--minutes", "1", "--running-minutes", "3"] if args.quick else []
     model = steps.speech("calibrate", ["calibrate", shown(exported), "--data", main_data, "--running-speech", running,
                                        "--target-fa", f"{TARGET_FA:g}", *quick, "--out", shown(work / target.name),
@@ -536,6 +569,7 @@ def package(args: argparse.Namespace, say) -> int:
             "date": time.strftime("%Y-%m-%d"),
             "checkpoint": {"path": shown(ckpt), "sha256": ckpt_sha},
             "training_command": args.training_command,
+            **(origin or {}),
             "commands": steps.commands,
             "quick": args.quick,
             "versions": {"speech": speech.__version__, "onnxruntime": onnxruntime.__version__,

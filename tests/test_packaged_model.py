@@ -332,6 +332,10 @@ def test_package_model_refuses_to_replace_the_packaged_model_unasked(tmp_path):
     assert result.returncode == 2 and "exists; refusing to overwrite it; pass --force" in result.stderr, result.stderr
     result = run([sys.executable, str(REPO / "scripts" / "package_model.py"), str(tmp_path / "none.ckpt")])
     assert result.returncode == 2 and "none.ckpt: no such checkpoint file" in result.stderr
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"not onnx")
+    result = run([sys.executable, str(REPO / "scripts" / "package_model.py"), str(fake), "--models-dir", str(tmp_path)])
+    assert result.returncode == 2 and "fake.onnx: not a model exported by 'speech export'" in result.stderr, result.stderr
     assert MODEL.read_bytes() == before and not (tmp_path / "work").exists()
 
 
@@ -391,6 +395,20 @@ def test_package_model_packages_a_checkpoint_end_to_end(tmp_path, small_data_roo
     assert folders[FOUR_WORDS.name]["testing"]["clips"] == card["figures"]["clip_accuracy"][FOUR_WORDS.name]["clips"]
     again = run(argv, timeout=600, env=env)
     assert again.returncode == 2 and "pass --force" in again.stderr
+    # packaged again from the exported file (a change of detection defaults): no export, calibrated and measured
+    # again, the card's checkpoint and training command kept and the file it came from recorded
+    out2 = tmp_path / "models2"
+    argv2 = [sys.executable, str(REPO / "scripts" / "package_model.py"), str(out / "commands.onnx"), "--quick",
+             "--data-root", str(root), "--models-dir", str(out2), "--card-doc", str(doc), "--work", str(tmp_path / "w2")]
+    result = run(argv2, timeout=1200, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    card2 = json.loads((out2 / "commands.json").read_text())
+    built = card2["built"]
+    assert built["checkpoint"] == card["built"]["checkpoint"] and built["training_command"] == card["built"]["training_command"]
+    assert built["repackaged_from"]["sha256"] == card["file"]["sha256"]
+    assert built["commands"][0].startswith("cp ") and not any(c.startswith("speech export") for c in built["commands"])
+    assert speech.load(out2 / "commands.onnx").metadata["detection"]["thresholds"] == card2["thresholds"]
+    assert "calibrated and measured again from the packaged file" in doc.read_text()
 
 
 @pytest.mark.slow
