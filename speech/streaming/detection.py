@@ -164,12 +164,10 @@ class _Decision:
         self.previous_time = -math.inf
         self.released = False
 
-    def pick(self, average, top: int, top_score: float, quick=None, quick_top: int = -1, quick_score: float = 0.0):
-        """The averaged result to decide on: the quick average when it is sure (its top score above the label's
-        quick level), else the long one; ``(average, top, top_score)``, ``average`` None when neither is ready."""
-        if quick is not None and quick_score > self.quick_levels[quick_top]:
-            return quick, quick_top, quick_score
-        return average, top, top_score
+    def sure(self, quick_top: int, quick_score: float) -> bool:
+        """Whether the quick average, top label ``quick_top`` at ``quick_score``, is decided on instead of the long
+        one: its score is above that label's quick level."""
+        return quick_score > self.quick_levels[quick_top]
 
     def step(self, average, top: int, top_score: float, time_s: float, latest=None) -> Detection | None:
         """Decide on one averaged result (``average`` and the newest window's own scores ``latest``, both
@@ -246,15 +244,14 @@ class CommandDetector:
         if scores.size != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} scores (one per label), got {scores.size}")
         scores = pool_keywords(scores, self._keywords, self.config.keyword_share)
-        self.average = average = self._averager.add(time_s, scores)
+        self.average = chosen = self._averager.add(time_s, scores)
         quick = None if self._quick is None else self._quick.add(time_s, scores)
-        top = -1 if average is None else int(np.argmax(average))
-        quick_top = -1 if quick is None else int(np.argmax(quick))
-        chosen, top, score = self._decision.pick(average, top, -1.0 if average is None else float(average[top]), quick,
-                                                 quick_top, 0.0 if quick is None else float(quick[quick_top]))
+        if quick is not None and self._decision.sure(q := int(np.argmax(quick)), float(quick[q])):
+            chosen = quick
         if chosen is None:
             return None
-        return self._decision.step(chosen, top, score, time_s, scores)
+        top = int(np.argmax(chosen))
+        return self._decision.step(chosen, top, float(chosen[top]), time_s, scores)
 
 
 @dataclass
@@ -320,12 +317,14 @@ def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) 
     thresholds = decision.thresholds
     quick = smoothed.quick if config.quick_average_ms is not None else None
     valid = smoothed.valid if quick is None else smoothed.valid | quick.valid
+    if quick is not None:
+        quick_tops, quick_scores = quick.top.tolist(), quick.top_score.tolist()
     for i in np.flatnonzero(valid).tolist():
-        chosen, top, score = (average[i], tops[i], top_scores[i]) if smoothed.valid[i] else (None, -1, -1.0)
-        if quick is not None and quick.valid[i]:
-            chosen, top, score = decision.pick(chosen, top, score, quick.average[i], int(quick.top[i]),
-                                               float(quick.top_score[i]))
-        if chosen is None:
+        if quick is not None and quick.valid[i] and decision.sure(quick_tops[i], quick_scores[i]):
+            chosen, top, score = quick.average[i], quick_tops[i], quick_scores[i]
+        elif smoothed.valid[i]:
+            chosen, top, score = average[i], tops[i], top_scores[i]
+        else:
             continue
         # fast path: nothing can win and the release state cannot change
         if score <= thresholds[top] and (decision.release is None or decision.released or decision.previous < 0
