@@ -219,7 +219,10 @@ def training_data(meta: dict, data_root: Path) -> dict:
             "running_speech": {"root": shown(data_root / Path(running.get("root", RUNNING)).name),
                                "readers": readers, "training_readers": sorted(running.get("training_readers") or []),
                                "training_windows": running.get("windows"),
-                               "keyword_free_sentences": running.get("keyword_free_sentences")} if running else None}
+                               "keyword_free_sentences": running.get("keyword_free_sentences"),
+                               "sentences": running.get("sentences", "keyword_free"),
+                               "sentences_used": running.get("sentences_used",
+                                                             running.get("keyword_free_sentences"))} if running else None}
 
 
 # -- figures ----------------------------------------------------------------------------------------------------------
@@ -343,9 +346,11 @@ def data_block(card: dict) -> list[str]:
                          + f" | {c['clips']:,} ({c['speakers']:,}) |")
     r = d.get("running_speech")
     if r:
+        cut_from = (f"all {r['sentences_used']} of their sentences, those that say a keyword too"
+                    if r.get("sentences") == "all" else f"{r['keyword_free_sentences']} sentences that say no keyword")
         lines += ["", f"Running speech (`{r['root']}`, read LibriSpeech sentences): "
                   f"{len(r['training_readers'])} readers trained on ({r['training_windows']:,} windows cut from "
-                  f"{r['keyword_free_sentences']} sentences that say no keyword; readers {', '.join(r['training_readers'])}), "
+                  f"{cut_from}; readers {', '.join(r['training_readers'])}), "
                   f"{len(r['readers']['calibration'])} calibration readers ({', '.join(r['readers']['calibration'])}: "
                   f"the thresholds), {len(r['readers']['test'])} test readers ({', '.join(r['readers']['test'])}: the "
                   "false accepts below)."]

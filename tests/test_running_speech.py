@@ -166,6 +166,28 @@ def test_datamodule_adds_running_speech_windows_and_records_the_readers(tmp_path
         module(running_speech=str(SC_V2_TEST), running_speech_windows=8).setup("fit")
 
 
+def test_windows_from_every_sentence_include_the_ones_that_say_a_keyword(libri, tmp_path):
+    """``running_speech_sentences: all`` cuts the windows from every sentence of the train readers, those that say a
+    keyword too (a keyword inside a sentence is to be ignored); the record says which, and the default stays."""
+    from speech.data.running_windows import RunningSpeechSource
+    from speech.errors import SettingError
+
+    labels = ["_silence_", "_unknown_", *KEYWORDS]
+    free, every = RunningSpeechSource(LIBRI, windows=40), RunningSpeechSource(LIBRI, windows=40, sentences="all")
+    train = libri.of_readers(split_readers(libri.readers).readers("train"))
+    assert free.sentences(labels) == keyword_free(train, KEYWORDS) and every.sentences(labels) == train
+    saying = [u for u in train if u.says_any([k.upper() for k in KEYWORDS])]
+    assert len(saying) > 50  # the transcripts of mini LibriSpeech: 117 of the train readers' 318 sentences
+    described = every.describe(labels)
+    assert (described["sentences"], described["sentences_used"]) == ("all", len(train))
+    assert described["keyword_free_sentences"] == len(free.sentences(labels)) == len(train) - len(saying)
+    assert free.describe(labels)["sentences"] == "keyword_free"
+    windows = every.windows(labels, tmp_path)
+    assert windows.shape == (40, 16000) and not np.array_equal(windows, free.windows(labels, tmp_path))
+    with pytest.raises(SettingError, match="running_speech_sentences must be one of keyword_free, all"):
+        RunningSpeechSource(LIBRI, sentences="some")
+
+
 def test_the_false_accept_bound_is_the_exact_poisson_one():
     from scipy.stats import chi2
 

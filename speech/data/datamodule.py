@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -91,7 +92,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         running_speech: a LibriSpeech-style folder of running speech (:mod:`speech.data.running_speech`): its
             readers are split into train / calibration / test (seeded by ``running_speech_seed``, recorded in the
             model's data record) and ``running_speech_windows`` windows of the train readers' sentences that
-            say none of the keywords are added to training as ``_unknown_`` (they get the clips' augmentation).
+            say none of the keywords are added to training as ``_unknown_`` (they get the clips' augmentation);
+            ``running_speech_sentences: all`` cuts them from every sentence of those readers, keywords said inside
+            sentences included (a keyword inside a sentence is not a command).
             ``running_speech_hard_negatives``: a ``.npy`` of mined windows (:mod:`speech.evaluation.streams.hard_negatives`) added
             as ``_unknown_`` too, each ``running_speech_hard_negatives_repeat`` times (every copy is augmented anew).
     """
@@ -127,6 +130,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         running_speech_seed: int = 0,
         running_speech_hard_negatives: str | None = None,
         running_speech_hard_negatives_repeat: int = 4,
+        running_speech_sentences: Literal["keyword_free", "all"] = "keyword_free",
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -158,7 +162,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.augment: WaveAugment | None = None
         self.running = (RunningSpeechSource(running_speech, running_speech_windows, running_speech_seed,
                                             running_speech_hard_negatives, running_speech_hard_negatives_repeat,
-                                            self.window_samples)
+                                            self.window_samples, running_speech_sentences)
                         if running_speech else None)
 
     # -- index and labels ---------------------------------------------------------------------------

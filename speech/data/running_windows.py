@@ -3,7 +3,8 @@
 :class:`RunningSpeechSource` reads the folder once (:func:`speech.data.running_speech.read_running_speech`), splits
 its readers (:func:`~speech.data.running_speech.split_readers`) and cuts ``windows`` windows (of the model's
 length, 1 s by default) from the sentences
-of the *train* readers that say none of the model's keywords; they join the training split as ``_unknown_``
+of the *train* readers that say none of the model's keywords (``sentences="all"``: from every sentence of theirs, as
+a keyword said inside a sentence is not a command and should be ignored too); they join the training split as ``_unknown_``
 examples and then go through the clips' augmentation (speed, shift, noise; the placement rule of
 :mod:`speech.data.windows` leaves them where they are, as their speech fills the window). What was used (folder,
 reader split, train readers, counts) goes into the model's data record, so the stream commands score only the
@@ -40,13 +41,20 @@ def model_keywords(labels: list[str]) -> list[str]:
     return [label for label in labels if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
 
 
+SENTENCES = ("keyword_free", "all")
+
+
 class RunningSpeechSource:
-    """``windows`` training windows of the keyword-free sentences of ``root``'s train readers (split ``seed``)."""
+    """``windows`` training windows of the keyword-free sentences (``sentences="all"``: of every sentence) of
+    ``root``'s train readers (split ``seed``)."""
 
     def __init__(self, root: str | Path, windows: int = 1500, seed: int = 0, hard_negatives: str | None = None,
-                 hard_negatives_repeat: int = 4, samples: int = 16_000) -> None:
+                 hard_negatives_repeat: int = 4, samples: int = 16_000, sentences: str = "keyword_free") -> None:
         if windows < 0:
             raise SettingError(f"running_speech_windows must be 0 or more, got {windows}")
+        if sentences not in SENTENCES:
+            raise SettingError(f"running_speech_sentences must be one of {', '.join(SENTENCES)}, got {sentences!r}")
+        self.which = sentences
         self.root = check_running_root(root)  # a wrong path: one line now, not after the clip caches are built
         self.hard_negatives = Path(hard_negatives).expanduser() if hard_negatives else None
         if self.hard_negatives is not None and not self.hard_negatives.is_file():
@@ -73,8 +81,9 @@ class RunningSpeechSource:
         return split_readers(self.speech.readers, seed=self.seed)
 
     def sentences(self, labels: list[str]):
-        """The keyword-free sentences of the train readers."""
-        return keyword_free(self.speech.of_readers(self.split.readers("train")), model_keywords(labels))
+        """The train readers' sentences the windows are cut from: those free of the keywords, or all of them."""
+        sentences = self.speech.of_readers(self.split.readers("train"))
+        return sentences if self.which == "all" else keyword_free(sentences, model_keywords(labels))
 
     def windows(self, labels: list[str], cache_dir: str | Path | None) -> np.ndarray:
         if self._windows is None:
@@ -85,13 +94,15 @@ class RunningSpeechSource:
                 return self._windows
             sentences = self.sentences(labels)
             if self.count and not sentences:
-                raise DatasetError(f"{self.root}: the train readers have no sentence free of the keywords")
+                raise DatasetError(f"{self.root}: the train readers have no sentence free of the keywords" if
+                                   self.which == "keyword_free" else f"{self.root}: the train readers have no sentence")
             self._windows = training_windows(sentences, self.count, self.seed, cache_dir, self.samples)
             if self.hard_negatives is not None:
                 mined = np.repeat(self.mined()[0], self.repeat, axis=0)  # each copy gets its own augmentation
                 self._windows = np.concatenate([np.asarray(self._windows), mined])
-            log.info("running speech: %d _unknown_ windows from %d keyword-free sentences of %d train readers of %s",
-                     len(self._windows), len(sentences), len(self.split.readers("train")), self.speech.root)
+            log.info("running speech: %d _unknown_ windows from %d %s sentences of %d train readers of %s",
+                     len(self._windows), len(sentences), "keyword-free" if self.which == "keyword_free" else "(all)",
+                     len(self.split.readers("train")), self.speech.root)
         return self._windows
 
     def mined(self) -> tuple[np.ndarray, dict]:
@@ -135,7 +146,9 @@ class RunningSpeechSource:
             "reader_split": split.to_dict(),
             "training_readers": split.readers("train"),
             "windows": self.count,
-            "keyword_free_sentences": len(self.sentences(labels)),
+            "keyword_free_sentences": len(keyword_free(self.sentences(labels), model_keywords(labels))),
+            "sentences": self.which,
+            "sentences_used": len(self.sentences(labels)),
             "bad_files": len(self.speech.bad_files),
             "hard_negatives": None if self.hard_negatives is None else {
                 "file": str(self.hard_negatives.resolve()), "windows": int(len(self.mined()[0])), "repeat": self.repeat,
