@@ -96,6 +96,15 @@ def test_export_refuses_to_overwrite(tiny_checkpoint, exported, capsys):
         export_onnx(tiny_checkpoint, exported.with_suffix(".bin"))
 
 
+
+def test_export_of_the_packaged_name_says_it_is_already_onnx(tmp_path, capsys):
+    """``speech export commands``: the packaged model is named, not 'no such checkpoint file'."""
+    assert main(["export", "commands", "--onnx", str(tmp_path / "out.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "commands: the packaged model, already an ONNX file" in err, err
+    assert "takes a training checkpoint (.ckpt)" in err and not (tmp_path / "out.onnx").exists()
+
+
 VARIANTS = (
     [(pooling, layer, 1, False) for pooling in POOLINGS for layer in INPUT_LAYERS]
     + [(pooling, "conv", 2, False) for pooling in POOLINGS]

@@ -24,8 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from speech.errors import SettingError
+    from speech.models import packaged_names, packaged_path
     from speech.runtime.export import export_onnx
     from speech.runtime.scorers import OnnxScorer
+
+    for name in args.checkpoint:
+        if name in packaged_names() and not Path(name).exists():
+            raise SettingError(f"{name}: the packaged model, already an ONNX file ({packaged_path(name)}); export "
+                               "takes a training checkpoint (.ckpt)")
 
     path = export_onnx(args.checkpoint, args.onnx, opset=args.opset, overwrite=args.overwrite)
     scorer = OnnxScorer(path)

@@ -29,7 +29,7 @@ __all__ = ["FLAG_HINTS", "TrainSetupError", "main", "training_summary"]
 # the option to change when the library blames one of its parameters (``exc.param``)
 INTERRUPTED = 130
 FLAG_HINTS = {"labels": "--data.labels / --data.root", "threads": "--threads", "split": "--data.split_rule",
-              "teachers": "--model.teachers", "encoder": "--model.encoder"}
+              "teachers": "--model.teachers", "encoder": "--model.encoder", "usage": "see 'speech train --help'"}
 
 
 class CommandCLI(SpeechCLI):
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_lightning()
     watcher = RunWatcher()
     try:
-        run_cli(list(argv or []), CommandCLI, callbacks=[watcher], exit_on_error=True)
+        run_cli(list(argv or []), CommandCLI, callbacks=[watcher])
     except SystemExit as exc:
         if watcher.interrupted:
             return _interrupted(watcher)

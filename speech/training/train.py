@@ -419,7 +419,7 @@ def run_cli(args: list[str], cli_class: type[SpeechCLI] = SpeechCLI, callbacks: 
     """Run ``speech train ARGS`` (``fit`` with ``cli_class``); returns the finished CLI object.
 
     ``callbacks``: kept in every run whatever the config says; ``exit_on_error``: a bad option prints the usage
-    and exits (the command line), else it raises :class:`TrainSetupError`."""
+    and exits, else (``speech train`` and :func:`train`) it raises :class:`TrainSetupError` (``param`` "usage")."""
     kwargs = {"exit_on_error": exit_on_error}
     try:
         return cli_class(
@@ -431,7 +431,7 @@ def run_cli(args: list[str], cli_class: type[SpeechCLI] = SpeechCLI, callbacks: 
             trainer_defaults={"callbacks": list(callbacks)},
         )
     except ArgumentError as exc:
-        raise TrainSetupError(" ".join(str(exc).split())) from None
+        raise TrainSetupError(" ".join(str(exc).split()), param="usage") from None
 
 
 def override_args(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
