@@ -20,7 +20,8 @@ samples follow the one rule of :mod:`speech.audio.io`, as in files and ``speech 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -100,17 +101,22 @@ class Model:
         return self.scorer.scores(np.stack(waves))
 
     def streamer(
-        self, sample_rate: int | None = None, threshold: float | None = None, config: StreamingConfig | None = None
+        self, sample_rate: int | None = None, threshold: float | None = None, config: StreamingConfig | None = None,
+        keywords: Sequence[str] | None = None,
     ) -> StreamingRecogniser:
         """A streaming engine for this model: ``feed(chunk) -> detections`` then ``finish()`` (see
         :class:`~speech.streaming.engine.StreamingRecogniser`). Detection thresholds: ``threshold`` for every
-        keyword if given, else the model's calibrated ones, else ``config``'s."""
+        keyword if given, else the model's calibrated ones, else ``config``'s. ``keywords``: report only these
+        (the others are still heard and never reported); an unknown one raises :class:`speech.SpeechError`."""
         check_sample_rate(sample_rate)
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float | np.number)
                                       or not 0.0 <= float(threshold) <= 1.0):
             raise SettingError(f"threshold must be a probability in [0, 1] (or None: the model's), got {threshold!r}",
                                param="threshold")
         config, _, _ = resolve_detector(self.metadata, config or StreamingConfig(), threshold)
+        if keywords is not None:
+            listed = keywords if isinstance(keywords, str) else tuple(keywords)  # a str: refused by the config
+            config = replace(config, detector=replace(config.detector, keywords=listed))
         return StreamingRecogniser(self.scorer, config, sample_rate or self.sample_rate)
 
     def stream(
@@ -119,10 +125,12 @@ class Model:
         sample_rate: int | None = None,
         threshold: float | None = None,
         config: StreamingConfig | None = None,
+        keywords: Sequence[str] | None = None,
     ) -> Iterator[Detection]:
         """Keyword detections in a stream of PCM chunks (int16/int32/float, mono or ``(samples, channels)``, any
-        size) at ``sample_rate``, yielded as they are decided; the end of ``chunks`` is flushed with silence."""
-        engine = self.streamer(sample_rate, threshold, config)
+        size) at ``sample_rate``, yielded as they are decided; the end of ``chunks`` is flushed with silence.
+        ``keywords``: report only these (see :meth:`streamer`)."""
+        engine = self.streamer(sample_rate, threshold, config, keywords)
         for chunk in chunks:
             yield from engine.feed(chunk)
         yield from engine.finish()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -211,6 +212,38 @@ def test_live_with_no_model_detects_real_keyword_clips_of_test_speakers(test_spe
     result = run([*BASE, "live", "--wav", str(single), "--json"])
     assert result.returncode == 0 and [e["label"] for e in events(result.stdout)] == [words[0][0]], result.stdout
 
+
+def test_live_and_stream_report_only_the_keywords_asked_for(test_speaker_words):
+    """``speech live --keywords stop,go`` (and ``Model.stream(keywords=...)``): the same detections of stop and go
+    as without it, and none of the other keywords, which are still heard (a word that wins for "no" is not given
+    to "go"); a keyword the model lacks is one line, exit 2, naming the model's keywords."""
+    from speech.audio.io import load_audio
+
+    wav, words = test_speaker_words
+    every = run([*BASE, "live", "--wav", str(wav), "--json"])
+    some = run([*BASE, "live", "--wav", str(wav), "--json", "--keywords", "stop,go"])
+    assert every.returncode == some.returncode == 0, some.stderr
+    assert "listening for every keyword" in every.stderr and "listening for stop, go" in some.stderr
+    all_events, listed = events(every.stdout), events(some.stdout)
+    assert {e["label"] for e in all_events} - {"stop", "go"}  # the recording makes other keywords fire too
+    assert listed == [e for e in all_events if e["label"] in ("stop", "go")]
+    caught = sum(any(e["label"] == label and end - 0.3 <= e["time"] <= end + 1.0 for e in listed)
+                 for label, end in words if label in ("stop", "go"))
+    assert caught >= 3, listed  # of the 4 stop and go clips
+    model = speech.load()
+    audio = load_audio(wav, samples=None)
+    found = [d.to_dict() for d in model.stream((audio[i:i + 4000] for i in range(0, audio.size, 4000)),
+                                                keywords=["stop", "go"])]
+    assert found == listed
+    for keywords, says in ((["stop", "nonsense"], "keyword(s) 'nonsense' not among the model's keywords: yes, no, "
+                                                  "up, down, left, right, on, off, stop, go"),
+                           ("stop", "keywords must be a non-empty list of labels")):
+        with pytest.raises(speech.SpeechError, match=re.escape(says)):
+            model.streamer(keywords=keywords)
+    bad = run([*BASE, "live", "--wav", str(wav), "--keywords", "stop,nonsense"])
+    one_line_error(bad, 2, "speech live: error: keyword(s) 'nonsense' not among the model's keywords: yes, no")
+    bad = run([*BASE, "live", "--wav", str(wav), "--keywords", ","])
+    one_line_error(bad, 2, "speech live: error: argument --keywords: expected comma-separated keywords")
 
 def test_stream_test_and_calibrate_take_the_name(tmp_path, capsys):
     """The name works for the stream commands too; the reports name the packaged file; calibrate writes a copy

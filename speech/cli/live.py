@@ -211,7 +211,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true",
                      help="print one JSON object per detection ({label, score, time}) instead of the live panel")
     out.add_argument("--seconds", type=positive_seconds, help="stop after this many seconds of audio (> 0)")
+    out.add_argument("--keywords", type=keyword_list, metavar="WORD,WORD",
+                     help="report only these keywords (default: every keyword of the model); the others are still "
+                     "heard, so one of them said is not taken for a listed one")
     add_stream_arguments(parser, threads=1)  # one 1 s window per hop: a second thread only adds latency jitter
+
+
+def keyword_list(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    """``--keywords`` parser: comma-separated labels, at least one (a parsed value passes as it is)."""
+    if isinstance(text, tuple):
+        return text
+    words = tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
+    if not words:
+        raise argparse.ArgumentTypeError(f"expected comma-separated keywords, e.g. stop,go; got {text!r}")
+    return words
 
 
 def positive_seconds(text: str | float) -> float:
@@ -283,7 +296,7 @@ def _run(args: argparse.Namespace) -> int:
     base = stream_config(args)
     _, threshold_source, mismatch = resolve_detector(scorer.metadata, base, args.threshold)  # what the banner says
     try:  # the engine speech.Model gives every caller: the same thresholds, resolved there
-        engine = Model(scorer).streamer(source.rate, args.threshold, base)
+        engine = Model(scorer).streamer(source.rate, args.threshold, base, keywords=args.keywords)
     except ValueError as exc:  # the engine's checks of the option values against the model
         raise SettingError(str(exc)) from None
     config = engine.config
@@ -291,7 +304,8 @@ def _run(args: argparse.Namespace) -> int:
     view = JsonLines() if args.json else LiveDisplay(scorer.labels, source.name)
     print(
         f"speech live: {choice.describe()}; {source.name}, {source.rate} Hz, {source.channels} ch -> 16 kHz; "
-        f"hop {args.hop_ms:g} ms; thresholds: {threshold_source}; keyword share "
+        f"hop {args.hop_ms:g} ms; listening for {config.detector.keyword_text}; thresholds: {threshold_source}; "
+        "keyword share "
         f"{share_text(config.detector.keyword_share)}; "
         + ("Ctrl-C to stop" if isinstance(source, MicrophoneSource) else "reading"),
         file=sys.stderr,

@@ -100,8 +100,9 @@ class RunningSpeechSource:
             if self.hard_negatives is not None:
                 mined = np.repeat(self.mined()[0], self.repeat, axis=0)  # each copy gets its own augmentation
                 self._windows = np.concatenate([np.asarray(self._windows), mined])
-            log.info("running speech: %d _unknown_ windows from %d %s sentences of %d train readers of %s",
-                     len(self._windows), len(sentences), "keyword-free" if self.which == "keyword_free" else "(all)",
+            log.info("running speech: %d _unknown_ windows from %d sentences (%s) of %d train readers of %s",
+                     len(self._windows), len(sentences),
+                     "keyword-free" if self.which == "keyword_free" else "all, those that say a keyword too",
                      len(self.split.readers("train")), self.speech.root)
         return self._windows
 

@@ -8,7 +8,8 @@ Rules (times in seconds, settings in milliseconds):
   window, are available;
 * the averaged top label *wins* when its score is above ``threshold``, it differs from the previous winner
   and more than ``suppression_ms`` have passed since the previous win (no wait after ``_silence_`` wins);
-* a win of ``_silence_`` or ``_unknown_`` is never reported (it still updates the state, as in TensorFlow).
+* a win of ``_silence_`` or ``_unknown_`` is never reported (it still updates the state, as in TensorFlow), nor
+  one of a keyword left out of ``keywords`` when only some are listened for (``speech live --keywords stop,go``).
 
 Two additions to TensorFlow's rules:
 
@@ -81,6 +82,12 @@ class DetectorConfig:
     keyword_share: float | None = None  # pool the keywords' scores in windows sure of their keyword (module doc)
     quick_average_ms: float | None = 300.0  # two speeds: a sure average over this shorter window wins at once
     quick_threshold: float = 0.9  # ... when its top score is above this (and the label's own threshold)
+    keywords: tuple[str, ...] | None = None  # only these are reported (None: every keyword); the others still win
+
+    @property
+    def keyword_text(self) -> str:
+        """What is listened for, for a banner: "every keyword" or the listed ones."""
+        return "every keyword" if self.keywords is None else ", ".join(self.keywords)
 
     def __post_init__(self) -> None:
         if self.average_window_ms < 0 or self.suppression_ms < 0:
@@ -102,6 +109,11 @@ class DetectorConfig:
         if not 0.0 <= self.quick_threshold <= 1.0:
             raise SettingError(f"quick_threshold must be a probability in [0, 1], got {self.quick_threshold}",
                                param="quick_threshold")
+        if self.keywords is not None:
+            if isinstance(self.keywords, str) or not self.keywords or not all(isinstance(k, str) for k in self.keywords):
+                raise SettingError(f"keywords must be a non-empty list of labels (or None: every keyword), got "
+                                   f"{self.keywords!r}", param="keywords")
+            self.keywords = tuple(self.keywords)
         for label, value in (self.thresholds or {}).items():
             if not 0.0 <= float(value) <= 1.0:
                 raise SettingError(f"the threshold of {label!r} must be a probability in [0, 1], got {value}",
@@ -159,6 +171,12 @@ class _Decision:
         self.suppression_s = config.suppression_ms / 1000.0
         self.silence = self.labels.index(SILENCE_LABEL) if SILENCE_LABEL in self.labels else -1
         self.never = {i for i, label in enumerate(self.labels) if label in NEVER_REPORTED}
+        if config.keywords is not None:
+            known = [label for label in self.labels if label not in NEVER_REPORTED]
+            if unknown := [k for k in config.keywords if k not in known]:
+                raise SettingError(f"keyword(s) {', '.join(map(repr, unknown))} not among the model's keywords: "
+                                   f"{', '.join(known)}", param="keywords")
+            self.never |= {i for i, label in enumerate(self.labels) if label not in config.keywords}
         self.quick_levels = [max(t, config.quick_threshold) for t in self.thresholds]
         self.previous = self.silence  # index of the previous winner (-1: "_silence_" not a label)
         self.previous_time = -math.inf
