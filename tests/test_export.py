@@ -96,7 +96,6 @@ def test_export_refuses_to_overwrite(tiny_checkpoint, exported, capsys):
         export_onnx(tiny_checkpoint, exported.with_suffix(".bin"))
 
 
-
 def test_export_of_the_packaged_name_says_it_is_already_onnx(tmp_path, capsys):
     """``speech export commands``: the packaged model is named, not 'no such checkpoint file'."""
     assert main(["export", "commands", "--onnx", str(tmp_path / "out.onnx")]) == 2

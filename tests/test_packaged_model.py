@@ -245,6 +245,7 @@ def test_live_and_stream_report_only_the_keywords_asked_for(test_speaker_words):
     bad = run([*BASE, "live", "--wav", str(wav), "--keywords", ","])
     one_line_error(bad, 2, "speech live: error: argument --keywords: expected comma-separated keywords")
 
+
 def test_stream_test_and_calibrate_take_the_name(tmp_path, capsys):
     """The name works for the stream commands too; the reports name the packaged file; calibrate writes a copy
     and refuses to change the installed file in place."""
