@@ -114,9 +114,8 @@ class Model:
             raise SettingError(f"threshold must be a probability in [0, 1] (or None: the model's), got {threshold!r}",
                                param="threshold")
         config, _, _ = resolve_detector(self.metadata, config or StreamingConfig(), threshold)
-        if keywords is not None:
-            listed = keywords if isinstance(keywords, str) else tuple(keywords)  # a str: refused by the config
-            config = replace(config, detector=replace(config.detector, keywords=listed))
+        if keywords is not None:  # the detector's config checks them and keeps them as a tuple
+            config = replace(config, detector=replace(config.detector, keywords=keywords))
         return StreamingRecogniser(self.scorer, config, sample_rate or self.sample_rate)
 
     def stream(

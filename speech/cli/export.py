@@ -24,16 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from speech.errors import SettingError
-    from speech.models import packaged_names, packaged_path
+    from speech.models import packaged_names, resolve_model
     from speech.runtime.export import export_onnx
     from speech.runtime.scorers import OnnxScorer
 
-    for name in args.checkpoint:
-        if name in packaged_names() and not Path(name).exists():
-            raise SettingError(f"{name}: the packaged model, already an ONNX file ({packaged_path(name)}); export "
+    for name in args.checkpoint:  # a packaged name, where no file of that name wins over it (resolve_model's rule)
+        if name in packaged_names() and (choice := resolve_model(name)).name:
+            raise SettingError(f"{name}: the packaged model, already an ONNX file ({choice.path}); export "
                                "takes a training checkpoint (.ckpt)")
 
     path = export_onnx(args.checkpoint, args.onnx, opset=args.opset, overwrite=args.overwrite)

@@ -141,15 +141,15 @@ class RunningSpeechSource:
         """What goes into the data record: the folder, the reader split and the train readers, the counts."""
         if UNKNOWN_LABEL not in labels:
             return None  # not used (see windows)
-        split = self.split
+        split, used = self.split, self.sentences(labels)
         return {
             "root": str(self.speech.root),
             "reader_split": split.to_dict(),
             "training_readers": split.readers("train"),
             "windows": self.count,
-            "keyword_free_sentences": len(keyword_free(self.sentences(labels), model_keywords(labels))),
+            "keyword_free_sentences": len(keyword_free(used, model_keywords(labels))),
             "sentences": self.which,
-            "sentences_used": len(self.sentences(labels)),
+            "sentences_used": len(used),
             "bad_files": len(self.speech.bad_files),
             "hard_negatives": None if self.hard_negatives is None else {
                 "file": str(self.hard_negatives.resolve()), "windows": int(len(self.mined()[0])), "repeat": self.repeat,

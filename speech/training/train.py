@@ -414,13 +414,12 @@ def draw_learning_curve(run_dir: Path) -> Path | None:
         return None
 
 
-def run_cli(args: list[str], cli_class: type[SpeechCLI] = SpeechCLI, callbacks: Sequence[Callback] = (),
-            exit_on_error: bool = False) -> SpeechCLI:
+def run_cli(args: list[str], cli_class: type[SpeechCLI] = SpeechCLI, callbacks: Sequence[Callback] = ()) -> SpeechCLI:
     """Run ``speech train ARGS`` (``fit`` with ``cli_class``); returns the finished CLI object.
 
-    ``callbacks``: kept in every run whatever the config says; ``exit_on_error``: a bad option prints the usage
-    and exits, else (``speech train`` and :func:`train`) it raises :class:`TrainSetupError` (``param`` "usage")."""
-    kwargs = {"exit_on_error": exit_on_error}
+    ``callbacks``: kept in every run whatever the config says. A bad option raises :class:`TrainSetupError`
+    (``param`` "usage"), one line, instead of printing the usage (``--help`` and ``--print_config`` still exit)."""
+    kwargs = {"exit_on_error": False}
     try:
         return cli_class(
             KeywordModule,
