@@ -246,6 +246,31 @@ def test_live_and_stream_report_only_the_keywords_asked_for(test_speaker_words):
     one_line_error(bad, 2, "speech live: error: argument --keywords: expected comma-separated keywords")
 
 
+def test_a_keyword_amid_talk_is_ignored_after_a_pause_reported(data_record, test_speaker_words, tmp_path):
+    """The detector's talk rule on real audio: the last 3 s of a test reader's sentence run straight into a test
+    speaker's "yes": not reported (every window of the 1.5 s before it is heard as talk); the same clip after 3 s
+    of silence is; with ``--talk-before off`` the one amid talk is reported too, so it was the rule that held it."""
+    from speech.audio.io import load_audio, write_wav
+
+    reader = sorted(r for r, part in data_record.running_speech["reader_split"]["parts"].items() if part == "test")[0]
+    sentence = sorted((RUNNING / reader).glob("*/*.ogg"))[0]
+    wav, words = test_speaker_words
+    yes_end = next(end for label, end in words if label == "yes")
+    clip = load_audio(wav, samples=None)[int((yes_end - 1.0) * 16000):int(yes_end * 16000)]  # its second, as cut
+    talk = load_audio(sentence, samples=None)[-3 * 16000:]
+    after_talk, after_pause = tmp_path / "talk-yes.wav", tmp_path / "pause-yes.wav"
+    tail = np.zeros(16000, np.float32)
+    write_wav(after_talk, np.concatenate([talk, clip, tail]))
+    write_wav(after_pause, np.concatenate([np.zeros_like(talk), clip, tail]))
+    heard = {}
+    for name, path, extra in (("talk", after_talk, []), ("pause", after_pause, []),
+                              ("talk, rule off", after_talk, ["--talk-before", "off"])):
+        result = run([*BASE, "live", "--wav", str(path), "--json", *extra])
+        assert result.returncode == 0, result.stderr
+        heard[name] = [e["label"] for e in events(result.stdout)]
+    assert heard == {"talk": [], "pause": ["yes"], "talk, rule off": ["yes"]}, (sentence, heard)
+
+
 def test_stream_test_and_calibrate_take_the_name(tmp_path, capsys):
     """The name works for the stream commands too; the reports name the packaged file; calibrate writes a copy
     and refuses to change the installed file in place."""

@@ -23,8 +23,9 @@ HOP = 0.1  # seconds between results
 
 
 def one_speed(**kw) -> DetectorConfig:
-    """TensorFlow's single 500 ms average (no quick window), with ``kw``: what most rules here are written for."""
-    return DetectorConfig(**{"average_window_ms": 500.0, "quick_average_ms": None, **kw})
+    """TensorFlow's single 500 ms average (no quick window, no talk rule), with ``kw``: what most rules here are
+    written for."""
+    return DetectorConfig(**{"average_window_ms": 500.0, "quick_average_ms": None, "talk_before": None, **kw})
 
 
 def onehot(label: str, p: float = 1.0) -> np.ndarray:
@@ -119,7 +120,7 @@ def test_a_short_pause_re_arms_a_repeat_through_the_newest_window():
     for config in (one_speed(), one_speed(suppression_ms=0.0)):
         assert [d.label for d in run(CommandDetector(LABELS, config), sequence)] == ["yes", "yes"]
     times = np.arange(len(sequence)) * HOP
-    assert replay(LABELS, smooth_scores(times, np.stack(sequence), one_speed()), one_speed()) == \
+    assert replay(LABELS, smooth_scores(times, np.stack(sequence), one_speed(), LABELS), one_speed()) == \
         run(CommandDetector(LABELS, one_speed()), sequence, start=0.0)
     dip = [onehot("yes")] * 8 + [onehot("yes", 0.2)] + [onehot("yes", 0.6)] * 6  # a dip, and no second word
     assert [d.label for d in run(CommandDetector(LABELS, one_speed(suppression_ms=0.0)), dip)] == ["yes"]
@@ -142,6 +143,10 @@ def test_bad_input_is_refused():
         one_speed(threshold=1.5)
     with pytest.raises(ValueError):
         one_speed(release=0.9, threshold=0.7)
+    with pytest.raises(ValueError, match="talk_before must be a probability"):
+        DetectorConfig(talk_before=1.5)
+    with pytest.raises(ValueError, match="talk_before_ms must be >= 0"):
+        DetectorConfig(talk_before=0.5, talk_before_ms=-1.0)
 
 
 class TensorFlowRecognizeCommands:
@@ -221,7 +226,7 @@ def test_two_speeds_a_sure_word_fires_at_once_an_unsure_one_waits_for_the_long_a
     # the live detector and the replay of stored scores agree on all three
     for seq in (sure, unsure, spike):
         times = 1.0 + np.arange(len(seq)) * HOP
-        assert replay(LABELS, smooth_scores(times, np.stack(seq), config), config) == run(CommandDetector(LABELS, config), seq)
+        assert replay(LABELS, smooth_scores(times, np.stack(seq), config, LABELS), config) == run(CommandDetector(LABELS, config), seq)
     with pytest.raises(ValueError, match="quick_average_ms"):
         DetectorConfig(average_window_ms=300.0)  # the quick window must be the shorter one
     with pytest.raises(ValueError, match="quick_threshold"):
@@ -271,6 +276,8 @@ def test_replay_of_stored_scores_equals_the_live_detector(seed):
         DetectorConfig(quick_average_ms=400.0, quick_threshold=0.8),
         DetectorConfig(quick_average_ms=300.0, quick_threshold=0.5,
                        thresholds={"yes": 0.9, "no": 0.6}, keyword_share=0.6),
+        DetectorConfig(talk_before=0.3, threshold=0.5),  # words after talk: ignored
+        one_speed(talk_before=0.2, talk_before_ms=600.0, thresholds={"yes": 0.4}),
     ]
     for config in configs:
         live = CommandDetector(LABELS, config)
@@ -278,10 +285,10 @@ def test_replay_of_stored_scores_equals_the_live_detector(seed):
         got = replay(LABELS, smooth_scores(times, scores, config, LABELS), config)
         assert got == expected
         assert len(expected) >= 3
-    smoothed = smooth_scores(times, scores, configs[0])
+    smoothed = smooth_scores(times, scores, configs[0], LABELS)
     assert not smoothed.valid[:2].any() and smoothed.valid[2:].all()  # three results needed
     with pytest.raises(ValueError, match="time order"):
-        smooth_scores(times[::-1], scores, configs[0])
+        smooth_scores(times[::-1], scores, configs[0], LABELS)
 
 
 def test_keyword_share_pools_a_word_split_between_two_keywords():
@@ -304,5 +311,25 @@ def test_keyword_share_pools_a_word_split_between_two_keywords():
     assert pool_keywords(split, keywords, None) is split  # off: the scores as they are
     with pytest.raises(ValueError, match="keyword_share must be a share in"):
         one_speed(keyword_share=0.4)
-    with pytest.raises(ValueError, match="needs the labels"):
-        smooth_scores(np.arange(3) * 0.1, np.stack([split] * 3), one_speed(keyword_share=0.6))
+    with pytest.raises(ValueError, match="one label per score column"):
+        smooth_scores(np.arange(3) * 0.1, np.stack([split] * 3), one_speed(keyword_share=0.6), LABELS[:3])
+
+
+def test_a_keyword_right_after_talk_is_ignored_one_after_a_pause_is_reported():
+    """talk_before: the lowest _unknown_ score of the 1.5 s ending talk_before_ms (1000) before the decision.
+    "yes" after silence is reported; the same "yes" right after a second and a half of running talk (_unknown_)
+    is not; after talk and a pause it is again. Without an _unknown_ label the rule is off."""
+    silence, talk, word = [onehot("_silence_")] * 15, [onehot("_unknown_", 0.8)] * 15, [onehot("yes", 0.95)] * 6
+    config = one_speed(talk_before=0.5)
+    assert [d.label for d in run(CommandDetector(LABELS, config), silence + word + silence)] == ["yes"]
+    assert run(CommandDetector(LABELS, config), talk + word + silence) == []
+    assert [d.label for d in run(CommandDetector(LABELS, one_speed()), talk + word + silence)] == ["yes"]  # rule off
+    # a pause between the talk and the word: some result of the span is not talk, so it is reported
+    pause = [onehot("_silence_")] * 12
+    assert [d.label for d in run(CommandDetector(LABELS, config), talk + pause + word + silence)] == ["yes"]
+    # the talk rule needs an _unknown_ label; without one it is off
+    labels = ["_silence_", "yes", "no"]
+    detector = CommandDetector(labels, one_speed(talk_before=0.0))
+    found = [d for i, s in enumerate([np.array([1.0, 0, 0])] * 15 + [np.array([0.0, 0.95, 0.05])] * 6)
+             if (d := detector.process(s, 1.0 + i * HOP)) is not None]
+    assert [d.label for d in found] == ["yes"]

@@ -121,7 +121,7 @@ def test_stream_test_writes_streams_and_figures(tiny_checkpoint, tiny_onnx, tmp_
     wave = load_audio(out / "streaming_test.wav", 16000, None)  # the whole stream, not one clip
     (times, torch_scores), (_, onnx_scores) = (hop_scores(model, wave) for model in (tiny_checkpoint, tiny_onnx))
     assert torch_scores.shape == onnx_scores.shape and np.abs(torch_scores - onnx_scores).max() < 1e-4
-    smoothed = smooth_scores(times, torch_scores, DetectorConfig())
+    smoothed = smooth_scores(times, torch_scores, DetectorConfig(), list(speech.load(tiny_checkpoint).labels))
     margin = np.abs(smoothed.top_score[smoothed.valid][:, None] - np.array([0.7, 0.35])).min()
     one_word = 100.0 / m["keyword_words"]
     assert onnx_m["keyword_recall"] == m["keyword_recall"] or (

@@ -45,6 +45,11 @@ def quick_value(text: str | float | None) -> float | None:
     return number_or_off(text, lambda v: v > 0.0, "a window in ms (> 0), or 'off'")
 
 
+def talk_value(text: str | float | None) -> float | None:
+    """``--talk-before`` parser: a probability in [0, 1], or ``off``."""
+    return number_or_off(text, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1], or 'off'")
+
+
 def gate_value(text: str | float | None) -> float | None:
     """``--gate-db`` parser: a level in dBFS, or ``off``."""
     return number_or_off(text, lambda v: v <= 0.0, "a level in dBFS, at most 0 (e.g. -45), or 'off'")
@@ -73,6 +78,10 @@ def add_stream_arguments(parser: argparse.ArgumentParser, threads: int | str = "
                    help="a window whose top keyword holds at least this share of the keywords' summed score gives it "
                    f"the whole sum (0.5-1, or 'off'; default: the model's calibrated setting, else "
                    f"{share_text(DetectorConfig.keyword_share)})")
+    g.add_argument("--talk-before", type=talk_value, default=d.talk_before, metavar="P",
+                   help="ignore a keyword heard amid talk: when every window of the 1.5 s ending "
+                   f"{d.talk_before_ms:g} ms before it scored _unknown_ above P (0-1, or 'off'; default "
+                   f"{share_text(d.talk_before)})")
     g.add_argument("--suppression-ms", type=float, default=500.0, help="quiet time after a detection in ms (500)")
     g.add_argument("--min-count", type=int, default=3, help="results needed in the averaging window (3)")
     g.add_argument("--gate-db", type=gate_value, default=-45.0,
@@ -147,6 +156,7 @@ def stream_config(args: argparse.Namespace) -> StreamingConfig:
                 average_window_ms=args.average_ms,
                 quick_average_ms=args.quick_ms,
                 quick_threshold=args.quick_threshold,
+                talk_before=args.talk_before,
                 threshold=threshold,
                 suppression_ms=args.suppression_ms,
                 minimum_count=args.min_count,
@@ -305,8 +315,9 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"speech live: {choice.describe()}; {source.name}, {source.rate} Hz, {source.channels} ch -> 16 kHz; "
         f"hop {args.hop_ms:g} ms; listening for {config.detector.keyword_text}; thresholds: {threshold_source}; "
-        "keyword share "
-        f"{share_text(config.detector.keyword_share)}; "
+        f"keyword share {share_text(config.detector.keyword_share)}; "
+        f"keywords amid talk {'reported' if config.detector.talk_before is None else 'ignored'} "
+        f"(--talk-before {share_text(config.detector.talk_before)}); "
         + ("Ctrl-C to stop" if isinstance(source, MicrophoneSource) else "reading"),
         file=sys.stderr,
         flush=True,

@@ -28,6 +28,13 @@ otherwise on the long average. The long average keeps running speech quiet (a ke
 and the short one spares a clear word the wait. docs/more-speakers.md ("Averaging longer, and two speeds") has
 the measurements.
 
+And a rule for words amid talk (``DetectorConfig.talk_before``): a keyword that wins while *every* result of the
+1.5 s (``TALK_SPAN_MS``) ending ``talk_before_ms`` (1000 ms) before the decision scored ``_unknown_`` above
+``talk_before`` (0.5) is not reported: the model heard running speech throughout the time before the word. The win
+still updates the state, as an unreported ``_unknown_`` does. A command follows a pause, or at least a moment the
+model did not hear as talk; a keyword-like word in the middle of a sentence does not. docs/more-speakers.md
+("Words amid talk") has the measurements.
+
 And one to the scores themselves (``DetectorConfig.keyword_share``, issue #18; ``None`` keeps TF's scores): a
 window whose top keyword holds at least that share of the keywords' summed probability gives that keyword the
 whole sum (the chance that *some* keyword was said) and the other keywords 0, before averaging
@@ -48,10 +55,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from speech.data.labels import SILENCE_LABEL, SPECIAL_LABELS
+from speech.data.labels import SILENCE_LABEL, SPECIAL_LABELS, UNKNOWN_LABEL
 from speech.errors import SettingError
 
 NEVER_REPORTED = SPECIAL_LABELS
+TALK_SPAN_MS = 1500.0  # the span whose _unknown_ scores say whether a keyword came amid talk (talk_before)
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,8 @@ class DetectorConfig:
     quick_average_ms: float | None = 300.0  # two speeds: a sure average over this shorter window wins at once
     quick_threshold: float = 0.9  # ... when its top score is above this (and the label's own threshold)
     keywords: tuple[str, ...] | None = None  # only these are reported (None: every keyword); the others still win
+    talk_before: float | None = 0.5  # a keyword amid talk (_unknown_ above this all through the span) is ignored
+    talk_before_ms: float = 1000.0  # ... the TALK_SPAN_MS span that ends this long before the decision
 
     @property
     def keyword_text(self) -> str:
@@ -109,6 +119,12 @@ class DetectorConfig:
         if not 0.0 <= self.quick_threshold <= 1.0:
             raise SettingError(f"quick_threshold must be a probability in [0, 1], got {self.quick_threshold}",
                                param="quick_threshold")
+        if self.talk_before is not None and not 0.0 <= self.talk_before <= 1.0:
+            raise SettingError(f"talk_before must be a probability in [0, 1] (or None: off), got {self.talk_before}",
+                               param="talk_before")
+        if self.talk_before_ms < 0:
+            raise SettingError(f"talk_before_ms must be >= 0 (milliseconds), got {self.talk_before_ms}",
+                               param="talk_before_ms")
         if self.keywords is not None:
             if isinstance(self.keywords, str) or not self.keywords or not all(isinstance(k, str) for k in self.keywords):
                 raise SettingError(f"keywords must be a non-empty list of labels (or None: every keyword), got "
@@ -178,6 +194,7 @@ class _Decision:
                                    f"{', '.join(known)}", param="keywords")
             self.never |= {i for i, label in enumerate(self.labels) if label not in config.keywords}
         self.quick_levels = [max(t, config.quick_threshold) for t in self.thresholds]
+        self.talk_before = config.talk_before if UNKNOWN_LABEL in self.labels else None  # no _unknown_: no talk
         self.previous = self.silence  # index of the previous winner (-1: "_silence_" not a label)
         self.previous_time = -math.inf
         self.released = False
@@ -187,9 +204,11 @@ class _Decision:
         one: its score is above that label's quick level."""
         return quick_score > self.quick_levels[quick_top]
 
-    def step(self, average, top: int, top_score: float, time_s: float, latest=None) -> Detection | None:
+    def step(self, average, top: int, top_score: float, time_s: float, latest=None,
+             talk: float | None = None) -> Detection | None:
         """Decide on one averaged result (``average`` and the newest window's own scores ``latest``, both
-        indexable by label index); a detection or None."""
+        indexable by label index, and ``talk``, the lowest ``_unknown_`` score before it: :class:`_TalkBefore`);
+        a detection or None."""
         previous = self.previous
         if self.release is not None and previous != self.silence and previous >= 0:
             level = self.release[previous]
@@ -208,7 +227,8 @@ class _Decision:
             and since_previous > self.suppression_s + 1e-9
         ):
             self.previous, self.previous_time, self.released = top, time_s, False
-            if top not in self.never:
+            after_talk = self.talk_before is not None and talk is not None and talk > self.talk_before
+            if top not in self.never and not after_talk:
                 return Detection(self.labels[top], top_score, time_s)
         return None
 
@@ -234,6 +254,32 @@ class _Averager:
         return np.mean([s for _, s in self._results], axis=0)
 
 
+class _TalkBefore:
+    """The one rule of the live detector and of stored score sequences for ``talk_before``: the lowest
+    ``_unknown_`` score of the results in the ``TALK_SPAN_MS`` span that ends ``talk_before_ms`` before now (None
+    while no result lies there, as at the start of a stream)."""
+
+    def __init__(self, config: DetectorConfig, unknown: int) -> None:
+        self.end_s = config.talk_before_ms / 1000.0
+        self.start_s = self.end_s + TALK_SPAN_MS / 1000.0
+        self.unknown = unknown
+        self._results: deque[tuple[float, float]] = deque()
+
+    def add(self, time_s: float, scores: np.ndarray) -> float | None:
+        self._results.append((time_s, float(scores[self.unknown])))
+        while self._results[0][0] < time_s - self.start_s - 1e-9:
+            self._results.popleft()
+        span = [u for t, u in self._results if t <= time_s - self.end_s + 1e-9]
+        return min(span) if span else None
+
+
+def _talk_before(config: DetectorConfig, labels: list[str]) -> _TalkBefore | None:
+    """The talk tracker of ``config``, None when the rule is off or the model has no ``_unknown_`` label."""
+    if config.talk_before is None or UNKNOWN_LABEL not in labels:
+        return None
+    return _TalkBefore(config, labels.index(UNKNOWN_LABEL))
+
+
 def _quick_averager(config: DetectorConfig) -> _Averager | None:
     """The averager of the quick (shorter) window, None without two speeds."""
     if config.quick_average_ms is None:
@@ -249,6 +295,7 @@ class CommandDetector:
         self.config = config or DetectorConfig()
         self._averager = _Averager(self.config)
         self._quick = _quick_averager(self.config)
+        self._talk = _talk_before(self.config, self.labels)
         self._decision = _Decision(self.labels, self.config)
         self._keywords = keyword_index(self.labels)
         self.average: np.ndarray | None = None  # the latest averaged scores (None while too few results)
@@ -264,12 +311,13 @@ class CommandDetector:
         scores = pool_keywords(scores, self._keywords, self.config.keyword_share)
         self.average = chosen = self._averager.add(time_s, scores)
         quick = None if self._quick is None else self._quick.add(time_s, scores)
+        talk = None if self._talk is None else self._talk.add(time_s, scores)
         if quick is not None and self._decision.sure(q := int(np.argmax(quick)), float(quick[q])):
             chosen = quick
         if chosen is None:
             return None
         top = int(np.argmax(chosen))
-        return self._decision.step(chosen, top, float(chosen[top]), time_s, scores)
+        return self._decision.step(chosen, top, float(chosen[top]), time_s, scores, talk)
 
 
 @dataclass
@@ -282,6 +330,7 @@ class SmoothedScores:
     valid: np.ndarray
     latest: np.ndarray | None = None  # (n, classes): each result's own (pooled) scores (the release rule reads them)
     quick: SmoothedScores | None = None  # the quick window's averages (two speeds), same times
+    talk: np.ndarray | None = None  # (n,) the lowest _unknown_ score before each result (talk_before; NaN: none)
 
     def __post_init__(self) -> None:
         self.top = self.average.argmax(axis=1) if self.average.size else np.zeros(0, dtype=np.int64)
@@ -290,26 +339,29 @@ class SmoothedScores:
         )
 
 
-def smooth_scores(times: np.ndarray, scores: np.ndarray, config: DetectorConfig,
-                  labels: list[str] | None = None) -> SmoothedScores:
+def smooth_scores(times: np.ndarray, scores: np.ndarray, config: DetectorConfig, labels: list[str]) -> SmoothedScores:
     """Average ``scores`` ``(n, classes)`` at ``times`` ``(n,)`` (seconds, ascending) as :class:`CommandDetector`
-    does; only ``average_window_ms``, ``minimum_count`` and ``keyword_share`` of ``config`` matter here (the
-    last needs the ``labels``, to know the keywords)."""
+    does; only ``average_window_ms``, ``minimum_count``, ``keyword_share``, ``quick_average_ms`` and the talk
+    span (``talk_before`` on or off, ``talk_before_ms``) of ``config`` matter here; ``labels`` name the score
+    columns (the keyword share needs the keywords, the talk span ``_unknown_``)."""
     times = np.asarray(times, dtype=np.float64).reshape(-1)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != times.shape[0]:
         raise ValueError(f"expected scores (n, classes) for {times.shape[0]} times, got {scores.shape}")
     if np.any(np.diff(times) < 0):
         raise ValueError("results must come in time order")
+    if len(labels) != scores.shape[1]:
+        raise ValueError(f"expected one label per score column ({scores.shape[1]}), got {len(labels)} labels")
     if config.keyword_share is not None:
-        if labels is None or len(labels) != scores.shape[1]:
-            raise ValueError("keyword_share needs the labels of the score columns")
         scores = pool_keywords(scores, keyword_index(labels), config.keyword_share)
     average, valid = _average_all(times, scores, _Averager(config))
     quick = None
     if config.quick_average_ms is not None:
         quick = SmoothedScores(times, *_average_all(times, scores, _quick_averager(config)), scores)
-    return SmoothedScores(times, average, valid, scores, quick)
+    talk = None
+    if (tracker := _talk_before(config, list(labels))) is not None:
+        talk = np.array([np.nan if (v := tracker.add(float(t), scores[i])) is None else v for i, t in enumerate(times)])
+    return SmoothedScores(times, average, valid, scores, quick, talk)
 
 
 def _average_all(times: np.ndarray, scores: np.ndarray, averager: _Averager) -> tuple[np.ndarray, np.ndarray]:
@@ -326,7 +378,7 @@ def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) 
     """The detections a fresh :class:`CommandDetector` with ``config`` makes on the smoothed sequence.
 
     ``smoothed`` must come from :func:`smooth_scores` with the same averaging settings; only the decision
-    settings (thresholds, suppression, release) are read from ``config`` here.
+    settings (thresholds, suppression, release, the ``talk_before`` level) are read from ``config`` here.
     """
     decision = _Decision(labels, config)
     found = []
@@ -337,6 +389,9 @@ def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) 
     valid = smoothed.valid if quick is None else smoothed.valid | quick.valid
     if quick is not None:
         quick_tops, quick_scores = quick.top.tolist(), quick.top_score.tolist()
+    if decision.talk_before is not None and smoothed.talk is None:
+        raise ValueError("talk_before is on: smooth the scores with it (smooth_scores) first")
+    talk = None if decision.talk_before is None else [None if math.isnan(v) else v for v in smoothed.talk.tolist()]
     for i in np.flatnonzero(valid).tolist():
         if quick is not None and quick.valid[i] and decision.sure(quick_tops[i], quick_scores[i]):
             chosen, top, score = quick.average[i], quick_tops[i], quick_scores[i]
@@ -348,7 +403,8 @@ def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) 
         if score <= thresholds[top] and (decision.release is None or decision.released or decision.previous < 0
                                           or decision.previous == decision.silence):
             continue
-        found_one = decision.step(chosen, top, score, times[i], None if latest is None else latest[i])
+        found_one = decision.step(chosen, top, score, times[i], None if latest is None else latest[i],
+                                  None if talk is None else talk[i])
         if found_one is not None:
             found.append(found_one)
     return found

@@ -27,6 +27,8 @@ def detector_settings(config: StreamingConfig) -> dict:
         "keyword_share": d.keyword_share,
         "quick_average_ms": d.quick_average_ms,
         "quick_threshold": d.quick_threshold if d.quick_average_ms is not None else None,
+        "talk_before": d.talk_before,
+        "talk_before_ms": d.talk_before_ms if d.talk_before is not None else None,
         "gate_db": config.gate_db,
         "flush_ms": config.flush_ms,
         "stateful": config.stateful,
@@ -34,7 +36,8 @@ def detector_settings(config: StreamingConfig) -> dict:
     }
 
 
-BEFORE_QUICK = {"quick_average_ms": None, "quick_threshold": None}  # the settings of thresholds older than two speeds
+# the settings of thresholds calibrated before a setting existed: one speed, no talk rule
+OLDER = {"quick_average_ms": None, "quick_threshold": None, "talk_before": None, "talk_before_ms": None}
 
 
 def calibrated_thresholds(metadata: dict | None) -> dict[str, float] | None:
@@ -112,7 +115,7 @@ def settings_mismatch(metadata: dict | None, config: StreamingConfig) -> list[st
     if not isinstance(section, dict) or not isinstance(section.get("settings"), dict):
         return []
     now = detector_settings(config)
-    stored = {**BEFORE_QUICK, **section["settings"]}  # calibrated before two speeds existed: one speed
+    stored = {**OLDER, **section["settings"]}
     return [f"{k} {now[k]} (calibrated with {v})" for k, v in stored.items() if k in now and now[k] != v]
 
 

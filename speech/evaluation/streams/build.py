@@ -88,7 +88,8 @@ class ScoredStream:
 
     def smoothed(self, labels: list[str], config: DetectorConfig) -> SmoothedScores:
         """The averaged scores for ``config``'s averaging settings (computed once per setting)."""
-        key = (config.average_window_ms, config.minimum_count, config.keyword_share, config.quick_average_ms)
+        key = (config.average_window_ms, config.minimum_count, config.keyword_share, config.quick_average_ms,
+               config.talk_before is not None, config.talk_before_ms)
         if key not in self._smoothed:
             self._smoothed[key] = smooth_scores(self.times, self.scores, config, labels)
         return self._smoothed[key]
