@@ -246,11 +246,17 @@ def test_section_and_detector_from_metadata(section):
     assert settings_mismatch({"detection": section}, one_speed(hop_ms=50.0)) == ["hop_ms 50.0 (calibrated with 100.0)"]
     # the default detector has two speeds: thresholds fitted on one are flagged, also those stored before the
     # quick settings existed (they were fitted without a quick window)
-    two = ["average_window_ms 1000.0 (calibrated with 500.0)", "quick_average_ms 300.0 (calibrated with None)",
-           "quick_threshold 0.9 (calibrated with None)"]
+    # (quick_threshold only applies with a quick window: not named again)
+    two = ["average_window_ms 1000.0 (calibrated with 500.0)", "quick_average_ms 300.0 (calibrated with None)"]
     assert sorted(settings_mismatch({"detection": section}, StreamingConfig())) == two
     older = {k: v for k, v in section["settings"].items() if not k.startswith("quick")}
     assert sorted(settings_mismatch({"detection": {**section, "settings": older}}, StreamingConfig())) == two
+    # thresholds fitted before the talk rule (or with it off) are flagged once, its span not named again
+    before_talk = {k: v for k, v in section["settings"].items() if not k.startswith("talk")}
+    assert settings_mismatch({"detection": {**section, "settings": before_talk}}, one_speed()) == [
+        "talk_before 0.5 (calibrated with None)"]
+    assert settings_mismatch({"detection": section}, StreamingConfig(detector=DetectorConfig(**ONE_SPEED, talk_before=0.7))) == [
+        "talk_before 0.7 (calibrated with 0.5)"]
 
 
 def test_calibrated_thresholds_bring_the_keyword_share_they_were_fitted_with():
