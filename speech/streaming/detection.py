@@ -207,8 +207,8 @@ class _Decision:
     def step(self, average, top: int, top_score: float, time_s: float, latest=None,
              talk: float | None = None) -> Detection | None:
         """Decide on one averaged result (``average`` and the newest window's own scores ``latest``, both
-        indexable by label index, and ``talk``, the lowest ``_unknown_`` score before it: :class:`_TalkBefore`);
-        a detection or None."""
+        indexable by label index, and ``talk``, the lowest ``_unknown_`` score before it: :class:`_TalkBefore`;
+        None or NaN where there is none yet); a detection or None."""
         previous = self.previous
         if self.release is not None and previous != self.silence and previous >= 0:
             level = self.release[previous]
@@ -391,7 +391,7 @@ def replay(labels: list[str], smoothed: SmoothedScores, config: DetectorConfig) 
         quick_tops, quick_scores = quick.top.tolist(), quick.top_score.tolist()
     if decision.talk_before is not None and smoothed.talk is None:
         raise ValueError("talk_before is on: smooth the scores with it (smooth_scores) first")
-    talk = None if decision.talk_before is None else [None if math.isnan(v) else v for v in smoothed.talk.tolist()]
+    talk = None if decision.talk_before is None else smoothed.talk.tolist()  # NaN (none yet) is never above a level
     for i in np.flatnonzero(valid).tolist():
         if quick is not None and quick.valid[i] and decision.sure(quick_tops[i], quick_scores[i]):
             chosen, top, score = quick.average[i], quick_tops[i], quick_scores[i]
