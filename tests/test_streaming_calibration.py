@@ -257,6 +257,11 @@ def test_section_and_detector_from_metadata(section):
         "talk_before 0.5 (calibrated with None)"]
     assert settings_mismatch({"detection": section}, StreamingConfig(detector=DetectorConfig(**ONE_SPEED, talk_before=0.7))) == [
         "talk_before 0.7 (calibrated with 0.5)"]
+    # a quick window changed but still on: its level still matters, so both are named
+    two_speeds = {**section, "settings": {**section["settings"], "quick_average_ms": 300.0, "quick_threshold": 0.9}}
+    changed = StreamingConfig(detector=DetectorConfig(average_window_ms=500.0, quick_average_ms=200.0, quick_threshold=0.8))
+    assert settings_mismatch({"detection": two_speeds}, changed) == [
+        "quick_average_ms 200.0 (calibrated with 300.0)", "quick_threshold 0.8 (calibrated with 0.9)"]
 
 
 def test_calibrated_thresholds_bring_the_keyword_share_they_were_fitted_with():

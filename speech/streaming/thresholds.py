@@ -109,20 +109,21 @@ def over_target_warning(keywords: list[str]) -> str:
             "than the target")
 
 
-# a setting that only applies while another is on: named once, under the one it follows
+# a setting that only applies while another is on: not named again when that one is switched on or off
 FOLLOWS = {"quick_threshold": "quick_average_ms", "talk_before_ms": "talk_before", "stream_states": "stateful"}
 
 
 def settings_mismatch(metadata: dict | None, config: StreamingConfig) -> list[str]:
     """Settings of ``config`` that differ from those the stored thresholds were calibrated with (one that only
-    applies while another is on is not named again when that one differs: :data:`FOLLOWS`)."""
+    applies while another is on is not named again when that one is off on one side: :data:`FOLLOWS`)."""
     section = (metadata or {}).get(SECTION)
     if not isinstance(section, dict) or not isinstance(section.get("settings"), dict):
         return []
     now = detector_settings(config)
     stored = {**OLDER, **section["settings"]}
     differ = {k for k, v in stored.items() if k in now and now[k] != v}
-    return [f"{k} {now[k]} (calibrated with {stored[k]})" for k in stored if k in differ and FOLLOWS.get(k) not in differ]
+    switched = {k for k in differ if now[k] in (None, False) or stored[k] in (None, False)}  # on one side only
+    return [f"{k} {now[k]} (calibrated with {stored[k]})" for k in stored if k in differ and FOLLOWS.get(k) not in switched]
 
 
 def resolve_detector(metadata: dict | None, config: StreamingConfig,
