@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
+
+# One thread for the BLAS and OpenMP pools of this process and of every command it starts (before numpy loads
+# them): the tests check behaviour, not speed, and on a machine another job keeps busy a pool's threads wait on
+# each other (a test helper once took 11 min instead of 1 s beside a training run, bench_train.py 50 s instead of 11).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
@@ -152,6 +160,26 @@ def trained_run(small_tree, cache_dir, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
     train_main(train_args(small_tree, runs, cache_dir, "--trainer.max_epochs", "4", "--model.lr", "0.01"))
     return runs / "test" / "version_0"
+
+
+# -- the README's first command at a tiny size, shared by test_next_commands and test_readme_commands ----------
+SPEECH_SCRIPT = Path(sys.executable).parent / "speech"  # where scripts/setup.sh installs it (.venv/bin/speech)
+PLAIN_PATH = "/usr/bin:/bin"  # the PATH of a shell after the README's set-up: no .venv/bin on it
+
+
+@pytest.fixture(scope="session")
+def tiny_quickstart(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """``speech quickstart`` run as the README's first command runs it (from the checkout, as ``.venv/bin/speech``
+    when installed so, ``.venv/bin`` off the PATH), at a tiny size (6 clips a word, 1 epoch, no real clips):
+    its output folder and the finished process (its printed lines)."""
+    out = tmp_path_factory.mktemp("quickstart") / "q"
+    program = ([os.path.relpath(SPEECH_SCRIPT, REPO)] if SPEECH_SCRIPT.is_file() else [sys.executable, "-m", "speech"])
+    done = subprocess.run([*program, "quickstart", "--out", str(out), "--per-word", "6", "--epochs", "1",
+                           "--stream-minutes", "0.5", "--real-data", str(out.parent / "none")], cwd=REPO,
+                          env={**os.environ, "PATH": PLAIN_PATH, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out, done
 
 
 def clips_the_model_knows(checkpoint: Path, clips: dict[str, list[Path]], count: int) -> list[tuple[str, Path]]:

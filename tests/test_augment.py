@@ -157,7 +157,10 @@ def best_offset(noise: np.ndarray, added: np.ndarray) -> int:
     from scipy.signal import correlate
 
     dots = correlate(noise, added, mode="valid", method="fft")
-    energy = np.convolve(noise.astype(np.float64) ** 2, np.ones(len(added)), mode="valid")
+    # each segment's energy from running sums (np.convolve with a ones kernel calls BLAS once per output sample:
+    # seconds on an idle machine, over ten minutes beside another job as BLAS's threads wait on each other)
+    running = np.concatenate([[0.0], np.cumsum(noise.astype(np.float64) ** 2)])
+    energy = running[len(added) :] - running[: -len(added)]
     return int(np.argmax(dots / np.sqrt(np.maximum(energy, 1e-12))))
 
 

@@ -35,6 +35,17 @@ def run_script(name: str, *args: str, timeout: float = 300) -> str:
     return result.stdout
 
 
+def script_main(name: str):
+    """The ``main(argv) -> exit code`` of ``scripts/NAME``, imported, to run it in this process (a script's
+    bad-input cases need no new interpreter each)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name.removesuffix('.py')}", REPO / "scripts" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
 def test_bench_latency_times_every_back_end_with_equal_scores(tmp_path, tiny_checkpoint):
     out = tmp_path / "latency.json"
     stdout = run_script(
@@ -142,7 +153,7 @@ def test_bench_runtime_measures_the_installs_side_by_side(tmp_path, tiny_checkpo
     assert rows["full install, .onnx"]["peak_rss_mb"] < rows["full install, .ckpt"]["peak_rss_mb"] / 2
 
 
-def test_plot_det_draws_running_speech_curves_and_refuses_bad_reports(tmp_path):
+def test_plot_det_draws_running_speech_curves_and_refuses_bad_reports(tmp_path, capsys):
     """scripts/plot_det.py, the running-speech DET figure of docs/running-speech.md, from stream-test reports."""
     sweep = [{"threshold": t, "keyword_recall": r, "running_false_accepts_per_hour": fa,
               "per_keyword_recall": {"yes": yes, "no": no, "go": go}}
@@ -156,11 +167,14 @@ def test_plot_det_draws_running_speech_curves_and_refuses_bad_reports(tmp_path):
     assert f"wrote {out}" in stdout and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the lower envelope: 0.6 (70 % at 4 per hour) is beaten by 0.7 (75 % at 1.5); mean of <= 1, 2, 5: (50+75+75)/3
     assert "| seed 0 | 50.0 / 50.0 / 75.0 / 75.0 % | 66.7 % |" in stdout
+    plot_det = script_main("plot_det.py")  # the rest in this process
+    capsys.readouterr()
     group = tmp_path / "group.png"  # yes and no weighted 10 : 30: 0.9 45 %, 0.7 67.5 %, 0.6 72.5 % (on the curve now)
-    stdout = run_script("plot_det.py", f"two={good}", "--words", "yes,no", "--out", str(group))
-    assert "| two | 45.0 / 45.0 / 67.5 / 72.5 % | 61.7 % |" in stdout and group.exists()
+    assert plot_det([f"two={good}", "--words", "yes,no", "--out", str(group)]) == 0
+    assert "| two | 45.0 / 45.0 / 67.5 / 72.5 % | 61.7 % |" in capsys.readouterr().out and group.exists()
     mixed = tmp_path / "mixed.png"  # one curve per group in one figure: NAME=JSON@WORDS
-    stdout = run_script("plot_det.py", f"all={good}", f"two={good}@yes,no", "--out", str(mixed))
+    assert plot_det([f"all={good}", f"two={good}@yes,no", "--out", str(mixed)]) == 0
+    stdout = capsys.readouterr().out
     assert "| all | 50.0 / 50.0 / 75.0 / 75.0 % |" in stdout and "| two | 45.0 / 45.0 / 67.5 / 72.5 % |" in stdout
     no_running = tmp_path / "clips.json"
     no_running.write_text(json.dumps({"keyword_recall": 75.0}))
@@ -172,10 +186,9 @@ def test_plot_det_draws_running_speech_curves_and_refuses_bad_reports(tmp_path):
         (f"a={good}", "--words", "up", "--out", str(tmp_path / "z.png")): "st.json: no words of up",
     }
     for argv, expected in cases.items():
-        result = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_det.py"), *argv], capture_output=True,
-                                text=True, timeout=120, cwd=REPO)
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr
+        code = plot_det(list(argv))
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and expected in lines[0], lines
 
 
 def test_bench_repeats_counts_a_word_said_again(tmp_path, tiny_checkpoint):

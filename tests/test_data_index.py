@@ -309,7 +309,7 @@ def test_the_scan_reads_headers_and_decodes_nothing(tmp_path, monkeypatch):
     assert_speaker_disjoint(index)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # by default: the 6,000-file scan above (test_the_scan_reads_headers_and_decodes_nothing)
 def test_scan_and_split_of_105k_files(tmp_path):
     root = tiny_wav_tree(tmp_path / "big", files=105_829)
     index = build_index(root, ["_silence_", "_unknown_", "word00", "word01"])

@@ -359,7 +359,7 @@ def test_cli_speaker_rule_and_full_layout(tiny_checkpoint, small_set, tmp_path, 
     )
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # by default: the CLI, --snr included, on a small folder (cli_report)
 def test_cli_whole_shared_test_folder(tiny_checkpoint, tmp_path, capsys):
     from speech.data import build_index
 

@@ -42,6 +42,7 @@ def run(tree, tmp_path_factory) -> Path:
             "--data.extra_roots", "null",  # cpu-small.yaml's four-word folder: not for this tiny tree
             "--data.validation_percent", "20",  # this test scores the held-out validation split (no test part)
             "--data.testing_percent", "0",
+            "--data.running_speech_windows", "120",  # cpu-small.yaml's 1,500: the record, not the count, is tested
             "--trainer.default_root_dir", str(runs),
             "--trainer.enable_progress_bar", "false",
             "--trainer.max_epochs", "3",
@@ -77,7 +78,7 @@ def test_checkpoint_and_onnx_record_the_split_and_training_speakers(run, tree, t
     assert record.speakers["training"] == len(record.training_speakers) > 0
     assert record.training_files and all(name.startswith("_silence_/") for name in record.training_files)
     # cpu-small.yaml adds the running speech of librispeech-mini's train readers (issue #18): recorded
-    assert len(record.training_readers()) == 8 and record.running_speech["windows"] == 1500
+    assert len(record.training_readers()) == 8 and record.running_speech["windows"] == 120
     onnx_path = export_onnx(best_checkpoint(run), tmp_path / "m.onnx")
     assert load_scorer(onnx_path).metadata["data"] == meta["data"]
 

@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SC_V2_TEST
+from conftest import PLAIN_PATH, REPO, SC_V2_TEST, SPEECH_SCRIPT
 
-SCRIPT = Path(sys.executable).parent / "speech"
-PLAIN_PATH = "/usr/bin:/bin"  # the PATH of a shell after the README's set-up: no .venv/bin on it
+SCRIPT = SPEECH_SCRIPT
 
 
 def program_in(cwd: Path, path: str) -> str:
@@ -42,21 +41,16 @@ def test_the_program_printed_is_the_one_that_runs(tmp_path):
         assert done.returncode == 0 and done.stdout.startswith("speech "), done.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not SCRIPT.is_file(), reason="speech is not installed as a script beside this interpreter")
-def test_the_quickstart_next_lines_run_as_printed(tmp_path):
+def test_the_quickstart_next_lines_run_as_printed(tiny_quickstart, tmp_path):
     """The quickstart run as the README's first command runs it (from the checkout, .venv/bin off the PATH), at a
-    tiny size; then its Next: lines, each as printed. Placeholders are filled (``some.wav``: a real clip); the
-    microphone line needs a microphone and Ctrl-C (the microphone path: test_live_microphone.py); the download
+    tiny size (conftest's ``tiny_quickstart``); then its Next: lines, each as printed. Placeholders are filled
+    (``some.wav``: a real clip); the microphone line needs a microphone and Ctrl-C (the microphone path: test_live_microphone.py); the download
     reaches a closed local port instead of the internet (nothing else of the line changed), and the training on
     the downloaded set only parses its config (``--print_config``): no network and no GPU here."""
     env = {**os.environ, "PATH": PLAIN_PATH, "OMP_NUM_THREADS": "1"}
-    out = tmp_path / "q"
     prog = shlex.quote(os.path.relpath(SCRIPT, REPO))
-    done = subprocess.run([*shlex.split(prog), "quickstart", "--out", str(out), "--per-word", "6", "--epochs", "1",
-                           "--stream-minutes", "0.5", "--real-data", str(tmp_path / "none")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    _, done = tiny_quickstart  # run as the README's first command runs it (conftest)
     printed = done.stdout + done.stderr
     assert "Total params" not in printed and "FLOPs" not in printed and "| Name" not in printed  # no layer table
     lines = done.stdout.split("Next:\n", 1)[1].strip().splitlines()

@@ -155,7 +155,7 @@ def test_evaluate_commands_reproduces_the_cards_clip_accuracy_exactly(tmp_path, 
     assert report["accuracy"] == figures["accuracy"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # by default: the same for sc-v2-test-fit (test_evaluate_commands_reproduces_the_cards_clip_accuracy_exactly)
 def test_evaluate_commands_on_the_four_words_reproduces_the_cards_accuracy(tmp_path, capsys):
     out = tmp_path / "eval.json"
     assert main(["evaluate", "commands", "--data", str(FOUR_WORDS), "--json", str(out), "--threads", "1",
@@ -415,7 +415,6 @@ def small_data_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.slow
 def test_package_model_packages_a_checkpoint_end_to_end(tmp_path, small_data_root, cache_dir):
     """The script on a small model trained as the packaged one is (both folders and running speech; 2 epochs),
     with short streams, into a folder of its own: the model, the card and the card document, whose figures are
@@ -470,7 +469,6 @@ def test_package_model_packages_a_checkpoint_end_to_end(tmp_path, small_data_roo
     assert "calibrated and measured again from the packaged file" in doc.read_text()
 
 
-@pytest.mark.slow
 def test_a_wheel_built_from_the_repo_holds_the_model(tmp_path):
     source = tmp_path / "src"
     source.mkdir()

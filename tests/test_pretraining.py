@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,6 +13,7 @@ from conftest import LABELS_12, REPO, SHARED_DATA, train_args
 from conftest import SMALL_MODEL as SMALL_MODEL_ARGS
 
 from speech.classifiers.recurrent import RecurrentClassifier, RecurrentConfig
+from speech.cli import main as speech_main
 from speech.cli.train import main as train_main
 from speech.data.record import DataRecord
 from speech.data.running_speech import read_running_speech, split_readers
@@ -97,7 +96,7 @@ def test_pretraining_learns_from_the_train_readers_only_and_writes_a_new_file(en
     assert out.read_bytes() == before
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # by default: test_pretraining_learns_from_the_train_readers_only_and_writes_a_new_file
 def test_pretraining_spells_some_of_the_calibration_readers_sentences(tmp_path):
     """Long enough to leave the all-blank stage (an empty output scores CER 1.0; a few epochs stay there, and
     between the two the output is chance): 30 epochs of 3 minutes in small batches on one thread.
@@ -165,15 +164,14 @@ def test_readers_outside_the_record_are_refused():
             check_encoder_readers(other if other else info, record if other else None)
 
 
-def test_the_command_line_refuses_bad_input_in_one_line(tmp_path):
+def test_the_command_line_refuses_bad_input_in_one_line(tmp_path, capsys):
     existing, new = tmp_path / "encoder.pt", tmp_path / "new.pt"
     existing.write_bytes(b"mine")
     for folder, out, expected in ((tmp_path, new, "no transcripts"), (LIBRISPEECH_MINI, existing, "refusing to overwrite")):
-        done = subprocess.run([sys.executable, "-m", "speech", "pretrain", "--running-speech", str(folder), "--out",
-                               str(out)], capture_output=True, text=True, cwd=REPO)
-        assert done.stderr.startswith("speech pretrain: error: "), done.stderr
-        assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1
+        code = speech_main(["pretrain", "--running-speech", str(folder), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert err.startswith("speech pretrain: error: "), err
+        assert code == 2 and expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert existing.read_bytes() == b"mine" and not new.exists()
 
 
@@ -261,15 +259,16 @@ def test_speaker_check_of_an_encoder_file():
         check_encoder_speakers({"keyword_speakers": ["a", "z"]}, None)
 
 
-def test_the_command_line_refuses_bad_training_settings_in_one_line(tmp_path):
+def test_the_command_line_refuses_bad_training_settings_in_one_line(tmp_path, capsys):
     for args, expected in ((["--set", "data.root=x"], "give --config"),
                            (["--config", str(tmp_path / "none.yaml")], "no such training config"),
                            (["--config", str(REPO / "configs" / "cpu-small.yaml"), "--set", "model=1"],
                             "expected data.KEY=VALUE"),
                            (["--config", str(REPO / "configs" / "cpu-small.yaml"), "--hidden-size", "64"],
                             "--hidden-size: with --config the model settings are the config's")):
-        done = subprocess.run([sys.executable, "-m", "speech", "pretrain", "--running-speech", str(LIBRISPEECH_MINI),
-                               "--out", str(tmp_path / "enc.pt"), *args], capture_output=True, text=True, cwd=REPO)
-        assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("speech pretrain: error: ")
+        code = speech_main(["pretrain", "--running-speech", str(LIBRISPEECH_MINI), "--out", str(tmp_path / "enc.pt"),
+                            *args])
+        err = capsys.readouterr().err
+        assert code == 2 and expected in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1 and err.startswith("speech pretrain: error: ")
     assert not (tmp_path / "enc.pt").exists()

@@ -12,7 +12,6 @@ import speech
 from speech.cli import main as speech_main
 
 
-@pytest.mark.slow
 def test_quickstart_runs_end_to_end_at_tiny_size(tmp_path, capsys):
     out = tmp_path / "qs"
     # small, but big enough to learn: 60 clips a word of about 55 voices, 10 epochs (about 30 s on one thread)

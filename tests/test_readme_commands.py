@@ -89,18 +89,12 @@ def readme_line(pattern: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def quickstart_model(tmp_path_factory) -> Path:
+def quickstart_model(tiny_quickstart) -> Path:
     """The quickstart's ONNX model, at a tiny size (the model the README's Live section is tried with first)."""
-    out = tmp_path_factory.mktemp("quickstart")
-    done = subprocess.run([sys.executable, "-m", "speech", "quickstart", "--out", str(out / "q"), "--per-word", "6",
-                           "--epochs", "1", "--stream-minutes", "0.5", "--real-data", str(out / "none")],
-                          cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out / "q" / "runs" / "quickstart" / "version_0" / "model.onnx"
+    out, _ = tiny_quickstart
+    return out / "runs" / "quickstart" / "version_0" / "model.onnx"
 
 
-@pytest.mark.slow
 def test_the_live_section_runs_as_written_with_the_quickstart_model(quickstart_model, tmp_path):
     """README "Live microphone and streaming": stream-test, calibrate (it stopped: "the 'validation' split is empty
     with split rule 'test_set'"), then live with the calibrated model. ``model.onnx``, ``st/``, ``st.json`` and
@@ -144,7 +138,6 @@ def python_block_call(start: str) -> ast.Call:
     raise AssertionError(f"no complete {start}...) in the README's Python block")
 
 
-@pytest.mark.slow
 def test_the_python_block_trains_on_a_synth_folder_as_written(tmp_path):
     """README "Use it from Python": ``speech.train("configs/quickstart.yaml", {...})`` on the folder ``speech synth``
     writes (README "Use your own keywords"). Without ``"data.labels": "all"`` it stopped: the 12 labels of the

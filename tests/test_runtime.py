@@ -213,7 +213,6 @@ def test_the_base_install_refuses_checkpoints_and_training_commands_in_one_line(
     assert summary.returncode == 0 and "bad files skipped: 0" in summary.stdout
 
 
-@pytest.mark.slow
 def test_a_fresh_pip_install_of_the_package_runs_live_without_torch(tiny_onnx, stream_wav, tmp_path, capsys):
     """``pip install .`` into a new virtual environment: no torch in it, ``speech live`` prints the full install's
     events, and the packaged model is installed with it (``speech live`` with no model runs it)."""
