@@ -234,6 +234,28 @@ def test_threads_default_follows_the_idle_cpus_and_every_command_takes_the_optio
     assert "--threads" in capsys.readouterr().out
 
 
+def test_threads_set_numpys_blas_pool_too(tiny_checkpoint):
+    """``--threads`` sets NumPy's BLAS pool as well as PyTorch's threads, for a checkpoint and for an ``.onnx``
+    (torch not involved): beside another job a pool of one thread per core made ``speech evaluate`` and ``speech
+    stream-test`` of an ``.onnx`` twice to three times slower (speech.utils.threads.limit_blas_threads)."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from speech.cli.live import open_model
+    from speech.cli.threads import apply_threads
+
+    def blas() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    with threadpool_limits(limits=3, user_api="blas"):  # a pool as a 3-core machine starts it; restored after
+        assert blas() == {3}
+        assert apply_threads(1) == 1 and blas() == {1} and torch.get_num_threads() == 1
+        scorer, _ = open_model("commands", "auto", 2)  # the packaged .onnx: ONNX Runtime's threads and the pool's
+        assert scorer.backend == "onnx" and scorer.intra_op_threads == 2 and blas() == {2}
+        scorer, _ = open_model(str(tiny_checkpoint), "auto", 1)
+        assert scorer.backend == "torch" and blas() == {1} and torch.get_num_threads() == 1
+
+
 def test_progress_reaches_a_log_file_as_plain_lines(caplog):
     """Issue #21 row 16: with stderr not a terminal (here: captured) the progress callback logs plain lines."""
     import logging

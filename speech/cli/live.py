@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from speech.cli.threads import add_threads_argument, apply_threads, resolve_threads
+from speech.cli.threads import add_threads_argument, apply_threads, limit_blas_threads, resolve_threads
 from speech.errors import SettingError
 from speech.streaming.detection import DetectorConfig
 from speech.streaming.engine import StreamingConfig
@@ -203,6 +203,8 @@ def open_model(model: str | None, backend: str, threads: int | str | None = 1):
     scorer, choice = open_named(model, backend, threads)
     if scorer.backend == "torch":
         apply_threads(threads)
+    else:  # torch is not loaded for an .onnx model: only NumPy's BLAS threads to set
+        limit_blas_threads(threads)
     return scorer, choice
 
 

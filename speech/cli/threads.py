@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from speech.utils.threads import AUTO, apply_threads, default_threads, resolve_threads, threads_value
+from speech.utils.threads import (
+    AUTO,
+    apply_threads,
+    default_threads,
+    limit_blas_threads,
+    resolve_threads,
+    threads_value,
+)
 
-__all__ = ["AUTO", "add_threads_argument", "apply_threads", "default_threads", "resolve_threads", "threads_value"]
+__all__ = ["AUTO", "add_threads_argument", "apply_threads", "default_threads", "limit_blas_threads", "resolve_threads",
+           "threads_value"]
 
 
 def add_threads_argument(parser, what: str = "PyTorch and ONNX Runtime", default: int | str = AUTO) -> None:
