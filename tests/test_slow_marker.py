@@ -12,8 +12,9 @@ from conftest import REPO
 TESTS = REPO / "tests"
 
 
-def marked_slow(node: ast.FunctionDef) -> bool:
-    return any(ast.unparse(d) == "pytest.mark.slow" for d in node.decorator_list)
+def slow_marker(node: ast.FunctionDef) -> ast.expr | None:
+    """The ``@pytest.mark.slow`` decorator of ``node``, if it has one."""
+    return next((d for d in node.decorator_list if ast.unparse(d) == "pytest.mark.slow"), None)
 
 
 def test_every_slow_test_names_a_default_test_of_its_feature():
@@ -24,11 +25,11 @@ def test_every_slow_test_names_a_default_test_of_its_feature():
         for node in ast.walk(ast.parse(text)):
             if not isinstance(node, ast.FunctionDef):
                 continue
-            if not marked_slow(node):
+            marker = slow_marker(node)
+            if marker is None:
                 default.add(node.name)
                 continue
-            (line,) = [lines[d.lineno - 1] for d in node.decorator_list if ast.unparse(d) == "pytest.mark.slow"]
-            found = re.search(r"# by default: .*?(\w+)\)?\s*$", line)
+            found = re.search(r"# by default: .*?(\w+)\)?\s*$", lines[marker.lineno - 1])
             named[f"{path.name}::{node.name}"] = found.group(1) if found else None
     assert named, "no slow test found: the marker's rule has nothing to check"
     unnamed = [test for test, counterpart in named.items() if counterpart is None]
