@@ -162,6 +162,17 @@ def trained_run(small_tree, cache_dir, tmp_path_factory) -> Path:
     return runs / "test" / "version_0"
 
 
+def script_module(name: str):
+    """``scripts/NAME`` imported as a module (the scripts are not a package), to call its functions or its
+    ``main(argv) -> exit code`` in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name.removesuffix('.py')}", REPO / "scripts" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # -- the README's first command at a tiny size, shared by test_next_commands and test_readme_commands ----------
 SPEECH_SCRIPT = Path(sys.executable).parent / "speech"  # where scripts/setup.sh installs it (.venv/bin/speech)
 PLAIN_PATH = "/usr/bin:/bin"  # the PATH of a shell after the README's set-up: no .venv/bin on it

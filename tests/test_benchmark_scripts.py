@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import LABELS_12, REPO, SC_V2_TEST
+from conftest import LABELS_12, REPO, SC_V2_TEST, script_module
 
 import speech
 from speech.audio.io import load_audio
@@ -33,17 +33,6 @@ def run_script(name: str, *args: str, timeout: float = 300) -> str:
     )
     assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
-
-
-def script_main(name: str):
-    """The ``main(argv) -> exit code`` of ``scripts/NAME``, imported, to run it in this process (a script's
-    bad-input cases need no new interpreter each)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"script_{name.removesuffix('.py')}", REPO / "scripts" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def test_bench_latency_times_every_back_end_with_equal_scores(tmp_path, tiny_checkpoint):
@@ -167,7 +156,7 @@ def test_plot_det_draws_running_speech_curves_and_refuses_bad_reports(tmp_path, 
     assert f"wrote {out}" in stdout and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the lower envelope: 0.6 (70 % at 4 per hour) is beaten by 0.7 (75 % at 1.5); mean of <= 1, 2, 5: (50+75+75)/3
     assert "| seed 0 | 50.0 / 50.0 / 75.0 / 75.0 % | 66.7 % |" in stdout
-    plot_det = script_main("plot_det.py")  # the rest in this process
+    plot_det = script_module("plot_det.py").main  # the rest in this process: no new interpreter a case
     capsys.readouterr()
     group = tmp_path / "group.png"  # yes and no weighted 10 : 30: 0.9 45 %, 0.7 67.5 %, 0.6 72.5 % (on the curve now)
     assert plot_det([f"two={good}", "--words", "yes,no", "--out", str(group)]) == 0

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PLAIN_PATH, REPO, SC_V2_TEST, SPEECH_SCRIPT
-
-SCRIPT = SPEECH_SCRIPT
+from conftest import PLAIN_PATH, REPO, SC_V2_TEST
+from conftest import SPEECH_SCRIPT as SCRIPT
 
 
 def program_in(cwd: Path, path: str) -> str:
@@ -45,8 +44,8 @@ def test_the_program_printed_is_the_one_that_runs(tmp_path):
 def test_the_quickstart_next_lines_run_as_printed(tiny_quickstart, tmp_path):
     """The quickstart run as the README's first command runs it (from the checkout, .venv/bin off the PATH), at a
     tiny size (conftest's ``tiny_quickstart``); then its Next: lines, each as printed. Placeholders are filled
-    (``some.wav``: a real clip); the microphone line needs a microphone and Ctrl-C (the microphone path: test_live_microphone.py); the download
-    reaches a closed local port instead of the internet (nothing else of the line changed), and the training on
+    (``some.wav``: a real clip); the microphone line needs a microphone and Ctrl-C (the microphone path:
+    test_live_microphone.py); the download reaches a closed local port instead of the internet (nothing else of the line changed), and the training on
     the downloaded set only parses its config (``--print_config``): no network and no GPU here."""
     env = {**os.environ, "PATH": PLAIN_PATH, "OMP_NUM_THREADS": "1"}
     prog = shlex.quote(os.path.relpath(SCRIPT, REPO))

@@ -8,7 +8,6 @@ carries it, and a missing or damaged packaged model, or a name that is none, is 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, SC_V2_TEST, SHARED_DATA
+from conftest import REPO, SC_V2_TEST, SHARED_DATA, script_module
 
 import speech
 from speech.cli import main
@@ -370,9 +369,7 @@ def test_the_api_error_classes():
 def test_the_model_card_blocks_are_the_cards_figures():
     """docs/model-card.md's generated blocks are what scripts/package_model.py writes from the card's JSON (no
     figure edited by hand), and the README links the card in its first lines."""
-    spec = importlib.util.spec_from_file_location("package_model", REPO / "scripts" / "package_model.py")
-    package_model = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package_model)
+    package_model = script_module("package_model.py")
     doc = (REPO / "docs" / "model-card.md").read_text()
     assert package_model.with_blocks(doc, package_model.card_blocks(CARD), "docs/model-card.md") == doc
     figures = CARD["figures"]["clip_accuracy"]["sc-v2-test-fit"]
